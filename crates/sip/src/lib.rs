@@ -13,6 +13,9 @@ pub mod name_addr;
 pub mod net;
 pub mod scan;
 pub mod uri;
+pub mod builder;
+pub mod rewrite;
+pub mod validate;
 pub mod via;
 
 pub use header::HeaderName;
