@@ -1,0 +1,88 @@
+//! The non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8).
+//!
+//! A non-INVITE client retransmits its request until it hears a final response, so the
+//! server side's whole job is to hand the request to the TU once and to answer every
+//! retransmission with the last response sent, for as long as retransmissions can
+//! still arrive (Timer J, 64*T1 over UDP; none over a stream).
+//!
+//! The layer also runs CANCEL through this machine, answering it itself (§9.2).
+
+use std::time::Duration;
+
+use sihai_sip::{Message, Peer};
+
+use crate::context::ServerCtx;
+use crate::timer::Timer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Trying,
+    Proceeding,
+    Completed,
+    Terminated,
+}
+
+impl State {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            State::Trying => "Trying",
+            State::Proceeding => "Proceeding",
+            State::Completed => "Completed",
+            State::Terminated => "Terminated",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ServerNonInvite {
+    state: State,
+    reply_to: Peer,
+    last_response: Option<Message>,
+}
+
+impl ServerNonInvite {
+    pub(crate) fn new(reply_to: Peer) -> ServerNonInvite {
+        ServerNonInvite { state: State::Trying, reply_to, last_response: None }
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.state == State::Terminated
+    }
+
+    /// The request came again. In Trying there is nothing to answer with yet: the
+    /// retransmission is absorbed, and the TU is not told twice.
+    pub(crate) fn on_retransmission(&mut self, ctx: &mut ServerCtx<'_>) {
+        if matches!(self.state, State::Proceeding | State::Completed)
+            && let Some(response) = &self.last_response
+        {
+            ctx.send(self.reply_to, response.wire());
+        }
+    }
+
+    pub(crate) fn on_tu_response(&mut self, ctx: &mut ServerCtx<'_>, response: Message) -> Result<(), State> {
+        if !matches!(self.state, State::Trying | State::Proceeding) {
+            return Err(self.state);
+        }
+        let provisional = response.status().is_some_and(|s| s < 200);
+        ctx.send(self.reply_to, response.wire());
+        self.last_response = Some(response);
+        if provisional {
+            self.state = State::Proceeding;
+            return Ok(());
+        }
+        self.state = State::Completed;
+        let wait = if self.reply_to.transport.is_reliable() { Duration::ZERO } else { ctx.config().t1x64() };
+        if wait.is_zero() {
+            self.state = State::Terminated;
+        } else {
+            ctx.arm(Timer::J, wait);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn on_timer(&mut self, _ctx: &mut ServerCtx<'_>, timer: Timer) {
+        if (self.state, timer) == (State::Completed, Timer::J) {
+            self.state = State::Terminated;
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! sipp, the load tool carriers use, against the running daemon over UDP and TCP:
+//! keep-alives, an INVITE answered with a final response and its ACK absorbed, and a
+//! retransmitted INVITE answered from its transaction.
+
+mod support;
+
+use support::{Daemon, sipp_uac};
+
+#[test]
+fn options_keepalive_over_udp_and_tcp() {
+    let daemon = Daemon::start("");
+    sipp_uac(&daemon, "options.xml", "u1", 50, 50);
+    sipp_uac(&daemon, "options.xml", "t1", 50, 50);
+}
+
+#[test]
+fn invite_gets_final_response_and_ack_is_absorbed() {
+    let daemon = Daemon::start("");
+    sipp_uac(&daemon, "invite_final.xml", "u1", 30, 30);
+    sipp_uac(&daemon, "invite_final.xml", "t1", 30, 30);
+}
+
+#[test]
+fn retransmitted_invite_is_answered_from_the_transaction() {
+    let daemon = Daemon::start("");
+    let run = sipp_uac(&daemon, "invite_retransmitted.xml", "u1", 20, 20);
+    assert!(
+        run.counter("Retransmissions(C)") > 0,
+        "sipp never had to retransmit:\n{}",
+        run.stats
+    );
+    assert_eq!(run.counter("SuccessfulCall(C)"), 20);
+}
