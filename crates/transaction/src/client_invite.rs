@@ -38,7 +38,14 @@ pub(crate) struct ClientInvite {
 
 impl ClientInvite {
     pub(crate) fn new(request: Message, destination: Peer) -> ClientInvite {
-        ClientInvite { state: State::Calling, request, destination, a_interval: Duration::ZERO, ack: None, cancelled: false }
+        ClientInvite {
+            state: State::Calling,
+            request,
+            destination,
+            a_interval: Duration::ZERO,
+            ack: None,
+            cancelled: false,
+        }
     }
 
     pub(crate) fn is_terminated(&self) -> bool {
@@ -81,11 +88,17 @@ impl ClientInvite {
                 ctx.disarm(Timer::A);
                 ctx.disarm(Timer::B);
                 ctx.disarm(Timer::CancelGuard);
-                let ack = MessageBuilder::ack_for(&self.request, &response).build().wire();
+                let ack = MessageBuilder::ack_for(&self.request, &response)
+                    .build()
+                    .wire();
                 ctx.send(self.destination, ack.clone());
                 self.ack = Some(ack);
                 self.state = State::Completed;
-                let wait = if self.destination.transport.is_reliable() { Duration::ZERO } else { ctx.config().timer_d() };
+                let wait = if self.destination.transport.is_reliable() {
+                    Duration::ZERO
+                } else {
+                    ctx.config().timer_d()
+                };
                 if wait.is_zero() {
                     self.state = State::Terminated;
                 } else {

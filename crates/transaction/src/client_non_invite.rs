@@ -33,7 +33,12 @@ pub(crate) struct ClientNonInvite {
 
 impl ClientNonInvite {
     pub(crate) fn new(request: Message, destination: Peer) -> ClientNonInvite {
-        ClientNonInvite { state: State::Trying, request, destination, e_interval: Duration::ZERO }
+        ClientNonInvite {
+            state: State::Trying,
+            request,
+            destination,
+            e_interval: Duration::ZERO,
+        }
     }
 
     pub(crate) fn is_terminated(&self) -> bool {
@@ -61,7 +66,11 @@ impl ClientNonInvite {
                 ctx.disarm(Timer::E);
                 ctx.disarm(Timer::F);
                 self.state = State::Completed;
-                let wait = if self.destination.transport.is_reliable() { Duration::ZERO } else { ctx.config().t4 };
+                let wait = if self.destination.transport.is_reliable() {
+                    Duration::ZERO
+                } else {
+                    ctx.config().t4
+                };
                 if wait.is_zero() {
                     self.state = State::Terminated;
                 } else {

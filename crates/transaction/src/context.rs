@@ -45,7 +45,10 @@ impl<K: Clone + Into<TransactionKey>> Ctx<'_, K> {
     }
 
     pub(crate) fn send(&mut self, destination: Peer, payload: Bytes) {
-        self.env.out.transmits.push_back(Transmit { destination, payload });
+        self.env.out.transmits.push_back(Transmit {
+            destination,
+            payload,
+        });
     }
 
     /// Arms (or re-arms) `timer` to fire `after` from now. A deadline beyond what
@@ -73,6 +76,9 @@ impl<K: Clone + Into<TransactionKey>> Ctx<'_, K> {
 impl Ctx<'_, ClientKey> {
     pub(crate) fn pass_up(&mut self, response: Message) {
         let key = self.key.clone();
-        self.env.out.events.push_back(Event::Response { key, response });
+        self.env
+            .out
+            .events
+            .push_back(Event::Response { key, response });
     }
 }

@@ -29,7 +29,12 @@ pub struct ServerKey(ServerId);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ServerId {
-    Branch { branch: Bytes, host: NoCase, port: Option<u16>, method: Bytes },
+    Branch {
+        branch: Bytes,
+        host: NoCase,
+        port: Option<u16>,
+        method: Bytes,
+    },
     /// Boxed: rare, and seven fields would make every key (and every event) larger.
     Legacy(Box<LegacyId>),
 }
@@ -66,7 +71,10 @@ pub(crate) enum ToTag {
 impl ClientKey {
     pub(crate) fn new(msg: &Message, branch: &str, method: Method<'_>) -> ClientKey {
         let buf = msg.as_bytes();
-        ClientKey { branch: share(buf, branch), method: method_bytes(buf, method) }
+        ClientKey {
+            branch: share(buf, branch),
+            method: method_bytes(buf, method),
+        }
     }
 
     /// The key a response belongs to, if it names a branch and a CSeq method at all.
@@ -79,7 +87,10 @@ impl ClientKey {
 
     /// The INVITE this CANCEL (same branch, §9.1) is about.
     pub(crate) fn invite_of_cancel(&self) -> ClientKey {
-        ClientKey { branch: self.branch.clone(), method: Bytes::from_static(b"INVITE") }
+        ClientKey {
+            branch: self.branch.clone(),
+            method: Bytes::from_static(b"INVITE"),
+        }
     }
 
     pub fn branch(&self) -> &str {
@@ -94,13 +105,23 @@ impl ClientKey {
 impl ServerKey {
     /// The key of the transaction `msg` belongs to if its method were `method`: ACK and
     /// CANCEL look for their INVITE this way.
-    pub(crate) fn new(msg: &Message, via: &Via<'_>, method: Method<'_>, to_tag: ToTag) -> Option<ServerKey> {
+    pub(crate) fn new(
+        msg: &Message,
+        via: &Via<'_>,
+        method: Method<'_>,
+        to_tag: ToTag,
+    ) -> Option<ServerKey> {
         let buf = msg.as_bytes();
         let method = method_bytes(buf, method);
         if via.has_rfc3261_branch() {
             let branch = share(buf, via.branch()?);
             let host = NoCase(share(buf, via.host));
-            return Some(ServerKey(ServerId::Branch { branch, host, port: via.port, method }));
+            return Some(ServerKey(ServerId::Branch {
+                branch,
+                host,
+                port: via.port,
+                method,
+            }));
         }
         let cseq = msg.cseq().ok()?;
         let to_tag = match to_tag {
@@ -122,10 +143,18 @@ impl ServerKey {
     pub(crate) fn as_invite(&self) -> ServerKey {
         let invite = Bytes::from_static(b"INVITE");
         match &self.0 {
-            ServerId::Branch { branch, host, port, .. } => {
-                ServerKey(ServerId::Branch { branch: branch.clone(), host: host.clone(), port: *port, method: invite })
-            }
-            ServerId::Legacy(id) => ServerKey(ServerId::Legacy(Box::new(LegacyId { method: invite, ..(**id).clone() }))),
+            ServerId::Branch {
+                branch, host, port, ..
+            } => ServerKey(ServerId::Branch {
+                branch: branch.clone(),
+                host: host.clone(),
+                port: *port,
+                method: invite,
+            }),
+            ServerId::Legacy(id) => ServerKey(ServerId::Legacy(Box::new(LegacyId {
+                method: invite,
+                ..(**id).clone()
+            }))),
         }
     }
 
@@ -171,15 +200,32 @@ impl fmt::Display for ClientKey {
 impl fmt::Display for ServerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            ServerId::Branch { branch, host, port, method } => {
-                write!(f, "server {} {} from {}", as_str(method), as_str(branch), as_str(&host.0))?;
+            ServerId::Branch {
+                branch,
+                host,
+                port,
+                method,
+            } => {
+                write!(
+                    f,
+                    "server {} {} from {}",
+                    as_str(method),
+                    as_str(branch),
+                    as_str(&host.0)
+                )?;
                 match port {
                     Some(port) => write!(f, ":{port}"),
                     None => Ok(()),
                 }
             }
             ServerId::Legacy(id) => {
-                write!(f, "server {} (RFC 2543) Call-ID {} CSeq {}", as_str(&id.method), as_str(&id.call_id), id.cseq)
+                write!(
+                    f,
+                    "server {} (RFC 2543) Call-ID {} CSeq {}",
+                    as_str(&id.method),
+                    as_str(&id.call_id),
+                    id.cseq
+                )
             }
         }
     }
@@ -275,10 +321,17 @@ mod tests {
 
     #[test]
     fn sent_by_host_is_case_insensitive_branch_is_not() {
-        let a = key("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP Host.Example:5060;branch=z9hG4bKx\r\n\r\n");
-        let b = key("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP host.example:5060;branch=z9hG4bKx\r\n\r\n");
-        let c = key("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP host.example:5060;branch=z9hG4bKX\r\n\r\n");
-        let d = key("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP host.example;branch=z9hG4bKx\r\n\r\n");
+        let a = key(
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP Host.Example:5060;branch=z9hG4bKx\r\n\r\n",
+        );
+        let b = key(
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP host.example:5060;branch=z9hG4bKx\r\n\r\n",
+        );
+        let c = key(
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP host.example:5060;branch=z9hG4bKX\r\n\r\n",
+        );
+        let d =
+            key("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP host.example;branch=z9hG4bKx\r\n\r\n");
         assert_eq!(a, b);
         let mut h = std::collections::HashSet::new();
         h.insert(a);
@@ -289,7 +342,9 @@ mod tests {
 
     #[test]
     fn key_parts_share_the_message_buffer() {
-        let m = parse("FOO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKabc\r\nCSeq: 1 FOO\r\n\r\n");
+        let m = parse(
+            "FOO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKabc\r\nCSeq: 1 FOO\r\n\r\n",
+        );
         let k = ClientKey::for_response(&m).unwrap();
         assert_eq!((k.branch(), k.method()), ("z9hG4bKabc", "FOO"));
         let buf = m.as_bytes().as_ptr_range();

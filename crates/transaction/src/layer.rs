@@ -47,7 +47,12 @@ struct Tx {
     peer: Peer,
 }
 
+/// Named after the four machines of §17.
 #[derive(Debug)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "the RFC's names for the four machines"
+)]
 enum Machine {
     ServerInvite(ServerKey, ServerInvite),
     ServerNonInvite(ServerKey, ServerNonInvite),
@@ -58,8 +63,12 @@ enum Machine {
 impl Machine {
     fn key(&self) -> TransactionKey {
         match self {
-            Machine::ServerInvite(k, _) | Machine::ServerNonInvite(k, _) => TransactionKey::Server(k.clone()),
-            Machine::ClientInvite(k, _) | Machine::ClientNonInvite(k, _) => TransactionKey::Client(k.clone()),
+            Machine::ServerInvite(k, _) | Machine::ServerNonInvite(k, _) => {
+                TransactionKey::Server(k.clone())
+            }
+            Machine::ClientInvite(k, _) | Machine::ClientNonInvite(k, _) => {
+                TransactionKey::Client(k.clone())
+            }
         }
     }
 
@@ -82,7 +91,16 @@ impl Tx {
         config: &'a TimerConfig,
         out: &'a mut Outputs,
     ) -> (&'a mut Machine, Env<'a>) {
-        (&mut self.machine, Env { now, config, id, armed: &mut self.armed, out })
+        (
+            &mut self.machine,
+            Env {
+                now,
+                config,
+                id,
+                armed: &mut self.armed,
+                out,
+            },
+        )
     }
 }
 
@@ -123,13 +141,27 @@ impl TransactionLayer {
 
     /// The TU answers the request of server transaction `key`. Refused once the
     /// transaction sent a final response, or when it is gone (terminated, timed out).
-    pub fn respond(&mut self, now: Instant, key: &ServerKey, response: Message) -> Result<(), TransactionError> {
-        let Some(status) = response.status() else { return Err(TransactionError::NotAResponse) };
-        let id = *self.servers.get(key).ok_or_else(|| TransactionError::NoSuchTransaction(key.clone()))?;
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        key: &ServerKey,
+        response: Message,
+    ) -> Result<(), TransactionError> {
+        let Some(status) = response.status() else {
+            return Err(TransactionError::NotAResponse);
+        };
+        let id = *self
+            .servers
+            .get(key)
+            .ok_or_else(|| TransactionError::NoSuchTransaction(Box::new(key.clone())))?;
         let result = self.tu_response(now, id, response);
         self.reap(id);
         self.prune_timers();
-        result.map_err(|state| TransactionError::InvalidState { key: key.clone(), status, state })
+        result.map_err(|state| TransactionError::InvalidState {
+            key: Box::new(key.clone()),
+            status,
+            state,
+        })
     }
 
     /// The TU starts a client transaction: `request` is sent to `destination` now and
@@ -150,7 +182,9 @@ impl TransactionLayer {
             }
             let via = request.top_via().map_err(TransactionError::Via)?;
             let Some(branch) = via.branch().filter(|_| via.has_rfc3261_branch()) else {
-                return Err(TransactionError::NotRfc3261Branch { branch: via.branch().map(str::to_owned) });
+                return Err(TransactionError::NotRfc3261Branch {
+                    branch: via.branch().map(str::to_owned),
+                });
             };
             let cseq = request.cseq().map_err(TransactionError::CSeq)?;
             if cseq.method != method {
@@ -167,7 +201,7 @@ impl TransactionLayer {
             (ClientKey::new(&request, branch, method), kind)
         };
         if self.clients.contains_key(&key) {
-            return Err(TransactionError::Duplicate(key));
+            return Err(TransactionError::Duplicate(Box::new(key)));
         }
         let machine = if kind == RequestKind::Invite {
             Machine::ClientInvite(key.clone(), ClientInvite::new(request, destination))
@@ -193,7 +227,9 @@ impl TransactionLayer {
                 break;
             }
             self.out.timers.pop();
-            let Some(tx) = self.slab.get_mut(id) else { continue };
+            let Some(tx) = self.slab.get_mut(id) else {
+                continue;
+            };
             if tx.armed.get(timer) != Some(at) {
                 continue;
             }
@@ -218,7 +254,12 @@ impl TransactionLayer {
         if !self.peers.contains_key(&destination) {
             return;
         }
-        let failed: Vec<TxId> = self.slab.iter().filter(|(_, tx)| tx.peer == destination).map(|(id, _)| id).collect();
+        let failed: Vec<TxId> = self
+            .slab
+            .iter()
+            .filter(|(_, tx)| tx.peer == destination)
+            .map(|(id, _)| id)
+            .collect();
         for id in failed {
             if let Some(tx) = self.slab.get(id) {
                 let key = tx.machine.key();
@@ -254,7 +295,9 @@ impl TransactionLayer {
 
     fn receive_request(&mut self, now: Instant, request: Message, source: Peer) {
         let (kind, key, reply_to) = {
-            let Some(method) = request.method() else { return };
+            let Some(method) = request.method() else {
+                return;
+            };
             let via = match request.top_via() {
                 Ok(via) => via,
                 Err(err) => {
@@ -299,17 +342,25 @@ impl TransactionLayer {
             Machine::ServerNonInvite(key.clone(), ServerNonInvite::new(reply_to))
         };
         self.insert(machine, reply_to);
-        self.out.events.push_back(Event::Request { key, request, source });
+        self.out.events.push_back(Event::Request {
+            key,
+            request,
+            source,
+        });
     }
 
     /// An ACK either belongs to an INVITE server transaction that sent a non-2xx final
     /// (absorbed there) or to a 2xx and so to the TU's dialog.
     fn receive_ack(&mut self, now: Instant, request: Message, source: Peer) {
         let Some(id) = self.invite_for_ack(&request) else {
-            self.out.events.push_back(Event::StrayAck { request, source });
+            self.out
+                .events
+                .push_back(Event::StrayAck { request, source });
             return;
         };
-        let Some(tx) = self.slab.get_mut(id) else { return };
+        let Some(tx) = self.slab.get_mut(id) else {
+            return;
+        };
         let (machine, env) = tx.split(now, id, &self.config, &mut self.out);
         if let Machine::ServerInvite(key, m) = machine
             && !m.on_ack(&mut Ctx { key, env })
@@ -342,11 +393,14 @@ impl TransactionLayer {
     /// of it only when that INVITE still waits for its final response.
     fn receive_cancel(&mut self, now: Instant, cancel: Message, key: ServerKey, reply_to: Peer) {
         let invite_key = key.as_invite();
-        let invite = self.servers.get(&invite_key).and_then(|&id| match self.slab.get(id).map(|tx| &tx.machine) {
-            Some(Machine::ServerInvite(_, m)) => {
-                Some((m.to_tag().map(str::to_owned), m.state() == server_invite::State::Proceeding))
+        let invite = self.servers.get(&invite_key).and_then(|&id| {
+            match self.slab.get(id).map(|tx| &tx.machine) {
+                Some(Machine::ServerInvite(_, m)) => Some((
+                    m.to_tag().map(str::to_owned),
+                    m.state() == server_invite::State::Proceeding,
+                )),
+                _ => None,
             }
-            _ => None,
         });
         let (status, tag, pending) = match invite {
             // Same To tag as the INVITE's responses, when the TU already chose one.
@@ -354,12 +408,18 @@ impl TransactionLayer {
             None => (481, None, false),
         };
         let tag = tag.unwrap_or_else(new_tag);
-        let response = MessageBuilder::response_to(&cancel, status, reason_phrase(status), Some(&tag)).build();
-        let id = self.insert(Machine::ServerNonInvite(key, ServerNonInvite::new(reply_to)), reply_to);
+        let response =
+            MessageBuilder::response_to(&cancel, status, reason_phrase(status), Some(&tag)).build();
+        let id = self.insert(
+            Machine::ServerNonInvite(key, ServerNonInvite::new(reply_to)),
+            reply_to,
+        );
         // A fresh transaction in Trying takes any response.
         let _ = self.tu_response(now, id, response);
         if pending {
-            self.out.events.push_back(Event::Cancelled { invite: invite_key });
+            self.out
+                .events
+                .push_back(Event::Cancelled { invite: invite_key });
         }
         self.reap(id);
     }
@@ -367,10 +427,14 @@ impl TransactionLayer {
     fn receive_response(&mut self, now: Instant, response: Message, source: Peer) {
         let id = ClientKey::for_response(&response).and_then(|key| self.clients.get(&key).copied());
         let Some(id) = id else {
-            self.out.events.push_back(Event::StrayResponse { response, source });
+            self.out
+                .events
+                .push_back(Event::StrayResponse { response, source });
             return;
         };
-        let Some(tx) = self.slab.get_mut(id) else { return };
+        let Some(tx) = self.slab.get_mut(id) else {
+            return;
+        };
         let (machine, env) = tx.split(now, id, &self.config, &mut self.out);
         match machine {
             Machine::ClientInvite(key, m) => m.on_response(&mut Ctx { key, env }, response),
@@ -381,7 +445,9 @@ impl TransactionLayer {
     }
 
     fn retransmission(&mut self, now: Instant, id: TxId) {
-        let Some(tx) = self.slab.get_mut(id) else { return };
+        let Some(tx) = self.slab.get_mut(id) else {
+            return;
+        };
         let (machine, env) = tx.split(now, id, &self.config, &mut self.out);
         match machine {
             Machine::ServerInvite(key, m) => m.on_retransmission(&mut Ctx { key, env }),
@@ -391,18 +457,31 @@ impl TransactionLayer {
     }
 
     /// Hands a response to a server machine; `Err` names the state that refused it.
-    fn tu_response(&mut self, now: Instant, id: TxId, response: Message) -> Result<(), &'static str> {
-        let Some(tx) = self.slab.get_mut(id) else { return Err("Terminated") };
+    fn tu_response(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        response: Message,
+    ) -> Result<(), &'static str> {
+        let Some(tx) = self.slab.get_mut(id) else {
+            return Err("Terminated");
+        };
         let (machine, env) = tx.split(now, id, &self.config, &mut self.out);
         match machine {
-            Machine::ServerInvite(key, m) => m.on_tu_response(&mut Ctx { key, env }, response).map_err(|s| s.name()),
-            Machine::ServerNonInvite(key, m) => m.on_tu_response(&mut Ctx { key, env }, response).map_err(|s| s.name()),
+            Machine::ServerInvite(key, m) => m
+                .on_tu_response(&mut Ctx { key, env }, response)
+                .map_err(|s| s.name()),
+            Machine::ServerNonInvite(key, m) => m
+                .on_tu_response(&mut Ctx { key, env }, response)
+                .map_err(|s| s.name()),
             Machine::ClientInvite(..) | Machine::ClientNonInvite(..) => Err("a client transaction"),
         }
     }
 
     fn start_client(&mut self, now: Instant, id: TxId) {
-        let Some(tx) = self.slab.get_mut(id) else { return };
+        let Some(tx) = self.slab.get_mut(id) else {
+            return;
+        };
         let (machine, env) = tx.split(now, id, &self.config, &mut self.out);
         match machine {
             Machine::ClientInvite(key, m) => m.start(&mut Ctx { key, env }),
@@ -412,7 +491,9 @@ impl TransactionLayer {
     }
 
     fn cancel_sent(&mut self, now: Instant, id: TxId) {
-        let Some(tx) = self.slab.get_mut(id) else { return };
+        let Some(tx) = self.slab.get_mut(id) else {
+            return;
+        };
         let (machine, env) = tx.split(now, id, &self.config, &mut self.out);
         if let Machine::ClientInvite(key, m) = machine {
             m.on_cancel_sent(&mut Ctx { key, env });
@@ -421,7 +502,11 @@ impl TransactionLayer {
 
     fn insert(&mut self, machine: Machine, peer: Peer) -> TxId {
         let key = machine.key();
-        let id = self.slab.insert(Tx { machine, armed: Armed::default(), peer });
+        let id = self.slab.insert(Tx {
+            machine,
+            armed: Armed::default(),
+            peer,
+        });
         match key {
             TransactionKey::Server(k) => self.servers.insert(k, id),
             TransactionKey::Client(k) => self.clients.insert(k, id),
@@ -432,13 +517,19 @@ impl TransactionLayer {
 
     /// Removes the transaction if its machine reached Terminated.
     fn reap(&mut self, id: TxId) {
-        if self.slab.get(id).is_some_and(|tx| tx.machine.is_terminated()) {
+        if self
+            .slab
+            .get(id)
+            .is_some_and(|tx| tx.machine.is_terminated())
+        {
             self.remove(id);
         }
     }
 
     fn remove(&mut self, id: TxId) {
-        let Some(tx) = self.slab.remove(id) else { return };
+        let Some(tx) = self.slab.remove(id) else {
+            return;
+        };
         let key = tx.machine.key();
         match &key {
             TransactionKey::Server(k) => {
@@ -466,7 +557,10 @@ impl TransactionLayer {
     /// ended early), sweeps them all at once.
     fn prune_timers(&mut self) {
         let slab = &self.slab;
-        let live = |at: Instant, id: TxId, timer: Timer| slab.get(id).is_some_and(|tx| tx.armed.get(timer) == Some(at));
+        let live = |at: Instant, id: TxId, timer: Timer| {
+            slab.get(id)
+                .is_some_and(|tx| tx.armed.get(timer) == Some(at))
+        };
         while let Some((at, id, timer)) = self.out.timers.peek() {
             if live(at, id, timer) {
                 break;
@@ -506,25 +600,45 @@ impl Slab {
             Some(index) => {
                 let slot = &mut self.slots[index];
                 slot.tx = Some(tx);
-                TxId { index, generation: slot.generation }
+                TxId {
+                    index,
+                    generation: slot.generation,
+                }
             }
             None => {
-                self.slots.push(Slot { generation: 0, tx: Some(tx) });
-                TxId { index: self.slots.len() - 1, generation: 0 }
+                self.slots.push(Slot {
+                    generation: 0,
+                    tx: Some(tx),
+                });
+                TxId {
+                    index: self.slots.len() - 1,
+                    generation: 0,
+                }
             }
         }
     }
 
     fn get(&self, id: TxId) -> Option<&Tx> {
-        self.slots.get(id.index).filter(|s| s.generation == id.generation)?.tx.as_ref()
+        self.slots
+            .get(id.index)
+            .filter(|s| s.generation == id.generation)?
+            .tx
+            .as_ref()
     }
 
     fn get_mut(&mut self, id: TxId) -> Option<&mut Tx> {
-        self.slots.get_mut(id.index).filter(|s| s.generation == id.generation)?.tx.as_mut()
+        self.slots
+            .get_mut(id.index)
+            .filter(|s| s.generation == id.generation)?
+            .tx
+            .as_mut()
     }
 
     fn remove(&mut self, id: TxId) -> Option<Tx> {
-        let slot = self.slots.get_mut(id.index).filter(|s| s.generation == id.generation)?;
+        let slot = self
+            .slots
+            .get_mut(id.index)
+            .filter(|s| s.generation == id.generation)?;
         let tx = slot.tx.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
@@ -534,7 +648,60 @@ impl Slab {
 
     fn iter(&self) -> impl Iterator<Item = (TxId, &Tx)> {
         self.slots.iter().enumerate().filter_map(|(index, slot)| {
-            slot.tx.as_ref().map(|tx| (TxId { index, generation: slot.generation }, tx))
+            slot.tx.as_ref().map(|tx| {
+                (
+                    TxId {
+                        index,
+                        generation: slot.generation,
+                    },
+                    tx,
+                )
+            })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use sihai_sip::Transport;
+
+    fn options(i: usize) -> Message {
+        let text = format!(
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bK{i}\r\n\
+             From: <sip:c@d>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: {i}\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        );
+        Message::parse(Bytes::from(text)).unwrap()
+    }
+
+    #[test]
+    fn timers_of_transactions_that_ended_early_are_swept() {
+        let mut layer = TransactionLayer::new(TimerConfig::default());
+        let now = Instant::now();
+        let udp = |a: &str| Peer::new(Transport::Udp, a.parse().unwrap());
+        // A live transaction whose Timer E heads the queue, so that popping stale entries
+        // off the top cannot reach the ones behind it.
+        layer
+            .send_request(now, options(0), udp("198.51.100.30:5060"))
+            .unwrap();
+        let failing = udp("198.51.100.20:5060");
+        for i in 1..3000 {
+            layer.send_request(now, options(i), failing).unwrap();
+            // E and F armed; the transport fails at once and both go stale.
+            layer.handle_transport_error(now, failing);
+        }
+        assert_eq!(layer.len(), 1);
+        assert_eq!(layer.poll_timeout(), Some(now + Duration::from_millis(500)));
+        assert!(
+            layer.out.timers.len() <= 1024,
+            "{} timers kept",
+            layer.out.timers.len()
+        );
+        layer.handle_timeout(now + Duration::from_secs(40));
+        assert_eq!(layer.len(), 0);
+        assert_eq!(layer.out.timers.len(), 0);
     }
 }

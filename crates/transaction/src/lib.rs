@@ -4,7 +4,7 @@
 //! The layer owns no socket, no thread and no clock. The caller feeds it what happened
 //! ([`TransactionLayer::handle_received`], [`TransactionLayer::send_request`],
 //! [`TransactionLayer::respond`], [`TransactionLayer::handle_timeout`],
-//! [`TransactionLayer::handle_transport_error`]) with the current [`Instant`], then
+//! [`TransactionLayer::handle_transport_error`]) with the current [`Instant`](std::time::Instant), then
 //! drains what it wants done ([`TransactionLayer::poll_transmit`],
 //! [`TransactionLayer::poll_event`]) and sleeps until
 //! [`TransactionLayer::poll_timeout`]. Keeping time and I/O outside means every timer
@@ -62,7 +62,11 @@ pub struct TimerConfig {
 
 impl Default for TimerConfig {
     fn default() -> Self {
-        TimerConfig { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
+        TimerConfig {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
     }
 }
 
@@ -71,7 +75,11 @@ impl TimerConfig {
     /// is at least 1 ms and T2 at least T1.
     pub(crate) fn sanitized(self) -> TimerConfig {
         let t1 = self.t1.max(Duration::from_millis(1));
-        TimerConfig { t1, t2: self.t2.max(t1), t4: self.t4 }
+        TimerConfig {
+            t1,
+            t2: self.t2.max(t1),
+            t4: self.t4,
+        }
     }
 
     /// 64*T1: Timers B, F, H and J.
@@ -99,7 +107,11 @@ pub enum Event {
     /// A new request, with the server transaction created for it. Retransmissions of it
     /// are absorbed and never come up again. Never an ACK (ACK has no transaction) and
     /// never a CANCEL (the layer answers those itself; see [`Event::Cancelled`]).
-    Request { key: ServerKey, request: Message, source: Peer },
+    Request {
+        key: ServerKey,
+        request: Message,
+        source: Peer,
+    },
     /// An ACK that matched no INVITE server transaction: the ACK for a 2xx, which
     /// belongs to the dialog (§17.2.3, §13.3.1.4).
     StrayAck { request: Message, source: Peer },

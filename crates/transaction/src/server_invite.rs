@@ -50,7 +50,12 @@ pub(crate) struct ServerInvite {
 
 impl ServerInvite {
     pub(crate) fn new(reply_to: Peer) -> ServerInvite {
-        ServerInvite { state: State::Proceeding, reply_to, last_response: None, g_interval: Duration::ZERO }
+        ServerInvite {
+            state: State::Proceeding,
+            reply_to,
+            last_response: None,
+            g_interval: Duration::ZERO,
+        }
     }
 
     pub(crate) fn state(&self) -> State {
@@ -95,7 +100,11 @@ impl ServerInvite {
                 ctx.disarm(Timer::H);
                 self.state = State::Confirmed;
                 // Timer I absorbs ACK retransmissions; a stream delivers none.
-                let wait = if self.reply_to.transport.is_reliable() { Duration::ZERO } else { ctx.config().t4 };
+                let wait = if self.reply_to.transport.is_reliable() {
+                    Duration::ZERO
+                } else {
+                    ctx.config().t4
+                };
                 if wait.is_zero() {
                     self.state = State::Terminated;
                 } else {
@@ -109,7 +118,11 @@ impl ServerInvite {
     }
 
     /// The TU answers. Refused (with the state's name) once a final response was sent.
-    pub(crate) fn on_tu_response(&mut self, ctx: &mut ServerCtx<'_>, response: Message) -> Result<(), State> {
+    pub(crate) fn on_tu_response(
+        &mut self,
+        ctx: &mut ServerCtx<'_>,
+        response: Message,
+    ) -> Result<(), State> {
         if self.state != State::Proceeding {
             return Err(self.state);
         }

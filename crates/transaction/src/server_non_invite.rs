@@ -42,7 +42,11 @@ pub(crate) struct ServerNonInvite {
 
 impl ServerNonInvite {
     pub(crate) fn new(reply_to: Peer) -> ServerNonInvite {
-        ServerNonInvite { state: State::Trying, reply_to, last_response: None }
+        ServerNonInvite {
+            state: State::Trying,
+            reply_to,
+            last_response: None,
+        }
     }
 
     pub(crate) fn is_terminated(&self) -> bool {
@@ -59,7 +63,11 @@ impl ServerNonInvite {
         }
     }
 
-    pub(crate) fn on_tu_response(&mut self, ctx: &mut ServerCtx<'_>, response: Message) -> Result<(), State> {
+    pub(crate) fn on_tu_response(
+        &mut self,
+        ctx: &mut ServerCtx<'_>,
+        response: Message,
+    ) -> Result<(), State> {
         if !matches!(self.state, State::Trying | State::Proceeding) {
             return Err(self.state);
         }
@@ -71,7 +79,11 @@ impl ServerNonInvite {
             return Ok(());
         }
         self.state = State::Completed;
-        let wait = if self.reply_to.transport.is_reliable() { Duration::ZERO } else { ctx.config().t1x64() };
+        let wait = if self.reply_to.transport.is_reliable() {
+            Duration::ZERO
+        } else {
+            ctx.config().t1x64()
+        };
         if wait.is_zero() {
             self.state = State::Terminated;
         } else {

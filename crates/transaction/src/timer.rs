@@ -73,7 +73,10 @@ impl PartialOrd for Entry {
 impl Ord for Entry {
     /// Reversed: `BinaryHeap` is a max-heap and we want the earliest deadline on top.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.at.cmp(&self.at).then_with(|| other.seq.cmp(&self.seq))
+        other
+            .at
+            .cmp(&self.at)
+            .then_with(|| other.seq.cmp(&self.seq))
     }
 }
 
@@ -86,7 +89,12 @@ pub(crate) struct TimerQueue {
 impl TimerQueue {
     pub(crate) fn push(&mut self, at: Instant, id: TxId, timer: Timer) {
         self.seq += 1;
-        self.heap.push(Entry { at, seq: self.seq, id, timer });
+        self.heap.push(Entry {
+            at,
+            seq: self.seq,
+            id,
+            timer,
+        });
     }
 
     pub(crate) fn peek(&self) -> Option<(Instant, TxId, Timer)> {
@@ -113,16 +121,28 @@ pub(crate) struct Armed([Option<(Timer, Instant)>; 2]);
 
 impl Armed {
     pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
-        self.0.iter().flatten().find(|(t, _)| *t == timer).map(|(_, at)| *at)
+        self.0
+            .iter()
+            .flatten()
+            .find(|(t, _)| *t == timer)
+            .map(|(_, at)| *at)
     }
 
     pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
-        let slot = match self.0.iter().position(|s| s.is_some_and(|(t, _)| t == timer)) {
+        let slot = match self
+            .0
+            .iter()
+            .position(|s| s.is_some_and(|(t, _)| t == timer))
+        {
             Some(i) => i,
             None => match self.0.iter().position(Option::is_none) {
                 Some(i) => i,
                 None => {
-                    debug_assert!(false, "more than two timers armed: {:?} and {timer:?}", self.0);
+                    debug_assert!(
+                        false,
+                        "more than two timers armed: {:?} and {timer:?}",
+                        self.0
+                    );
                     1
                 }
             },
@@ -147,7 +167,10 @@ mod tests {
     #[test]
     fn earliest_first_ties_in_arming_order() {
         let t0 = Instant::now();
-        let id = TxId { index: 0, generation: 0 };
+        let id = TxId {
+            index: 0,
+            generation: 0,
+        };
         let mut q = TimerQueue::default();
         q.push(t0 + Duration::from_secs(2), id, Timer::B);
         q.push(t0 + Duration::from_secs(1), id, Timer::A);

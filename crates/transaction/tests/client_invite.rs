@@ -24,10 +24,19 @@ fn timer_a_doubles_without_cap_until_timer_b() {
     let times: Vec<u128> = sent.iter().map(|(at, _)| at.as_millis()).collect();
     // 0, then A = 500 ms, 1 s, 2 s, 4 s, 8 s, 16 s; B = 64*T1 = 32 s stops it.
     assert_eq!(times, [0, 500, 1500, 3500, 7500, 15500, 31500]);
-    assert!(sent.iter().all(|(_, t)| t.destination == uas() && first_word(t) == "INVITE"));
-    assert!(sent.iter().all(|(_, t)| t.payload == sent[0].1.payload), "retransmissions are byte-identical");
+    assert!(
+        sent.iter()
+            .all(|(_, t)| t.destination == uas() && first_word(t) == "INVITE")
+    );
+    assert!(
+        sent.iter().all(|(_, t)| t.payload == sent[0].1.payload),
+        "retransmissions are byte-identical"
+    );
     let events = h.take_events();
-    assert_eq!(events.iter().map(|(_, e)| describe(e)).collect::<Vec<_>>(), ["Timeout", "Terminated"]);
+    assert_eq!(
+        events.iter().map(|(_, e)| describe(e)).collect::<Vec<_>>(),
+        ["Timeout", "Terminated"]
+    );
     assert_eq!(events[0].0, secs(32));
     assert!(matches!(&events[0].1, Event::Timeout { key: k } if *k == client(&key)));
     assert_eq!(h.layer.len(), 0);
@@ -54,11 +63,19 @@ fn provisional_stops_retransmissions_and_timer_b() {
     h.recv(&resp(&invite, 100, None), uas());
     h.recv(&resp(&invite, 180, Some("callee")), uas());
     let events = h.take_events();
-    assert!(matches!(&events[0].1, Event::Response { key: k, response } if *k == key && response.status() == Some(100)));
+    assert!(
+        matches!(&events[0].1, Event::Response { key: k, response } if *k == key && response.status() == Some(100))
+    );
     assert_eq!(describe(&events[1].1), "Response 180");
     h.run_until(secs(300));
-    assert_eq!(h.sent_summary(), [(0, "INVITE".into()), (500, "INVITE".into())]);
-    assert!(h.event_names().is_empty(), "no Timer B in Proceeding (§17.1.1.2)");
+    assert_eq!(
+        h.sent_summary(),
+        [(0, "INVITE".into()), (500, "INVITE".into())]
+    );
+    assert!(
+        h.event_names().is_empty(),
+        "no Timer B in Proceeding (§17.1.1.2)"
+    );
     assert_eq!(h.layer.len(), 1);
     assert_eq!(h.layer.poll_timeout(), None);
 
@@ -75,15 +92,23 @@ fn two_xx_passes_up_and_ends_the_transaction_retransmissions_are_stray() {
     let ok = resp(&invite, 200, Some("callee"));
     h.recv(&ok, uas());
     let events = h.take_events();
-    assert!(matches!(&events[0].1, Event::Response { key: k, response } if *k == key && response.status() == Some(200)));
+    assert!(
+        matches!(&events[0].1, Event::Response { key: k, response } if *k == key && response.status() == Some(200))
+    );
     assert!(matches!(&events[1].1, Event::Terminated { key: k } if *k == client(&key)));
-    assert_eq!(h.sent_summary(), [(0, "INVITE".into())], "the ACK for a 2xx is the TU's");
+    assert_eq!(
+        h.sent_summary(),
+        [(0, "INVITE".into())],
+        "the ACK for a 2xx is the TU's"
+    );
     assert_eq!(h.layer.poll_timeout(), None);
 
     h.recv(&ok, uas());
     let events = h.take_events();
-    assert!(matches!(&events[..], [(_, Event::StrayResponse { response, source })]
-        if response.status() == Some(200) && *source == uas()));
+    assert!(
+        matches!(&events[..], [(_, Event::StrayResponse { response, source })]
+        if response.status() == Some(200) && *source == uas())
+    );
 }
 
 #[test]
@@ -96,16 +121,26 @@ fn non_2xx_final_is_acked_once_passed_up_once_and_reacked_on_retransmission() {
     let busy = resp(&invite, 486, Some("callee"));
     h.recv(&busy, uas());
     let events = h.take_events();
-    assert!(matches!(&events[..], [(_, Event::Response { key: k, response })] if *k == key && response.status() == Some(486)));
+    assert!(
+        matches!(&events[..], [(_, Event::Response { key: k, response })] if *k == key && response.status() == Some(486))
+    );
 
     let sent = h.take_sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].1.destination, uas(), "the ACK goes where the INVITE went (§17.1.1.3)");
+    assert_eq!(
+        sent[0].1.destination,
+        uas(),
+        "the ACK goes where the INVITE went (§17.1.1.3)"
+    );
     let ack = sent_msg(&sent[0].1);
     let original = parse(&invite);
     assert_eq!(ack.method(), Some(Method::Ack));
     assert_eq!(ack.request_uri(), original.request_uri());
-    assert_eq!(ack.top_via().unwrap().branch(), Some(BRANCH), "same branch as the INVITE");
+    assert_eq!(
+        ack.top_via().unwrap().branch(),
+        Some(BRANCH),
+        "same branch as the INVITE"
+    );
     assert_eq!(ack.cseq().unwrap().seq, 1);
     assert_eq!(ack.cseq().unwrap().method, Method::Ack);
     assert_eq!(ack.to().unwrap().tag(), Some("callee"));
@@ -146,7 +181,10 @@ fn timer_d_is_zero_over_tcp() {
 
 #[test]
 fn timer_d_covers_the_servers_timer_h_when_t1_is_large() {
-    let mut h = Harness::new(TimerConfig { t1: secs(1), ..TimerConfig::default() });
+    let mut h = Harness::new(TimerConfig {
+        t1: secs(1),
+        ..TimerConfig::default()
+    });
     let invite = our("INVITE");
     h.send(&invite, uas()).unwrap();
     h.recv(&resp(&invite, 480, Some("callee")), uas());
@@ -180,10 +218,16 @@ fn responses_match_on_branch_and_cseq_method() {
     h.recv(&cancel_ok, uas());
     assert_eq!(h.event_names(), ["StrayResponse 200"]);
     // Another branch: not ours either.
-    h.recv(&resp(&invite, 180, Some("x")).replace(BRANCH, "z9hG4bK-other"), uas());
+    h.recv(
+        &resp(&invite, 180, Some("x")).replace(BRANCH, "z9hG4bK-other"),
+        uas(),
+    );
     assert_eq!(h.event_names(), ["StrayResponse 180"]);
     // No branch at all, no CSeq: stray, never a panic.
-    h.recv("SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 198.51.100.1\r\n\r\n", uas());
+    h.recv(
+        "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 198.51.100.1\r\n\r\n",
+        uas(),
+    );
     h.recv("SIP/2.0 180 Ringing\r\n\r\n", uas());
     assert_eq!(h.event_names(), ["StrayResponse 180", "StrayResponse 180"]);
     assert_eq!(h.layer.len(), 1);
@@ -198,7 +242,10 @@ fn cancel_runs_its_own_transaction_and_guards_the_invite() {
     h.recv(&resp(&invite, 180, Some("callee")), uas());
     let cancel = our("CANCEL");
     let cancel_key = h.send(&cancel, uas()).unwrap();
-    assert_eq!((cancel_key.method(), cancel_key.branch()), ("CANCEL", BRANCH));
+    assert_eq!(
+        (cancel_key.method(), cancel_key.branch()),
+        ("CANCEL", BRANCH)
+    );
     assert_ne!(cancel_key, key);
     h.recv(&resp(&cancel, 200, Some("callee")), uas());
     let events = h.take_events();
@@ -206,11 +253,17 @@ fn cancel_runs_its_own_transaction_and_guards_the_invite() {
 
     // The callee never sends 487: 64*T1 after the CANCEL the INVITE is given up (§9.1).
     h.run_until(ms(32_999));
-    assert_eq!(h.layer.len(), 1, "the CANCEL's transaction ended with Timer K; the INVITE waits");
+    assert_eq!(
+        h.layer.len(),
+        1,
+        "the CANCEL's transaction ended with Timer K; the INVITE waits"
+    );
     h.run_until(secs(33));
     let events = h.take_events();
     let at_33: Vec<_> = events.iter().filter(|(at, _)| *at == secs(33)).collect();
-    assert!(matches!(&at_33[..], [(_, Event::Timeout { key: k }), (_, Event::Terminated { .. })] if *k == client(&key)));
+    assert!(
+        matches!(&at_33[..], [(_, Event::Timeout { key: k }), (_, Event::Terminated { .. })] if *k == client(&key))
+    );
     assert_eq!(h.layer.len(), 0);
 }
 
@@ -224,8 +277,16 @@ fn cancel_sent_in_calling_arms_the_guard_once_proceeding() {
     h.recv(&resp(&invite, 183, Some("callee")), uas());
     h.take_events();
     h.run_until(ms(41_999));
-    assert_eq!(h.layer.len(), 1, "the CANCEL's transaction timed out; the INVITE waits");
-    assert_eq!(h.event_names(), ["Timeout", "Terminated"], "the CANCEL's Timer F");
+    assert_eq!(
+        h.layer.len(),
+        1,
+        "the CANCEL's transaction timed out; the INVITE waits"
+    );
+    assert_eq!(
+        h.event_names(),
+        ["Timeout", "Terminated"],
+        "the CANCEL's Timer F"
+    );
     h.run_until(secs(42));
     assert_eq!(h.event_names(), ["Timeout", "Terminated"]);
 }
@@ -258,17 +319,35 @@ fn send_request_refusals() {
         h.send(&invite.replace(&format!(";branch={BRANCH}"), ""), uas()),
         Err(TransactionError::NotRfc3261Branch { branch: None })
     ));
-    assert!(matches!(h.send(&invite.replace(BRANCH, "z9hG4bK"), uas()), Err(TransactionError::NotRfc3261Branch { .. })));
-    assert_eq!(h.send(&our("ACK"), uas()), Err(TransactionError::AckIsNotATransaction));
+    assert!(matches!(
+        h.send(&invite.replace(BRANCH, "z9hG4bK"), uas()),
+        Err(TransactionError::NotRfc3261Branch { .. })
+    ));
+    assert_eq!(
+        h.send(&our("ACK"), uas()),
+        Err(TransactionError::AckIsNotATransaction)
+    );
     assert!(matches!(
         h.send(&invite.replace("CSeq: 1 INVITE", "CSeq: 1 BYE"), uas()),
         Err(TransactionError::CSeqMismatch { .. })
     ));
-    assert!(matches!(h.send(&invite.replace("CSeq: 1 INVITE\r\n", ""), uas()), Err(TransactionError::CSeq(_))));
-    assert!(matches!(h.send(&invite.replace("Via: ", "X-Via: "), uas()), Err(TransactionError::Via(_))));
-    assert_eq!(h.send(&resp(&invite, 200, None), uas()), Err(TransactionError::NotARequest));
+    assert!(matches!(
+        h.send(&invite.replace("CSeq: 1 INVITE\r\n", ""), uas()),
+        Err(TransactionError::CSeq(_))
+    ));
+    assert!(matches!(
+        h.send(&invite.replace("Via: ", "X-Via: "), uas()),
+        Err(TransactionError::Via(_))
+    ));
+    assert_eq!(
+        h.send(&resp(&invite, 200, None), uas()),
+        Err(TransactionError::NotARequest)
+    );
     let key = h.send(&invite, uas()).unwrap();
-    assert_eq!(h.send(&invite, uas()), Err(TransactionError::Duplicate(key)));
+    assert_eq!(
+        h.send(&invite, uas()),
+        Err(TransactionError::Duplicate(Box::new(key)))
+    );
     assert_eq!(h.layer.len(), 1);
     assert_eq!(h.sent_summary().len(), 1, "refused requests are not sent");
 }
@@ -278,11 +357,18 @@ fn transport_error_fails_only_the_transactions_to_that_peer() {
     let mut h = Harness::default();
     let invite = our("INVITE");
     let key = h.send(&invite, uas()).unwrap();
-    let other = h.send(&our("OPTIONS").replace(BRANCH, "z9hG4bK-o"), udp("198.51.100.30:5060")).unwrap();
+    let other = h
+        .send(
+            &our("OPTIONS").replace(BRANCH, "z9hG4bK-o"),
+            udp("198.51.100.30:5060"),
+        )
+        .unwrap();
     h.transport_error(uas());
     let events = h.take_events();
-    assert!(matches!(&events[..], [(_, Event::TransportError { key: a }), (_, Event::Terminated { key: b })]
-        if *a == client(&key) && *b == client(&key)));
+    assert!(
+        matches!(&events[..], [(_, Event::TransportError { key: a }), (_, Event::Terminated { key: b })]
+        if *a == client(&key) && *b == client(&key))
+    );
     assert_eq!(h.layer.len(), 1);
     h.transport_error(uas());
     assert!(h.event_names().is_empty());
@@ -290,4 +376,28 @@ fn transport_error_fails_only_the_transactions_to_that_peer() {
     let events = h.take_events();
     assert!(matches!(&events[0].1, Event::TransportError { key: k } if *k == client(&other)));
     assert_eq!(h.layer.poll_timeout(), None);
+}
+
+#[test]
+fn a_reused_key_does_not_inherit_the_old_transactions_timers() {
+    let mut h = Harness::default();
+    let invite = our("INVITE");
+    h.send(&invite, uas()).unwrap();
+    h.run_until(ms(100));
+    h.recv(&resp(&invite, 200, Some("callee")), uas());
+    h.run_until(ms(200));
+    // Same branch again (a TU bug, or a deliberate resend): a fresh transaction whose
+    // slot and key are those of the old one, whose A (0.5 s) and B (32 s) are stale.
+    h.send(&invite, uas()).unwrap();
+    h.take_events();
+    h.run_until(secs(40));
+    let times: Vec<u128> = h.take_sent().iter().map(|(at, _)| at.as_millis()).collect();
+    assert_eq!(times, [0, 200, 700, 1700, 3700, 7700, 15700, 31700]);
+    let events = h.take_events();
+    assert_eq!(
+        events[0].0,
+        ms(32_200),
+        "Timer B of the new transaction, not the old one"
+    );
+    assert_eq!(describe(&events[0].1), "Timeout");
 }

@@ -26,9 +26,17 @@ fn trying_absorbs_proceeding_and_completed_answer_with_last_response() {
     h.respond(&key, &resp(&options, 200, Some("t"))).unwrap();
     h.run_until(secs(10));
     h.recv(&options, uac());
-    assert_eq!(h.sent_summary(), [(0, "200".into()), (10_000, "200".into())]);
+    assert_eq!(
+        h.sent_summary(),
+        [(0, "200".into()), (10_000, "200".into())]
+    );
     assert!(h.event_names().is_empty());
-    assert!(h.respond(&key, &resp(&options, 500, Some("t"))).unwrap_err().to_string().contains("Completed"));
+    assert!(
+        h.respond(&key, &resp(&options, 500, Some("t")))
+            .unwrap_err()
+            .to_string()
+            .contains("Completed")
+    );
 }
 
 #[test]
@@ -40,10 +48,15 @@ fn timer_j_is_64_t1_over_udp() {
     h.run_until(ms(31_999));
     assert_eq!(h.layer.len(), 1);
     assert_eq!(h.layer.poll_timeout(), Some(h.t0 + secs(32)));
-    assert!(h.take_sent().len() == 1, "no retransmission of non-INVITE responses on a timer");
+    assert!(
+        h.take_sent().len() == 1,
+        "no retransmission of non-INVITE responses on a timer"
+    );
     h.run_until(secs(32));
     let events = h.take_events();
-    assert!(matches!(&events[..], [(at, Event::Terminated { key: k })] if *at == secs(32) && *k == server(&key)));
+    assert!(
+        matches!(&events[..], [(at, Event::Terminated { key: k })] if *at == secs(32) && *k == server(&key))
+    );
     assert_eq!(h.layer.len(), 0);
 
     // After J, a retransmission would be a new request: that is why J lasts 64*T1.
@@ -74,7 +87,10 @@ fn a_request_with_another_method_or_sent_by_is_another_transaction() {
     // Same branch, different method (not ACK/CANCEL): §17.2.3 makes it distinct.
     let b = h.recv_new(&req("INFO", BRANCH), uac());
     // Same branch and method from another sent-by: distinct too.
-    let c = h.recv_new(&options.replace("192.0.2.10:5060;", "192.0.2.11:5060;"), udp("192.0.2.11:5060"));
+    let c = h.recv_new(
+        &options.replace("192.0.2.10:5060;", "192.0.2.11:5060;"),
+        udp("192.0.2.11:5060"),
+    );
     // Host names in sent-by compare case-insensitively.
     let named = options.replace("192.0.2.10:5060;", "trunk.example:5060;");
     let d = h.recv_new(&named, uac());
@@ -95,6 +111,6 @@ fn response_without_pending_transaction_is_refused() {
     h.run_until(secs(40));
     assert!(matches!(
         h.respond(&key, &resp(&options, 200, Some("t"))),
-        Err(TransactionError::NoSuchTransaction(k)) if k == key
+        Err(TransactionError::NoSuchTransaction(k)) if *k == key
     ));
 }

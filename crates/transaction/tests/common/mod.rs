@@ -8,7 +8,8 @@ use bytes::Bytes;
 use sihai_sip::builder::reason_phrase;
 use sihai_sip::{Message, Peer, Transport};
 use sihai_transaction::{
-    ClientKey, Event, ServerKey, TimerConfig, TransactionError, TransactionKey, TransactionLayer, Transmit,
+    ClientKey, Event, ServerKey, TimerConfig, TransactionError, TransactionKey, TransactionLayer,
+    Transmit,
 };
 
 pub fn ms(n: u64) -> Duration {
@@ -71,7 +72,10 @@ pub fn over_tcp(text: &str) -> String {
 
 /// Adds a To tag (an ACK carries the tag of the response it acknowledges).
 pub fn with_to_tag(text: &str, tag: &str) -> String {
-    text.replace("<sip:4001234567@198.51.100.1>\r\n", &format!("<sip:4001234567@198.51.100.1>;tag={tag}\r\n"))
+    text.replace(
+        "<sip:4001234567@198.51.100.1>\r\n",
+        &format!("<sip:4001234567@198.51.100.1>;tag={tag}\r\n"),
+    )
 }
 
 /// A response to `request` as §8.2.6 writes it: Via, From, Call-ID, CSeq copied, To
@@ -109,18 +113,28 @@ pub fn first_word(t: &Transmit) -> String {
     let m = sent_msg(t);
     match m.status() {
         Some(code) => code.to_string(),
-        None => m.method().map(|m| m.as_str().to_owned()).unwrap_or_default(),
+        None => m
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default(),
     }
 }
 
 /// An event in one word or two, for compact assertions.
 pub fn describe(e: &Event) -> String {
     match e {
-        Event::Request { request, .. } => format!("Request {}", request.method().map(|m| m.as_str()).unwrap_or("?")),
+        Event::Request { request, .. } => format!(
+            "Request {}",
+            request.method().map(|m| m.as_str()).unwrap_or("?")
+        ),
         Event::StrayAck { .. } => "StrayAck".into(),
         Event::Cancelled { .. } => "Cancelled".into(),
-        Event::Response { response, .. } => format!("Response {}", response.status().unwrap_or_default()),
-        Event::StrayResponse { response, .. } => format!("StrayResponse {}", response.status().unwrap_or_default()),
+        Event::Response { response, .. } => {
+            format!("Response {}", response.status().unwrap_or_default())
+        }
+        Event::StrayResponse { response, .. } => {
+            format!("StrayResponse {}", response.status().unwrap_or_default())
+        }
         Event::Timeout { .. } => "Timeout".into(),
         Event::TransportError { .. } => "TransportError".into(),
         Event::Terminated { .. } => "Terminated".into(),
@@ -144,7 +158,13 @@ impl Default for Harness {
 impl Harness {
     pub fn new(timers: TimerConfig) -> Harness {
         let t0 = Instant::now();
-        Harness { layer: TransactionLayer::new(timers), t0, now: t0, sent: Vec::new(), events: Vec::new() }
+        Harness {
+            layer: TransactionLayer::new(timers),
+            t0,
+            now: t0,
+            sent: Vec::new(),
+            events: Vec::new(),
+        }
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -205,7 +225,10 @@ impl Harness {
 
     /// What was sent, as (milliseconds since start, first word).
     pub fn sent_summary(&mut self) -> Vec<(u128, String)> {
-        self.take_sent().iter().map(|(at, t)| (at.as_millis(), first_word(t))).collect()
+        self.take_sent()
+            .iter()
+            .map(|(at, t)| (at.as_millis(), first_word(t)))
+            .collect()
     }
 
     pub fn take_events(&mut self) -> Vec<(Duration, Event)> {
@@ -214,7 +237,10 @@ impl Harness {
 
     /// The events since the last look, described.
     pub fn event_names(&mut self) -> Vec<String> {
-        self.take_events().iter().map(|(_, e)| describe(e)).collect()
+        self.take_events()
+            .iter()
+            .map(|(_, e)| describe(e))
+            .collect()
     }
 
     /// Receives a new request that must surface as exactly one Request event, and
