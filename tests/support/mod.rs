@@ -289,7 +289,7 @@ impl SippRun {
     pub fn counter(&self, column: &str) -> u64 {
         let mut lines = self.stats.lines().filter(|l| !l.trim().is_empty());
         let header: Vec<&str> = lines.next().unwrap_or_default().split(';').collect();
-        let last: Vec<&str> = lines.last().unwrap_or_default().split(';').collect();
+        let last: Vec<&str> = lines.next_back().unwrap_or_default().split(';').collect();
         let index = header
             .iter()
             .position(|h| *h == column)

@@ -164,3 +164,156 @@ fn reply_target(request: &Message, source: Peer) -> Option<Peer> {
 fn new_tag() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use sihai_sip::Transport;
+
+    fn core() -> Core {
+        Core::new(
+            TimerConfig::default(),
+            "sihai-test".into(),
+            Arc::new(Stats::default()),
+        )
+    }
+
+    fn udp_peer() -> Peer {
+        Peer::new(Transport::Udp, "192.0.2.7:5062".parse().unwrap())
+    }
+
+    fn drain(core: &mut Core) -> Vec<Transmit> {
+        std::iter::from_fn(|| core.poll_transmit()).collect()
+    }
+
+    fn status(t: &Transmit) -> u16 {
+        Message::parse(t.payload.clone()).unwrap().status().unwrap()
+    }
+
+    const INVITE: &str = "INVITE sip:4001234567@127.0.0.1 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKcore1;rport\r\n\
+        From: <sip:13800138000@192.0.2.7>;tag=a\r\nTo: <sip:4001234567@127.0.0.1>\r\n\
+        Call-ID: core-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn invite_is_answered_once_and_retransmissions_replay_the_final_response() {
+        let mut core = core();
+        let now = Instant::now();
+        core.handle_received(now, Bytes::from_static(INVITE.as_bytes()), udp_peer());
+        let sent = drain(&mut core);
+        assert_eq!(sent.iter().map(status).collect::<Vec<_>>(), vec![100, 404]);
+        assert!(
+            sent.iter().all(|t| t.destination == udp_peer()),
+            "rport: back to the source"
+        );
+
+        core.handle_received(
+            now + Duration::from_millis(100),
+            Bytes::from_static(INVITE.as_bytes()),
+            udp_peer(),
+        );
+        let replay = drain(&mut core);
+        assert_eq!(replay.len(), 1);
+        assert_eq!(
+            replay[0].payload, sent[1].payload,
+            "the same 404, To tag included"
+        );
+        assert_eq!(core.stats.snapshot().requests, 2);
+    }
+
+    #[test]
+    fn timer_g_retransmits_until_timer_h_then_the_transaction_ends() {
+        let mut core = core();
+        let start = Instant::now();
+        core.handle_received(start, Bytes::from_static(INVITE.as_bytes()), udp_peer());
+        drain(&mut core);
+        let mut retransmissions = 0;
+        while let Some(at) = core.poll_timeout() {
+            core.handle_timeout(at);
+            retransmissions += drain(&mut core).len();
+            assert!(at <= start + Duration::from_secs(40), "timers must stop");
+        }
+        // G at 0.5, 1.5, 3.5, 7.5, then every T2 = 4 s (11.5 ... 31.5), until H at 32 s.
+        assert_eq!(retransmissions, 10);
+        assert_eq!(core.transactions(), 0);
+        assert_eq!(core.stats.snapshot().transaction_timeouts, 1);
+    }
+
+    #[test]
+    fn malformed_request_is_rejected_statelessly_with_a_warning() {
+        let mut core = core();
+        let broken = INVITE.replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
+        core.handle_received(Instant::now(), Bytes::from(broken), udp_peer());
+        let sent = drain(&mut core);
+        assert_eq!(sent.len(), 1);
+        let response = Message::parse(sent[0].payload.clone()).unwrap();
+        assert_eq!(response.status(), Some(400));
+        assert_eq!(
+            response.reason(),
+            Some("CSeq method does not match request method")
+        );
+        assert_eq!(
+            response.header(HeaderName::Warning),
+            Some("399 sihai \"CSeq method does not match request method\"")
+        );
+        assert_eq!(
+            core.transactions(),
+            0,
+            "no transaction for a request that failed validation"
+        );
+    }
+
+    #[test]
+    fn a_via_with_broken_parameters_still_gets_its_400() {
+        let mut core = core();
+        let broken = INVITE.replace("branch=z9hG4bKcore1;rport", "branch=z9hG4bKcore1;;");
+        core.handle_received(Instant::now(), Bytes::from(broken), udp_peer());
+        let sent = drain(&mut core);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(status(&sent[0]), 400);
+        // No usable rport: the sent-by port.
+        assert_eq!(sent[0].destination, udp_peer());
+    }
+
+    #[test]
+    fn unparsable_messages_and_stray_responses_are_dropped_and_counted() {
+        let mut core = core();
+        core.handle_received(
+            Instant::now(),
+            Bytes::from_static(b"\x16\x03\x01 TLS hello"),
+            udp_peer(),
+        );
+        let stray = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKnobody\r\n\
+            From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: s\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        core.handle_received(Instant::now(), Bytes::from(stray), udp_peer());
+        let bad_response = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\n\r\n";
+        core.handle_received(Instant::now(), Bytes::from(bad_response), udp_peer());
+        assert!(drain(&mut core).is_empty());
+        let stats = core.stats.snapshot();
+        assert_eq!((stats.unparsable, stats.dropped_responses), (1, 2));
+    }
+
+    #[test]
+    fn ack_for_the_final_response_is_absorbed() {
+        let mut core = core();
+        let now = Instant::now();
+        core.handle_received(now, Bytes::from_static(INVITE.as_bytes()), udp_peer());
+        let sent = drain(&mut core);
+        let final_response = Message::parse(sent[1].payload.clone()).unwrap();
+        let ack = MessageBuilder::ack_for(
+            &Message::parse(Bytes::from_static(INVITE.as_bytes())).unwrap(),
+            &final_response,
+        )
+        .build();
+        core.handle_received(now, ack.wire(), udp_peer());
+        assert!(drain(&mut core).is_empty(), "an ACK is never answered");
+        // Confirmed: no more retransmissions; Timer I ends the transaction.
+        let at = core.poll_timeout().expect("timer I");
+        core.handle_timeout(at);
+        assert!(drain(&mut core).is_empty());
+        assert_eq!(core.transactions(), 0);
+        assert_eq!(core.stats.snapshot().stray_acks, 0);
+    }
+}

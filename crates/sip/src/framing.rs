@@ -73,33 +73,57 @@ pub fn frame(buf: &[u8], limits: &FrameLimits) -> Result<Option<Frame>, FramingE
     if buf.len() < len { Ok(None) } else { Ok(Some(Frame::Message { len })) }
 }
 
-/// Offset just past the `CRLFCRLF` that ends the header section, if it lies within `max`.
+/// Offset just past the empty line that ends the header section, if it lies within `max`.
+///
+/// The empty line is found as [`crate::Message::parse`] finds it: lines end at LF, with or
+/// without CR. Were the framer to wait for `CRLFCRLF` while the parser stops at an earlier
+/// `LF LF`, the two would disagree on which octets are headers and which are body.
 fn find_header_end(buf: &[u8], max: usize) -> Option<usize> {
     let window = &buf[..buf.len().min(max)];
-    memchr::memmem::find(window, b"\r\n\r\n").map(|at| at + 4)
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'\n', &window[from..]) {
+        let lf = from + i;
+        match window.get(lf + 1) {
+            Some(b'\n') => return Some(lf + 2),
+            Some(b'\r') if window.get(lf + 2) == Some(&b'\n') => return Some(lf + 3),
+            _ => from = lf + 1,
+        }
+    }
+    None
 }
 
 /// The body length a header section declares; `None` if it declares none.
 ///
 /// Every `Content-Length` (or compact `l`) header is read; differing values are a framing
-/// error because either choice would desynchronise the stream.
+/// error because either choice would desynchronise the stream. Lines are read as the
+/// parser reads them, so that both agree on the body length: a line that starts with
+/// white space is a fold of the line before (never a header of its own), and the pieces
+/// of a folded value are joined by white space (so `1` folded onto `2` is not `12`).
 pub fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
     let mut found: Option<usize> = None;
     let mut lines = head.split(|&b| b == b'\n').peekable();
     lines.next(); // start line
     while let Some(line) = lines.next() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if is_fold(line) {
+            continue;
+        }
         let Some(colon) = memchr::memchr(b':', line) else { continue };
         let name = trim_ascii_ws(&line[..colon]);
         if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
             continue;
         }
-        let mut value = trim_ascii_ws(&line[colon + 1..]).to_vec();
+        let mut value = trim_value(&line[colon + 1..]).to_vec();
         // A folded value continues on lines that start with whitespace.
         while let Some(next) = lines.peek() {
-            if next.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-                let next = next.strip_suffix(b"\r").unwrap_or(next);
-                value.extend_from_slice(trim_ascii_ws(next));
+            if is_fold(next) {
+                let piece = trim_value(next.strip_suffix(b"\r").unwrap_or(next));
+                if !piece.is_empty() {
+                    if !value.is_empty() {
+                        value.push(b' ');
+                    }
+                    value.extend_from_slice(piece);
+                }
                 lines.next();
             } else {
                 break;
@@ -112,6 +136,17 @@ pub fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
         }
     }
     Ok(found)
+}
+
+fn is_fold(line: &[u8]) -> bool {
+    line.first().is_some_and(|b| matches!(b, b' ' | b'\t'))
+}
+
+/// Trims a value as the parser does: a CR that does not end a line counts as white space.
+fn trim_value(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r')).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'\r')).map_or(start, |p| p + 1);
+    &s[start..end.max(start)]
 }
 
 fn trim_ascii_ws(s: &[u8]) -> &[u8] {
@@ -157,6 +192,32 @@ mod tests {
     #[test]
     fn folded_content_length() {
         let msg = b"BYE sip:a@b SIP/2.0\r\nContent-Length:\r\n 2\r\n\r\nok";
+        assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() })));
+    }
+
+    #[test]
+    fn frame_ends_where_the_parser_ends_the_headers() {
+        // An empty line of a bare LF ends the header section for the parser, so it does
+        // for the framer: the `l: 5` after it is body, and there is no Content-Length.
+        let msg = b"BYE sip:a@b SIP/2.0\r\n\nl: 5\r\n\r\nHELLO";
+        assert_eq!(frame(msg, &LIMITS), Err(FramingError::MissingContentLength));
+        let msg = b"BYE sip:a@b SIP/2.0\nl: 2\n\nokBYE";
+        assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() - 3 })));
+        let msg = b"BYE sip:a@b SIP/2.0\r\nl: 2\n\r\nok";
+        assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() })));
+        // A line holding only a stray CR is not empty.
+        assert_eq!(frame(b"BYE sip:a@b SIP/2.0\r\nl: 0\r\n\r\r\n", &LIMITS), Ok(None));
+    }
+
+    #[test]
+    fn content_length_is_read_as_the_parser_reads_it() {
+        // A fold that looks like a Content-Length header belongs to the Subject.
+        let msg = b"BYE sip:a@b SIP/2.0\r\nSubject: x\r\n l: 5\r\nl: 0\r\n\r\n";
+        assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() })));
+        // Folded digits are two numbers, not one.
+        assert_eq!(frame(b"BYE sip:a@b SIP/2.0\r\nl: 1\r\n 2\r\n\r\n", &LIMITS), Err(FramingError::BadContentLength));
+        // A stray CR after the value is white space, as for the parser.
+        let msg = b"BYE sip:a@b SIP/2.0\r\nl: 2\r\r\n\r\nok";
         assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() })));
     }
 

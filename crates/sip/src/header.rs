@@ -141,9 +141,30 @@ impl HeaderName {
                 _ => Other,
             };
         }
-        // The common headers first: most messages are made of these.
-        for &(long, header) in LONG {
-            if long.len() == name.len() && long.eq_ignore_ascii_case(name) {
+        // Only names of the same length can match, so bucket by length first: a
+        // message has ~15 header lines and this runs for every one.
+        let candidates: &[(&str, HeaderName)] = match name.len() {
+            2 => &[("To", To)],
+            3 => &[("Via", Via)],
+            4 => &[("From", From), ("CSeq", CSeq), ("Date", Date), ("RAck", RAck), ("RSeq", RSeq)],
+            5 => &[("Allow", Allow), ("Route", Route), ("Event", Event)],
+            6 => &[("Accept", Accept), ("Reason", Reason), ("Server", Server)],
+            7 => &[("Call-ID", CallId), ("Contact", Contact), ("Expires", Expires), ("Privacy", Privacy), ("Require", Require), ("Subject", Subject), ("Warning", Warning)],
+            8 => &[("Identity", Identity), ("Refer-To", ReferTo)],
+            9 => &[("Supported", Supported), ("Timestamp", Timestamp), ("Diversion", Diversion)],
+            10 => &[("User-Agent", UserAgent)],
+            11 => &[("Retry-After", RetryAfter), ("Referred-By", ReferredBy), ("Unsupported", Unsupported), ("Min-Expires", MinExpires)],
+            12 => &[("Max-Forwards", MaxForwards), ("Content-Type", ContentType), ("Record-Route", RecordRoute), ("Allow-Events", AllowEvents), ("History-Info", HistoryInfo)],
+            13 => &[("Authorization", Authorization), ("Proxy-Require", ProxyRequire), ("Identity-Info", IdentityInfo)],
+            14 => &[("Content-Length", ContentLength), ("Accept-Contact", AcceptContact), ("Reject-Contact", RejectContact)],
+            15 => &[("Session-Expires", SessionExpires)],
+            16 => &[("Content-Encoding", ContentEncoding), ("WWW-Authenticate", WwwAuthenticate)],
+            18 => &[("Proxy-Authenticate", ProxyAuthenticate)],
+            19 => &[("Proxy-Authorization", ProxyAuthorization), ("P-Asserted-Identity", PAssertedIdentity), ("Content-Disposition", ContentDisposition), ("Request-Disposition", RequestDisposition)],
+            _ => &[],
+        };
+        for &(long, header) in candidates {
+            if long.eq_ignore_ascii_case(name) {
                 return header;
             }
         }

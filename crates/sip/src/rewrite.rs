@@ -152,7 +152,10 @@ impl<'m> Rewriter<'m> {
         self
     }
 
-    /// Applies the edits and returns the new message bytes.
+    /// Applies the edits and returns the new message bytes. A datagram may end its header
+    /// section without the blank line, or even without the CRLF of its last line; the
+    /// result always has both, so that added headers start on lines of their own and the
+    /// message can be framed on a stream.
     pub fn finish(&mut self) -> Bytes {
         let msg = self.msg;
         let src = &msg.buf[..];
@@ -172,7 +175,10 @@ impl<'m> Rewriter<'m> {
         // Stable: insertions at one point keep the order they were made in.
         edits.sort_by_key(|e| e.at.start);
         let head_end = msg.head_end as usize;
-        let mut out = BytesMut::with_capacity(head_end + body.len() + edits.iter().map(insert_len).sum::<usize>());
+        let terminated = msg.head_terminated();
+        // The line end the last line lacks, owed at `head_end` (then the blank line).
+        let mut owed_eol: &[u8] = if terminated || src[..head_end].ends_with(b"\n") { b"" } else { b"\r\n" };
+        let mut out = BytesMut::with_capacity(head_end + body.len() + 4 + edits.iter().map(insert_len).sum::<usize>());
         let mut cursor = 0usize;
         for edit in &edits {
             let start = edit.at.start as usize;
@@ -182,10 +188,22 @@ impl<'m> Rewriter<'m> {
                 continue;
             }
             out.put_slice(&src[cursor..start]);
+            if start == head_end && edit.at.is_empty() {
+                // An insertion after the last line goes on a line of its own.
+                out.put_slice(std::mem::take(&mut owed_eol));
+            }
             write_insert(&mut out, &edit.insert);
             cursor = edit.at.end as usize;
+            if cursor == head_end && matches!(edit.insert, Insert::None) && msg.headers.iter().any(|h| h.line == edit.at) {
+                // The last line is gone, and the line end it lacked with it.
+                owed_eol = b"";
+            }
         }
         out.put_slice(&src[cursor.min(head_end)..head_end]);
+        if !terminated {
+            out.put_slice(owed_eol);
+            out.put_slice(b"\r\n");
+        }
         out.put_slice(body);
         out.freeze()
     }
@@ -304,6 +322,34 @@ mod tests {
         assert_eq!(rw.decrement_max_forwards(), Ok(70));
         let out = Message::parse(rw.finish()).unwrap();
         assert_eq!(out.max_forwards(), Ok(Some(70)));
+    }
+
+    #[test]
+    fn header_section_without_its_final_crlfs() {
+        // The last line lacks its CRLF and there is no blank line: added headers still get
+        // lines of their own, and the result ends its header section.
+        let msg = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nMax-Forwards: 7")).unwrap();
+        let mut rw = Rewriter::new(&msg);
+        rw.push_via("SIP/2.0/UDP me;branch=z9hG4bK2");
+        rw.append_header(HeaderName::Diversion, "<sip:d@e>");
+        assert_eq!(rw.decrement_max_forwards(), Ok(6));
+        let out = rw.finish();
+        assert_eq!(
+            &out[..],
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP me;branch=z9hG4bK2\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+              Max-Forwards: 6\r\nDiversion: <sip:d@e>\r\n\r\n"
+        );
+        // Only a start line, without its CRLF.
+        let msg = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0")).unwrap();
+        let out = Rewriter::new(&msg).push_via("SIP/2.0/UDP me;branch=z9hG4bK2").finish();
+        assert_eq!(&out[..], b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP me;branch=z9hG4bK2\r\n\r\n");
+        // The last line removed, with a new body appended where it was.
+        let msg = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nl: 0")).unwrap();
+        let out = Rewriter::new(&msg).set_body("text/plain", b"hi").finish();
+        assert_eq!(&out[..], b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi");
+        // The last line complete, only the blank line missing.
+        let msg = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n")).unwrap();
+        assert_eq!(&Rewriter::new(&msg).finish()[..], b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n");
     }
 
     #[test]

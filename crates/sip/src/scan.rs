@@ -5,14 +5,29 @@
 //! header section, a CRLF inside a value can only be a fold.
 
 /// `token` characters: alphanumerics and `-.!%*_+`'~`.
+#[inline]
 pub fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    TOKEN_CHARS[usize::from(b)]
 }
+
+/// Every header name and most parameter bytes go through [`is_token_char`], so it is a
+/// table lookup rather than a chain of comparisons.
+static TOKEN_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+        i += 1;
+    }
+    table
+};
 
 pub fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token_char)
 }
 
+#[inline]
 pub fn is_lws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
@@ -22,7 +37,7 @@ pub fn trim_lws(s: &str) -> &str {
 }
 
 pub fn trim_lws_start(s: &str) -> &str {
-    s.trim_start_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+    s.trim_start_matches([' ', '\t', '\r', '\n'])
 }
 
 /// Offset of the first `needle` outside quoted strings and angle brackets.

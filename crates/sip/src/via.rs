@@ -45,7 +45,7 @@ impl<'a> Via<'a> {
         let rest = slash(rest).ok_or(ViaError::Protocol)?;
         let (transport, rest) = take_token(rest).ok_or(ViaError::Protocol)?;
         let rest = trim_lws_start(rest);
-        let end = rest.find(|c: char| c == ';' || scan::is_lws(c as u8)).unwrap_or(rest.len());
+        let end = rest.find(|c: char| c == ';' || (c.is_ascii() && scan::is_lws(c as u8))).unwrap_or(rest.len());
         let (host, port) = split_sent_by(&rest[..end])?;
         let params = trim_lws_start(&rest[end..]);
         for param in scan::params(params) {
@@ -71,7 +71,7 @@ impl<'a> Via<'a> {
 
     /// `None`: no rport; `Some(None)`: rport requested (empty); `Some(Some(p))`: filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        find_param(self.params, "rport").map(|v| v.and_then(|p| scan::parse_u32(p)).and_then(|p| u16::try_from(p).ok()))
+        find_param(self.params, "rport").map(|v| v.and_then(scan::parse_u32).and_then(|p| u16::try_from(p).ok()))
     }
 
     pub fn maddr(&self) -> Option<&'a str> {
@@ -150,6 +150,8 @@ mod tests {
         assert!(Via::parse("SIP/2.0/UDP").is_err());
         assert!(Via::parse("").is_err());
         assert!(!Via::parse("SIP/2.0/UDP h;branch=z9hG4bK").unwrap().has_rfc3261_branch());
+        // U+010A ends in the octet 0x0A: it is part of the (invalid) host, not white space.
+        assert_eq!(Via::parse("SIP/2.0/UDP host\u{10a};branch=z9hG4bK1"), Err(ViaError::SentBy));
     }
 
     #[test]
