@@ -4,8 +4,9 @@
 //! toml's errors carry a byte span but no public field path. Here the file is parsed
 //! once into toml's spanned tree (`DeTable`), every key and value span is indexed by its
 //! dotted path, and each top-level section is deserialized on its own, so a mistake in
-//! `[log]` does not hide one in `[sip]`. Adding a section means one more
-//! [`Document::take_section`] call in `lib.rs`.
+//! `[log]` does not hide one in `[sip]`. Arrays of tables (`[[group]]`) go further and
+//! are deserialized entry by entry. Adding a section means one more
+//! [`Document::take_section`] or [`Document::take_array`] call in `lib.rs`.
 
 use std::ops::Range;
 
@@ -81,6 +82,73 @@ impl<'i> Document<'i> {
         }
     }
 
+    /// Removes the top-level array of tables `name` (`[[name]]` blocks) and deserializes
+    /// each entry on its own as `T`, so a mistake in one entry does not hide the others.
+    ///
+    /// `key` is the field naming an entry (`name`, `id`): it is read from entries that do
+    /// not fit `T`, so that references to them can still be resolved. An empty section
+    /// when the file has none.
+    pub fn take_array<T: Deserialize<'i>>(
+        &mut self,
+        name: &str,
+        key: &str,
+        diagnostics: &mut Diagnostics,
+    ) -> ArraySection<T> {
+        let mut section = ArraySection {
+            entries: Vec::new(),
+            malformed: Vec::new(),
+            unreadable: false,
+        };
+        let Some(index) = self
+            .sections
+            .iter()
+            .position(|(candidate, _)| candidate.get_ref() == name)
+        else {
+            return section;
+        };
+        let (_, value) = self.sections.remove(index);
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            section.unreadable = true;
+            diagnostics.report(
+                Some(span.clone()),
+                self.paths.lookup(&span),
+                format!(
+                    "must be an array of tables: write [[{name}]] (double brackets) once per {name}"
+                ),
+            );
+            return section;
+        };
+        for (index, item) in items.into_iter().enumerate() {
+            let item_span = item.span();
+            let item_key = match item.get_ref() {
+                DeValue::Table(table) => table.iter().find_map(|(field, value)| {
+                    match (field.get_ref() == key, value.get_ref()) {
+                        (true, DeValue::String(text)) => Some(text.to_string()),
+                        _ => None,
+                    }
+                }),
+                _ => None,
+            };
+            match T::deserialize(ValueDeserializer::from(item)) {
+                Ok(entry) => section
+                    .entries
+                    .push((index, Spanned::new(item_span, entry))),
+                Err(error) => {
+                    let span = error.span().unwrap_or_else(|| item_span.clone());
+                    let field = self.field_of_error(&span, error.message());
+                    diagnostics.report(Some(span), field, readable_message(error.message()));
+                    section.malformed.push(MalformedEntry {
+                        index,
+                        span: item_span,
+                        key: item_key,
+                    });
+                }
+            }
+        }
+        section
+    }
+
     /// Reports every top-level key no [`Document::take_section`] call asked for.
     pub fn reject_unknown_sections(
         self,
@@ -110,6 +178,34 @@ impl<'i> Document<'i> {
         }
         field
     }
+}
+
+/// One top-level array of tables, taken entry by entry by [`Document::take_array`].
+#[derive(Debug)]
+pub(crate) struct ArraySection<T> {
+    /// The entries that fit `T`, each with its index in the file's array.
+    pub entries: Vec<(usize, Spanned<T>)>,
+    /// The entries that did not; each has been reported.
+    pub malformed: Vec<MalformedEntry>,
+    /// The value was not an array at all (reported); nothing is known of its entries.
+    pub unreadable: bool,
+}
+
+impl<T> ArraySection<T> {
+    /// Whether the structural pass reported anything in this section.
+    pub fn is_malformed(&self) -> bool {
+        self.unreadable || !self.malformed.is_empty()
+    }
+}
+
+/// An entry of an array of tables that did not fit its raw struct.
+#[derive(Debug)]
+pub(crate) struct MalformedEntry {
+    /// Its index in the file's array.
+    pub index: usize,
+    pub span: Range<usize>,
+    /// Its name (the section's key field), when that could still be read.
+    pub key: Option<String>,
 }
 
 /// Every key and value span in the file with the dotted path that reaches it

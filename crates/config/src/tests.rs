@@ -235,7 +235,7 @@ fn unknown_section_is_named() {
         5,
         2,
         "trunks",
-        "unknown field \"trunks\", expected \"sip\" or \"log\"",
+        "unknown field \"trunks\", expected one of \"sip\", \"log\", \"store\", \"alerts\", \"trunk\", \"enterprise\", \"number\", \"plan\", \"group\", \"schedule\"",
     );
 }
 
@@ -722,7 +722,7 @@ proptest::proptest! {
     /// and every error has a position inside the file.
     #[test]
     fn arbitrary_edits_never_panic(
-        at in 0usize..2000,
+        at in 0usize..20_000,
         cut in 0usize..40,
         insert in "[\\PC\n\\[\\]\"'=.,#{}]{0,12}",
     ) {
@@ -746,3 +746,6 @@ proptest::proptest! {
         }
     }
 }
+
+/// The routing sections: trunks, enterprises, numbers, plans, groups, schedules.
+mod routing;

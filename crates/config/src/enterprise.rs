@@ -1,0 +1,173 @@
+//! `[[enterprise]]`: the 400-number subscribers.
+//!
+//! Numbers, plans and groups each belong to one enterprise (by `id`), and may only use
+//! plans and groups of the same enterprise. The enterprise also says where its
+//! missed-call notices go.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::check::{self, entry_field};
+use crate::diagnostics::Diagnostics;
+use crate::document::ArraySection;
+use crate::names::Catalog;
+
+/// The top-level key of this section.
+pub(crate) const SECTION: &str = "enterprise";
+
+/// Phone numbers that receive missed-call SMS: digits, this long.
+const CONTACT_DIGITS: std::ops::RangeInclusive<usize> = 5..=20;
+
+/// One enterprise, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enterprise {
+    /// Unique; lowercase ASCII letters, digits, `_` and `-`.
+    pub id: String,
+    /// Display name, e.g. the registered company name.
+    pub name: String,
+    /// Missed-call notices are POSTed here: an `http://` or `https://` URL.
+    pub alert_webhook: Option<String>,
+    /// Phone numbers (digits) that get missed-call notices by SMS.
+    pub alert_contacts: Vec<String>,
+}
+
+/// One `[[enterprise]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [[enterprise]] table")]
+pub(crate) struct RawEnterprise {
+    id: Spanned<String>,
+    name: Spanned<String>,
+    alert_webhook: Option<Spanned<String>>,
+    alert_contacts: Option<Vec<Spanned<String>>>,
+}
+
+/// The validation pass for `[[enterprise]]`: the enterprises, and the catalog of their
+/// ids that other sections refer to.
+pub(crate) fn validate(
+    raw: ArraySection<RawEnterprise>,
+    diagnostics: &mut Diagnostics,
+) -> (Vec<Enterprise>, Catalog) {
+    let mut ids = Catalog::new(SECTION, "id", &raw);
+    let mut enterprises = Vec::with_capacity(raw.entries.len());
+    for (index, entry) in &raw.entries {
+        let field = entry_field(SECTION, *index);
+        let entry = entry.get_ref();
+        let id = entry.id.get_ref();
+        if is_id(id) {
+            ids.declare(id, entry.id.span(), field.clone(), None, diagnostics);
+        } else {
+            diagnostics.report(
+                Some(entry.id.span()),
+                format!("{field}.id"),
+                format!(
+                    "invalid enterprise id {id:?}: use lowercase letters a-z, digits, \"_\" and \"-\", e.g. \"acme\""
+                ),
+            );
+        }
+        check::name(&entry.name, || format!("{field}.name"), diagnostics);
+        if let Some(webhook) = &entry.alert_webhook
+            && let Some(problem) = webhook_problem(webhook.get_ref())
+        {
+            diagnostics.report(
+                Some(webhook.span()),
+                format!("{field}.alert_webhook"),
+                format!("invalid webhook URL {:?}: {problem}", webhook.get_ref()),
+            );
+        }
+        let contacts = entry.alert_contacts.as_deref().unwrap_or_default();
+        for (position, contact) in contacts.iter().enumerate() {
+            if !check::is_digits(contact.get_ref(), CONTACT_DIGITS) {
+                diagnostics.report(
+                    Some(contact.span()),
+                    format!("{field}.alert_contacts[{position}]"),
+                    format!(
+                        "invalid contact {:?}: a phone number for SMS notices, 5 to 20 digits, e.g. \"13800138000\"",
+                        contact.get_ref()
+                    ),
+                );
+            }
+        }
+        enterprises.push(Enterprise {
+            id: id.clone(),
+            name: entry.name.get_ref().clone(),
+            alert_webhook: entry.alert_webhook.as_ref().map(|w| w.get_ref().clone()),
+            alert_contacts: contacts.iter().map(|c| c.get_ref().clone()).collect(),
+        });
+    }
+    ids.add_malformed(&raw, diagnostics);
+    (enterprises, ids)
+}
+
+/// `[a-z0-9_-]+`.
+fn is_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+}
+
+/// Why `url` is not an absolute `http://` or `https://` URL with a host, if it is not.
+fn webhook_problem(url: &str) -> Option<&'static str> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return Some("must start with http:// or https://");
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("must not contain spaces or control characters");
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split_once(']').map_or("", |(host, _)| host),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Some("has no host, e.g. \"https://crm.example.com/missed-calls\"");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["acme", "a", "acme-sh_2"] {
+            assert!(is_id(ok), "{ok}");
+        }
+        for bad in ["", "Acme", "ac me", "上海", "a.b"] {
+            assert!(!is_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn webhooks() {
+        for ok in [
+            "http://127.0.0.1:8089/missed-calls",
+            "https://crm.example.com",
+            "HTTPS://crm.example.com/x?y=1",
+            "http://[::1]:8080/",
+            "http://user@host/",
+        ] {
+            assert_eq!(webhook_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "ftp://x",
+            "crm.example.com",
+            "http://",
+            "http:///path",
+            "http://:80/",
+            "http://a b/",
+            "http://[::1/",
+        ] {
+            assert!(webhook_problem(bad).is_some(), "{bad}");
+        }
+    }
+}

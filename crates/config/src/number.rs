@@ -1,0 +1,200 @@
+//! `[[number]]`: the 400 numbers, each bound to an enterprise and one of its plans.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::check::entry_field;
+use crate::diagnostics::Diagnostics;
+use crate::document::ArraySection;
+use crate::names::Catalog;
+
+/// The top-level key of this section.
+pub(crate) const SECTION: &str = "number";
+
+/// Upper bound for `max_concurrent`; far above what one number carries.
+const MAX_CONCURRENT: u64 = 100_000;
+/// Upper bound for `max_cps`.
+const MAX_CPS: u64 = 10_000;
+
+/// Whether a number takes calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NumberStatus {
+    Active,
+    /// E.g. in arrears: calls are refused (`480` or an announcement).
+    Suspended,
+}
+
+/// One 400 number, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberConfig {
+    /// Canonical: ten digits starting `400`, no separators. Unique.
+    pub number: String,
+    /// An [`crate::Enterprise`] id.
+    pub enterprise: String,
+    pub status: NumberStatus,
+    /// A [`crate::PlanConfig`] name of the same enterprise.
+    pub plan: String,
+    /// Calls in progress at once; `None` = unlimited. At least 1.
+    pub max_concurrent: Option<u32>,
+    /// New calls per second; `None` = unlimited. At least 1.
+    pub max_cps: Option<u32>,
+}
+
+/// The canonical form of a 400 number written with optional `-` or space separators
+/// (`"400-123-4567"` → `"4001234567"`), if it is one.
+pub fn normalize_400(text: &str) -> Option<String> {
+    let digits: String = text.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
+    let valid = digits.len() == 10
+        && digits.starts_with("400")
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !text.starts_with(['-', ' '])
+        && !text.ends_with(['-', ' '])
+        && !text.contains("--");
+    valid.then_some(digits)
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawStatus {
+    Active,
+    Suspended,
+}
+
+/// One `[[number]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [[number]] table")]
+pub(crate) struct RawNumber {
+    number: Spanned<String>,
+    enterprise: Spanned<String>,
+    status: Spanned<RawStatus>,
+    plan: Spanned<String>,
+    max_concurrent: Option<Spanned<u64>>,
+    max_cps: Option<Spanned<u64>>,
+}
+
+/// The validation pass for `[[number]]`; enterprises and plans are already known.
+pub(crate) fn validate(
+    raw: ArraySection<RawNumber>,
+    enterprises: &Catalog,
+    plans: &Catalog,
+    diagnostics: &mut Diagnostics,
+) -> Vec<NumberConfig> {
+    let mut declared = Catalog::new(SECTION, SECTION, &raw);
+    let mut numbers = Vec::with_capacity(raw.entries.len());
+    for (index, entry) in raw.entries {
+        let field = entry_field(SECTION, index);
+        let entry = entry.into_inner();
+        let written = entry.number.get_ref();
+        let number = match normalize_400(written) {
+            Some(number) => {
+                declared.declare(
+                    &number,
+                    entry.number.span(),
+                    field.clone(),
+                    None,
+                    diagnostics,
+                );
+                number
+            }
+            None => {
+                diagnostics.report(
+                    Some(entry.number.span()),
+                    format!("{field}.number"),
+                    format!(
+                        "invalid 400 number {written:?}: expected 10 digits starting with 400, \
+                         e.g. \"4001234567\" or \"400-123-4567\""
+                    ),
+                );
+                written.clone()
+            }
+        };
+        enterprises.check_reference(
+            &entry.enterprise,
+            format!("{field}.enterprise"),
+            None,
+            diagnostics,
+        );
+        let owner = enterprises.owner(&entry.enterprise);
+        plans.check_reference(&entry.plan, format!("{field}.plan"), owner, diagnostics);
+        let max_concurrent = limit(
+            entry.max_concurrent.as_ref(),
+            MAX_CONCURRENT,
+            format!("{field}.max_concurrent"),
+            diagnostics,
+        );
+        let max_cps = limit(
+            entry.max_cps.as_ref(),
+            MAX_CPS,
+            format!("{field}.max_cps"),
+            diagnostics,
+        );
+        numbers.push(NumberConfig {
+            number,
+            enterprise: entry.enterprise.into_inner(),
+            status: match entry.status.into_inner() {
+                RawStatus::Active => NumberStatus::Active,
+                RawStatus::Suspended => NumberStatus::Suspended,
+            },
+            plan: entry.plan.into_inner(),
+            max_concurrent,
+            max_cps,
+        });
+    }
+    numbers
+}
+
+/// An optional per-number limit: 1 to `max`; absent means unlimited.
+fn limit(
+    raw: Option<&Spanned<u64>>,
+    max: u64,
+    field: String,
+    diagnostics: &mut Diagnostics,
+) -> Option<u32> {
+    let raw = raw?;
+    let value = *raw.get_ref();
+    if value == 0 {
+        diagnostics.report(
+            Some(raw.span()),
+            field,
+            "0 would refuse every call; leave the setting out for no limit, or set \
+             status = \"suspended\" to stop the number",
+        );
+        return None;
+    }
+    if value > max {
+        diagnostics.report(
+            Some(raw.span()),
+            field,
+            format!(
+                "{value} is out of range; must be between 1 and {max} (leave it out for no limit)"
+            ),
+        );
+        return None;
+    }
+    u32::try_from(value).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_normalized() {
+        assert_eq!(normalize_400("4001234567").as_deref(), Some("4001234567"));
+        assert_eq!(normalize_400("400-123-4567").as_deref(), Some("4001234567"));
+        assert_eq!(normalize_400("400 123 4567").as_deref(), Some("4001234567"));
+        for bad in [
+            "",
+            "400123456",
+            "40012345678",
+            "8001234567",
+            "400-123-456x",
+            "-4001234567",
+            "400--1234567",
+            "４００1234567",
+            "+864001234567",
+        ] {
+            assert_eq!(normalize_400(bad), None, "{bad:?}");
+        }
+    }
+}
