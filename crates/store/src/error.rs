@@ -1,0 +1,152 @@
+//! What can go wrong, always naming the database file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A store failure. Every variant names the database file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database's directory could not be created.
+    #[error("{}: cannot create the directory {}: {source}", path.display(), dir.display())]
+    CreateDir {
+        /// The database file.
+        path: PathBuf,
+        /// The directory that could not be created.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// The writer thread could not be started.
+    #[error("{}: cannot start the CDR writer thread: {source}", path.display())]
+    SpawnWriter {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// An SQLite operation failed.
+    #[error("{}: {context}: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What the store was doing, e.g. "opening the database".
+        context: &'static str,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+
+    /// Committing a batch of CDRs failed. The batch stays queued and is retried; it is
+    /// lost only if the store is closed while the failure persists.
+    #[error("{}: committing {pending} queued CDR(s) failed (will retry): {source}", path.display())]
+    Commit {
+        /// The database file.
+        path: PathBuf,
+        /// CDRs waiting to be committed, including the failed batch.
+        pending: usize,
+        /// SQLite's error (shared by every waiter on the batch).
+        source: Arc<rusqlite::Error>,
+    },
+
+    /// The database was written by a newer sihai.
+    #[error("{}: schema version {found} is newer than this sihai supports ({supported})", path.display())]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// `PRAGMA user_version` found.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+
+    /// SQLite refused to switch the database to WAL mode (e.g. on a network filesystem).
+    #[error("{}: cannot use write-ahead logging: journal mode is {mode:?}", path.display())]
+    NotWal {
+        /// The database file.
+        path: PathBuf,
+        /// The journal mode SQLite kept.
+        mode: String,
+    },
+
+    /// CDRs that can never be written, e.g. because their `call_id` is already stored.
+    /// They were dropped (and logged); the rest of their batch was committed.
+    #[error("{}: {} CDR(s) rejected: {}", path.display(), rejected.len(), summary(rejected))]
+    Rejected {
+        /// The database file.
+        path: PathBuf,
+        /// Each rejected CDR.
+        rejected: Vec<Rejection>,
+    },
+
+    /// A stored row could not be read back (an unknown outcome name, a bad number).
+    #[error("{}: corrupt {table} row {rowid}: {detail}", path.display())]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// The table.
+        table: &'static str,
+        /// The row's id.
+        rowid: i64,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// No pending or dead alert has this id (already delivered, or never existed).
+    #[error("{}: no missed-call alert with id {id}", path.display())]
+    AlertNotFound {
+        /// The database file.
+        path: PathBuf,
+        /// The id asked for.
+        id: i64,
+    },
+
+    /// The writer thread has stopped (the store was closed, or the thread panicked), so
+    /// nothing more can be recorded.
+    #[error("{}: the CDR writer has stopped", path.display())]
+    WriterStopped {
+        /// The database file.
+        path: PathBuf,
+    },
+}
+
+/// One CDR the writer could not store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The CDR's `call_id`.
+    pub call_id: String,
+    /// SQLite's reason, e.g. a UNIQUE constraint failure.
+    pub reason: String,
+}
+
+fn summary(rejected: &[Rejection]) -> String {
+    let mut out = String::new();
+    for (i, r) in rejected.iter().take(3).enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(&format!("call {:?}: {}", r.call_id, r.reason));
+    }
+    if rejected.len() > 3 {
+        out.push_str(&format!("; and {} more", rejected.len() - 3));
+    }
+    out
+}
+
+impl StoreError {
+    /// The database file the error concerns.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            StoreError::CreateDir { path, .. }
+            | StoreError::SpawnWriter { path, .. }
+            | StoreError::Sqlite { path, .. }
+            | StoreError::Commit { path, .. }
+            | StoreError::SchemaTooNew { path, .. }
+            | StoreError::NotWal { path, .. }
+            | StoreError::Rejected { path, .. }
+            | StoreError::Corrupt { path, .. }
+            | StoreError::AlertNotFound { path, .. }
+            | StoreError::WriterStopped { path } => path,
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! sihai's system of record for finished calls: call detail records (CDRs) and the
+//! missed-call alert outbox.
+//!
+//! The daemon calls [`CdrStore::record`] once per call, when the call ends (PRODUCT.md
+//! step 11), passing a [`NewAlert`] as well when nobody answered or the call came after
+//! hours (step 13). The CDR and its alert are committed in the same transaction, so an
+//! alert never exists without its CDR and a CDR of a missed call never exists without
+//! its alert. A delivery worker drains the outbox with [`CdrStore::due_alerts`],
+//! [`CdrStore::alert_delivered`] and [`CdrStore::alert_failed`]. `sihai cdr` reads with
+//! [`CdrStore::query`] and prints with [`report::format_table`] / [`report::format_csv`].
+//!
+//! [`CdrStore`] is the seam: [`SqliteStore`] is the embedded single-node store; a
+//! PostgreSQL store for several nodes implements the same trait later.
+//!
+//! Durability in one paragraph (details on [`SqliteStore`]): `record` never touches the
+//! disk on the caller's thread. It queues the CDR for a dedicated writer thread, which
+//! commits in batches, at most `commit_interval` (50 ms by default) after the CDR was
+//! queued, and at once when the store has been idle for that long. A CDR is durable once
+//! its batch commits, or once a later [`CdrStore::flush`] returns `Ok`. The writer
+//! syncs the WAL on every commit (`synchronous=FULL`), so a committed CDR survives a
+//! power loss, not only a SIGKILL.
+
+mod error;
+pub mod report;
+mod sqlite;
+mod types;
+
+pub use error::{Rejection, StoreError};
+pub use sqlite::{
+    DEFAULT_BUSY_TIMEOUT, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_BATCH, SCHEMA_VERSION, SqliteStore,
+    StoreOptions, Synchronous,
+};
+pub use types::{
+    Cdr, CdrFilter, HangupSide, MissedCallAlert, NewAlert, Outcome, ParseEnumError, PhoneAttempt,
+};
+
+/// The system-of-record seam: SQLite now, PostgreSQL later.
+///
+/// Object safe: the daemon holds an `Arc<dyn CdrStore>`.
+pub trait CdrStore: Send + Sync {
+    /// Queues `cdr` (and its missed-call `alert`, if any) to be written; both are
+    /// committed in the same transaction.
+    ///
+    /// Does not wait for the disk: the record is durable once its batch commits (within
+    /// the store's commit interval) or once a later [`flush`](CdrStore::flush) returns
+    /// `Ok`. Fails only when the store can no longer accept records (its writer has
+    /// stopped); problems found while committing are reported by `flush`.
+    fn record(&self, cdr: Cdr, alert: Option<NewAlert>) -> Result<(), StoreError>;
+
+    /// Waits until everything recorded before this call is committed.
+    ///
+    /// Returns the commit's error if the batch could not be committed (it stays queued
+    /// and is retried), or [`StoreError::Rejected`] listing CDRs that could never be
+    /// written (such as a duplicate `call_id`) since the last report.
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// Committed CDRs matching `filter`, newest (latest `setup_at`) first.
+    fn query(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, StoreError>;
+
+    /// Pending alerts whose `next_attempt_at` is at or before `now`, soonest first, at
+    /// most `limit`. Does not claim them: run one delivery worker per store.
+    fn due_alerts(
+        &self,
+        now: jiff::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<MissedCallAlert>, StoreError>;
+
+    /// The alert was delivered: removes it from the outbox.
+    fn alert_delivered(&self, id: i64) -> Result<(), StoreError>;
+
+    /// A delivery attempt failed: counts the attempt and retries at `next_attempt_at`,
+    /// or, with `give_up`, marks the alert dead (kept for inspection, never due again).
+    fn alert_failed(
+        &self,
+        id: i64,
+        next_attempt_at: jiff::Timestamp,
+        give_up: bool,
+    ) -> Result<(), StoreError>;
+}

@@ -1,0 +1,531 @@
+//! The embedded SQLite store.
+
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row, params};
+
+use crate::{Cdr, CdrFilter, CdrStore, MissedCallAlert, NewAlert, PhoneAttempt, StoreError};
+use writer::Msg;
+
+pub use schema::SCHEMA_VERSION;
+
+/// The default for [`StoreOptions::commit_interval`]: 50 ms.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The default for [`StoreOptions::max_batch`].
+pub const DEFAULT_MAX_BATCH: usize = 1024;
+
+/// The default for [`StoreOptions::busy_timeout`]: 5 s.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How hard SQLite syncs a commit to the disk (`PRAGMA synchronous`, in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// `FULL`: the WAL is fsynced at every commit. A committed CDR survives a process
+    /// kill, an OS crash and a power loss. Costs one fsync per batch, off the hot path.
+    #[default]
+    Full,
+    /// `NORMAL`: the WAL is fsynced only at checkpoints. A committed CDR survives a
+    /// process kill (SIGKILL, panic, OOM kill: the commit is already in the OS), but the
+    /// last commits before an OS crash or power loss may be rolled back.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Tuning for [`SqliteStore::open_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The longest a recorded CDR waits for others to share its commit. A store idle
+    /// for this long commits the next CDR at once; under load, commits happen at most
+    /// once per interval. `Duration::ZERO` commits whenever the writer is free.
+    pub commit_interval: Duration,
+    /// A batch this large commits at once, whatever the interval.
+    pub max_batch: usize,
+    /// How hard each commit is synced.
+    pub synchronous: Synchronous,
+    /// How long a statement waits for another connection's (or process's) write lock
+    /// before failing with "database is locked".
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+            max_batch: DEFAULT_MAX_BATCH,
+            synchronous: Synchronous::default(),
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+        }
+    }
+}
+
+/// CDRs and the alert outbox in one SQLite database file, for a single node.
+///
+/// # Writing
+/// [`record`](CdrStore::record) only sends the CDR down a channel; a dedicated writer
+/// thread (`sihai-cdr-writer`) owns the write connection and commits queued CDRs in one
+/// transaction per batch. The SIP threads never wait for the disk.
+///
+/// A batch commits when the first CDR in it has waited `commit_interval` since the
+/// previous commit (so an idle store commits a CDR as soon as it arrives, and a busy
+/// store commits at most once per interval, each commit carrying everything that
+/// arrived meanwhile), when it reaches `max_batch`, or when someone calls
+/// [`flush`](CdrStore::flush). Under load this turns thousands of CDRs per second into
+/// ~20 transactions per second (with the default 50 ms) instead of thousands.
+///
+/// # Durability, and its trade-off
+/// A CDR is durable once its batch has committed. Between the end of a call and that
+/// commit there is a window of at most `commit_interval` plus one commit (~0 ms when
+/// the store was idle, up to ~50 ms under load by default) in which a kill of the
+/// process loses the CDR. A smaller interval narrows the window at the price of more,
+/// smaller transactions; whoever must be certain (shutdown, tests, `sihai cdr` after a
+/// load run) calls `flush`, which commits at once and returns when it is done.
+///
+/// The database is in WAL mode. With the default [`Synchronous::Full`] every commit
+/// fsyncs the WAL, so a committed CDR also survives an OS crash or power loss: CDRs are
+/// what enterprises are billed from, and batching makes this one fsync per batch on
+/// the writer thread, never on a call. [`Synchronous::Normal`] skips that fsync; a
+/// SIGKILL still loses nothing committed (the WAL frames are already in the OS page
+/// cache when the commit returns), only a power loss can.
+///
+/// If a commit fails (disk full, I/O error) the batch stays queued and is retried with
+/// backoff (100 ms doubling to 5 s); `flush` reports the error. A CDR that can never be
+/// written (a duplicate `call_id`) is dropped from its batch, logged, and reported by
+/// the next `flush` as [`StoreError::Rejected`]; the rest of the batch commits.
+///
+/// Dropping the store (or [`close`](SqliteStore::close)) commits what is queued and
+/// stops the writer.
+///
+/// # Reading
+/// Queries and the outbox operations use a second connection; WAL lets them read while
+/// the writer writes. Other processes (`sihai cdr`) may open the same file.
+pub struct SqliteStore {
+    path: PathBuf,
+    tx: mpsc::Sender<Msg>,
+    reader: Mutex<Connection>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with its parent directories) the database at `path`,
+    /// brings its schema up to [`SCHEMA_VERSION`] and starts the writer thread, with
+    /// default options but `commit_interval`.
+    pub fn open(path: &Path, commit_interval: Duration) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(
+            path,
+            StoreOptions {
+                commit_interval,
+                ..StoreOptions::default()
+            },
+        )
+    }
+
+    /// [`open`](SqliteStore::open) with every option.
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: path.clone(),
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let mut write_conn = connect(&path, &options)?;
+        schema::migrate(&mut write_conn, &path)?;
+        let reader = connect(&path, &options)?;
+
+        let (tx, rx) = mpsc::channel();
+        let writer = writer::Writer::new(write_conn, path.clone(), rx, options);
+        let handle = std::thread::Builder::new()
+            .name("sihai-cdr-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|source| StoreError::SpawnWriter {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(SqliteStore {
+            path,
+            tx,
+            reader: Mutex::new(reader),
+            writer: Some(handle),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Commits everything queued, stops the writer and reports the last commit's result.
+    /// Dropping the store does the same, logging instead of returning a failure.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.shutdown()
+    }
+
+    /// Alerts given up on ([`alert_failed`](CdrStore::alert_failed) with `give_up`),
+    /// most recent call first, at most `limit` (0: all). For operators.
+    pub fn dead_alerts(&self, limit: usize) -> Result<Vec<MissedCallAlert>, StoreError> {
+        let conn = self.reader();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT id, call_id, enterprise, url, payload, attempts, next_attempt_at
+                 FROM alert_outbox WHERE state = 'dead' ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(self.err("reading dead alerts"))?;
+        let rows = st
+            .query_map([sql_limit(limit)], |row| self.alert_from_row(row))
+            .map_err(self.err("reading dead alerts"))?;
+        collect(rows, self.err("reading dead alerts"))
+    }
+
+    fn shutdown(&mut self) -> Result<(), StoreError> {
+        let Some(handle) = self.writer.take() else {
+            return Ok(());
+        };
+        let (reply, result) = mpsc::channel();
+        let _ = self.tx.send(Msg::Shutdown(reply));
+        let _ = handle.join();
+        // No reply means the writer died (panicked) before the final commit.
+        result.recv().unwrap_or_else(|_| {
+            Err(StoreError::WriterStopped {
+                path: self.path.clone(),
+            })
+        })
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable.
+        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn err(&self, context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            context,
+            source,
+        }
+    }
+
+    fn corrupt(&self, table: &'static str, rowid: i64, detail: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            table,
+            rowid,
+            detail,
+        }
+    }
+
+    /// Decodes one `alert_outbox` row; decode problems become a conversion error that
+    /// `collect` turns into [`StoreError::Corrupt`].
+    fn alert_from_row(
+        &self,
+        row: &Row<'_>,
+    ) -> rusqlite::Result<Result<MissedCallAlert, StoreError>> {
+        let id: i64 = row.get(0)?;
+        let attempts: i64 = row.get(5)?;
+        let next: i64 = row.get(6)?;
+        let decoded = (|| -> Result<MissedCallAlert, DecodeError> {
+            Ok(MissedCallAlert {
+                id,
+                call_id: row.get(1)?,
+                enterprise: row.get(2)?,
+                url: row.get(3)?,
+                payload: row.get(4)?,
+                attempts: u32::try_from(attempts).map_err(|_| format!("attempts {attempts}"))?,
+                next_attempt_at: ts_from_us(next)?,
+            })
+        })();
+        Ok(decoded.map_err(|d| self.corrupt("alert_outbox", id, d.0)))
+    }
+
+    fn cdr_from_row(&self, row: &Row<'_>) -> rusqlite::Result<Result<(i64, Cdr), StoreError>> {
+        let id: i64 = row.get(0)?;
+        let decoded = (|| -> Result<Cdr, DecodeError> {
+            let outcome: String = row.get(13)?;
+            let side: Option<String> = row.get(14)?;
+            let talk: i64 = row.get(12)?;
+            Ok(Cdr {
+                call_id: row.get(1)?,
+                number: row.get(2)?,
+                enterprise: row.get(3)?,
+                caller: row.get(4)?,
+                caller_province: row.get(5)?,
+                caller_city: row.get(6)?,
+                answered_by: row.get(7)?,
+                attempts: Vec::new(),
+                setup_at: ts_from_us(row.get(8)?)?,
+                ring_at: row.get::<_, Option<i64>>(9)?.map(ts_from_us).transpose()?,
+                answer_at: row.get::<_, Option<i64>>(10)?.map(ts_from_us).transpose()?,
+                end_at: ts_from_us(row.get(11)?)?,
+                talk_seconds: u32::try_from(talk).map_err(|_| format!("talk_seconds {talk}"))?,
+                outcome: outcome.parse().map_err(|e| format!("{e}"))?,
+                hangup_side: side
+                    .map(|s| s.parse())
+                    .transpose()
+                    .map_err(|e| format!("{e}"))?,
+                hangup_cause: row.get(15)?,
+            })
+        })();
+        Ok(decoded
+            .map(|cdr| (id, cdr))
+            .map_err(|d| self.corrupt("cdr", id, d.0)))
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "closing the CDR store");
+        }
+    }
+}
+
+impl CdrStore for SqliteStore {
+    fn record(&self, cdr: Cdr, alert: Option<NewAlert>) -> Result<(), StoreError> {
+        self.tx
+            .send(Msg::Record(Box::new((cdr, alert))))
+            .map_err(|lost| {
+                if let Msg::Record(item) = lost.0 {
+                    tracing::error!(path = %self.path.display(), cdr = ?item.0, alert = ?item.1,
+                    "CDR writer has stopped; CDR not recorded");
+                }
+                StoreError::WriterStopped {
+                    path: self.path.clone(),
+                }
+            })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        let (reply, result) = mpsc::channel();
+        let stopped = || StoreError::WriterStopped {
+            path: self.path.clone(),
+        };
+        self.tx.send(Msg::Flush(reply)).map_err(|_| stopped())?;
+        result.recv().map_err(|_| stopped())?
+    }
+
+    fn query(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, StoreError> {
+        const CONTEXT: &str = "querying CDRs";
+        let mut sql = String::from(
+            "SELECT id, call_id, number, enterprise, caller, caller_province, caller_city,
+                    answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds, outcome,
+                    hangup_side, hangup_cause
+             FROM cdr WHERE 1 = 1",
+        );
+        let mut args: Vec<Value> = Vec::new();
+        let mut and = |clause: &str, value: Value| {
+            args.push(value);
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(n) = &filter.number {
+            and("number =", Value::Text(n.clone()));
+        }
+        if let Some(e) = &filter.enterprise {
+            and("enterprise =", Value::Text(e.clone()));
+        }
+        if let Some(c) = &filter.caller {
+            and("caller =", Value::Text(c.clone()));
+        }
+        if let Some(t) = filter.since {
+            and("setup_at >=", Value::Integer(t.as_microsecond()));
+        }
+        if let Some(t) = filter.until {
+            and("setup_at <", Value::Integer(t.as_microsecond()));
+        }
+        if let Some(o) = filter.outcome {
+            and("outcome =", Value::Text(o.as_str().to_owned()));
+        }
+        sql.push_str(" ORDER BY setup_at DESC, id DESC");
+        if filter.limit > 0 {
+            args.push(Value::Integer(sql_limit(filter.limit)));
+            sql.push_str(&format!(" LIMIT ?{}", args.len()));
+        }
+
+        let mut conn = self.reader();
+        // One read transaction: the CDRs and their attempts come from the same snapshot.
+        let tx = conn.transaction().map_err(self.err(CONTEXT))?;
+        let mut cdrs = {
+            let mut st = tx.prepare_cached(&sql).map_err(self.err(CONTEXT))?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(args), |row| {
+                    self.cdr_from_row(row)
+                })
+                .map_err(self.err(CONTEXT))?;
+            collect(rows, self.err(CONTEXT))?
+        };
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "SELECT phone, result FROM cdr_attempt WHERE cdr_id = ?1 ORDER BY seq",
+                )
+                .map_err(self.err(CONTEXT))?;
+            for (id, cdr) in &mut cdrs {
+                let rows = st
+                    .query_map([*id], |row| {
+                        Ok(PhoneAttempt {
+                            phone: row.get(0)?,
+                            result: row.get(1)?,
+                        })
+                    })
+                    .map_err(self.err(CONTEXT))?;
+                cdr.attempts = rows.collect::<Result<_, _>>().map_err(self.err(CONTEXT))?;
+            }
+        }
+        tx.finish().map_err(self.err(CONTEXT))?;
+        Ok(cdrs.into_iter().map(|(_, cdr)| cdr).collect())
+    }
+
+    fn due_alerts(&self, now: Timestamp, limit: usize) -> Result<Vec<MissedCallAlert>, StoreError> {
+        const CONTEXT: &str = "reading due missed-call alerts";
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let conn = self.reader();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT id, call_id, enterprise, url, payload, attempts, next_attempt_at
+                 FROM alert_outbox
+                 WHERE state = 'pending' AND next_attempt_at <= ?1
+                 ORDER BY next_attempt_at, id LIMIT ?2",
+            )
+            .map_err(self.err(CONTEXT))?;
+        let rows = st
+            .query_map(params![now.as_microsecond(), sql_limit(limit)], |row| {
+                self.alert_from_row(row)
+            })
+            .map_err(self.err(CONTEXT))?;
+        collect(rows, self.err(CONTEXT))
+    }
+
+    fn alert_delivered(&self, id: i64) -> Result<(), StoreError> {
+        let conn = self.reader();
+        let n = conn
+            .prepare_cached("DELETE FROM alert_outbox WHERE id = ?1")
+            .and_then(|mut st| st.execute([id]))
+            .map_err(self.err("removing a delivered missed-call alert"))?;
+        if n == 0 {
+            return Err(StoreError::AlertNotFound {
+                path: self.path.clone(),
+                id,
+            });
+        }
+        Ok(())
+    }
+
+    fn alert_failed(
+        &self,
+        id: i64,
+        next_attempt_at: Timestamp,
+        give_up: bool,
+    ) -> Result<(), StoreError> {
+        let conn = self.reader();
+        let n = conn
+            .prepare_cached(
+                "UPDATE alert_outbox
+                 SET attempts = attempts + 1,
+                     next_attempt_at = ?2,
+                     state = CASE WHEN ?3 THEN 'dead' ELSE state END
+                 WHERE id = ?1",
+            )
+            .and_then(|mut st| st.execute(params![id, next_attempt_at.as_microsecond(), give_up]))
+            .map_err(self.err("rescheduling a failed missed-call alert"))?;
+        if n == 0 {
+            return Err(StoreError::AlertNotFound {
+                path: self.path.clone(),
+                id,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Opens one connection and sets it up: busy timeout, WAL, synchronous, foreign keys.
+fn connect(path: &Path, options: &StoreOptions) -> Result<Connection, StoreError> {
+    let err = |context| {
+        move |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            context,
+            source,
+        }
+    };
+    let conn = Connection::open(path).map_err(err("opening the database"))?;
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(err("setting the busy timeout"))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(err("switching to write-ahead logging"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::NotWal {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+        options.synchronous.pragma()
+    ))
+    .map_err(err("configuring the connection"))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// A decode problem in a stored row.
+struct DecodeError(String);
+
+impl From<String> for DecodeError {
+    fn from(s: String) -> Self {
+        DecodeError(s)
+    }
+}
+
+impl From<rusqlite::Error> for DecodeError {
+    fn from(e: rusqlite::Error) -> Self {
+        DecodeError(e.to_string())
+    }
+}
+
+fn ts_from_us(us: i64) -> Result<Timestamp, DecodeError> {
+    Timestamp::from_microsecond(us).map_err(|e| DecodeError(format!("timestamp {us}: {e}")))
+}
+
+/// `LIMIT` for SQLite: a negative limit means none.
+fn sql_limit(limit: usize) -> i64 {
+    if limit == 0 {
+        -1
+    } else {
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    }
+}
+
+fn collect<T>(
+    rows: impl Iterator<Item = rusqlite::Result<Result<T, StoreError>>>,
+    err: impl Fn(rusqlite::Error) -> StoreError,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.map_err(&err)??);
+    }
+    Ok(out)
+}
+
+// The daemon shares one store between threads.
+const _: fn() = || {
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<SqliteStore>();
+};

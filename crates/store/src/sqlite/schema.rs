@@ -1,0 +1,101 @@
+//! The database schema, versioned with `PRAGMA user_version`.
+//!
+//! `MIGRATIONS[i]` takes a database from version `i` to `i + 1`; a new version appends
+//! one entry and never edits an old one. Each runs in the same IMMEDIATE transaction as
+//! the `user_version` bump, so a crash mid-migration leaves the old version intact and
+//! two processes opening a new file at once do not both create it.
+//!
+//! Conventions (kept portable to PostgreSQL): instants are INTEGER microseconds since
+//! the Unix epoch, UTC; enums are their stable lower-case names.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: CDRs, their phone attempts, the missed-call alert outbox.
+    "
+    CREATE TABLE cdr (
+        id              INTEGER PRIMARY KEY,
+        call_id         TEXT    NOT NULL UNIQUE,
+        number          TEXT    NOT NULL,
+        enterprise      TEXT    NOT NULL,
+        caller          TEXT    NOT NULL,
+        caller_province TEXT,
+        caller_city     TEXT,
+        answered_by     TEXT,
+        setup_at        INTEGER NOT NULL,
+        ring_at         INTEGER,
+        answer_at       INTEGER,
+        end_at          INTEGER NOT NULL,
+        talk_seconds    INTEGER NOT NULL CHECK (talk_seconds >= 0),
+        outcome         TEXT    NOT NULL,
+        hangup_side     TEXT,
+        hangup_cause    TEXT
+    );
+    CREATE INDEX cdr_setup            ON cdr (setup_at);
+    CREATE INDEX cdr_number_setup     ON cdr (number, setup_at);
+    CREATE INDEX cdr_enterprise_setup ON cdr (enterprise, setup_at);
+    CREATE INDEX cdr_caller_setup     ON cdr (caller, setup_at);
+
+    CREATE TABLE cdr_attempt (
+        cdr_id INTEGER NOT NULL REFERENCES cdr (id) ON DELETE CASCADE,
+        seq    INTEGER NOT NULL,
+        phone  TEXT    NOT NULL,
+        result TEXT    NOT NULL,
+        PRIMARY KEY (cdr_id, seq)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE alert_outbox (
+        id              INTEGER PRIMARY KEY,
+        call_id         TEXT    NOT NULL,
+        enterprise      TEXT    NOT NULL,
+        url             TEXT    NOT NULL,
+        payload         TEXT    NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        state           TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dead')),
+        created_at      INTEGER NOT NULL
+    );
+    CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt_at) WHERE state = 'pending';
+    ",
+];
+
+/// The schema version this build creates and understands (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database at `path` up to [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |context| {
+        move |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            context,
+            source,
+        }
+    };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err("starting the schema migration"))?;
+    let found: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(err("reading the schema version"))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        tx.execute_batch(sql).map_err(err("migrating the schema"))?;
+        tracing::info!(path = %path.display(), from, to = from + 1, "migrated the CDR store schema");
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(err("setting the schema version"))?;
+    tx.commit().map_err(err("committing the schema migration"))
+}

@@ -1,0 +1,287 @@
+//! The writer thread: owns the write connection and commits queued CDRs in batches.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
+
+use super::StoreOptions;
+use crate::{Cdr, NewAlert, Rejection, StoreError};
+
+/// First wait before retrying a failed commit; doubles up to [`MAX_RETRY_DELAY`].
+const INITIAL_RETRY_DELAY: Duration = Duration::from_millis(100);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// Rejections kept for the next `flush` to report (all are logged).
+const MAX_KEPT_REJECTIONS: usize = 1000;
+
+type Reply = Sender<Result<(), StoreError>>;
+
+pub(crate) enum Msg {
+    Record(Box<(Cdr, Option<NewAlert>)>),
+    /// Commit everything queued so far, then reply.
+    Flush(Reply),
+    /// Commit everything queued, reply with the result, and stop.
+    Shutdown(Reply),
+}
+
+pub(crate) struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    rx: Receiver<Msg>,
+    options: StoreOptions,
+    /// Queued CDRs, in arrival order; kept across failed commits.
+    batch: Vec<(Cdr, Option<NewAlert>)>,
+    /// Flushes waiting for the next commit.
+    waiters: Vec<Reply>,
+    /// Set once a shutdown arrives (or every sender is gone).
+    stop: bool,
+    /// Rejected CDRs not yet reported by a flush.
+    rejected: Vec<Rejection>,
+    last_commit: Option<Instant>,
+    retry_at: Option<Instant>,
+    retry_delay: Duration,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        conn: Connection,
+        path: PathBuf,
+        rx: Receiver<Msg>,
+        options: StoreOptions,
+    ) -> Writer {
+        Writer {
+            conn,
+            path,
+            rx,
+            options,
+            batch: Vec::new(),
+            waiters: Vec::new(),
+            stop: false,
+            rejected: Vec::new(),
+            last_commit: None,
+            retry_at: None,
+            retry_delay: INITIAL_RETRY_DELAY,
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        loop {
+            self.wait_for_work();
+            self.gather();
+            // A failed batch waits for its retry time unless someone asks for it.
+            let backing_off = self.retry_at.is_some_and(|t| Instant::now() < t)
+                && self.waiters.is_empty()
+                && !self.stop;
+            if !backing_off {
+                self.commit_and_reply();
+            }
+            if self.stop {
+                // The final commit failed: these CDRs exist only in the log from here on.
+                for (cdr, alert) in &self.batch {
+                    tracing::error!(path = %self.path.display(), ?cdr, ?alert, "CDR lost at shutdown");
+                }
+                return;
+            }
+        }
+    }
+
+    fn accept(&mut self, msg: Result<Msg, ()>) {
+        match msg {
+            Ok(Msg::Record(item)) => self.batch.push(*item),
+            Ok(Msg::Flush(reply)) => self.waiters.push(reply),
+            Ok(Msg::Shutdown(reply)) => {
+                // Answered, like a flush, by the final commit.
+                self.waiters.push(reply);
+                self.stop = true;
+            }
+            Err(()) => self.stop = true,
+        }
+    }
+
+    /// Blocks until there is a message, or a failed batch is due for retry.
+    fn wait_for_work(&mut self) {
+        match self.retry_at {
+            Some(at) if !self.batch.is_empty() => {
+                let now = Instant::now();
+                if now < at {
+                    match self.rx.recv_timeout(at - now) {
+                        Ok(msg) => self.accept(Ok(msg)),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => self.accept(Err(())),
+                    }
+                }
+            }
+            _ => {
+                let msg = self.rx.recv().map_err(|_| ());
+                self.accept(msg);
+            }
+        }
+    }
+
+    /// Collects more work until the batch is due: `commit_interval` after the previous
+    /// commit, a full batch, a flush or a shutdown. Then takes whatever is already
+    /// queued, up to a full batch, for free.
+    fn gather(&mut self) {
+        let due = self.last_commit.map(|t| t + self.options.commit_interval);
+        while self.retry_at.is_none()
+            && self.waiters.is_empty()
+            && !self.stop
+            && self.batch.len() < self.options.max_batch
+        {
+            let now = Instant::now();
+            let Some(due) = due.filter(|&d| d > now) else {
+                break;
+            };
+            match self.rx.recv_timeout(due - now) {
+                Ok(msg) => self.accept(Ok(msg)),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => self.accept(Err(())),
+            }
+        }
+        while !self.stop && self.batch.len() < self.options.max_batch {
+            match self.rx.try_recv() {
+                Ok(msg) => self.accept(Ok(msg)),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => self.accept(Err(())),
+            }
+        }
+    }
+
+    fn commit_and_reply(&mut self) {
+        let result = if self.batch.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.commit()
+        };
+        match result {
+            Ok(rejected) => {
+                self.batch.clear();
+                self.last_commit = Some(Instant::now());
+                self.retry_at = None;
+                self.retry_delay = INITIAL_RETRY_DELAY;
+                let room = MAX_KEPT_REJECTIONS.saturating_sub(self.rejected.len());
+                self.rejected.extend(rejected.into_iter().take(room));
+                if !self.waiters.is_empty() {
+                    let rejected = std::mem::take(&mut self.rejected);
+                    for waiter in self.waiters.drain(..) {
+                        let reply = if rejected.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(StoreError::Rejected {
+                                path: self.path.clone(),
+                                rejected: rejected.clone(),
+                            })
+                        };
+                        let _ = waiter.send(reply);
+                    }
+                }
+            }
+            Err(source) => {
+                let source = Arc::new(source);
+                tracing::error!(path = %self.path.display(), pending = self.batch.len(),
+                    retry_in_ms = self.retry_delay.as_millis() as u64, error = %source,
+                    "committing CDRs failed; will retry");
+                self.retry_at = Some(Instant::now() + self.retry_delay);
+                self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY_DELAY);
+                for waiter in self.waiters.drain(..) {
+                    let _ = waiter.send(Err(StoreError::Commit {
+                        path: self.path.clone(),
+                        pending: self.batch.len(),
+                        source: Arc::clone(&source),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Writes the batch in one transaction. A CDR that violates a constraint (a
+    /// duplicate `call_id`) is rolled back alone, within its savepoint, and returned as
+    /// rejected; any other error rolls back the whole batch.
+    fn commit(&mut self) -> rusqlite::Result<Vec<Rejection>> {
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = Timestamp::now().as_microsecond();
+        let mut rejected = Vec::new();
+        for (cdr, alert) in &self.batch {
+            let sp = tx.savepoint()?;
+            match insert(&sp, cdr, alert.as_ref(), now) {
+                Ok(()) => sp.commit()?,
+                Err(rusqlite::Error::SqliteFailure(e, msg))
+                    if e.code == ErrorCode::ConstraintViolation =>
+                {
+                    drop(sp); // rolls back to the savepoint
+                    let reason = msg.unwrap_or_else(|| e.to_string());
+                    tracing::error!(path = %self.path.display(), call_id = %cdr.call_id, %reason,
+                        ?cdr, "CDR rejected by the database");
+                    rejected.push(Rejection {
+                        call_id: cdr.call_id.clone(),
+                        reason,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit()?;
+        Ok(rejected)
+    }
+}
+
+fn insert(
+    conn: &Connection,
+    cdr: &Cdr,
+    alert: Option<&NewAlert>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO cdr (call_id, number, enterprise, caller, caller_province, caller_city,
+                          answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds,
+                          outcome, hangup_side, hangup_cause)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        cdr.call_id,
+        cdr.number,
+        cdr.enterprise,
+        cdr.caller,
+        cdr.caller_province,
+        cdr.caller_city,
+        cdr.answered_by,
+        cdr.setup_at.as_microsecond(),
+        cdr.ring_at.map(|t| t.as_microsecond()),
+        cdr.answer_at.map(|t| t.as_microsecond()),
+        cdr.end_at.as_microsecond(),
+        cdr.talk_seconds,
+        cdr.outcome.as_str(),
+        cdr.hangup_side.map(|s| s.as_str()),
+        cdr.hangup_cause,
+    ])?;
+    let id = conn.last_insert_rowid();
+    if !cdr.attempts.is_empty() {
+        let mut st = conn.prepare_cached(
+            "INSERT INTO cdr_attempt (cdr_id, seq, phone, result) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (seq, a) in cdr.attempts.iter().enumerate() {
+            st.execute(params![id, seq as i64, a.phone, a.result])?;
+        }
+    }
+    if let Some(alert) = alert {
+        conn.prepare_cached(
+            "INSERT INTO alert_outbox (call_id, enterprise, url, payload, attempts, next_attempt_at,
+                                       state, created_at)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5, 'pending', ?6)",
+        )?
+        .execute(params![
+            cdr.call_id,
+            alert.enterprise,
+            alert.url,
+            alert.payload,
+            cdr.end_at.as_microsecond(),
+            now,
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Builders shared by the integration tests.
+#![allow(dead_code)]
+
+use jiff::Timestamp;
+use sihai_store::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
+
+pub fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+/// A CDR with every field set.
+pub fn full_cdr(call_id: &str) -> Cdr {
+    Cdr {
+        call_id: call_id.into(),
+        number: "4001234567".into(),
+        enterprise: "acme".into(),
+        caller: "13812345678".into(),
+        caller_province: Some("广东".into()),
+        caller_city: Some("深圳".into()),
+        answered_by: Some("13900000003".into()),
+        attempts: vec![
+            PhoneAttempt {
+                phone: "13900000001".into(),
+                result: "busy".into(),
+            },
+            PhoneAttempt {
+                phone: "13900000002".into(),
+                result: "486".into(),
+            },
+            PhoneAttempt {
+                phone: "13900000003".into(),
+                result: "answered".into(),
+            },
+        ],
+        setup_at: ts("2026-03-02T01:59:58.123456Z"),
+        ring_at: Some(ts("2026-03-02T01:59:59.5Z")),
+        answer_at: Some(ts("2026-03-02T02:00:05.000001Z")),
+        end_at: ts("2026-03-02T02:01:10.25Z"),
+        talk_seconds: 65,
+        outcome: Outcome::Answered,
+        hangup_side: Some(HangupSide::Phone),
+        hangup_cause: Some("BYE".into()),
+    }
+}
+
+/// An unanswered call with every optional field empty.
+pub fn missed_cdr(call_id: &str, setup: Timestamp) -> Cdr {
+    Cdr {
+        call_id: call_id.into(),
+        number: "4009876543".into(),
+        enterprise: "globex".into(),
+        caller: "anonymous".into(),
+        caller_province: None,
+        caller_city: None,
+        answered_by: None,
+        attempts: vec![],
+        setup_at: setup,
+        ring_at: None,
+        answer_at: None,
+        end_at: setup + jiff::SignedDuration::from_secs(30),
+        talk_seconds: 0,
+        outcome: Outcome::NoAnswer,
+        hangup_side: None,
+        hangup_cause: None,
+    }
+}
+
+pub fn alert_for(cdr: &Cdr) -> NewAlert {
+    NewAlert {
+        enterprise: cdr.enterprise.clone(),
+        url: "https://crm.example.com/missed".into(),
+        payload: format!(
+            r#"{{"call_id":"{}","caller":"{}"}}"#,
+            cdr.call_id, cdr.caller
+        ),
+    }
+}

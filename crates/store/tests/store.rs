@@ -1,0 +1,672 @@
+//! The SQLite store: round trips, filters, schema, outbox, errors.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use rusqlite::Connection;
+use sihai_store::{
+    Cdr, CdrFilter, CdrStore, HangupSide, Outcome, SCHEMA_VERSION, SqliteStore, StoreError,
+    StoreOptions, Synchronous,
+};
+
+use common::{alert_for, full_cdr, missed_cdr, ts};
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("cdr.db"), Duration::from_millis(5)).unwrap()
+}
+
+fn all(store: &SqliteStore) -> Vec<Cdr> {
+    store.query(&CdrFilter::default()).unwrap()
+}
+
+#[test]
+fn round_trip_keeps_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let full = full_cdr("call-full");
+    let empty = missed_cdr("call-empty", ts("2026-03-01T00:00:00Z"));
+    store.record(full.clone(), None).unwrap();
+    store.record(empty.clone(), None).unwrap();
+    store.flush().unwrap();
+
+    // Newest first.
+    assert_eq!(all(&store), vec![full, empty]);
+}
+
+#[test]
+fn timestamps_keep_microseconds_and_drop_nanoseconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut cdr = full_cdr("c");
+    cdr.setup_at = ts("2026-03-02T01:59:58.123456789Z");
+    store.record(cdr, None).unwrap();
+    store.flush().unwrap();
+    assert_eq!(all(&store)[0].setup_at, ts("2026-03-02T01:59:58.123456Z"));
+}
+
+#[test]
+fn every_outcome_and_side_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let base = ts("2026-03-01T00:00:00Z");
+    for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
+        let mut cdr = missed_cdr(&format!("c{i}"), base + SignedDuration::from_secs(i as i64));
+        cdr.outcome = outcome;
+        cdr.hangup_side = Some(HangupSide::ALL[i % 3]);
+        store.record(cdr, None).unwrap();
+    }
+    store.flush().unwrap();
+    let got = all(&store);
+    for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
+        let cdr = got.iter().find(|c| c.call_id == format!("c{i}")).unwrap();
+        assert_eq!(cdr.outcome, outcome);
+        assert_eq!(cdr.hangup_side, Some(HangupSide::ALL[i % 3]));
+        assert_eq!(outcome.as_str().parse::<Outcome>().unwrap(), outcome);
+    }
+    assert_eq!("no_answer".parse::<Outcome>().unwrap(), Outcome::NoAnswer);
+    assert_eq!(
+        "after_hours".parse::<Outcome>().unwrap(),
+        Outcome::AfterHours
+    );
+    assert_eq!("system".parse::<HangupSide>().unwrap(), HangupSide::System);
+    let err = "ringing".parse::<Outcome>().unwrap_err();
+    assert_eq!(err.to_string(), r#"unknown outcome "ringing""#);
+}
+
+/// Six calls over three days, two numbers, two callers, three outcomes.
+fn filter_fixture(store: &SqliteStore) {
+    let calls = [
+        (
+            "a",
+            "4001111111",
+            "acme",
+            "13800000001",
+            "2026-03-01T01:00:00Z",
+            Outcome::Answered,
+        ),
+        (
+            "b",
+            "4001111111",
+            "acme",
+            "13800000002",
+            "2026-03-01T02:00:00Z",
+            Outcome::NoAnswer,
+        ),
+        (
+            "c",
+            "4002222222",
+            "globex",
+            "13800000001",
+            "2026-03-02T01:00:00Z",
+            Outcome::Busy,
+        ),
+        (
+            "d",
+            "4001111111",
+            "acme",
+            "13800000001",
+            "2026-03-02T02:00:00Z",
+            Outcome::Answered,
+        ),
+        (
+            "e",
+            "4002222222",
+            "globex",
+            "13800000002",
+            "2026-03-03T01:00:00Z",
+            Outcome::NoAnswer,
+        ),
+        (
+            "f",
+            "4001111111",
+            "acme",
+            "13800000002",
+            "2026-03-03T02:00:00Z",
+            Outcome::Answered,
+        ),
+    ];
+    // Recorded out of order: query order must come from setup_at.
+    for &(id, number, enterprise, caller, setup, outcome) in
+        calls.iter().rev().step_by(2).chain(calls.iter().step_by(2))
+    {
+        let mut cdr = missed_cdr(id, ts(setup));
+        cdr.number = number.into();
+        cdr.enterprise = enterprise.into();
+        cdr.caller = caller.into();
+        cdr.outcome = outcome;
+        store.record(cdr, None).unwrap();
+    }
+    store.flush().unwrap();
+}
+
+fn ids(store: &SqliteStore, filter: CdrFilter) -> String {
+    store
+        .query(&filter)
+        .unwrap()
+        .iter()
+        .map(|c| c.call_id.as_str())
+        .collect()
+}
+
+#[test]
+fn filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    filter_fixture(&store);
+
+    assert_eq!(ids(&store, CdrFilter::default()), "fedcba");
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                number: Some("4001111111".into()),
+                ..Default::default()
+            }
+        ),
+        "fdba"
+    );
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                enterprise: Some("globex".into()),
+                ..Default::default()
+            }
+        ),
+        "ec"
+    );
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                caller: Some("13800000001".into()),
+                ..Default::default()
+            }
+        ),
+        "dca"
+    );
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                outcome: Some(Outcome::NoAnswer),
+                ..Default::default()
+            }
+        ),
+        "eb"
+    );
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                outcome: Some(Outcome::Failed),
+                ..Default::default()
+            }
+        ),
+        ""
+    );
+    // since is inclusive, until exclusive.
+    let day2 = CdrFilter {
+        since: Some(ts("2026-03-02T01:00:00Z")),
+        until: Some(ts("2026-03-03T01:00:00Z")),
+        ..Default::default()
+    };
+    assert_eq!(ids(&store, day2.clone()), "dc");
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                since: Some(ts("2026-03-02T01:00:00Z")),
+                ..Default::default()
+            }
+        ),
+        "fedc"
+    );
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                until: Some(ts("2026-03-02T01:00:00Z")),
+                ..Default::default()
+            }
+        ),
+        "ba"
+    );
+    // limit keeps the newest.
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                limit: 2,
+                ..Default::default()
+            }
+        ),
+        "fe"
+    );
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                limit: 100,
+                ..Default::default()
+            }
+        ),
+        "fedcba"
+    );
+    // Everything at once.
+    let combined = CdrFilter {
+        number: Some("4001111111".into()),
+        caller: Some("13800000002".into()),
+        outcome: Some(Outcome::Answered),
+        since: Some(ts("2026-03-01T00:00:00Z")),
+        until: Some(ts("2026-03-04T00:00:00Z")),
+        limit: 1,
+        ..Default::default()
+    };
+    assert_eq!(ids(&store, combined), "f");
+}
+
+#[test]
+fn database_is_wal_with_a_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dirs/cdr.db");
+    let store = SqliteStore::open(&path, Duration::from_millis(5)).unwrap();
+    assert_eq!(store.path(), path);
+
+    let raw = Connection::open(&path).unwrap();
+    let mode: String = raw
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = raw
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 1);
+    let tables: Vec<String> = raw
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["alert_outbox", "cdr", "cdr_attempt"]);
+    drop(raw);
+
+    // Reopening an up-to-date database changes nothing and loses nothing.
+    store.record(full_cdr("x"), None).unwrap();
+    store.close().unwrap();
+    let store = SqliteStore::open(&path, Duration::from_millis(5)).unwrap();
+    assert_eq!(all(&store), vec![full_cdr("x")]);
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.db");
+    SqliteStore::open(&path, Duration::from_millis(5))
+        .unwrap()
+        .close()
+        .unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+
+    let err = SqliteStore::open(&path, Duration::from_millis(5))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaTooNew {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.path(), path);
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: schema version 99", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn errors_name_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // The parent "directory" is a file.
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let path = blocker.join("cdr.db");
+    let err = SqliteStore::open(&path, Duration::from_millis(5))
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::CreateDir { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&path.display().to_string()),
+        "{err}"
+    );
+
+    // Not an SQLite file.
+    let path = dir.path().join("garbage.db");
+    std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+    let err = SqliteStore::open(&path, Duration::from_millis(5))
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Sqlite { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.starts_with(&path.display().to_string()), "{text}");
+    assert!(text.contains("not a database"), "{text}");
+
+    // Outbox operations on a missing id.
+    let store = open(&dir);
+    let err = store.alert_delivered(42).unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlertNotFound { id: 42, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("cdr.db: no missed-call alert with id 42"),
+        "{err}"
+    );
+    let err = store.alert_failed(42, Timestamp::now(), false).unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlertNotFound { id: 42, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn outbox_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.db");
+    let store = SqliteStore::open(&path, Duration::from_millis(5)).unwrap();
+    let t0 = ts("2026-03-01T00:00:00Z");
+    let missed = missed_cdr("missed-1", t0);
+    let late = missed_cdr("missed-2", t0 + SignedDuration::from_secs(60));
+    store.record(full_cdr("answered"), None).unwrap();
+    store
+        .record(missed.clone(), Some(alert_for(&missed)))
+        .unwrap();
+    store.record(late.clone(), Some(alert_for(&late))).unwrap();
+    store.flush().unwrap();
+
+    // Due from the call's end.
+    assert!(
+        store
+            .due_alerts(missed.end_at - SignedDuration::from_secs(1), 10)
+            .unwrap()
+            .is_empty()
+    );
+    let due = store.due_alerts(missed.end_at, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    let first = &due[0];
+    assert_eq!(first.call_id, "missed-1");
+    assert_eq!(first.enterprise, "globex");
+    assert_eq!(first.url, "https://crm.example.com/missed");
+    assert_eq!(
+        first.payload,
+        r#"{"call_id":"missed-1","caller":"anonymous"}"#
+    );
+    assert_eq!(first.attempts, 0);
+    assert_eq!(first.next_attempt_at, missed.end_at);
+    let far = t0 + SignedDuration::from_hours(24);
+    assert_eq!(store.due_alerts(far, 10).unwrap().len(), 2);
+    assert_eq!(store.due_alerts(far, 1).unwrap().len(), 1);
+    assert!(store.due_alerts(far, 0).unwrap().is_empty());
+
+    // A failure with backoff pushes it back and counts the attempt.
+    let retry = missed.end_at + SignedDuration::from_mins(10);
+    store.alert_failed(first.id, retry, false).unwrap();
+    let due: Vec<_> = store.due_alerts(late.end_at, 10).unwrap();
+    assert_eq!(
+        due.iter().map(|a| a.call_id.as_str()).collect::<Vec<_>>(),
+        ["missed-2"]
+    );
+    let due = store.due_alerts(retry, 10).unwrap();
+    assert_eq!(
+        due.iter().map(|a| a.call_id.as_str()).collect::<Vec<_>>(),
+        ["missed-2", "missed-1"]
+    );
+    assert_eq!(due[1].attempts, 1);
+    assert_eq!(due[1].next_attempt_at, retry);
+    let second = due[0].clone();
+
+    // Giving up keeps the row but it is never due again.
+    store.alert_failed(second.id, far, true).unwrap();
+    assert_eq!(
+        store
+            .due_alerts(far + SignedDuration::from_hours(1000), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    let dead = store.dead_alerts(0).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].call_id, "missed-2");
+    assert_eq!(dead[0].attempts, 1);
+
+    // Reopening keeps the outbox as it was.
+    store.close().unwrap();
+    let store = SqliteStore::open(&path, Duration::from_millis(5)).unwrap();
+    let due = store.due_alerts(far, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].call_id, "missed-1");
+    assert_eq!(due[0].attempts, 1);
+    assert_eq!(due[0].next_attempt_at, retry);
+    assert_eq!(store.dead_alerts(10).unwrap().len(), 1);
+
+    // Delivered removes it.
+    store.alert_delivered(due[0].id).unwrap();
+    assert!(store.due_alerts(far, 10).unwrap().is_empty());
+    assert!(matches!(
+        store.alert_delivered(due[0].id),
+        Err(StoreError::AlertNotFound { .. })
+    ));
+    // The CDRs are untouched by outbox operations.
+    assert_eq!(all(&store).len(), 3);
+}
+
+#[test]
+fn duplicate_call_id_is_rejected_with_its_alert_and_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let t0 = ts("2026-03-01T00:00:00Z");
+    let first = missed_cdr("dup", t0);
+    store.record(first.clone(), None).unwrap();
+    store.flush().unwrap();
+
+    let mut again = missed_cdr("dup", t0 + SignedDuration::from_secs(5));
+    again.caller = "13800000009".into();
+    let other = missed_cdr("other", t0 + SignedDuration::from_secs(10));
+    store
+        .record(again.clone(), Some(alert_for(&again)))
+        .unwrap();
+    store
+        .record(other.clone(), Some(alert_for(&other)))
+        .unwrap();
+    let err = store.flush().unwrap_err();
+    let StoreError::Rejected { rejected, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].call_id, "dup");
+    assert!(rejected[0].reason.contains("UNIQUE"), "{err}");
+    assert!(
+        err.to_string().contains(r#"1 CDR(s) rejected: call "dup""#),
+        "{err}"
+    );
+
+    // The rest of the batch committed; the rejected CDR's alert went with it.
+    assert_eq!(all(&store), vec![other.clone(), first]);
+    let due = store
+        .due_alerts(t0 + SignedDuration::from_hours(1), 10)
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|a| a.call_id.as_str()).collect::<Vec<_>>(),
+        ["other"]
+    );
+    // Reported once.
+    store.flush().unwrap();
+}
+
+#[test]
+fn commits_on_its_own_within_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.db");
+    let store = SqliteStore::open(&path, Duration::from_millis(20)).unwrap();
+    let reader = Connection::open(&path).unwrap();
+    let count = || {
+        reader
+            .query_row("SELECT count(*) FROM cdr", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    let started = Instant::now();
+    for i in 0..3 {
+        store.record(full_cdr(&format!("c{i}")), None).unwrap();
+    }
+    // No flush: the writer commits by itself.
+    while count() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(10), "not committed");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn dropping_the_store_commits_what_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.db");
+    let options = StoreOptions {
+        commit_interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let store = SqliteStore::open_with(&path, options).unwrap();
+    // An hour-long interval: only the first record commits before the drop.
+    for i in 0..50 {
+        store.record(full_cdr(&format!("c{i}")), None).unwrap();
+    }
+    drop(store);
+    let store = SqliteStore::open(&path, Duration::from_millis(5)).unwrap();
+    assert_eq!(all(&store).len(), 50);
+}
+
+#[test]
+fn many_threads_many_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.db");
+    let options = StoreOptions {
+        commit_interval: Duration::from_millis(5),
+        max_batch: 64,
+        synchronous: Synchronous::Normal,
+        ..Default::default()
+    };
+    let store: Arc<dyn CdrStore> = Arc::new(SqliteStore::open_with(&path, options).unwrap());
+    let t0 = ts("2026-03-01T00:00:00Z");
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    let cdr = missed_cdr(&format!("t{t}-{i}"), t0 + SignedDuration::from_secs(i));
+                    let alert = (i % 10 == 0).then(|| alert_for(&cdr));
+                    store.record(cdr, alert).unwrap();
+                }
+                store.flush().unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    store.flush().unwrap();
+    assert_eq!(store.query(&CdrFilter::default()).unwrap().len(), 2000);
+    assert_eq!(
+        store
+            .due_alerts(t0 + SignedDuration::from_hours(1), 1000)
+            .unwrap()
+            .len(),
+        200
+    );
+}
+
+fn locked_store(path: &std::path::Path) -> (SqliteStore, Connection) {
+    let options = StoreOptions {
+        commit_interval: Duration::from_millis(5),
+        busy_timeout: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let store = SqliteStore::open_with(path, options).unwrap();
+    // Another process holds the write lock.
+    let blocker = Connection::open(path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    (store, blocker)
+}
+
+#[test]
+fn a_failed_commit_keeps_the_batch_and_retries_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.db");
+    let (store, blocker) = locked_store(&path);
+    let missed = missed_cdr("a", ts("2026-03-01T00:00:00Z"));
+    store
+        .record(missed.clone(), Some(alert_for(&missed)))
+        .unwrap();
+    let err = store.flush().unwrap_err();
+    assert!(
+        matches!(err, StoreError::Commit { pending: 1, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.starts_with(&path.display().to_string()), "{text}");
+    assert!(text.contains("database is locked"), "{text}");
+
+    store.record(full_cdr("b"), None).unwrap();
+    let err = store.flush().unwrap_err();
+    assert!(
+        matches!(err, StoreError::Commit { pending: 2, .. }),
+        "{err:?}"
+    );
+
+    // Once the lock is gone the writer retries on its own, without a flush.
+    blocker.execute_batch("COMMIT").unwrap();
+    let started = Instant::now();
+    while blocker
+        .query_row("SELECT count(*) FROM cdr", [], |r| r.get::<_, i64>(0))
+        .unwrap()
+        < 2
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "never retried");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    store.flush().unwrap();
+    assert_eq!(all(&store).len(), 2);
+    assert_eq!(
+        store
+            .due_alerts(ts("2026-03-02T00:00:00Z"), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn closing_while_commits_fail_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.db");
+    let (store, _blocker) = locked_store(&path);
+    store.record(full_cdr("a"), None).unwrap();
+    let err = store.close().unwrap_err();
+    assert!(
+        matches!(err, StoreError::Commit { pending: 1, .. }),
+        "{err:?}"
+    );
+}
