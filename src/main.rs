@@ -34,6 +34,35 @@ enum Command {
         #[arg(short, long, default_value = "config/sihai.toml")]
         config: PathBuf,
     },
+    /// Print recent call detail records from the store the configuration names.
+    Cdr {
+        #[arg(short, long, default_value = "config/sihai.toml")]
+        config: PathBuf,
+        /// Only calls to this 400 number (any common spelling).
+        #[arg(long)]
+        number: Option<String>,
+        /// Only calls from this caller (any common spelling, e.g. +86 138-0013-8000).
+        #[arg(long)]
+        caller: Option<String>,
+        /// Only calls of this enterprise (its id).
+        #[arg(long)]
+        enterprise: Option<String>,
+        /// Only calls set up at or after this time (RFC 3339, e.g. 2026-11-23T09:00:00+08:00).
+        #[arg(long)]
+        since: Option<jiff::Timestamp>,
+        /// Only calls set up before this time.
+        #[arg(long)]
+        until: Option<jiff::Timestamp>,
+        /// Only this outcome: answered, no_answer, busy, rejected, blacklisted, after_hours, failed, cancelled.
+        #[arg(long)]
+        outcome: Option<sihai_store::Outcome>,
+        /// How many records, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +78,34 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Cdr {
+            config,
+            number,
+            caller,
+            enterprise,
+            since,
+            until,
+            outcome,
+            limit,
+            csv,
+        } => {
+            let filter = sihai_store::CdrFilter {
+                number: number.map(|n| sihai_routing::normalise_400(&n).unwrap_or(n)),
+                enterprise,
+                caller: caller.map(|c| sihai_routing::normalise_caller(&c).as_str().to_string()),
+                since,
+                until,
+                outcome,
+                limit,
+            };
+            match print_cdrs(&config, &filter, csv) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("sihai: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config } => match run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -67,13 +124,32 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let server = Server::bind(config)
+        let server = Server::bind(config, &path)
             .await
             .with_context(|| format!("starting with {}", path.display()))?;
         info!(config = %path.display(), "sihai started");
         server.run(shutdown_signal()).await;
         Ok(())
     })
+}
+
+fn print_cdrs(
+    path: &std::path::Path,
+    filter: &sihai_store::CdrFilter,
+    csv: bool,
+) -> anyhow::Result<()> {
+    use sihai_store::CdrStore;
+    let config = Config::load(path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let store = sihai_store::SqliteStore::open(&config.store.sqlite, config.store.commit_interval)
+        .with_context(|| format!("opening {}", config.store.sqlite.display()))?;
+    let cdrs = store.query(filter).context("querying CDRs")?;
+    let text = if csv {
+        sihai_store::report::format_csv(&cdrs)
+    } else {
+        sihai_store::report::format_table(&cdrs)
+    };
+    print!("{text}");
+    Ok(())
 }
 
 fn init_logging(level: &str) {

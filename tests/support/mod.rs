@@ -38,30 +38,25 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts the daemon listening on UDP and TCP 127.0.0.1:<free port>, with the given
-    /// extra TOML appended to the `[sip]` table (e.g. timers).
+    /// extra TOML appended to the `[sip]` table (e.g. timers), a trunk for 127.0.0.1 and
+    /// no 400 numbers.
     pub fn start(sip_extra: &str) -> Daemon {
+        Daemon::start_with(
+            sip_extra,
+            "[[trunk]]\nname = \"lab\"\nsources = [\"127.0.0.1\"]\ngateway = \"sip:{number}@127.0.0.1:5080\"\n",
+        )
+    }
+
+    /// Starts the daemon with `routing` (trunks, enterprises, numbers, plans, groups,
+    /// schedules as TOML) after the generated `[sip]`, `[log]` and `[store]` tables.
+    pub fn start_with(sip_extra: &str, routing: &str) -> Daemon {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("sihai.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[sip]\nuser_agent = \"sihai-test\"\n{sip_extra}\n\
-                 [[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:{port}\"\n\
-                 [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{port}\"\n\
-                 [log]\nlevel = \"debug\"\n"
-            ),
-        )
-        .expect("write config");
+        std::fs::write(&config, config_text(port, dir.path(), sip_extra, routing))
+            .expect("write config");
         let log = dir.path().join("sihai.log");
-        let child = Command::new(SIHAI)
-            .args(["run", "-c"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn sihai");
+        let child = spawn(&config, &log);
         let mut daemon = Daemon {
             child,
             port,
@@ -70,6 +65,31 @@ impl Daemon {
         };
         daemon.wait_ready();
         daemon
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("sihai.toml")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("sihai.db")
+    }
+
+    /// Kills the daemon with SIGKILL (no chance to flush) and returns its log.
+    pub fn kill9(mut self) -> (tempfile::TempDir, String) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = self.log_text();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        (dir, log)
+    }
+
+    /// Sends SIGHUP (reload).
+    pub fn hangup(&self) {
+        let _ = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status();
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -182,6 +202,30 @@ impl UdpClient {
             }
         }
     }
+}
+
+/// The configuration a test daemon runs with.
+pub fn config_text(port: u16, dir: &Path, sip_extra: &str, routing: &str) -> String {
+    format!(
+        "[sip]\nuser_agent = \"sihai-test\"\n{sip_extra}\n\
+         [[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:{port}\"\n\
+         [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{port}\"\n\
+         [log]\nlevel = \"debug\"\n\
+         [store]\nsqlite = \"{}\"\ncommit_interval_ms = 20\n\
+         {routing}\n",
+        dir.join("sihai.db").display()
+    )
+}
+
+fn spawn(config: &Path, log: &Path) -> Child {
+    Command::new(SIHAI)
+        .args(["run", "-c"])
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("spawn sihai")
 }
 
 pub fn options(client: &UdpClient, port: u16, call_id: &str) -> Vec<u8> {

@@ -11,12 +11,17 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
+use jiff::Timestamp;
+use sihai_call::{B2bua, B2buaConfig};
+use sihai_routing::RoutingTable;
 use sihai_sip::Via;
 use sihai_sip::builder::MessageBuilder;
 use sihai_sip::validate::{check_request, check_response, is_answerable};
 use sihai_sip::{HeaderName, Message, Method, Peer};
-use sihai_transaction::{Event, TimerConfig, TransactionLayer, Transmit};
+use sihai_store::{Cdr, NewAlert};
+use sihai_transaction::{Event, TransactionKey, TransactionLayer, Transmit};
 use tracing::{debug, trace};
 
 use crate::responder;
@@ -24,6 +29,9 @@ use crate::stats::Stats;
 
 pub struct Core {
     transactions: TransactionLayer,
+    calls: B2bua,
+    /// The routing snapshot new calls are routed with; swapped whole on reload.
+    routing: Arc<ArcSwap<RoutingTable>>,
     /// Stateless answers to requests too broken for a transaction.
     outbox: VecDeque<Transmit>,
     user_agent: String,
@@ -31,16 +39,34 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(timers: TimerConfig, user_agent: String, stats: Arc<Stats>) -> Core {
+    pub fn new(
+        config: B2buaConfig,
+        routing: Arc<ArcSwap<RoutingTable>>,
+        stats: Arc<Stats>,
+    ) -> Core {
+        let regions = sihai_region::RegionTable::embedded();
+        let zone = sihai_routing::schedule::china_time_zone();
         Core {
-            transactions: TransactionLayer::new(timers),
+            transactions: TransactionLayer::new(config.timers),
+            user_agent: config.user_agent.clone(),
+            calls: B2bua::new(config, regions, zone),
+            routing,
             outbox: VecDeque::new(),
-            user_agent,
             stats,
         }
     }
 
-    pub fn handle_received(&mut self, now: Instant, data: Bytes, source: Peer) {
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.active_calls()
+    }
+
+    /// A finished call's record and its missed-call alert, for the store.
+    pub fn poll_record(&mut self) -> Option<(Cdr, Option<NewAlert>)> {
+        self.calls.poll_record()
+    }
+
+    pub fn handle_received(&mut self, now: Instant, wall: Timestamp, data: Bytes, source: Peer) {
         Stats::bump(&self.stats.received);
         let msg = match Message::parse(data) {
             Ok(msg) => msg,
@@ -64,22 +90,28 @@ impl Core {
             return;
         }
         self.transactions.handle_received(now, msg, source);
-        self.drain_events(now);
+        self.drain_events(now, wall);
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant, wall: Timestamp) {
         self.transactions.handle_timeout(now);
-        self.drain_events(now);
+        self.drain_events(now, wall);
+        self.calls.handle_timeout(&mut self.transactions, now, wall);
+        self.drain_events(now, wall);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.outbox
             .pop_front()
+            .or_else(|| self.calls.poll_transmit())
             .or_else(|| self.transactions.poll_transmit())
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.transactions.poll_timeout()
+        [self.transactions.poll_timeout(), self.calls.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Live transactions, for tests and metrics.
@@ -107,7 +139,7 @@ impl Core {
         });
     }
 
-    fn drain_events(&mut self, now: Instant) {
+    fn drain_events(&mut self, now: Instant, wall: Timestamp) {
         while let Some(event) = self.transactions.poll_event() {
             match event {
                 Event::Request {
@@ -116,28 +148,66 @@ impl Core {
                     source,
                 } => {
                     trace!(%source, method = ?request.method(), "request");
-                    let Some(answer) = responder::answer(&request) else {
-                        continue;
-                    };
-                    if answer.trying {
-                        let trying =
-                            MessageBuilder::response_to(&request, 100, "Trying", None).build();
-                        let _ = self.transactions.respond(now, &key, trying);
-                    }
-                    let response = answer.build(&request, &new_tag(), &self.user_agent);
-                    if let Err(err) = self.transactions.respond(now, &key, response) {
-                        debug!(%err, "could not respond");
+                    let has_to_tag = request.to().is_ok_and(|t| t.tag().is_some());
+                    if request.method() == Some(Method::Invite) && !has_to_tag {
+                        if let Some(answer) = responder::invite_precheck(&request) {
+                            let response = answer.build(&request, &new_tag(), &self.user_agent);
+                            let _ = self.transactions.respond(now, &key, response);
+                            continue;
+                        }
+                        let table = self.routing.load();
+                        self.calls.on_invite(
+                            &mut self.transactions,
+                            &table,
+                            key,
+                            request,
+                            source,
+                            now,
+                            wall,
+                        );
+                    } else if has_to_tag && self.calls.owns_dialog(&request) {
+                        self.calls
+                            .on_in_dialog(&mut self.transactions, key, request, now, wall);
+                    } else if let Some(answer) = responder::answer(&request) {
+                        let response = answer.build(&request, &new_tag(), &self.user_agent);
+                        if let Err(err) = self.transactions.respond(now, &key, response) {
+                            debug!(%err, "could not respond");
+                        }
                     }
                 }
-                Event::StrayAck { .. } => Stats::bump(&self.stats.stray_acks),
-                Event::StrayResponse { source, .. } => {
-                    Stats::bump(&self.stats.dropped_responses);
-                    debug!(%source, "dropping response that matches no transaction");
+                Event::Response { key, response } => {
+                    self.calls
+                        .on_response(&mut self.transactions, key, response, now, wall)
                 }
-                Event::Timeout { .. } => Stats::bump(&self.stats.transaction_timeouts),
-                Event::TransportError { .. } => Stats::bump(&self.stats.transport_errors),
-                // INVITEs are answered at once, so a CANCEL always finds them final.
-                Event::Cancelled { .. } | Event::Response { .. } | Event::Terminated { .. } => {}
+                Event::Cancelled { invite } => {
+                    self.calls
+                        .on_cancel(&mut self.transactions, &invite, now, wall)
+                }
+                Event::StrayAck { request, .. } => {
+                    Stats::bump(&self.stats.stray_acks);
+                    self.calls.on_ack(&request);
+                }
+                Event::StrayResponse { source, response } => {
+                    if !self.calls.on_stray_response(&response) {
+                        Stats::bump(&self.stats.dropped_responses);
+                        debug!(%source, "dropping response that matches no transaction");
+                    }
+                }
+                Event::Timeout { key } => {
+                    Stats::bump(&self.stats.transaction_timeouts);
+                    if let TransactionKey::Client(key) = key {
+                        self.calls
+                            .on_client_failure(&mut self.transactions, key, true, now, wall);
+                    }
+                }
+                Event::TransportError { key } => {
+                    Stats::bump(&self.stats.transport_errors);
+                    if let TransactionKey::Client(key) = key {
+                        self.calls
+                            .on_client_failure(&mut self.transactions, key, false, now, wall);
+                    }
+                }
+                Event::Terminated { .. } => {}
             }
         }
     }
@@ -172,12 +242,48 @@ mod tests {
 
     use sihai_sip::Transport;
 
+    const CONFIG: &str = r#"
+[sip]
+[[sip.listen]]
+transport = "udp"
+address = "127.0.0.1:5060"
+[[trunk]]
+name = "lab"
+sources = ["192.0.2.0/24"]
+gateway = "sip:{number}@127.0.0.1:5080"
+[[enterprise]]
+id = "acme"
+name = "Acme"
+[[number]]
+number = "4001234567"
+enterprise = "acme"
+status = "active"
+plan = "main"
+[[plan]]
+name = "main"
+enterprise = "acme"
+group = "sales"
+[[group]]
+name = "sales"
+enterprise = "acme"
+strategy = "sequential"
+phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "13900000002" }]
+"#;
+
     fn core() -> Core {
-        Core::new(
-            TimerConfig::default(),
-            "sihai-test".into(),
-            Arc::new(Stats::default()),
-        )
+        let config = sihai_config::Config::from_str(CONFIG, "test.toml").unwrap();
+        let routing = Arc::new(ArcSwap::from_pointee(RoutingTable::compile(&config)));
+        let b2bua = B2buaConfig {
+            timers: sihai_transaction::TimerConfig::default(),
+            user_agent: "sihai-test".into(),
+            udp: Some("127.0.0.1:5060".parse().unwrap()),
+            tcp: None,
+        };
+        Core::new(b2bua, routing, Arc::new(Stats::default()))
+    }
+
+    fn wall() -> Timestamp {
+        Timestamp::now()
     }
 
     fn udp_peer() -> Peer {
@@ -192,16 +298,21 @@ mod tests {
         Message::parse(t.payload.clone()).unwrap().status().unwrap()
     }
 
-    const INVITE: &str = "INVITE sip:4001234567@127.0.0.1 SIP/2.0\r\n\
+    const INVITE: &str = "INVITE sip:4009999999@127.0.0.1 SIP/2.0\r\n\
         Via: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKcore1;rport\r\n\
-        From: <sip:13800138000@192.0.2.7>;tag=a\r\nTo: <sip:4001234567@127.0.0.1>\r\n\
+        From: <sip:13800138000@192.0.2.7>;tag=a\r\nTo: <sip:4009999999@127.0.0.1>\r\n\
         Call-ID: core-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
 
     #[test]
     fn invite_is_answered_once_and_retransmissions_replay_the_final_response() {
         let mut core = core();
         let now = Instant::now();
-        core.handle_received(now, Bytes::from_static(INVITE.as_bytes()), udp_peer());
+        core.handle_received(
+            now,
+            wall(),
+            Bytes::from_static(INVITE.as_bytes()),
+            udp_peer(),
+        );
         let sent = drain(&mut core);
         assert_eq!(sent.iter().map(status).collect::<Vec<_>>(), vec![100, 404]);
         assert!(
@@ -211,6 +322,7 @@ mod tests {
 
         core.handle_received(
             now + Duration::from_millis(100),
+            wall(),
             Bytes::from_static(INVITE.as_bytes()),
             udp_peer(),
         );
@@ -227,11 +339,16 @@ mod tests {
     fn timer_g_retransmits_until_timer_h_then_the_transaction_ends() {
         let mut core = core();
         let start = Instant::now();
-        core.handle_received(start, Bytes::from_static(INVITE.as_bytes()), udp_peer());
+        core.handle_received(
+            start,
+            wall(),
+            Bytes::from_static(INVITE.as_bytes()),
+            udp_peer(),
+        );
         drain(&mut core);
         let mut retransmissions = 0;
         while let Some(at) = core.poll_timeout() {
-            core.handle_timeout(at);
+            core.handle_timeout(at, wall());
             retransmissions += drain(&mut core).len();
             assert!(at <= start + Duration::from_secs(40), "timers must stop");
         }
@@ -245,7 +362,7 @@ mod tests {
     fn malformed_request_is_rejected_statelessly_with_a_warning() {
         let mut core = core();
         let broken = INVITE.replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
-        core.handle_received(Instant::now(), Bytes::from(broken), udp_peer());
+        core.handle_received(Instant::now(), wall(), Bytes::from(broken), udp_peer());
         let sent = drain(&mut core);
         assert_eq!(sent.len(), 1);
         let response = Message::parse(sent[0].payload.clone()).unwrap();
@@ -269,7 +386,7 @@ mod tests {
     fn a_via_with_broken_parameters_still_gets_its_400() {
         let mut core = core();
         let broken = INVITE.replace("branch=z9hG4bKcore1;rport", "branch=z9hG4bKcore1;;");
-        core.handle_received(Instant::now(), Bytes::from(broken), udp_peer());
+        core.handle_received(Instant::now(), wall(), Bytes::from(broken), udp_peer());
         let sent = drain(&mut core);
         assert_eq!(sent.len(), 1);
         assert_eq!(status(&sent[0]), 400);
@@ -282,14 +399,20 @@ mod tests {
         let mut core = core();
         core.handle_received(
             Instant::now(),
+            wall(),
             Bytes::from_static(b"\x16\x03\x01 TLS hello"),
             udp_peer(),
         );
         let stray = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKnobody\r\n\
             From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: s\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-        core.handle_received(Instant::now(), Bytes::from(stray), udp_peer());
+        core.handle_received(Instant::now(), wall(), Bytes::from(stray), udp_peer());
         let bad_response = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\n\r\n";
-        core.handle_received(Instant::now(), Bytes::from(bad_response), udp_peer());
+        core.handle_received(
+            Instant::now(),
+            wall(),
+            Bytes::from(bad_response),
+            udp_peer(),
+        );
         assert!(drain(&mut core).is_empty());
         let stats = core.stats.snapshot();
         assert_eq!((stats.unparsable, stats.dropped_responses), (1, 2));
@@ -299,7 +422,12 @@ mod tests {
     fn ack_for_the_final_response_is_absorbed() {
         let mut core = core();
         let now = Instant::now();
-        core.handle_received(now, Bytes::from_static(INVITE.as_bytes()), udp_peer());
+        core.handle_received(
+            now,
+            wall(),
+            Bytes::from_static(INVITE.as_bytes()),
+            udp_peer(),
+        );
         let sent = drain(&mut core);
         let final_response = Message::parse(sent[1].payload.clone()).unwrap();
         let ack = MessageBuilder::ack_for(
@@ -307,13 +435,263 @@ mod tests {
             &final_response,
         )
         .build();
-        core.handle_received(now, ack.wire(), udp_peer());
+        core.handle_received(now, wall(), ack.wire(), udp_peer());
         assert!(drain(&mut core).is_empty(), "an ACK is never answered");
         // Confirmed: no more retransmissions; Timer I ends the transaction.
         let at = core.poll_timeout().expect("timer I");
-        core.handle_timeout(at);
+        core.handle_timeout(at, wall());
         assert!(drain(&mut core).is_empty());
         assert_eq!(core.transactions(), 0);
         assert_eq!(core.stats.snapshot().stray_acks, 0);
+    }
+
+    // ------------------------------------------------------------ whole calls
+
+    const CALL: &str = "INVITE sip:4001234567@127.0.0.1 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKcall1;rport\r\n\
+        From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4001234567@127.0.0.1>\r\n\
+        Call-ID: call-1@carrier\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:13800138000@192.0.2.7:5062>\r\n\
+        Content-Type: application/sdp\r\nContent-Length: 10\r\n\r\nv=0\r\ns=-\r\n";
+
+    fn phone_peer() -> Peer {
+        Peer::new(Transport::Udp, "127.0.0.1:5080".parse().unwrap())
+    }
+
+    fn parsed(sent: &[Transmit]) -> Vec<(Peer, Message)> {
+        sent.iter()
+            .map(|t| (t.destination, Message::parse(t.payload.clone()).unwrap()))
+            .collect()
+    }
+
+    fn requests_to_phones(sent: &[(Peer, Message)], method: Method<'_>) -> Vec<Message> {
+        sent.iter()
+            .filter(|(p, m)| *p == phone_peer() && m.method() == Some(method))
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
+    fn statuses_to_caller(sent: &[(Peer, Message)]) -> Vec<u16> {
+        sent.iter()
+            .filter(|(p, m)| *p == udp_peer() && !m.is_request())
+            .filter_map(|(_, m)| m.status())
+            .collect()
+    }
+
+    /// The phone answers our INVITE (or BYE, CANCEL).
+    fn phone_says(
+        core: &mut Core,
+        now: Instant,
+        request: &Message,
+        status: u16,
+        tag: &str,
+        body: Option<&str>,
+    ) {
+        let b = MessageBuilder::response_to(request, status, "x", Some(tag))
+            .header(HeaderName::Contact, "<sip:phone@127.0.0.1:5080>");
+        let response = match body {
+            Some(sdp) => b.body("application/sdp", sdp.as_bytes()),
+            None => b.build(),
+        };
+        core.handle_received(now, wall(), response.wire(), phone_peer());
+    }
+
+    #[test]
+    fn a_call_is_routed_answered_bridged_and_recorded() {
+        let mut core = core();
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), Bytes::from_static(CALL.as_bytes()), udp_peer());
+        let sent = parsed(&drain(&mut core));
+        assert_eq!(statuses_to_caller(&sent), vec![100]);
+        let invites = requests_to_phones(&sent, Method::Invite);
+        assert_eq!(invites.len(), 1);
+        let leg = &invites[0];
+        assert_eq!(leg.request_uri(), Some("sip:13900000001@127.0.0.1:5080"));
+        assert!(
+            leg.header(HeaderName::Diversion)
+                .is_some_and(|d| d.contains("4001234567")),
+            "the phone sees the dialled 400 number"
+        );
+        assert!(
+            leg.from().unwrap().uri.starts_with("sip:13800138000@"),
+            "the phone sees the caller"
+        );
+        assert_ne!(
+            leg.call_id().unwrap(),
+            "call-1@carrier",
+            "each leg is its own dialog"
+        );
+        assert_eq!(&leg.body()[..], b"v=0\r\ns=-\r\n");
+
+        phone_says(&mut core, t0, leg, 180, "ph1", None);
+        let sent = parsed(&drain(&mut core));
+        assert_eq!(statuses_to_caller(&sent), vec![180]);
+        let caller_tag = sent[0].1.to().unwrap().tag().unwrap().to_string();
+
+        phone_says(&mut core, t0, leg, 200, "ph1", Some("v=0\r\ns=phone\r\n"));
+        let sent = parsed(&drain(&mut core));
+        assert_eq!(
+            requests_to_phones(&sent, Method::Ack).len(),
+            1,
+            "the phone's 2xx is ACKed on its leg"
+        );
+        let ok = sent
+            .iter()
+            .find(|(p, m)| *p == udp_peer() && m.status() == Some(200))
+            .expect("200 to the caller")
+            .1
+            .clone();
+        assert_eq!(&ok.body()[..], b"v=0\r\ns=phone\r\n");
+        assert_eq!(ok.to().unwrap().tag(), Some(caller_tag.as_str()));
+        assert_eq!(core.active_calls(), 1);
+
+        // The caller ACKs, talks for 42 s and hangs up.
+        let ack = format!(
+            "ACK sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKack1\r\n\
+             From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4001234567@127.0.0.1>;tag={caller_tag}\r\n\
+             Call-ID: call-1@carrier\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+        );
+        core.handle_received(t0, wall(), Bytes::from(ack), udp_peer());
+        assert!(drain(&mut core).is_empty());
+        let bye = format!(
+            "BYE sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKbye1\r\n\
+             From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4001234567@127.0.0.1>;tag={caller_tag}\r\n\
+             Call-ID: call-1@carrier\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let t1 = t0 + Duration::from_secs(42);
+        core.handle_received(t1, wall(), Bytes::from(bye), udp_peer());
+        let sent = parsed(&drain(&mut core));
+        assert_eq!(statuses_to_caller(&sent), vec![200]);
+        let byes = requests_to_phones(&sent, Method::Bye);
+        assert_eq!(
+            byes.len(),
+            1,
+            "BYE from the caller ends the phone's leg too"
+        );
+        assert_eq!(byes[0].to().unwrap().tag(), Some("ph1"));
+        assert_eq!(core.active_calls(), 0);
+
+        let (cdr, alert) = core.poll_record().expect("a CDR when the call ends");
+        assert!(alert.is_none(), "answered calls raise no missed-call alert");
+        assert_eq!(cdr.number, "4001234567");
+        assert_eq!(cdr.caller, "13800138000");
+        assert_eq!(cdr.caller_province.as_deref(), Some("北京"));
+        assert_eq!(cdr.answered_by.as_deref(), Some("13900000001"));
+        assert_eq!(cdr.outcome, sihai_store::Outcome::Answered);
+        assert_eq!(cdr.talk_seconds, 42);
+        assert_eq!(cdr.hangup_side, Some(sihai_store::HangupSide::Caller));
+        assert!(cdr.ring_at.is_some() && cdr.answer_at.is_some());
+    }
+
+    #[test]
+    fn busy_phone_fails_over_to_the_next() {
+        let mut core = core();
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), Bytes::from_static(CALL.as_bytes()), udp_peer());
+        let first = requests_to_phones(&parsed(&drain(&mut core)), Method::Invite).remove(0);
+        phone_says(&mut core, t0, &first, 486, "ph1", None);
+        let sent = parsed(&drain(&mut core));
+        assert_eq!(
+            requests_to_phones(&sent, Method::Ack).len(),
+            1,
+            "the 486 is ACKed by the transaction"
+        );
+        let second = requests_to_phones(&sent, Method::Invite);
+        assert_eq!(second.len(), 1);
+        assert_eq!(
+            second[0].request_uri(),
+            Some("sip:13900000002@127.0.0.1:5080")
+        );
+        phone_says(&mut core, t0, &second[0], 486, "ph2", None);
+        let sent = parsed(&drain(&mut core));
+        assert_eq!(statuses_to_caller(&sent), vec![486], "busy everywhere");
+        let (cdr, _) = core.poll_record().unwrap();
+        assert_eq!(cdr.outcome, sihai_store::Outcome::Busy);
+        assert_eq!(
+            cdr.attempts
+                .iter()
+                .map(|a| a.result.as_str())
+                .collect::<Vec<_>>(),
+            vec!["486", "486"]
+        );
+    }
+
+    #[test]
+    fn silent_phone_is_cancelled_after_its_ring_timeout() {
+        let mut core = core();
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), Bytes::from_static(CALL.as_bytes()), udp_peer());
+        let first = requests_to_phones(&parsed(&drain(&mut core)), Method::Invite).remove(0);
+        phone_says(&mut core, t0, &first, 180, "ph1", None);
+        drain(&mut core);
+        // Drive the clock to phone 1's 5 s ring timeout.
+        let mut now = t0;
+        let mut cancels = Vec::new();
+        let mut second = Vec::new();
+        while let Some(at) = core.poll_timeout() {
+            if at > t0 + Duration::from_secs(6) {
+                break;
+            }
+            now = at;
+            core.handle_timeout(now, wall());
+            let sent = parsed(&drain(&mut core));
+            cancels.extend(requests_to_phones(&sent, Method::Cancel));
+            second.extend(
+                requests_to_phones(&sent, Method::Invite)
+                    .into_iter()
+                    .filter(|m| m.call_id() != first.call_id()),
+            );
+            second.dedup_by(|a, b| a.call_id() == b.call_id());
+        }
+        assert!(now >= t0 + Duration::from_secs(5));
+        // Over UDP the CANCEL is retransmitted (Timer E): count transactions, not datagrams.
+        cancels.dedup_by(|a, b| a.top_via().unwrap().branch() == b.top_via().unwrap().branch());
+        assert_eq!(cancels.len(), 1);
+        assert_eq!(cancels[0].call_id(), first.call_id());
+        assert_eq!(second.len(), 1);
+        assert_eq!(
+            second[0].request_uri(),
+            Some("sip:13900000002@127.0.0.1:5080")
+        );
+    }
+
+    #[test]
+    fn caller_cancel_cancels_ringing_phones_and_answers_487() {
+        let mut core = core();
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), Bytes::from_static(CALL.as_bytes()), udp_peer());
+        let first = requests_to_phones(&parsed(&drain(&mut core)), Method::Invite).remove(0);
+        phone_says(&mut core, t0, &first, 180, "ph1", None);
+        drain(&mut core);
+        let cancel = MessageBuilder::cancel_for(
+            &Message::parse(Bytes::from_static(CALL.as_bytes())).unwrap(),
+        )
+        .build();
+        core.handle_received(t0, wall(), cancel.wire(), udp_peer());
+        let sent = parsed(&drain(&mut core));
+        let mut statuses = statuses_to_caller(&sent);
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            vec![200, 487],
+            "200 for the CANCEL, 487 for the INVITE"
+        );
+        assert_eq!(requests_to_phones(&sent, Method::Cancel).len(), 1);
+        let (cdr, _) = core.poll_record().unwrap();
+        assert_eq!(cdr.outcome, sihai_store::Outcome::Cancelled);
+    }
+
+    #[test]
+    fn untrusted_source_is_forbidden() {
+        let mut core = core();
+        let stranger = Peer::new(Transport::Udp, "198.51.100.1:5060".parse().unwrap());
+        let invite = CALL.replace("192.0.2.7:5062;branch", "198.51.100.1:5060;branch");
+        core.handle_received(Instant::now(), wall(), Bytes::from(invite), stranger);
+        let sent = parsed(&drain(&mut core));
+        let codes: Vec<u16> = sent.iter().filter_map(|(_, m)| m.status()).collect();
+        assert_eq!(codes, vec![100, 403]);
+        assert!(
+            core.poll_record().is_none(),
+            "no CDR for traffic from outside the trunks"
+        );
     }
 }

@@ -1,24 +1,33 @@
 //! sihai's SIP endpoint: binds the configured transports, runs the protocol [`Core`]
-//! on every message and timer, and sends what it produces. This is the only place where
-//! the sans-IO crates meet tokio.
+//! (transactions, call control) on every message and timer, sends what it produces,
+//! stores each finished call's record, delivers missed-call alerts and swaps in a new
+//! routing snapshot when the configuration changes. This is the only place where the
+//! sans-IO crates meet tokio, files and signals.
 
+pub mod alerts;
 pub mod core;
 pub mod responder;
 pub mod stats;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
-use sihai_config::Config;
+use arc_swap::ArcSwap;
+use jiff::Timestamp;
+use sihai_call::B2buaConfig;
+use sihai_config::{Config, ConfigErrors};
+use sihai_routing::RoutingTable;
 use sihai_sip::Transport;
 use sihai_sip::framing::FrameLimits;
+use sihai_store::{CdrStore, SqliteStore, StoreError};
 use sihai_transaction::TimerConfig;
 use sihai_transport::{TransportConfig, Transports};
 use thiserror::Error;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use crate::core::Core;
 pub use crate::stats::{Stats, StatsSnapshot};
@@ -27,6 +36,8 @@ pub use crate::stats::{Stats, StatsSnapshot};
 pub enum ServerError {
     #[error("cannot start transports: {0}")]
     Transport(#[from] sihai_transport::TransportError),
+    #[error("cannot open the CDR store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// A running endpoint.
@@ -34,12 +45,20 @@ pub struct Server {
     transports: Transports,
     stats: Arc<Stats>,
     config: Config,
+    config_path: PathBuf,
+    routing: Arc<ArcSwap<RoutingTable>>,
+    store: Arc<dyn CdrStore>,
     inbound: mpsc::Receiver<sihai_transport::Received>,
 }
 
 impl Server {
-    /// Binds every listener named in the configuration.
-    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+    /// Opens the store and binds every listener named in the configuration read from
+    /// `config_path` (which is watched for changes while running).
+    pub async fn bind(config: Config, config_path: &Path) -> Result<Server, ServerError> {
+        let store: Arc<dyn CdrStore> = Arc::new(SqliteStore::open(
+            &config.store.sqlite,
+            config.store.commit_interval,
+        )?);
         let (sink, inbound) = mpsc::channel(8192);
         let tcp = &config.sip.tcp;
         let transport_config = TransportConfig {
@@ -60,10 +79,18 @@ impl Server {
         for (transport, addr) in transports.local_addrs() {
             info!(%transport, %addr, "listening");
         }
+        let routing = Arc::new(ArcSwap::from_pointee(RoutingTable::compile(&config)));
+        info!(
+            numbers = routing.load().numbers.len(),
+            "routing table loaded"
+        );
         Ok(Server {
             transports,
             stats: Arc::new(Stats::default()),
             config,
+            config_path: config_path.to_path_buf(),
+            routing,
+            store,
             inbound,
         })
     }
@@ -76,28 +103,44 @@ impl Server {
         self.stats.clone()
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes, then flushes the store.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let addrs = self.transports.local_addrs();
+        let first = |t: Transport| addrs.iter().find(|(tt, _)| *tt == t).map(|(_, a)| *a);
         let timers = &self.config.sip.timers;
-        let timers = TimerConfig {
-            t1: timers.t1,
-            t2: timers.t2,
-            t4: timers.t4,
+        let b2bua = B2buaConfig {
+            timers: TimerConfig {
+                t1: timers.t1,
+                t2: timers.t2,
+                t4: timers.t4,
+            },
+            user_agent: self.config.sip.user_agent.clone(),
+            udp: first(Transport::Udp),
+            tcp: first(Transport::Tcp),
         };
-        let mut core = Core::new(
-            timers,
-            self.config.sip.user_agent.clone(),
-            self.stats.clone(),
-        );
+        let mut core = Core::new(b2bua, self.routing.clone(), self.stats.clone());
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let alerts = tokio::spawn(alerts::run(
+            self.store.clone(),
+            self.config.alerts.webhook_timeout,
+            self.config.alerts.max_attempts,
+            Duration::from_millis(500),
+            stop_rx.clone(),
+        ));
+        let (reload_tx, mut reload_rx) = mpsc::channel::<&'static str>(4);
+        let watchers = spawn_reload_triggers(self.config_path.clone(), reload_tx, stop_rx);
+
         tokio::pin!(shutdown);
         loop {
             let deadline = core.poll_timeout();
             tokio::select! {
                 received = self.inbound.recv() => {
                     let Some(received) = received else { break };
-                    core.handle_received(Instant::now(), received.data, received.source);
+                    core.handle_received(Instant::now(), Timestamp::now(), received.data, received.source);
                 }
-                () = sleep_until(deadline) => core.handle_timeout(Instant::now()),
+                () = sleep_until(deadline) => core.handle_timeout(Instant::now(), Timestamp::now()),
+                Some(trigger) = reload_rx.recv() => self.reload(trigger),
                 () = &mut shutdown => break,
             }
             while let Some(transmit) = core.poll_transmit() {
@@ -109,10 +152,95 @@ impl Server {
                     warn!(destination = %transmit.destination, %err, "send failed");
                 }
             }
+            while let Some((cdr, alert)) = core.poll_record() {
+                if let Err(err) = self.store.record(cdr, alert) {
+                    error!(%err, "cannot record a CDR");
+                }
+            }
         }
-        info!(stats = ?self.stats.snapshot(), "shutting down");
+        info!(stats = ?self.stats.snapshot(), active_calls = core.active_calls(), "shutting down");
+        let _ = stop_tx.send(true);
+        let _ = alerts.await;
+        for w in watchers {
+            w.abort();
+        }
+        if let Err(err) = self.store.flush() {
+            error!(%err, "cannot flush the CDR store");
+        }
         self.transports.shutdown();
     }
+
+    /// Validates the configuration file and swaps in its routing table; a file with
+    /// errors is rejected whole and the running table stays.
+    fn reload(&mut self, trigger: &str) {
+        match load_routing(&self.config_path) {
+            Ok((config, table)) => {
+                let numbers = table.numbers.len();
+                self.routing.store(Arc::new(table));
+                if config.sip.listen != self.config.sip.listen {
+                    warn!("listen addresses changed: they take effect at the next restart");
+                }
+                info!(trigger, numbers, "configuration reloaded");
+            }
+            Err(errors) => {
+                for e in &errors.errors {
+                    error!(trigger, "{e}");
+                }
+                error!(
+                    trigger,
+                    "configuration rejected; the running configuration stays"
+                );
+            }
+        }
+    }
+}
+
+fn load_routing(path: &Path) -> Result<(Config, RoutingTable), ConfigErrors> {
+    let config = Config::load(path)?;
+    let table = RoutingTable::compile(&config);
+    Ok((config, table))
+}
+
+/// SIGHUP, and a change of the file's modification time (checked every second).
+fn spawn_reload_triggers(
+    path: PathBuf,
+    reload: mpsc::Sender<&'static str>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let hup = reload.clone();
+    tasks.push(tokio::spawn(async move {
+        let Ok(mut signals) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            warn!("cannot listen for SIGHUP; reload on file change only");
+            return;
+        };
+        while signals.recv().await.is_some() {
+            if hup.send("SIGHUP").await.is_err() {
+                return;
+            }
+        }
+    }));
+    tasks.push(tokio::spawn(async move {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut last: Option<SystemTime> = modified(&path);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if *stop.borrow() {
+                return;
+            }
+            let now = modified(&path);
+            if now.is_some() && now != last {
+                last = now;
+                if reload.send("file change").await.is_err() {
+                    return;
+                }
+            }
+        }
+    }));
+    tasks
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -14,9 +14,8 @@ pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
 /// Option tags sihai understands in `Require` (none yet).
 const SUPPORTED_EXTENSIONS: &[&str] = &[];
 
-/// The answer to one request: the final response, and whether a `100 Trying` goes first.
+/// The answer to one request: its final response.
 pub struct Answer {
-    pub trying: bool,
     pub status: u16,
     pub reason: &'static str,
     /// Extra headers for this response.
@@ -26,7 +25,6 @@ pub struct Answer {
 impl Answer {
     fn new(status: u16) -> Answer {
         Answer {
-            trying: false,
             status,
             reason: reason_phrase(status),
             headers: Vec::new(),
@@ -56,6 +54,63 @@ pub fn answer(request: &Message) -> Option<Answer> {
     if method == Method::Ack {
         return None;
     }
+    if let Some(early) = common_checks(request) {
+        return Some(early);
+    }
+    let answer = match method {
+        Method::Options => Answer::new(200)
+            .with(HeaderName::Allow, ALLOW)
+            .with(HeaderName::Accept, "application/sdp"),
+        // INVITEs that pass the precheck are calls: the B2BUA answers them.
+        Method::Invite => invite_precheck(request).unwrap_or_else(|| Answer::new(404)),
+        // No dialogs exist yet, so anything that needs one has nothing to act on.
+        Method::Bye | Method::Cancel | Method::Info | Method::Update | Method::Prack => {
+            Answer::new(481)
+        }
+        Method::Register
+        | Method::Subscribe
+        | Method::Notify
+        | Method::Publish
+        | Method::Message
+        | Method::Refer => Answer::new(405).with(HeaderName::Allow, ALLOW),
+        Method::Extension(_) => Answer::new(501).with(HeaderName::Allow, ALLOW),
+        Method::Ack => return None,
+    };
+    Some(answer)
+}
+
+/// What an INVITE must offer before it can become a call: a session description we
+/// understand (`415` otherwise) and acceptance of one in return (`406`). `None` when it
+/// may proceed to routing.
+pub fn invite_precheck(request: &Message) -> Option<Answer> {
+    if let Some(early) = common_checks(request) {
+        return Some(early);
+    }
+    let has_body = !request.body().is_empty();
+    if has_body {
+        let sdp = request
+            .content_type()
+            .is_some_and(|ct| media_type(ct).eq_ignore_ascii_case("application/sdp"));
+        if !sdp {
+            return Some(Answer::new(415).with(HeaderName::Accept, "application/sdp"));
+        }
+    }
+    let accepts_sdp = request.get_all(HeaderName::Accept).next().is_none()
+        || request.values(HeaderName::Accept).any(|a| {
+            let t = media_type(a);
+            t.eq_ignore_ascii_case("application/sdp")
+                || t == "*/*"
+                || t.eq_ignore_ascii_case("application/*")
+        });
+    if !accepts_sdp {
+        return Some(Answer::new(406));
+    }
+    None
+}
+
+/// Checks every request meets first: a URI scheme we route, and no extension we lack.
+fn common_checks(request: &Message) -> Option<Answer> {
+    let method = request.method()?;
     let uri = request.request_uri().and_then(|u| Uri::parse(u).ok());
     if !uri.is_some_and(|u| matches!(u.scheme, Scheme::Sip | Scheme::Sips | Scheme::Tel)) {
         return Some(Answer::new(416));
@@ -73,53 +128,7 @@ pub fn answer(request: &Message) -> Option<Answer> {
     if !unsupported.is_empty() && method != Method::Cancel {
         return Some(Answer::new(420).with(HeaderName::Unsupported, unsupported.join(", ")));
     }
-    let answer = match method {
-        Method::Options => Answer::new(200)
-            .with(HeaderName::Allow, ALLOW)
-            .with(HeaderName::Accept, "application/sdp"),
-        Method::Invite => {
-            let mut a = invite_answer(request);
-            a.trying = true;
-            a
-        }
-        // No dialogs exist yet, so anything that needs one has nothing to act on.
-        Method::Bye | Method::Cancel | Method::Info | Method::Update | Method::Prack => {
-            Answer::new(481)
-        }
-        Method::Register
-        | Method::Subscribe
-        | Method::Notify
-        | Method::Publish
-        | Method::Message
-        | Method::Refer => Answer::new(405).with(HeaderName::Allow, ALLOW),
-        Method::Extension(_) => Answer::new(501).with(HeaderName::Allow, ALLOW),
-        Method::Ack => return None,
-    };
-    Some(answer)
-}
-
-fn invite_answer(request: &Message) -> Answer {
-    let has_body = !request.body().is_empty();
-    if has_body {
-        let sdp = request
-            .content_type()
-            .is_some_and(|ct| media_type(ct).eq_ignore_ascii_case("application/sdp"));
-        if !sdp {
-            return Answer::new(415).with(HeaderName::Accept, "application/sdp");
-        }
-    }
-    let accepts_sdp = request.get_all(HeaderName::Accept).next().is_none()
-        || request.values(HeaderName::Accept).any(|a| {
-            let t = media_type(a);
-            t.eq_ignore_ascii_case("application/sdp")
-                || t == "*/*"
-                || t.eq_ignore_ascii_case("application/*")
-        });
-    if !accepts_sdp {
-        return Answer::new(406);
-    }
-    // No routing yet: no 400 number is known.
-    Answer::new(404)
+    None
 }
 
 /// `type/subtype` without parameters.
@@ -160,11 +169,6 @@ mod tests {
         assert_eq!(
             status(&req("INVITE", "sip:4001234567@127.0.0.1", "")),
             Some(404)
-        );
-        assert!(
-            answer(&req("INVITE", "sip:4001234567@127.0.0.1", ""))
-                .unwrap()
-                .trying
         );
         assert_eq!(status(&req("BYE", "sip:a@b", "")), Some(481));
         assert_eq!(status(&req("REGISTER", "sip:b", "")), Some(405));

@@ -1,0 +1,1527 @@
+//! The calls in progress and everything that moves them: new INVITEs, responses from
+//! phones, CANCEL and BYE from either side, in-dialog requests, and timers.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use sihai_config::PhoneTarget;
+use sihai_hunt::{GroupState, Hunt, HuntAction, HuntResult, PhoneOutcome, Strategy};
+use sihai_region::RegionTable;
+use sihai_routing::admission::NumberLimits;
+use sihai_routing::{CallRequest, Decision, RejectKind, Rejection, Route, RoutingTable, route};
+use sihai_sip::builder::{MessageBuilder, reason_phrase};
+use sihai_sip::{HeaderName, Message, Method, NameAddr, Peer, Scheme, Transport, Uri};
+use sihai_store::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
+use sihai_transaction::{ClientKey, ServerKey, TimerConfig, TransactionLayer, Transmit};
+use tracing::{debug, info, warn};
+
+use crate::dialog::Dialog;
+
+/// What the B2BUA needs to know about its own endpoint.
+#[derive(Debug, Clone)]
+pub struct B2buaConfig {
+    pub timers: TimerConfig,
+    pub user_agent: String,
+    /// Where we listen, per transport: our Via and Contact.
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+}
+
+type CallId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Side {
+    Inbound,
+    Leg(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegState {
+    Calling,
+    Early,
+    Answered,
+    /// We sent CANCEL (or are about to BYE a late 2xx): whatever comes is not news.
+    Cancelling,
+    Ended,
+}
+
+#[derive(Debug)]
+struct Leg {
+    phone: usize,
+    label: String,
+    invite: Message,
+    key: Option<ClientKey>,
+    destination: Peer,
+    state: LegState,
+    dialog: Option<Dialog>,
+    result: Option<String>,
+}
+
+/// A 2xx we must retransmit until the ACK comes (RFC 3261 §13.3.1.4): the transaction
+/// layer sends it once and ends, the TU owns the rest.
+#[derive(Debug)]
+struct Pending2xx {
+    payload: bytes::Bytes,
+    destination: Peer,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+#[derive(Debug)]
+struct Call {
+    record_id: String,
+    route: Route,
+    inbound_key: ServerKey,
+    inbound_invite: Message,
+    inbound_source: Peer,
+    inbound_tag: String,
+    /// Set when we answered the caller.
+    inbound_dialog: Option<Dialog>,
+    inbound_final_sent: bool,
+    legs: Vec<Leg>,
+    hunt: Hunt,
+    answered_leg: Option<usize>,
+    relayed_ringing: bool,
+    setup_at: Timestamp,
+    ring_at: Option<Timestamp>,
+    answer_at: Option<Timestamp>,
+    answered_instant: Option<Instant>,
+    pending_2xx: Option<Pending2xx>,
+    max_call_at: Option<Instant>,
+    hangup: Option<(HangupSide, String)>,
+    outcome: Option<Outcome>,
+}
+
+/// What a client transaction we started was for.
+#[derive(Debug, Clone)]
+enum ClientPurpose {
+    /// An INVITE to a phone.
+    LegInvite(CallId, usize),
+    /// A request relayed from the other side: answer the original with the response.
+    Relay {
+        call: CallId,
+        from: Side,
+        original: ServerKey,
+        request: Box<Message>,
+    },
+    /// An INVITE to a phone whose call has ended: a late 2xx gets ACK and BYE.
+    Orphan {
+        invite: Box<Message>,
+        destination: Peer,
+    },
+    /// BYE or CANCEL: the response only confirms.
+    Ignore,
+}
+
+pub struct B2bua {
+    config: B2buaConfig,
+    regions: &'static RegionTable,
+    zone: TimeZone,
+    next_id: CallId,
+    calls: HashMap<CallId, Call>,
+    by_server_key: HashMap<ServerKey, CallId>,
+    by_client_key: HashMap<ClientKey, ClientPurpose>,
+    /// (Call-ID, our tag) → call and side, for in-dialog requests, ACKs and stray 2xx.
+    by_dialog: HashMap<(String, String), (CallId, Side)>,
+    /// (Call-ID, caller's From tag, CSeq) of live inbound INVITEs: a retransmission
+    /// arriving after our 2xx ended the transaction is not a new call.
+    inbound_invites: HashMap<(String, String, u32), CallId>,
+    group_states: HashMap<String, GroupState>,
+    limits: HashMap<String, NumberLimits>,
+    timers: BinaryHeap<Reverse<(Instant, CallId)>>,
+    outbox: VecDeque<Transmit>,
+    records: VecDeque<(Cdr, Option<NewAlert>)>,
+}
+
+impl B2bua {
+    pub fn new(config: B2buaConfig, regions: &'static RegionTable, zone: TimeZone) -> B2bua {
+        B2bua {
+            config,
+            regions,
+            zone,
+            next_id: 1,
+            calls: HashMap::new(),
+            by_server_key: HashMap::new(),
+            by_client_key: HashMap::new(),
+            by_dialog: HashMap::new(),
+            inbound_invites: HashMap::new(),
+            group_states: HashMap::new(),
+            limits: HashMap::new(),
+            timers: BinaryHeap::new(),
+            outbox: VecDeque::new(),
+            records: VecDeque::new(),
+        }
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// A finished call's record, and the missed-call alert that goes with it.
+    pub fn poll_record(&mut self) -> Option<(Cdr, Option<NewAlert>)> {
+        self.records.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Whether this request belongs to a dialog we keep (it has a To tag we issued).
+    pub fn owns_dialog(&self, request: &Message) -> bool {
+        dialog_key(request, DialogRole::Request).is_some_and(|k| self.by_dialog.contains_key(&k))
+    }
+
+    // ---------------------------------------------------------------- new calls
+
+    /// A new INVITE (no To tag) from a trunk.
+    // The arguments are the transaction event's fields plus the two clocks.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_invite(
+        &mut self,
+        tx: &mut TransactionLayer,
+        table: &RoutingTable,
+        key: ServerKey,
+        invite: Message,
+        source: Peer,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(invite_id) = invite_identity(&invite) else {
+            return;
+        };
+        if let Some(&call) = self.inbound_invites.get(&invite_id) {
+            // Retransmission after our 2xx: the 2xx retransmission timer answers it.
+            debug!(call, "absorbing retransmitted INVITE");
+            return;
+        }
+        let trying = MessageBuilder::response_to(&invite, 100, "Trying", None).build();
+        let _ = tx.respond(now, &key, trying);
+
+        let request = CallRequest {
+            source: source.addr.ip(),
+            dialled: request_user(&invite).unwrap_or_default(),
+            caller: caller_user(&invite).unwrap_or_default(),
+            privacy: invite
+                .values(HeaderName::Privacy)
+                .any(|p| p.eq_ignore_ascii_case("id")),
+        };
+        let decision = route(table, self.regions, &request, wall, &self.zone);
+        let route = match decision {
+            Decision::Reject(rejection) => {
+                info!(status = rejection.status, kind = ?rejection.kind, caller = %rejection.caller.as_str(), "call rejected");
+                self.reject(tx, &key, &invite, &rejection, now, wall);
+                return;
+            }
+            Decision::Route(route) => route,
+        };
+        let number = route.number.clone();
+        let limits = self.limits.entry(number.number.clone()).or_default();
+        if let Err(refusal) = limits.admit(number.max_concurrent, number.max_cps, now) {
+            let status = refusal.status();
+            info!(number = %number.number, status, "call refused by limits");
+            let tag = new_token();
+            let resp =
+                MessageBuilder::response_to(&invite, status, reason_phrase(status), Some(&tag))
+                    .header(HeaderName::Server, &self.config.user_agent)
+                    .build();
+            let _ = tx.respond(now, &key, resp);
+            let outcome = if status == 486 {
+                Outcome::Busy
+            } else {
+                Outcome::Rejected
+            };
+            self.records.push_back((
+                rejected_cdr(&invite, Some(&route), outcome, status, wall),
+                None,
+            ));
+            return;
+        }
+
+        let group = route.group.clone();
+        let phones: Vec<sihai_hunt::Phone> = group
+            .phones
+            .iter()
+            .map(|p| sihai_hunt::Phone {
+                ring_timeout: p.ring_timeout,
+                capacity: p.capacity,
+                weight: p.weight,
+                enabled: p.enabled,
+            })
+            .collect();
+        let state = self
+            .group_states
+            .entry(group.name.clone())
+            .or_insert_with(|| GroupState::new(phones.len()));
+        if state.len() != phones.len() {
+            // The group changed shape on reload: its counters no longer line up.
+            *state = GroupState::new(phones.len());
+        }
+        let mut hunt = Hunt::new(
+            strategy(group.strategy),
+            phones,
+            number.plan.hunt_timeout,
+            now,
+            rand::random(),
+        );
+        hunt.start(state, now);
+
+        let id = self.next_id;
+        self.next_id += 1;
+        let inbound_tag = new_token();
+        info!(call = id, number = %number.number, caller = %route.caller.as_str(), group = %group.name, after_hours = route.after_hours, "call routed");
+        let call = Call {
+            record_id: format!("{}-{id}", new_token()),
+            route,
+            inbound_key: key.clone(),
+            inbound_invite: invite,
+            inbound_source: source,
+            inbound_tag,
+            inbound_dialog: None,
+            inbound_final_sent: false,
+            legs: Vec::new(),
+            hunt,
+            answered_leg: None,
+            relayed_ringing: false,
+            setup_at: wall,
+            ring_at: None,
+            answer_at: None,
+            answered_instant: None,
+            pending_2xx: None,
+            max_call_at: None,
+            hangup: None,
+            outcome: None,
+        };
+        self.by_server_key.insert(key, id);
+        self.inbound_invites.insert(invite_id, id);
+        self.calls.insert(id, call);
+        self.drive(tx, id, now, wall);
+    }
+
+    fn reject(
+        &mut self,
+        tx: &mut TransactionLayer,
+        key: &ServerKey,
+        invite: &Message,
+        rejection: &Rejection,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let tag = new_token();
+        let resp =
+            MessageBuilder::response_to(invite, rejection.status, rejection.reason, Some(&tag))
+                .header(HeaderName::Server, &self.config.user_agent)
+                .build();
+        let _ = tx.respond(now, key, resp);
+        if rejection.kind == RejectKind::UntrustedSource {
+            // Not a call for any enterprise: counted and logged, no CDR.
+            return;
+        }
+        let outcome = match rejection.kind {
+            RejectKind::Blacklisted
+            | RejectKind::NotWhitelisted
+            | RejectKind::BlockedRegion
+            | RejectKind::Anonymous => Outcome::Blacklisted,
+            RejectKind::AfterHours => Outcome::AfterHours,
+            _ => Outcome::Rejected,
+        };
+        let mut cdr = Cdr {
+            call_id: format!("{}-r", new_token()),
+            number: rejection.number.as_ref().map_or_else(
+                || request_user(invite).unwrap_or_default().to_string(),
+                |n| n.number.clone(),
+            ),
+            enterprise: rejection
+                .number
+                .as_ref()
+                .map(|n| n.enterprise.id.clone())
+                .unwrap_or_default(),
+            caller: rejection.caller.as_str().to_string(),
+            caller_province: rejection.region.as_ref().map(|r| r.province.clone()),
+            caller_city: rejection.region.as_ref().map(|r| r.city.clone()),
+            answered_by: None,
+            attempts: Vec::new(),
+            setup_at: wall,
+            ring_at: None,
+            answer_at: None,
+            end_at: wall,
+            talk_seconds: 0,
+            outcome,
+            hangup_side: Some(HangupSide::System),
+            hangup_cause: Some(rejection.status.to_string()),
+        };
+        let alert = if rejection.alerts() {
+            rejection
+                .number
+                .as_ref()
+                .and_then(|n| missed_call_alert(&cdr, &n.enterprise))
+        } else {
+            None
+        };
+        if rejection.alerts() {
+            cdr.hangup_cause = Some("after_hours".into());
+        }
+        self.records.push_back((cdr, alert));
+    }
+
+    // ---------------------------------------------------------------- hunting
+
+    /// Applies whatever the hunt wants now, and finishes the call if it is over.
+    fn drive(&mut self, tx: &mut TransactionLayer, id: CallId, now: Instant, wall: Timestamp) {
+        loop {
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let Some(action) = call.hunt.poll_action() else {
+                break;
+            };
+            match action {
+                HuntAction::Ring { phone } => self.ring(tx, id, phone, now),
+                HuntAction::Cancel { phone } => self.cancel_phone(tx, id, phone, now),
+            }
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.answered_leg.is_none()
+            && !call.inbound_final_sent
+            && let Some(HuntResult::Failed { status }) = call.hunt.result()
+        {
+            let hunt_status = status;
+            let status = if call.outcome == Some(Outcome::Cancelled) {
+                487
+            } else {
+                caller_status(hunt_status)
+            };
+            let resp = MessageBuilder::response_to(
+                &call.inbound_invite,
+                status,
+                reason_phrase(status),
+                Some(&call.inbound_tag),
+            )
+            .header(HeaderName::Server, &self.config.user_agent)
+            .build();
+            let _ = tx.respond(now, &call.inbound_key, resp);
+            call.inbound_final_sent = true;
+            if call.outcome.is_none() {
+                call.outcome = Some(match hunt_status {
+                    486 | 600 => Outcome::Busy,
+                    480 | 408 => Outcome::NoAnswer,
+                    487 => Outcome::Cancelled,
+                    603 => Outcome::Rejected,
+                    _ => Outcome::Failed,
+                });
+            }
+            call.hangup
+                .get_or_insert((HangupSide::System, hunt_status.to_string()));
+        }
+        self.finish_if_done(id, now, wall);
+        self.schedule(id);
+    }
+
+    fn ring(&mut self, tx: &mut TransactionLayer, id: CallId, phone: usize, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(target) = call.route.group.phones.get(phone) else {
+            return;
+        };
+        let (uri, label) = match &target.target {
+            PhoneTarget::Number(n) => (call.route.trunk.phone_uri(n), n.clone()),
+            PhoneTarget::Uri(u) => (u.clone(), u.clone()),
+        };
+        let Some(destination) = destination_of(&uri) else {
+            warn!(call = id, %uri, "phone URI has no IP destination");
+            call.hunt.on_outcome(
+                self.group_states
+                    .entry(call.route.group.name.clone())
+                    .or_insert_with(|| GroupState::new(0)),
+                phone,
+                PhoneOutcome::Failed(503),
+                now,
+            );
+            return;
+        };
+        let Some(local) = local_for(&self.config, destination.transport) else {
+            warn!(call = id, transport = %destination.transport, "no listener for the phone's transport");
+            let state = self
+                .group_states
+                .entry(call.route.group.name.clone())
+                .or_insert_with(|| GroupState::new(0));
+            call.hunt
+                .on_outcome(state, phone, PhoneOutcome::Failed(503), now);
+            return;
+        };
+        let invite = build_leg_invite(
+            call,
+            &uri,
+            local,
+            destination.transport,
+            &self.config.user_agent,
+        );
+        match tx.send_request(now, invite.clone(), destination) {
+            Ok(key) => {
+                debug!(call = id, phone = %label, %destination, "ringing phone");
+                self.by_client_key
+                    .insert(key.clone(), ClientPurpose::LegInvite(id, call.legs.len()));
+                call.legs.push(Leg {
+                    phone,
+                    label,
+                    invite,
+                    key: Some(key),
+                    destination,
+                    state: LegState::Calling,
+                    dialog: None,
+                    result: None,
+                });
+            }
+            Err(err) => {
+                warn!(call = id, %err, "cannot start the phone's INVITE");
+                let state = self
+                    .group_states
+                    .entry(call.route.group.name.clone())
+                    .or_insert_with(|| GroupState::new(0));
+                call.hunt
+                    .on_outcome(state, phone, PhoneOutcome::Failed(503), now);
+            }
+        }
+    }
+
+    fn cancel_phone(&mut self, tx: &mut TransactionLayer, id: CallId, phone: usize, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        for leg in call
+            .legs
+            .iter_mut()
+            .filter(|l| l.phone == phone && matches!(l.state, LegState::Calling | LegState::Early))
+        {
+            leg.state = LegState::Cancelling;
+            leg.result.get_or_insert_with(|| "cancelled".into());
+            let cancel = MessageBuilder::cancel_for(&leg.invite).build();
+            if let Ok(key) = tx.send_request(now, cancel, leg.destination) {
+                self.by_client_key.insert(key, ClientPurpose::Ignore);
+            }
+        }
+    }
+
+    fn local_for(&self, transport: Transport) -> Option<SocketAddr> {
+        local_for(&self.config, transport)
+    }
+
+    // ---------------------------------------------------------------- responses
+
+    /// A response from a client transaction.
+    pub fn on_response(
+        &mut self,
+        tx: &mut TransactionLayer,
+        key: ClientKey,
+        response: Message,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(purpose) = self.by_client_key.get(&key).cloned() else {
+            return;
+        };
+        let status = response.status().unwrap_or(500);
+        if status >= 200 {
+            self.by_client_key.remove(&key);
+        }
+        match purpose {
+            ClientPurpose::Ignore => {}
+            ClientPurpose::LegInvite(id, leg) => {
+                self.on_leg_response(tx, id, leg, response, status, now, wall)
+            }
+            ClientPurpose::Relay {
+                call,
+                from,
+                original,
+                request,
+            } => self.relay_response(tx, call, from, &original, &request, &response, now),
+            ClientPurpose::Orphan {
+                invite,
+                destination,
+            } => {
+                if (200..300).contains(&status) {
+                    self.ack_and_bye_orphan(tx, &invite, &response, destination, now);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_leg_response(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        leg_index: usize,
+        response: Message,
+        status: u16,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(leg) = call.legs.get_mut(leg_index) else {
+            return;
+        };
+        let state = leg.state;
+        match status {
+            100 => {}
+            101..=199 => {
+                if state == LegState::Calling {
+                    leg.state = LegState::Early;
+                }
+                if state == LegState::Cancelling {
+                    return;
+                }
+                call.ring_at.get_or_insert(wall);
+                if !call.relayed_ringing && !call.inbound_final_sent {
+                    // One ringing indication to the caller per call; the phone's early
+                    // media (183 with SDP) passes through.
+                    let mut b = MessageBuilder::response_to(
+                        &call.inbound_invite,
+                        status,
+                        response.reason().unwrap_or("Ringing"),
+                        Some(&call.inbound_tag),
+                    );
+                    let contact = contact_value(
+                        local_for(&self.config, call.inbound_source.transport),
+                        call.inbound_source.transport,
+                    );
+                    b = b.header(HeaderName::Contact, &contact);
+                    let resp = with_body_of(b, &response);
+                    let _ = tx.respond(now, &call.inbound_key, resp);
+                    call.relayed_ringing = true;
+                }
+            }
+            200..=299 => {
+                let dialog = Dialog::as_uac(&leg.invite, &response, leg.destination);
+                let cseq = leg.invite.cseq().map(|c| c.seq).unwrap_or(1);
+                if state == LegState::Cancelling
+                    || call.answered_leg.is_some()
+                    || call.inbound_final_sent
+                {
+                    // Lost the race (another phone answered, or the caller gave up):
+                    // acknowledge and hang up this one.
+                    leg.state = LegState::Ended;
+                    if let Some(mut dialog) = dialog {
+                        self.ack_leg(&dialog, cseq);
+                        let bye = self.in_dialog(&mut dialog, Method::Bye);
+                        if let Ok(k) = tx.send_request(now, bye, dialog.peer) {
+                            self.by_client_key.insert(k, ClientPurpose::Ignore);
+                        }
+                    }
+                    return;
+                }
+                let Some(leg_dialog) = dialog else {
+                    warn!(call = id, "2xx without usable dialog identifiers");
+                    return;
+                };
+                leg.state = LegState::Answered;
+                leg.result = Some("answered".into());
+                let phone = leg.phone;
+                self.ack_leg(&leg_dialog, cseq);
+                self.by_dialog.insert(
+                    (leg_dialog.call_id.clone(), leg_dialog.local_tag.clone()),
+                    (id, Side::Leg(leg_index)),
+                );
+                let call = self.calls.get_mut(&id).expect("call looked up above");
+                call.legs[leg_index].dialog = Some(leg_dialog);
+                call.answered_leg = Some(leg_index);
+                call.answer_at = Some(wall);
+                call.ring_at.get_or_insert(wall);
+                call.answered_instant = Some(now);
+                call.max_call_at = Some(now + call.route.number.plan.max_call);
+                let state = self
+                    .group_states
+                    .entry(call.route.group.name.clone())
+                    .or_insert_with(|| GroupState::new(0));
+                call.hunt
+                    .on_outcome(state, phone, PhoneOutcome::Answered, now);
+
+                // Answer the caller with the phone's session description.
+                let contact = contact_value(
+                    local_for(&self.config, call.inbound_source.transport),
+                    call.inbound_source.transport,
+                );
+                let b = MessageBuilder::response_to(
+                    &call.inbound_invite,
+                    status,
+                    response.reason().unwrap_or("OK"),
+                    Some(&call.inbound_tag),
+                )
+                .header(HeaderName::Contact, &contact)
+                .header(
+                    HeaderName::Allow,
+                    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE",
+                )
+                .header(HeaderName::Server, &self.config.user_agent);
+                let ok = with_body_of(b, &response);
+                let payload = ok.wire();
+                let _ = tx.respond(now, &call.inbound_key, ok);
+                call.inbound_final_sent = true;
+                if let Some(d) =
+                    Dialog::as_uas(&call.inbound_invite, &call.inbound_tag, call.inbound_source)
+                {
+                    self.by_dialog.insert(
+                        (d.call_id.clone(), d.local_tag.clone()),
+                        (id, Side::Inbound),
+                    );
+                    call.inbound_dialog = Some(d);
+                }
+                let destination = call
+                    .inbound_invite
+                    .top_via()
+                    .map(|v| v.response_target(call.inbound_source))
+                    .unwrap_or(call.inbound_source);
+                if !call.inbound_source.transport.is_reliable() {
+                    let t1 = self.config.timers.t1;
+                    call.pending_2xx = Some(Pending2xx {
+                        payload,
+                        destination,
+                        next: now + t1,
+                        interval: t1,
+                        give_up: now + t1 * 64,
+                    });
+                }
+                info!(call = id, phone = %call.legs[leg_index].label, "call answered");
+                self.drive(tx, id, now, wall);
+            }
+            _ => {
+                leg.state = LegState::Ended;
+                leg.result.get_or_insert_with(|| status.to_string());
+                if state == LegState::Cancelling {
+                    return;
+                }
+                let phone = leg.phone;
+                let outcome =
+                    PhoneOutcome::from_final_status(status).unwrap_or(PhoneOutcome::Failed(status));
+                let state = self
+                    .group_states
+                    .entry(call.route.group.name.clone())
+                    .or_insert_with(|| GroupState::new(0));
+                call.hunt.on_outcome(state, phone, outcome, now);
+                self.drive(tx, id, now, wall);
+            }
+        }
+    }
+
+    fn ack_leg(&mut self, dialog: &Dialog, cseq: u32) {
+        let via = self.via(dialog.peer.transport);
+        let ack = dialog.ack(cseq, &via);
+        let destination = destination_of(&dialog.remote_target).map_or(dialog.peer, |d| {
+            if d.transport == dialog.peer.transport {
+                d
+            } else {
+                dialog.peer
+            }
+        });
+        self.outbox.push_back(Transmit {
+            destination,
+            payload: ack.wire(),
+        });
+    }
+
+    /// A phone answered after its call ended (or after another phone won): ACK its 2xx
+    /// so it stops retransmitting, then hang it up.
+    fn ack_and_bye_orphan(
+        &mut self,
+        tx: &mut TransactionLayer,
+        invite: &Message,
+        response: &Message,
+        destination: Peer,
+        now: Instant,
+    ) {
+        let Some(mut dialog) = Dialog::as_uac(invite, response, destination) else {
+            return;
+        };
+        let cseq = invite.cseq().map(|c| c.seq).unwrap_or(1);
+        self.ack_leg(&dialog, cseq);
+        let bye = self.in_dialog(&mut dialog, Method::Bye);
+        if let Ok(k) = tx.send_request(now, bye, dialog.peer) {
+            self.by_client_key.insert(k, ClientPurpose::Ignore);
+        }
+    }
+
+    /// A timeout or transport error on one of our client transactions.
+    pub fn on_client_failure(
+        &mut self,
+        tx: &mut TransactionLayer,
+        key: ClientKey,
+        timed_out: bool,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(ClientPurpose::LegInvite(id, leg_index)) = self.by_client_key.remove(&key) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(leg) = call.legs.get_mut(leg_index) else {
+            return;
+        };
+        let was = leg.state;
+        leg.state = LegState::Ended;
+        leg.result.get_or_insert_with(|| {
+            if timed_out {
+                "timeout".into()
+            } else {
+                "transport_error".into()
+            }
+        });
+        if was == LegState::Cancelling || was == LegState::Ended {
+            return;
+        }
+        let phone = leg.phone;
+        let outcome = if timed_out {
+            PhoneOutcome::NoAnswer
+        } else {
+            PhoneOutcome::Failed(503)
+        };
+        let state = self
+            .group_states
+            .entry(call.route.group.name.clone())
+            .or_insert_with(|| GroupState::new(0));
+        call.hunt.on_outcome(state, phone, outcome, now);
+        self.drive(tx, id, now, wall);
+    }
+
+    // ---------------------------------------------------------------- caller CANCEL
+
+    /// The caller cancelled its INVITE (the layer already answered the CANCEL).
+    pub fn on_cancel(
+        &mut self,
+        tx: &mut TransactionLayer,
+        invite: &ServerKey,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(&id) = self.by_server_key.get(invite) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.answered_leg.is_some() || call.inbound_final_sent {
+            return;
+        }
+        info!(call = id, "caller cancelled");
+        call.outcome = Some(Outcome::Cancelled);
+        call.hangup = Some((HangupSide::Caller, "CANCEL".into()));
+        let state = self
+            .group_states
+            .entry(call.route.group.name.clone())
+            .or_insert_with(|| GroupState::new(0));
+        call.hunt.on_cancelled_by_caller(state, now);
+        self.drive(tx, id, now, wall);
+    }
+
+    // ---------------------------------------------------------------- in-dialog
+
+    /// A request carrying a To tag that belongs to one of our dialogs.
+    pub fn on_in_dialog(
+        &mut self,
+        tx: &mut TransactionLayer,
+        key: ServerKey,
+        request: Message,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(dk) = dialog_key(&request, DialogRole::Request) else {
+            return;
+        };
+        let Some(&(id, side)) = self.by_dialog.get(&dk) else {
+            let resp = MessageBuilder::response_to(&request, 481, reason_phrase(481), None).build();
+            let _ = tx.respond(now, &key, resp);
+            return;
+        };
+        let method = request.method().unwrap_or(Method::Extension(""));
+        if method == Method::Bye {
+            let ok = MessageBuilder::response_to(&request, 200, "OK", None).build();
+            let _ = tx.respond(now, &key, ok);
+            let hangup_side = if side == Side::Inbound {
+                HangupSide::Caller
+            } else {
+                HangupSide::Phone
+            };
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.hangup.get_or_insert((hangup_side, "BYE".into()));
+            }
+            self.hang_up_other(tx, id, side, now);
+            self.end_call(id, now, wall);
+            return;
+        }
+        // Anything else is relayed to the other leg.
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let other = match side {
+            Side::Inbound => call.answered_leg.map(Side::Leg),
+            Side::Leg(_) => Some(Side::Inbound),
+        };
+        let transport = self.dialog_transport(id, other);
+        let via = self.via(transport);
+        let contact = contact_value(self.local_for(transport), transport);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let dialog = match other {
+            Some(Side::Inbound) => call.inbound_dialog.as_mut(),
+            Some(Side::Leg(i)) => call.legs.get_mut(i).and_then(|l| l.dialog.as_mut()),
+            None => None,
+        };
+        let Some(dialog) = dialog else {
+            let resp = MessageBuilder::response_to(&request, 481, reason_phrase(481), None).build();
+            let _ = tx.respond(now, &key, resp);
+            return;
+        };
+        let b = dialog.request(method, &via, &contact);
+        let relayed = with_body_of(b, &request);
+        let peer = dialog.peer;
+        match tx.send_request(now, relayed, peer) {
+            Ok(k) => {
+                self.by_client_key.insert(
+                    k,
+                    ClientPurpose::Relay {
+                        call: id,
+                        from: side,
+                        original: key,
+                        request: Box::new(request),
+                    },
+                );
+            }
+            Err(err) => {
+                warn!(call = id, %err, "cannot relay in-dialog request");
+                let resp =
+                    MessageBuilder::response_to(&request, 500, reason_phrase(500), None).build();
+                let _ = tx.respond(now, &key, resp);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn relay_response(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        from: Side,
+        original: &ServerKey,
+        request: &Message,
+        response: &Message,
+        now: Instant,
+    ) {
+        let status = response.status().unwrap_or(500);
+        if status == 100 {
+            return;
+        }
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let transport = request_transport(call, from);
+        if request.method() == Some(Method::Invite) && (200..300).contains(&status) {
+            // A relayed re-INVITE's 2xx: we ACK it on the far side ourselves and absorb
+            // the ACK that the near side sends for our 2xx.
+            let dialog = match from {
+                Side::Inbound => call
+                    .answered_leg
+                    .and_then(|i| call.legs.get(i))
+                    .and_then(|l| l.dialog.clone()),
+                Side::Leg(_) => call.inbound_dialog.clone(),
+            };
+            if let Some(d) = dialog {
+                let cseq = response.cseq().map(|c| c.seq).unwrap_or(1);
+                self.ack_leg(&d, cseq);
+            }
+        }
+        let b = MessageBuilder::response_to(
+            request,
+            status,
+            response.reason().unwrap_or(reason_phrase(status)),
+            None,
+        );
+        let b = match response.header(HeaderName::Contact) {
+            Some(_) => b.header(HeaderName::Contact, &self.contact_for(transport)),
+            None => b,
+        };
+        let _ = tx.respond(now, original, with_body_of(b, response));
+    }
+
+    /// An ACK outside any transaction: the ACK for a 2xx we sent.
+    pub fn on_ack(&mut self, request: &Message) {
+        let Some(dk) = dialog_key(request, DialogRole::Request) else {
+            return;
+        };
+        if let Some(&(id, Side::Inbound)) = self.by_dialog.get(&dk)
+            && let Some(call) = self.calls.get_mut(&id)
+        {
+            call.pending_2xx = None;
+        }
+    }
+
+    /// A response that matched no client transaction: a 2xx retransmitted because our
+    /// ACK was lost. ACK it again.
+    pub fn on_stray_response(&mut self, response: &Message) -> bool {
+        if !response.status().is_some_and(|s| (200..300).contains(&s))
+            || response.cseq().map(|c| c.method) != Ok(Method::Invite)
+        {
+            return false;
+        }
+        let Some(dk) = dialog_key(response, DialogRole::Response) else {
+            return false;
+        };
+        let Some(&(id, Side::Leg(i))) = self.by_dialog.get(&dk) else {
+            return false;
+        };
+        let Some(dialog) = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.legs.get(i))
+            .and_then(|l| l.dialog.clone())
+        else {
+            return false;
+        };
+        let cseq = response.cseq().map(|c| c.seq).unwrap_or(1);
+        self.ack_leg(&dialog, cseq);
+        true
+    }
+
+    fn dialog_transport(&self, id: CallId, side: Option<Side>) -> Transport {
+        let Some(call) = self.calls.get(&id) else {
+            return Transport::Udp;
+        };
+        match side {
+            Some(Side::Leg(i)) => call
+                .legs
+                .get(i)
+                .map_or(Transport::Udp, |l| l.destination.transport),
+            _ => call.inbound_source.transport,
+        }
+    }
+
+    /// Sends BYE to the side opposite `side`: the caller if a phone hung up, the
+    /// answering phone if the caller did.
+    fn hang_up_other(&mut self, tx: &mut TransactionLayer, id: CallId, side: Side, now: Instant) {
+        let target = match side {
+            Side::Inbound => self
+                .calls
+                .get(&id)
+                .and_then(|c| c.answered_leg)
+                .map(Side::Leg),
+            Side::Leg(_) => Some(Side::Inbound),
+        };
+        if let Some(target) = target {
+            self.bye(tx, id, target, now);
+        }
+    }
+
+    /// Sends BYE inside the dialog of `target`.
+    fn bye(&mut self, tx: &mut TransactionLayer, id: CallId, target: Side, now: Instant) {
+        let transport = self.dialog_transport(id, Some(target));
+        let via = self.via(transport);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let dialog = match target {
+            Side::Inbound => call.inbound_dialog.as_mut(),
+            Side::Leg(i) => call.legs.get_mut(i).and_then(|l| l.dialog.as_mut()),
+        };
+        if let Some(dialog) = dialog {
+            let bye = dialog.request(Method::Bye, &via, "").build();
+            let peer = dialog.peer;
+            if let Ok(k) = tx.send_request(now, bye, peer) {
+                self.by_client_key.insert(k, ClientPurpose::Ignore);
+            }
+        }
+    }
+
+    fn in_dialog(&self, dialog: &mut Dialog, method: Method<'_>) -> Message {
+        let via = self.via(dialog.peer.transport);
+        dialog.request(method, &via, "").build()
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    pub fn handle_timeout(&mut self, tx: &mut TransactionLayer, now: Instant, wall: Timestamp) {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            self.on_call_timer(tx, id, now, wall);
+        }
+    }
+
+    fn on_call_timer(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(p) = &mut call.pending_2xx {
+            if now >= p.give_up {
+                // No ACK for our 2xx: the caller's side is gone (§13.3.1.4).
+                warn!(call = id, "no ACK for 2xx; ending the call");
+                call.pending_2xx = None;
+                call.hangup
+                    .get_or_insert((HangupSide::System, "no_ack".into()));
+                self.hang_up_other(tx, id, Side::Inbound, now);
+                self.bye(tx, id, Side::Inbound, now);
+                self.end_call(id, now, wall);
+                return;
+            }
+            if now >= p.next {
+                self.outbox.push_back(Transmit {
+                    destination: p.destination,
+                    payload: p.payload.clone(),
+                });
+                p.interval = (p.interval * 2).min(self.config.timers.t2);
+                p.next = now + p.interval;
+            }
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.max_call_at.is_some_and(|at| now >= at) {
+            info!(call = id, "maximum call duration reached");
+            call.hangup
+                .get_or_insert((HangupSide::System, "max_duration".into()));
+            // BYE to the phone (the side other than the caller) and to the caller.
+            self.hang_up_other(tx, id, Side::Inbound, now);
+            self.bye(tx, id, Side::Inbound, now);
+            self.end_call(id, now, wall);
+            return;
+        }
+        let state = self
+            .group_states
+            .entry(call.route.group.name.clone())
+            .or_insert_with(|| GroupState::new(0));
+        call.hunt.handle_timeout(state, now);
+        self.drive(tx, id, now, wall);
+    }
+
+    /// Re-arms the call's next wake-up.
+    fn schedule(&mut self, id: CallId) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let next = [
+            call.hunt.poll_timeout(),
+            call.pending_2xx.as_ref().map(|p| p.next.min(p.give_up)),
+            call.max_call_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if let Some(at) = next {
+            self.timers.push(Reverse((at, id)));
+        }
+    }
+
+    // ---------------------------------------------------------------- ending
+
+    fn finish_if_done(&mut self, id: CallId, now: Instant, wall: Timestamp) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let hunting_over = call.hunt.result().is_some();
+        let unanswered_and_final =
+            call.answered_leg.is_none() && call.inbound_final_sent && hunting_over;
+        if unanswered_and_final {
+            self.end_call(id, now, wall);
+        }
+    }
+
+    fn end_call(&mut self, id: CallId, now: Instant, wall: Timestamp) {
+        let Some(mut call) = self.calls.remove(&id) else {
+            return;
+        };
+        self.by_server_key.remove(&call.inbound_key);
+        if let Some(identity) = invite_identity(&call.inbound_invite) {
+            self.inbound_invites.remove(&identity);
+        }
+        if let Some(d) = &call.inbound_dialog {
+            self.by_dialog
+                .remove(&(d.call_id.clone(), d.local_tag.clone()));
+        }
+        for leg in &call.legs {
+            if let Some(d) = &leg.dialog {
+                self.by_dialog
+                    .remove(&(d.call_id.clone(), d.local_tag.clone()));
+            }
+            if let Some(k) = &leg.key
+                && self.by_client_key.contains_key(k)
+            {
+                // Its INVITE transaction is still open: a late 2xx must be ACKed and hung up.
+                self.by_client_key.insert(
+                    k.clone(),
+                    ClientPurpose::Orphan {
+                        invite: Box::new(leg.invite.clone()),
+                        destination: leg.destination,
+                    },
+                );
+            }
+        }
+        if let Some(limits) = self.limits.get_mut(&call.route.number.number) {
+            limits.release();
+        }
+        if let Some(i) = call.answered_leg
+            && let Some(leg) = call.legs.get(i)
+            && let Some(state) = self.group_states.get_mut(&call.route.group.name)
+        {
+            Hunt::release(state, leg.phone, now);
+        }
+        let talk_seconds = call
+            .answered_instant
+            .map_or(0, |at| now.saturating_duration_since(at).as_secs() as u32);
+        let outcome = if call.answered_leg.is_some() {
+            Outcome::Answered
+        } else {
+            call.outcome.unwrap_or(Outcome::Failed)
+        };
+        let attempts = call
+            .legs
+            .iter()
+            .map(|l| PhoneAttempt {
+                phone: l.label.clone(),
+                result: l.result.clone().unwrap_or_else(|| "no_answer".into()),
+            })
+            .collect();
+        let (hangup_side, hangup_cause) = call
+            .hangup
+            .take()
+            .map_or((None, None), |(s, c)| (Some(s), Some(c)));
+        let cdr = Cdr {
+            call_id: call.record_id.clone(),
+            number: call.route.number.number.clone(),
+            enterprise: call.route.number.enterprise.id.clone(),
+            caller: call.route.caller.as_str().to_string(),
+            caller_province: call.route.region.as_ref().map(|r| r.province.clone()),
+            caller_city: call.route.region.as_ref().map(|r| r.city.clone()),
+            answered_by: call
+                .answered_leg
+                .and_then(|i| call.legs.get(i))
+                .map(|l| l.label.clone()),
+            attempts,
+            setup_at: call.setup_at,
+            ring_at: call.ring_at,
+            answer_at: call.answer_at,
+            end_at: wall,
+            talk_seconds,
+            outcome,
+            hangup_side,
+            hangup_cause,
+        };
+        let alert = if outcome == Outcome::Answered {
+            None
+        } else {
+            missed_call_alert(&cdr, &call.route.number.enterprise)
+        };
+        info!(
+            call = id,
+            outcome = outcome.as_str(),
+            talk_seconds,
+            "call ended"
+        );
+        self.records.push_back((cdr, alert));
+    }
+
+    // ---------------------------------------------------------------- identity
+
+    fn via(&self, transport: Transport) -> String {
+        let local = self
+            .local_for(transport)
+            .or(self.config.udp)
+            .or(self.config.tcp);
+        let host = local.map_or_else(|| "127.0.0.1:5060".to_string(), host_port);
+        format!(
+            "SIP/2.0/{} {host};branch=z9hG4bK{};rport",
+            transport.as_str(),
+            new_token()
+        )
+    }
+
+    fn contact_for(&self, transport: Transport) -> String {
+        contact_value(self.local_for(transport), transport)
+    }
+}
+
+// ---------------------------------------------------------------------- helpers
+
+fn local_for(config: &B2buaConfig, transport: Transport) -> Option<SocketAddr> {
+    match transport {
+        Transport::Udp => config.udp,
+        Transport::Tcp => config.tcp,
+    }
+}
+
+fn request_transport(call: &Call, side: Side) -> Transport {
+    match side {
+        Side::Inbound => call.inbound_source.transport,
+        Side::Leg(i) => call
+            .legs
+            .get(i)
+            .map_or(Transport::Udp, |l| l.destination.transport),
+    }
+}
+
+fn strategy(s: sihai_config::HuntStrategy) -> Strategy {
+    use sihai_config::HuntStrategy as H;
+    match s {
+        H::Sequential => Strategy::Sequential,
+        H::RoundRobin => Strategy::RoundRobin,
+        H::Random => Strategy::Random,
+        H::Simultaneous => Strategy::Simultaneous,
+        H::Weighted => Strategy::Weighted,
+        H::LongestIdle => Strategy::LongestIdle,
+    }
+}
+
+/// What the caller hears when no phone answered. Busy, cancelled and declined pass
+/// through; any other failure (a phone's 404, a gateway's 503) becomes `480`, because
+/// relaying it would tell the carrier the 400 number does not exist or invite it to
+/// retry the call on another route.
+fn caller_status(hunt_status: u16) -> u16 {
+    match hunt_status {
+        486 | 487 | 603 => hunt_status,
+        _ => 480,
+    }
+}
+
+fn new_token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn host_port(addr: SocketAddr) -> String {
+    match addr.ip() {
+        IpAddr::V4(ip) => format!("{ip}:{}", addr.port()),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
+    }
+}
+
+fn contact_value(local: Option<SocketAddr>, transport: Transport) -> String {
+    let host = local.map_or_else(|| "127.0.0.1:5060".to_string(), host_port);
+    match transport {
+        Transport::Udp => format!("<sip:sihai@{host}>"),
+        Transport::Tcp => format!("<sip:sihai@{host};transport=tcp>"),
+    }
+}
+
+/// The phone's address: IP literal host, port (default 5060), transport parameter.
+fn destination_of(uri: &str) -> Option<Peer> {
+    let parsed = Uri::parse(uri).ok()?;
+    if !matches!(parsed.scheme, Scheme::Sip) {
+        return None;
+    }
+    let ip: IpAddr = parsed
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    let transport = match parsed.param("transport").flatten() {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+        Some(t) if !t.eq_ignore_ascii_case("udp") => return None,
+        _ => Transport::Udp,
+    };
+    Some(Peer::new(
+        transport,
+        SocketAddr::new(ip, parsed.port.unwrap_or(5060)),
+    ))
+}
+
+fn request_user(invite: &Message) -> Option<&str> {
+    let uri = Uri::parse(invite.request_uri()?).ok()?;
+    uri.user.map(|u| u.split(';').next().unwrap_or(u))
+}
+
+/// The caller's number: P-Asserted-Identity (what a carrier vouches for) or From.
+fn caller_user(invite: &Message) -> Option<&str> {
+    let from_pai = invite.values(HeaderName::PAssertedIdentity).find_map(|v| {
+        let addr = NameAddr::parse(v).ok()?;
+        let uri = Uri::parse(addr.uri).ok()?;
+        uri.user
+    });
+    let user = from_pai.or_else(|| {
+        let from = invite.from().ok()?;
+        Uri::parse(from.uri).ok()?.user
+    })?;
+    Some(user.split(';').next().unwrap_or(user))
+}
+
+/// What makes an inbound INVITE the same INVITE again. RFC 2543 peers send no From tag,
+/// which is then simply empty.
+fn invite_identity(invite: &Message) -> Option<(String, String, u32)> {
+    let from_tag = invite.from().ok()?.tag().unwrap_or_default().to_string();
+    Some((
+        invite.call_id().ok()?.to_string(),
+        from_tag,
+        invite.cseq().ok()?.seq,
+    ))
+}
+
+enum DialogRole {
+    /// A request to us: our tag is in To.
+    Request,
+    /// A response to our request: our tag is in From.
+    Response,
+}
+
+fn dialog_key(msg: &Message, role: DialogRole) -> Option<(String, String)> {
+    let tag = match role {
+        DialogRole::Request => msg.to().ok()?.tag()?.to_string(),
+        DialogRole::Response => msg.from().ok()?.tag()?.to_string(),
+    };
+    Some((msg.call_id().ok()?.to_string(), tag))
+}
+
+/// Finishes `b` with the body (and Content-Type) of `source`, if it has one.
+fn with_body_of(b: MessageBuilder, source: &Message) -> Message {
+    let body = source.body();
+    match (body.is_empty(), source.content_type()) {
+        (false, Some(ct)) => b.body(ct, &body),
+        _ => b.build(),
+    }
+}
+
+fn build_leg_invite(
+    call: &Call,
+    uri: &str,
+    local: SocketAddr,
+    transport: Transport,
+    user_agent: &str,
+) -> Message {
+    let host = host_port(local);
+    let local_host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+    let caller = call.route.caller.as_str();
+    let (from_user, privacy) = if call.route.caller.is_anonymous() {
+        ("anonymous", true)
+    } else {
+        (caller, false)
+    };
+    let from = format!("<sip:{from_user}@{local_host}>");
+    let diversion = format!(
+        "<sip:{}@{local_host}>;reason=unconditional",
+        call.route.number.number
+    );
+    let max_forwards = call
+        .inbound_invite
+        .max_forwards()
+        .ok()
+        .flatten()
+        .map_or(70, |m| m.saturating_sub(1).max(1))
+        .to_string();
+    let mut b = MessageBuilder::request(Method::Invite, uri)
+        .header(
+            HeaderName::Via,
+            &format!(
+                "SIP/2.0/{} {host};branch=z9hG4bK{};rport",
+                transport.as_str(),
+                new_token()
+            ),
+        )
+        .header(HeaderName::MaxForwards, &max_forwards)
+        .header_parts(HeaderName::From, &[&from, ";tag=", &new_token()])
+        .header_parts(HeaderName::To, &["<", uri, ">"])
+        .header_parts(HeaderName::CallId, &[&new_token(), "@", local_host])
+        .header(HeaderName::CSeq, "1 INVITE")
+        .header(HeaderName::Contact, &contact_value(Some(local), transport))
+        .header(HeaderName::Diversion, &diversion)
+        .header(
+            HeaderName::Allow,
+            "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE",
+        )
+        .header(HeaderName::UserAgent, user_agent);
+    if privacy {
+        b = b.header(HeaderName::Privacy, "id");
+    } else {
+        b = b.header_parts(
+            HeaderName::PAssertedIdentity,
+            &["<sip:", caller, "@", local_host, ">"],
+        );
+    }
+    with_body_of(b, &call.inbound_invite)
+}
+
+fn rejected_cdr(
+    invite: &Message,
+    route: Option<&Route>,
+    outcome: Outcome,
+    status: u16,
+    wall: Timestamp,
+) -> Cdr {
+    Cdr {
+        call_id: format!("{}-r", new_token()),
+        number: route.map_or_else(
+            || request_user(invite).unwrap_or_default().to_string(),
+            |r| r.number.number.clone(),
+        ),
+        enterprise: route
+            .map(|r| r.number.enterprise.id.clone())
+            .unwrap_or_default(),
+        caller: route.map_or_else(
+            || caller_user(invite).unwrap_or_default().to_string(),
+            |r| r.caller.as_str().to_string(),
+        ),
+        caller_province: route.and_then(|r| r.region.as_ref().map(|g| g.province.clone())),
+        caller_city: route.and_then(|r| r.region.as_ref().map(|g| g.city.clone())),
+        answered_by: None,
+        attempts: Vec::new(),
+        setup_at: wall,
+        ring_at: None,
+        answer_at: None,
+        end_at: wall,
+        talk_seconds: 0,
+        outcome,
+        hangup_side: Some(HangupSide::System),
+        hangup_cause: Some(status.to_string()),
+    }
+}
+
+/// The JSON webhook body for a missed call, if the enterprise has a webhook.
+fn missed_call_alert(cdr: &Cdr, enterprise: &sihai_routing::model::Enterprise) -> Option<NewAlert> {
+    let url = enterprise.alert_webhook.clone()?;
+    let payload = format!(
+        "{{\"event\":\"missed_call\",\"enterprise\":{},\"number\":{},\"caller\":{},\"time\":{},\"outcome\":{},\"call_id\":{}}}",
+        json_string(&enterprise.id),
+        json_string(&cdr.number),
+        json_string(&cdr.caller),
+        json_string(&cdr.setup_at.to_string()),
+        json_string(cdr.outcome.as_str()),
+        json_string(&cdr.call_id)
+    );
+    Some(NewAlert {
+        enterprise: enterprise.id.clone(),
+        url,
+        payload,
+    })
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -1,0 +1,253 @@
+//! The routing table: the validated configuration compiled into the shape the per-call
+//! decision reads — hash lookups by 400 number, shared `Arc`s for plans and groups, lists
+//! as sets. One table is one immutable snapshot; the daemon swaps whole tables on reload
+//! (behind `arc-swap`), and a call keeps the `Arc`s it started with.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sihai_config::{Config, HuntStrategy, IpNet, NumberStatus, PhoneTarget};
+
+use crate::lists::NumberList;
+use crate::region_name;
+use crate::schedule::Schedule;
+
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    pub name: String,
+    pub sources: Vec<IpNet>,
+    /// URI template with `{number}`.
+    pub gateway: String,
+}
+
+impl Trunk {
+    pub fn allows(&self, source: IpAddr) -> bool {
+        self.sources.iter().any(|net| net.contains(source))
+    }
+
+    /// The Request-URI for a phone given by number.
+    pub fn phone_uri(&self, number: &str) -> String {
+        self.gateway.replace("{number}", number)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Phone {
+    pub target: PhoneTarget,
+    pub ring_timeout: Duration,
+    pub capacity: u32,
+    pub weight: u32,
+    pub enabled: bool,
+}
+
+impl Phone {
+    /// What the CDR and the phone's identity call it.
+    pub fn label(&self) -> &str {
+        match &self.target {
+            PhoneTarget::Number(n) | PhoneTarget::Uri(n) => n,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    pub enterprise: String,
+    pub strategy: HuntStrategy,
+    pub phones: Vec<Phone>,
+    /// Position in [`RoutingTable::groups`], for per-group hunt state kept by the daemon.
+    pub index: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegionRoute {
+    pub provinces: Vec<String>,
+    pub cities: Vec<String>,
+    pub group: Arc<Group>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub group: Arc<Group>,
+    pub schedule: Option<Arc<Schedule>>,
+    pub after_hours: Option<Arc<Group>>,
+    pub hunt_timeout: Duration,
+    pub max_call: Duration,
+    pub regions: Vec<RegionRoute>,
+    pub blacklist: NumberList,
+    pub whitelist: NumberList,
+    pub block_provinces: Vec<String>,
+    pub block_cities: Vec<String>,
+    pub reject_anonymous: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Enterprise {
+    pub id: String,
+    pub name: String,
+    pub alert_webhook: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NumberEntry {
+    pub number: String,
+    pub enterprise: Arc<Enterprise>,
+    pub active: bool,
+    pub plan: Arc<Plan>,
+    pub max_concurrent: Option<u32>,
+    pub max_cps: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RoutingTable {
+    pub trunks: Vec<Arc<Trunk>>,
+    pub numbers: HashMap<String, Arc<NumberEntry>>,
+    pub groups: Vec<Arc<Group>>,
+}
+
+impl RoutingTable {
+    /// Compiles a validated configuration. Validation guarantees every name resolves; a
+    /// name that does not (which validation should have caught) drops the entry that
+    /// uses it rather than panicking.
+    pub fn compile(config: &Config) -> RoutingTable {
+        let trunks = config
+            .trunks
+            .iter()
+            .map(|t| {
+                Arc::new(Trunk {
+                    name: t.name.clone(),
+                    sources: t.sources.clone(),
+                    gateway: t.gateway.clone(),
+                })
+            })
+            .collect();
+        let groups: Vec<Arc<Group>> = config
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(index, g)| {
+                Arc::new(Group {
+                    name: g.name.clone(),
+                    enterprise: g.enterprise.clone(),
+                    strategy: g.strategy,
+                    phones: g
+                        .phones
+                        .iter()
+                        .map(|p| Phone {
+                            target: p.target.clone(),
+                            ring_timeout: p.ring_timeout,
+                            capacity: p.capacity,
+                            weight: p.weight,
+                            enabled: p.enabled,
+                        })
+                        .collect(),
+                    index,
+                })
+            })
+            .collect();
+        let group_by_name: HashMap<&str, Arc<Group>> = groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.clone()))
+            .collect();
+        let schedules: HashMap<&str, Arc<Schedule>> = config
+            .schedules
+            .iter()
+            .map(|s| (s.name.as_str(), Arc::new(Schedule::from_config(s))))
+            .collect();
+        let mut plans: HashMap<&str, Arc<Plan>> = HashMap::new();
+        for p in &config.plans {
+            let Some(group) = group_by_name.get(p.group.as_str()).cloned() else {
+                continue;
+            };
+            let regions = p
+                .regions
+                .iter()
+                .filter_map(|r| {
+                    Some(RegionRoute {
+                        provinces: r
+                            .provinces
+                            .iter()
+                            .map(|s| region_name(s).to_string())
+                            .collect(),
+                        cities: r
+                            .cities
+                            .iter()
+                            .map(|s| region_name(s).to_string())
+                            .collect(),
+                        group: group_by_name.get(r.group.as_str())?.clone(),
+                    })
+                })
+                .collect();
+            let plan = Plan {
+                name: p.name.clone(),
+                group,
+                schedule: p
+                    .schedule
+                    .as_deref()
+                    .and_then(|s| schedules.get(s).cloned()),
+                after_hours: p
+                    .after_hours
+                    .as_deref()
+                    .and_then(|g| group_by_name.get(g).cloned()),
+                hunt_timeout: p.hunt_timeout,
+                max_call: p.max_call,
+                regions,
+                blacklist: NumberList::new(&p.blacklist),
+                whitelist: NumberList::new(&p.whitelist),
+                block_provinces: p
+                    .block_provinces
+                    .iter()
+                    .map(|s| region_name(s).to_string())
+                    .collect(),
+                block_cities: p
+                    .block_cities
+                    .iter()
+                    .map(|s| region_name(s).to_string())
+                    .collect(),
+                reject_anonymous: p.reject_anonymous,
+            };
+            plans.insert(p.name.as_str(), Arc::new(plan));
+        }
+        let enterprises: HashMap<&str, Arc<Enterprise>> = config
+            .enterprises
+            .iter()
+            .map(|e| {
+                (
+                    e.id.as_str(),
+                    Arc::new(Enterprise {
+                        id: e.id.clone(),
+                        name: e.name.clone(),
+                        alert_webhook: e.alert_webhook.clone(),
+                    }),
+                )
+            })
+            .collect();
+        let numbers = config
+            .numbers
+            .iter()
+            .filter_map(|n| {
+                let entry = NumberEntry {
+                    number: n.number.clone(),
+                    enterprise: enterprises.get(n.enterprise.as_str())?.clone(),
+                    active: n.status == NumberStatus::Active,
+                    plan: plans.get(n.plan.as_str())?.clone(),
+                    max_concurrent: n.max_concurrent,
+                    max_cps: n.max_cps,
+                };
+                Some((n.number.clone(), Arc::new(entry)))
+            })
+            .collect();
+        RoutingTable {
+            trunks,
+            numbers,
+            groups,
+        }
+    }
+
+    pub fn trunk_for(&self, source: IpAddr) -> Option<&Arc<Trunk>> {
+        self.trunks.iter().find(|t| t.allows(source))
+    }
+}
