@@ -30,7 +30,11 @@ impl MessageBuilder {
         let headers_start = buf.len();
         MessageBuilder {
             buf,
-            start: StartLine::Request { method: method_span, uri: uri_span, version },
+            start: StartLine::Request {
+                method: method_span,
+                uri: uri_span,
+                version,
+            },
             headers: Vec::with_capacity(12),
             headers_start,
         }
@@ -50,14 +54,28 @@ impl MessageBuilder {
         let reason = put(&mut buf, reason);
         buf.put_slice(b"\r\n");
         let headers_start = buf.len();
-        MessageBuilder { buf, start: StartLine::Response { version, code, reason }, headers: Vec::with_capacity(12), headers_start }
+        MessageBuilder {
+            buf,
+            start: StartLine::Response {
+                version,
+                code,
+                reason,
+            },
+            headers: Vec::with_capacity(12),
+            headers_start,
+        }
     }
 
     /// A response to `request` per RFC 3261 §8.2.6: Via (all values, in order), From,
     /// Call-ID and CSeq copied; To copied with `to_tag` added when the request's To has
     /// no tag and the response is not a `100`. Headers the request lacks are left out,
     /// so that even a `400` to a request missing its Call-ID can be written.
-    pub fn response_to(request: &Message, code: u16, reason: &str, to_tag: Option<&str>) -> MessageBuilder {
+    pub fn response_to(
+        request: &Message,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> MessageBuilder {
         let mut b = MessageBuilder::response(code, reason);
         for h in request.headers() {
             match h.name() {
@@ -104,7 +122,8 @@ impl MessageBuilder {
     /// A CANCEL for a pending INVITE (§9.1): same Request-URI, Call-ID, To, From, CSeq
     /// number, top Via and Route headers; CSeq method CANCEL.
     pub fn cancel_for(invite: &Message) -> MessageBuilder {
-        let mut b = MessageBuilder::request(Method::Cancel, invite.request_uri().unwrap_or_default());
+        let mut b =
+            MessageBuilder::request(Method::Cancel, invite.request_uri().unwrap_or_default());
         if let Some(via) = invite.vias().next() {
             b = b.header(HeaderName::Via, via);
         }
@@ -158,12 +177,18 @@ impl MessageBuilder {
         }
         let value = Span::new(value_start, self.buf.len());
         self.buf.put_slice(b"\r\n");
-        self.headers.push(Header { name, name_span, value, line: Span::new(line_start, self.buf.len()) });
+        self.headers.push(Header {
+            name,
+            name_span,
+            value,
+            line: Span::new(line_start, self.buf.len()),
+        });
     }
 
     /// Finishes with a body: writes Content-Type and Content-Length, then the body.
     pub fn body(self, content_type: &str, body: &[u8]) -> Message {
-        self.header(HeaderName::ContentType, content_type).finish(body)
+        self.header(HeaderName::ContentType, content_type)
+            .finish(body)
     }
 
     /// Finishes with no body (`Content-Length: 0`).
@@ -200,7 +225,11 @@ fn put(buf: &mut BytesMut, s: &str) -> Span {
 /// A value that came from a peer or a config file must not be able to end its line and
 /// inject headers: CR and LF become spaces.
 fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains(['\r', '\n']) { std::borrow::Cow::Owned(s.replace(['\r', '\n'], " ")) } else { std::borrow::Cow::Borrowed(s) }
+    if s.contains(['\r', '\n']) {
+        std::borrow::Cow::Owned(s.replace(['\r', '\n'], " "))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
 }
 
 /// The RFC 3261 §21 reason phrase for a status code.
@@ -276,7 +305,9 @@ mod tests {
     #[test]
     fn response_copies_the_right_headers() {
         let req = parse(INVITE);
-        let resp = MessageBuilder::response_to(&req, 486, reason_phrase(486), Some("t1")).header(HeaderName::Server, "sihai").build();
+        let resp = MessageBuilder::response_to(&req, 486, reason_phrase(486), Some("t1"))
+            .header(HeaderName::Server, "sihai")
+            .build();
         assert_eq!(resp.status(), Some(486));
         assert_eq!(resp.reason(), Some("Busy Here"));
         assert_eq!(resp.vias().count(), 2);
@@ -300,7 +331,10 @@ mod tests {
         let ack = MessageBuilder::ack_for(&req, &resp).build();
         assert_eq!(ack.method(), Some(Method::Ack));
         assert_eq!(ack.request_uri(), req.request_uri());
-        assert_eq!(ack.vias().collect::<Vec<_>>(), vec!["SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1"]);
+        assert_eq!(
+            ack.vias().collect::<Vec<_>>(),
+            vec!["SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1"]
+        );
         assert_eq!(ack.to().unwrap().tag(), Some("uas"));
         assert_eq!(ack.cseq().unwrap().seq, 7);
         assert_eq!(ack.cseq().unwrap().method, Method::Ack);
@@ -308,7 +342,12 @@ mod tests {
         let cancel = MessageBuilder::cancel_for(&req).build();
         assert_eq!(cancel.cseq().unwrap().method, Method::Cancel);
         assert_eq!(cancel.to().unwrap().tag(), None);
-        assert_eq!(Message::parse(cancel.as_bytes().clone()).unwrap().canonical(), cancel.canonical());
+        assert_eq!(
+            Message::parse(cancel.as_bytes().clone())
+                .unwrap()
+                .canonical(),
+            cancel.canonical()
+        );
     }
 
     #[test]

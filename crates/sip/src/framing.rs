@@ -18,7 +18,10 @@ pub struct FrameLimits {
 
 impl Default for FrameLimits {
     fn default() -> Self {
-        FrameLimits { max_header_bytes: 16 * 1024, max_body_bytes: 64 * 1024 }
+        FrameLimits {
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -48,7 +51,10 @@ pub enum FramingError {
 
 /// Finds the first frame in `buf`. `Ok(None)` means more bytes are needed.
 pub fn frame(buf: &[u8], limits: &FrameLimits) -> Result<Option<Frame>, FramingError> {
-    let leading = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let leading = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
     if leading > 0 {
         if buf.starts_with(b"\r\n\r\n") {
             return Ok(Some(Frame::KeepAlive { len: 4, pong: true }));
@@ -57,20 +63,32 @@ pub fn frame(buf: &[u8], limits: &FrameLimits) -> Result<Option<Frame>, FramingE
             // Could still become a double-CRLF ping.
             return Ok(None);
         }
-        return Ok(Some(Frame::KeepAlive { len: leading, pong: false }));
+        return Ok(Some(Frame::KeepAlive {
+            len: leading,
+            pong: false,
+        }));
     }
     let Some(header_end) = find_header_end(buf, limits.max_header_bytes) else {
         if buf.len() > limits.max_header_bytes {
-            return Err(FramingError::HeaderTooLarge { limit: limits.max_header_bytes });
+            return Err(FramingError::HeaderTooLarge {
+                limit: limits.max_header_bytes,
+            });
         }
         return Ok(None);
     };
     let body_len = content_length(&buf[..header_end])?.ok_or(FramingError::MissingContentLength)?;
     if body_len > limits.max_body_bytes {
-        return Err(FramingError::BodyTooLarge { declared: body_len, limit: limits.max_body_bytes });
+        return Err(FramingError::BodyTooLarge {
+            declared: body_len,
+            limit: limits.max_body_bytes,
+        });
     }
     let len = header_end + body_len;
-    if buf.len() < len { Ok(None) } else { Ok(Some(Frame::Message { len })) }
+    if buf.len() < len {
+        Ok(None)
+    } else {
+        Ok(Some(Frame::Message { len }))
+    }
 }
 
 /// Offset just past the empty line that ends the header section, if it lies within `max`.
@@ -108,7 +126,9 @@ pub fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
         if is_fold(line) {
             continue;
         }
-        let Some(colon) = memchr::memchr(b':', line) else { continue };
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
         let name = trim_ascii_ws(&line[..colon]);
         if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
             continue;
@@ -144,14 +164,26 @@ fn is_fold(line: &[u8]) -> bool {
 
 /// Trims a value as the parser does: a CR that does not end a line counts as white space.
 fn trim_value(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r')).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'\r')).map_or(start, |p| p + 1);
+    let start = s
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\r'))
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\r'))
+        .map_or(start, |p| p + 1);
     &s[start..end.max(start)]
 }
 
 fn trim_ascii_ws(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |p| p + 1);
+    let start = s
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |p| p + 1);
     &s[start..end.max(start)]
 }
 
@@ -161,7 +193,11 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<usize> {
         return None;
     }
     digits.iter().try_fold(0usize, |acc, &b| {
-        if b.is_ascii_digit() { acc.checked_mul(10)?.checked_add(usize::from(b - b'0')) } else { None }
+        if b.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(usize::from(b - b'0'))
+        } else {
+            None
+        }
     })
 }
 
@@ -169,30 +205,48 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    const LIMITS: FrameLimits = FrameLimits { max_header_bytes: 1024, max_body_bytes: 100 };
+    const LIMITS: FrameLimits = FrameLimits {
+        max_header_bytes: 1024,
+        max_body_bytes: 100,
+    };
 
     #[test]
     fn complete_message_with_body() {
         let msg = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 3\r\n\r\nabcOPTIONS";
-        assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() - 7 })));
+        assert_eq!(
+            frame(msg, &LIMITS),
+            Ok(Some(Frame::Message { len: msg.len() - 7 }))
+        );
     }
 
     #[test]
     fn needs_more_bytes_for_headers_and_body() {
-        assert_eq!(frame(b"INVITE sip:a@b SIP/2.0\r\nl: 3\r\n", &LIMITS), Ok(None));
-        assert_eq!(frame(b"INVITE sip:a@b SIP/2.0\r\nl: 3\r\n\r\nab", &LIMITS), Ok(None));
+        assert_eq!(
+            frame(b"INVITE sip:a@b SIP/2.0\r\nl: 3\r\n", &LIMITS),
+            Ok(None)
+        );
+        assert_eq!(
+            frame(b"INVITE sip:a@b SIP/2.0\r\nl: 3\r\n\r\nab", &LIMITS),
+            Ok(None)
+        );
     }
 
     #[test]
     fn compact_name_and_space_before_colon() {
         let msg = b"BYE sip:a@b SIP/2.0\r\nL  :  2\r\n\r\nok";
-        assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() })));
+        assert_eq!(
+            frame(msg, &LIMITS),
+            Ok(Some(Frame::Message { len: msg.len() }))
+        );
     }
 
     #[test]
     fn folded_content_length() {
         let msg = b"BYE sip:a@b SIP/2.0\r\nContent-Length:\r\n 2\r\n\r\nok";
-        assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() })));
+        assert_eq!(
+            frame(msg, &LIMITS),
+            Ok(Some(Frame::Message { len: msg.len() }))
+        );
     }
 
     #[test]
@@ -202,30 +256,57 @@ mod tests {
         let msg = b"BYE sip:a@b SIP/2.0\r\n\nl: 5\r\n\r\nHELLO";
         assert_eq!(frame(msg, &LIMITS), Err(FramingError::MissingContentLength));
         let msg = b"BYE sip:a@b SIP/2.0\nl: 2\n\nokBYE";
-        assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() - 3 })));
+        assert_eq!(
+            frame(msg, &LIMITS),
+            Ok(Some(Frame::Message { len: msg.len() - 3 }))
+        );
         let msg = b"BYE sip:a@b SIP/2.0\r\nl: 2\n\r\nok";
-        assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() })));
+        assert_eq!(
+            frame(msg, &LIMITS),
+            Ok(Some(Frame::Message { len: msg.len() }))
+        );
         // A line holding only a stray CR is not empty.
-        assert_eq!(frame(b"BYE sip:a@b SIP/2.0\r\nl: 0\r\n\r\r\n", &LIMITS), Ok(None));
+        assert_eq!(
+            frame(b"BYE sip:a@b SIP/2.0\r\nl: 0\r\n\r\r\n", &LIMITS),
+            Ok(None)
+        );
     }
 
     #[test]
     fn content_length_is_read_as_the_parser_reads_it() {
         // A fold that looks like a Content-Length header belongs to the Subject.
         let msg = b"BYE sip:a@b SIP/2.0\r\nSubject: x\r\n l: 5\r\nl: 0\r\n\r\n";
-        assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() })));
+        assert_eq!(
+            frame(msg, &LIMITS),
+            Ok(Some(Frame::Message { len: msg.len() }))
+        );
         // Folded digits are two numbers, not one.
-        assert_eq!(frame(b"BYE sip:a@b SIP/2.0\r\nl: 1\r\n 2\r\n\r\n", &LIMITS), Err(FramingError::BadContentLength));
+        assert_eq!(
+            frame(b"BYE sip:a@b SIP/2.0\r\nl: 1\r\n 2\r\n\r\n", &LIMITS),
+            Err(FramingError::BadContentLength)
+        );
         // A stray CR after the value is white space, as for the parser.
         let msg = b"BYE sip:a@b SIP/2.0\r\nl: 2\r\r\n\r\nok";
-        assert_eq!(frame(msg, &LIMITS), Ok(Some(Frame::Message { len: msg.len() })));
+        assert_eq!(
+            frame(msg, &LIMITS),
+            Ok(Some(Frame::Message { len: msg.len() }))
+        );
     }
 
     #[test]
     fn keepalives() {
-        assert_eq!(frame(b"\r\n\r\nOPTIONS", &LIMITS), Ok(Some(Frame::KeepAlive { len: 4, pong: true })));
+        assert_eq!(
+            frame(b"\r\n\r\nOPTIONS", &LIMITS),
+            Ok(Some(Frame::KeepAlive { len: 4, pong: true }))
+        );
         assert_eq!(frame(b"\r\n", &LIMITS), Ok(None));
-        assert_eq!(frame(b"\r\nOPT", &LIMITS), Ok(Some(Frame::KeepAlive { len: 2, pong: false })));
+        assert_eq!(
+            frame(b"\r\nOPT", &LIMITS),
+            Ok(Some(Frame::KeepAlive {
+                len: 2,
+                pong: false
+            }))
+        );
     }
 
     #[test]
@@ -235,21 +316,36 @@ mod tests {
             Err(FramingError::MissingContentLength)
         );
         assert_eq!(
-            frame(b"BYE sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n", &LIMITS),
+            frame(
+                b"BYE sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n",
+                &LIMITS
+            ),
             Err(FramingError::BadContentLength)
         );
         assert_eq!(
-            frame(b"BYE sip:a@b SIP/2.0\r\nl: 5\r\nContent-Length: 13\r\n\r\n", &LIMITS),
+            frame(
+                b"BYE sip:a@b SIP/2.0\r\nl: 5\r\nContent-Length: 13\r\n\r\n",
+                &LIMITS
+            ),
             Err(FramingError::ConflictingContentLength)
         );
         assert_eq!(
             frame(b"BYE sip:a@b SIP/2.0\r\nl: 101\r\n\r\n", &LIMITS),
-            Err(FramingError::BodyTooLarge { declared: 101, limit: 100 })
+            Err(FramingError::BodyTooLarge {
+                declared: 101,
+                limit: 100
+            })
         );
         let huge = vec![b'a'; 2000];
-        assert_eq!(frame(&huge, &LIMITS), Err(FramingError::HeaderTooLarge { limit: 1024 }));
         assert_eq!(
-            frame(b"BYE sip:a@b SIP/2.0\r\nl: 99999999999999999999999\r\n\r\n", &LIMITS),
+            frame(&huge, &LIMITS),
+            Err(FramingError::HeaderTooLarge { limit: 1024 })
+        );
+        assert_eq!(
+            frame(
+                b"BYE sip:a@b SIP/2.0\r\nl: 99999999999999999999999\r\n\r\n",
+                &LIMITS
+            ),
             Err(FramingError::BadContentLength)
         );
     }

@@ -146,21 +146,66 @@ impl HeaderName {
         let candidates: &[(&str, HeaderName)] = match name.len() {
             2 => &[("To", To)],
             3 => &[("Via", Via)],
-            4 => &[("From", From), ("CSeq", CSeq), ("Date", Date), ("RAck", RAck), ("RSeq", RSeq)],
+            4 => &[
+                ("From", From),
+                ("CSeq", CSeq),
+                ("Date", Date),
+                ("RAck", RAck),
+                ("RSeq", RSeq),
+            ],
             5 => &[("Allow", Allow), ("Route", Route), ("Event", Event)],
             6 => &[("Accept", Accept), ("Reason", Reason), ("Server", Server)],
-            7 => &[("Call-ID", CallId), ("Contact", Contact), ("Expires", Expires), ("Privacy", Privacy), ("Require", Require), ("Subject", Subject), ("Warning", Warning)],
+            7 => &[
+                ("Call-ID", CallId),
+                ("Contact", Contact),
+                ("Expires", Expires),
+                ("Privacy", Privacy),
+                ("Require", Require),
+                ("Subject", Subject),
+                ("Warning", Warning),
+            ],
             8 => &[("Identity", Identity), ("Refer-To", ReferTo)],
-            9 => &[("Supported", Supported), ("Timestamp", Timestamp), ("Diversion", Diversion)],
+            9 => &[
+                ("Supported", Supported),
+                ("Timestamp", Timestamp),
+                ("Diversion", Diversion),
+            ],
             10 => &[("User-Agent", UserAgent)],
-            11 => &[("Retry-After", RetryAfter), ("Referred-By", ReferredBy), ("Unsupported", Unsupported), ("Min-Expires", MinExpires)],
-            12 => &[("Max-Forwards", MaxForwards), ("Content-Type", ContentType), ("Record-Route", RecordRoute), ("Allow-Events", AllowEvents), ("History-Info", HistoryInfo)],
-            13 => &[("Authorization", Authorization), ("Proxy-Require", ProxyRequire), ("Identity-Info", IdentityInfo)],
-            14 => &[("Content-Length", ContentLength), ("Accept-Contact", AcceptContact), ("Reject-Contact", RejectContact)],
+            11 => &[
+                ("Retry-After", RetryAfter),
+                ("Referred-By", ReferredBy),
+                ("Unsupported", Unsupported),
+                ("Min-Expires", MinExpires),
+            ],
+            12 => &[
+                ("Max-Forwards", MaxForwards),
+                ("Content-Type", ContentType),
+                ("Record-Route", RecordRoute),
+                ("Allow-Events", AllowEvents),
+                ("History-Info", HistoryInfo),
+            ],
+            13 => &[
+                ("Authorization", Authorization),
+                ("Proxy-Require", ProxyRequire),
+                ("Identity-Info", IdentityInfo),
+            ],
+            14 => &[
+                ("Content-Length", ContentLength),
+                ("Accept-Contact", AcceptContact),
+                ("Reject-Contact", RejectContact),
+            ],
             15 => &[("Session-Expires", SessionExpires)],
-            16 => &[("Content-Encoding", ContentEncoding), ("WWW-Authenticate", WwwAuthenticate)],
+            16 => &[
+                ("Content-Encoding", ContentEncoding),
+                ("WWW-Authenticate", WwwAuthenticate),
+            ],
             18 => &[("Proxy-Authenticate", ProxyAuthenticate)],
-            19 => &[("Proxy-Authorization", ProxyAuthorization), ("P-Asserted-Identity", PAssertedIdentity), ("Content-Disposition", ContentDisposition), ("Request-Disposition", RequestDisposition)],
+            19 => &[
+                ("Proxy-Authorization", ProxyAuthorization),
+                ("P-Asserted-Identity", PAssertedIdentity),
+                ("Content-Disposition", ContentDisposition),
+                ("Request-Disposition", RequestDisposition),
+            ],
             _ => &[],
         };
         for &(long, header) in candidates {
@@ -205,7 +250,10 @@ impl HeaderName {
 
     /// Headers a request or response may carry at most once.
     pub fn is_single(self) -> bool {
-        matches!(self, CallId | CSeq | From | To | MaxForwards | ContentLength | ContentType | Expires)
+        matches!(
+            self,
+            CallId | CSeq | From | To | MaxForwards | ContentLength | ContentType | Expires
+        )
     }
 }
 
@@ -233,8 +281,15 @@ mod tests {
             ("x", "Session-Expires"),
             ("y", "Identity"),
         ] {
-            assert_eq!(HeaderName::parse(compact), HeaderName::parse(long), "{compact}");
-            assert_eq!(HeaderName::parse(&compact.to_uppercase()), HeaderName::parse(long));
+            assert_eq!(
+                HeaderName::parse(compact),
+                HeaderName::parse(long),
+                "{compact}"
+            );
+            assert_eq!(
+                HeaderName::parse(&compact.to_uppercase()),
+                HeaderName::parse(long)
+            );
             assert_ne!(HeaderName::parse(long), Other, "{long}");
         }
     }

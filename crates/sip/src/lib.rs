@@ -5,16 +5,16 @@
 //! are parsed on demand; [`validate`] says what is wrong with a request in the words
 //! of a `400`; [`builder`] writes new messages and [`rewrite`] edits received ones for
 //! forwarding without reparsing.
+pub mod builder;
 pub mod framing;
 pub mod header;
 pub mod message;
 pub mod method;
 pub mod name_addr;
 pub mod net;
+pub mod rewrite;
 pub mod scan;
 pub mod uri;
-pub mod builder;
-pub mod rewrite;
 pub mod validate;
 pub mod via;
 

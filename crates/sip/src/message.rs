@@ -27,7 +27,10 @@ pub struct Span {
 
 impl Span {
     pub(crate) fn new(start: usize, end: usize) -> Span {
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
     pub fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
@@ -52,8 +55,16 @@ pub struct Header {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StartLine {
-    Request { method: Span, uri: Span, version: Span },
-    Response { version: Span, code: u16, reason: Span },
+    Request {
+        method: Span,
+        uri: Span,
+        version: Span,
+    },
+    Response {
+        version: Span,
+        code: u16,
+        reason: Span,
+    },
 }
 
 /// What the Content-Length header(s) said, judged against the bytes present.
@@ -67,7 +78,10 @@ pub enum ContentLength {
     /// Several Content-Length headers that disagree.
     Conflicting,
     /// More octets declared than the message holds.
-    Exceeds { declared: usize, available: usize },
+    Exceeds {
+        declared: usize,
+        available: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -125,7 +139,10 @@ impl Message {
         }
         let bytes = &buf[..];
         // RFC 3261 §7.5: ignore CRLFs before the start line.
-        let first = bytes.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(ParseError::Empty)?;
+        let first = bytes
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .ok_or(ParseError::Empty)?;
         let (start_end, mut pos) = line_end(bytes, first);
         let start = parse_start_line(bytes, first, start_end)?;
 
@@ -197,7 +214,9 @@ impl Message {
     fn judge_content_length(&self) -> ContentLength {
         let mut declared = None;
         for value in self.get_all(HeaderName::ContentLength) {
-            let Some(n) = scan::parse_u32(value) else { return ContentLength::Invalid };
+            let Some(n) = scan::parse_u32(value) else {
+                return ContentLength::Invalid;
+            };
             match declared {
                 Some(prev) if prev != n => return ContentLength::Conflicting,
                 _ => declared = Some(n),
@@ -208,7 +227,10 @@ impl Message {
             Some(n) => {
                 let available = self.buf.len() - self.head_end as usize;
                 if n as usize > available {
-                    ContentLength::Exceeds { declared: n as usize, available }
+                    ContentLength::Exceeds {
+                        declared: n as usize,
+                        available,
+                    }
                 } else {
                     ContentLength::Declared(n as usize)
                 }
@@ -218,7 +240,10 @@ impl Message {
 
     pub(crate) fn text(&self, span: Span) -> &str {
         let bytes = &self.buf[span.range()];
-        debug_assert!(std::str::from_utf8(bytes).is_ok(), "span {span:?} is not UTF-8");
+        debug_assert!(
+            std::str::from_utf8(bytes).is_ok(),
+            "span {span:?} is not UTF-8"
+        );
         // SAFETY: every span lies in the header section, which `parse` validated as
         // UTF-8 as a whole (the builder writes it from `&str` pieces). Spans start and end
         // next to ASCII delimiters (SP, HT, ':', CR, LF) or at the section's ends, and an
@@ -258,7 +283,9 @@ impl Message {
 
     pub fn version(&self) -> &str {
         match self.start {
-            StartLine::Request { version, .. } | StartLine::Response { version, .. } => self.text(version),
+            StartLine::Request { version, .. } | StartLine::Response { version, .. } => {
+                self.text(version)
+            }
         }
     }
 
@@ -278,17 +305,26 @@ impl Message {
 
     /// All header lines in order.
     pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> {
-        self.headers.iter().map(|h| HeaderRef { msg: self, header: h })
+        self.headers.iter().map(|h| HeaderRef {
+            msg: self,
+            header: h,
+        })
     }
 
     /// The first header line of this name.
     pub fn header(&self, name: HeaderName) -> Option<&str> {
-        self.headers.iter().find(|h| h.name == name).map(|h| self.text(h.value))
+        self.headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| self.text(h.value))
     }
 
     /// Every header line of this name, each whole (list values not split).
     pub fn get_all(&self, name: HeaderName) -> impl Iterator<Item = &str> {
-        self.headers.iter().filter(move |h| h.name == name).map(|h| self.text(h.value))
+        self.headers
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(|h| self.text(h.value))
     }
 
     /// An extension header by its name (case-insensitive).
@@ -296,7 +332,11 @@ impl Message {
         let known = HeaderName::parse(name);
         self.headers
             .iter()
-            .find(|h| h.name == known && (known != HeaderName::Other || self.text(h.name_span).eq_ignore_ascii_case(name)))
+            .find(|h| {
+                h.name == known
+                    && (known != HeaderName::Other
+                        || self.text(h.name_span).eq_ignore_ascii_case(name))
+            })
             .map(|h| self.text(h.value))
     }
 
@@ -336,7 +376,10 @@ impl Message {
         if method.len() == rest.len() || !scan::is_token(method) {
             return Err(malformed);
         }
-        Ok(CSeq { seq, method: Method::parse(method) })
+        Ok(CSeq {
+            seq,
+            method: Method::parse(method),
+        })
     }
 
     pub fn from(&self) -> Result<NameAddr<'_>, HeaderError> {
@@ -352,7 +395,10 @@ impl Message {
     }
 
     pub fn top_via(&self) -> Result<Via<'_>, HeaderError> {
-        let top = self.values(HeaderName::Via).next().ok_or(HeaderError::Missing(HeaderName::Via))?;
+        let top = self
+            .values(HeaderName::Via)
+            .next()
+            .ok_or(HeaderError::Missing(HeaderName::Via))?;
         Via::parse(top).map_err(|_| HeaderError::Malformed(HeaderName::Via))
     }
 
@@ -367,7 +413,9 @@ impl Message {
             None => Ok(None),
             Some(_) => {
                 let v = self.single(HeaderName::MaxForwards)?;
-                scan::parse_u32(v).map(Some).ok_or(HeaderError::Malformed(HeaderName::MaxForwards))
+                scan::parse_u32(v)
+                    .map(Some)
+                    .ok_or(HeaderError::Malformed(HeaderName::MaxForwards))
             }
         }
     }
@@ -405,10 +453,27 @@ impl Message {
     pub fn canonical(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.buf.len());
         match self.start {
-            StartLine::Request { method, uri, version } => {
-                write_parts(&mut out, &[self.text(method), " ", self.text(uri), " ", &self.text(version).to_ascii_uppercase()]);
+            StartLine::Request {
+                method,
+                uri,
+                version,
+            } => {
+                write_parts(
+                    &mut out,
+                    &[
+                        self.text(method),
+                        " ",
+                        self.text(uri),
+                        " ",
+                        &self.text(version).to_ascii_uppercase(),
+                    ],
+                );
             }
-            StartLine::Response { version, code, reason } => {
+            StartLine::Response {
+                version,
+                code,
+                reason,
+            } => {
                 write_parts(&mut out, &[&self.text(version).to_ascii_uppercase(), " "]);
                 out.put_slice(format!("{code:03} ").as_bytes());
                 out.put_slice(self.text(reason).as_bytes());
@@ -437,22 +502,29 @@ fn write_parts(out: &mut BytesMut, parts: &[&str]) {
     }
 }
 
-/// Replaces each run of folding white space with one space.
+/// Replaces each fold (a run of white space that holds a line break) with one space.
+/// Other white space is kept as written: it may sit inside a quoted string, whose text a
+/// fold elsewhere in the value must not change.
 pub fn unfold(value: &str) -> std::borrow::Cow<'_, str> {
     if !value.contains(['\r', '\n']) {
         return std::borrow::Cow::Borrowed(value);
     }
+    let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let bytes = value.as_bytes();
     let mut out = String::with_capacity(value.len());
-    let mut in_ws = false;
-    for c in value.chars() {
-        if matches!(c, ' ' | '\t' | '\r' | '\n') {
-            if !in_ws {
-                out.push(' ');
-            }
-            in_ws = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Runs end at ASCII octets, so the slices below fall on character boundaries.
+        let start = i;
+        let ws = is_ws(bytes[i]);
+        while i < bytes.len() && is_ws(bytes[i]) == ws {
+            i += 1;
+        }
+        let run = &value[start..i];
+        if ws && run.contains(['\r', '\n']) {
+            out.push(' ');
         } else {
-            out.push(c);
-            in_ws = false;
+            out.push_str(run);
         }
     }
     std::borrow::Cow::Owned(out)
@@ -460,7 +532,9 @@ pub fn unfold(value: &str) -> std::borrow::Cow<'_, str> {
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Message").field("text", &String::from_utf8_lossy(&self.buf)).finish()
+        f.debug_struct("Message")
+            .field("text", &String::from_utf8_lossy(&self.buf))
+            .finish()
     }
 }
 
@@ -494,7 +568,11 @@ fn line_end(bytes: &[u8], from: usize) -> (usize, usize) {
     match memchr::memchr(b'\n', &bytes[from..]) {
         Some(i) => {
             let lf = from + i;
-            let end = if lf > from && bytes[lf - 1] == b'\r' { lf - 1 } else { lf };
+            let end = if lf > from && bytes[lf - 1] == b'\r' {
+                lf - 1
+            } else {
+                lf
+            };
             (end, lf + 1)
         }
         None => (bytes.len(), bytes.len()),
@@ -558,7 +636,9 @@ fn parse_start_line(bytes: &[u8], start: usize, end: usize) -> Result<StartLine,
         if code_len != 3 {
             return Err(ParseError::BadStatusLine);
         }
-        let code = rest[..3].iter().fold(0u16, |acc, &b| acc * 10 + u16::from(b - b'0'));
+        let code = rest[..3]
+            .iter()
+            .fold(0u16, |acc, &b| acc * 10 + u16::from(b - b'0'));
         if !(100..=699).contains(&code) {
             return Err(ParseError::BadStatusLine);
         }
@@ -567,7 +647,11 @@ fn parse_start_line(bytes: &[u8], start: usize, end: usize) -> Result<StartLine,
             Some(b' ') => start + sp1 + 1 + 4,
             Some(_) => return Err(ParseError::BadStatusLine),
         };
-        return Ok(StartLine::Response { version: Span::new(start, start + sp1), code, reason: Span::new(reason_start, end) });
+        return Ok(StartLine::Response {
+            version: Span::new(start, start + sp1),
+            code,
+            reason: Span::new(reason_start, end),
+        });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version
     let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::BadStartLine)?;
@@ -612,14 +696,26 @@ mod tests {
         assert_eq!(m.request_uri(), Some("sip:4001234567@127.0.0.1"));
         assert_eq!(m.version(), "SIP/2.0");
         assert_eq!(m.call_id(), Ok("a84b4c76e66710@pc33"));
-        assert_eq!(m.cseq(), Ok(CSeq { seq: 314159, method: Method::Invite }));
+        assert_eq!(
+            m.cseq(),
+            Ok(CSeq {
+                seq: 314159,
+                method: Method::Invite
+            })
+        );
         assert_eq!(m.from().unwrap().tag(), Some("1928301774"));
         assert_eq!(m.to().unwrap().tag(), None);
         assert_eq!(m.max_forwards(), Ok(Some(70)));
         assert_eq!(m.vias().count(), 3);
         assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK776asdhds"));
-        assert_eq!(m.header(HeaderName::Subject), Some("folded\r\n  across\r\n\tlines"));
-        assert_eq!(unfold(m.header(HeaderName::Subject).unwrap()), "folded across lines");
+        assert_eq!(
+            m.header(HeaderName::Subject),
+            Some("folded\r\n  across\r\n\tlines")
+        );
+        assert_eq!(
+            unfold(m.header(HeaderName::Subject).unwrap()),
+            "folded across lines"
+        );
         assert_eq!(m.content_length(), ContentLength::Declared(4));
         assert_eq!(&m.body()[..], b"v=0\r");
         assert_eq!(m.wire().len(), INVITE.len() - "\ngarbage".len());
@@ -634,7 +730,12 @@ mod tests {
         assert_eq!(m.reason(), Some(""));
         let m = parse("SIP/2.0 200\r\n\r\n");
         assert_eq!(m.reason(), Some(""));
-        for bad in ["SIP/2.0 4294967301 Big\r\n\r\n", "SIP/2.0 099 x\r\n\r\n", "SIP/2.0 700 x\r\n\r\n", "SIP/2.0 20 x\r\n\r\n"] {
+        for bad in [
+            "SIP/2.0 4294967301 Big\r\n\r\n",
+            "SIP/2.0 099 x\r\n\r\n",
+            "SIP/2.0 700 x\r\n\r\n",
+            "SIP/2.0 20 x\r\n\r\n",
+        ] {
             assert!(Message::parse(Bytes::from(bad)).is_err(), "{bad}");
         }
     }
@@ -642,7 +743,13 @@ mod tests {
     #[test]
     fn content_length_judgement() {
         let m = parse("BYE sip:a@b SIP/2.0\r\nl: 10\r\n\r\nabc");
-        assert_eq!(m.content_length(), ContentLength::Exceeds { declared: 10, available: 3 });
+        assert_eq!(
+            m.content_length(),
+            ContentLength::Exceeds {
+                declared: 10,
+                available: 3
+            }
+        );
         let m = parse("BYE sip:a@b SIP/2.0\r\nl: -1\r\n\r\nabc");
         assert_eq!(m.content_length(), ContentLength::Invalid);
         let m = parse("BYE sip:a@b SIP/2.0\r\nl: 1\r\nContent-Length: 2\r\n\r\nabc");
@@ -661,11 +768,23 @@ mod tests {
 
     #[test]
     fn rejects_structural_garbage() {
-        assert_eq!(Message::parse(Bytes::from_static(b"")).unwrap_err(), ParseError::Empty);
-        assert_eq!(Message::parse(Bytes::from_static(b"\r\n\r\n")).unwrap_err(), ParseError::Empty);
-        assert_eq!(Message::parse(Bytes::from_static(b"INVITE\r\n\r\n")).unwrap_err(), ParseError::BadStartLine);
         assert_eq!(
-            Message::parse(Bytes::from_static(b"OPTIONS sip:a SIP/2.0\r\nSubject: \xff\r\n\r\n")).unwrap_err(),
+            Message::parse(Bytes::from_static(b"")).unwrap_err(),
+            ParseError::Empty
+        );
+        assert_eq!(
+            Message::parse(Bytes::from_static(b"\r\n\r\n")).unwrap_err(),
+            ParseError::Empty
+        );
+        assert_eq!(
+            Message::parse(Bytes::from_static(b"INVITE\r\n\r\n")).unwrap_err(),
+            ParseError::BadStartLine
+        );
+        assert_eq!(
+            Message::parse(Bytes::from_static(
+                b"OPTIONS sip:a SIP/2.0\r\nSubject: \xff\r\n\r\n"
+            ))
+            .unwrap_err(),
             ParseError::NotUtf8
         );
     }
@@ -685,7 +804,8 @@ mod tests {
 
     #[test]
     fn fold_after_a_malformed_line_stays_out_of_the_header_before_it() {
-        let m = parse("OPTIONS sip:a@b SIP/2.0\r\nSubject: a\r\ngarbage\r\n b\r\nCall-ID: x\r\n\r\n");
+        let m =
+            parse("OPTIONS sip:a@b SIP/2.0\r\nSubject: a\r\ngarbage\r\n b\r\nCall-ID: x\r\n\r\n");
         assert_eq!(m.header(HeaderName::Subject), Some("a"));
         assert_eq!(m.malformed_line(), Some("garbage"));
         assert_eq!(m.call_id(), Ok("x"));
@@ -701,8 +821,14 @@ mod tests {
         assert_eq!(m.call_id(), Ok("abc"));
         assert_eq!(m.header(HeaderName::Subject), Some(""));
         let canonical = m.canonical();
-        assert_eq!(&canonical[..], b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: abc\r\nSubject: \r\n\r\n");
-        assert_eq!(Message::parse(canonical.clone()).unwrap().canonical(), canonical);
+        assert_eq!(
+            &canonical[..],
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: abc\r\nSubject: \r\n\r\n"
+        );
+        assert_eq!(
+            Message::parse(canonical.clone()).unwrap().canonical(),
+            canonical
+        );
         // Not in a name, though: `Call-ID<CR>:` is no header.
         let m = parse("OPTIONS sip:a@b SIP/2.0\r\nCall-ID\r: abc\r\n\r\n");
         assert_eq!(m.malformed_line(), Some("Call-ID\r: abc"));
@@ -732,8 +858,23 @@ mod tests {
     }
 
     #[test]
+    fn unfold_replaces_folds_only() {
+        assert_eq!(unfold("a\r\n  b \r\n\tc"), "a b c");
+        // White space that is not part of a fold stays, inside quotes or not.
+        assert_eq!(
+            unfold("\"Zhang  San\"\r\n <sip:a@b>"),
+            "\"Zhang  San\" <sip:a@b>"
+        );
+        assert_eq!(unfold("a  b"), "a  b");
+        assert_eq!(unfold("\u{5f20}\r\n \u{4e09}"), "\u{5f20} \u{4e09}");
+    }
+
+    #[test]
     fn canonical_form() {
         let m = parse("OPTIONS sip:a@b sip/2.0\r\nv:SIP/2.0/UDP h\r\nX-Y :\r\n z\r\n\r\n");
-        assert_eq!(&m.canonical()[..], b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nX-Y: z\r\n\r\n");
+        assert_eq!(
+            &m.canonical()[..],
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nX-Y: z\r\n\r\n"
+        );
     }
 }

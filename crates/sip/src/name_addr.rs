@@ -61,9 +61,15 @@ impl<'a> NameAddr<'a> {
             Uri::parse(uri)?;
             let params = &value[end..];
             check_params(params)?;
-            return Ok(NameAddr { display: None, uri, params });
+            return Ok(NameAddr {
+                display: None,
+                uri,
+                params,
+            });
         };
-        let inner = rest.strip_prefix('<').ok_or(NameAddrError::BadDisplayName)?;
+        let inner = rest
+            .strip_prefix('<')
+            .ok_or(NameAddrError::BadDisplayName)?;
         let close = inner.find('>').ok_or(NameAddrError::UnclosedAngle)?;
         let uri = &inner[..close];
         if uri.bytes().any(is_lws) {
@@ -72,7 +78,11 @@ impl<'a> NameAddr<'a> {
         Uri::parse(uri)?;
         let params = trim_lws_start(&inner[close + 1..]);
         check_params(params)?;
-        Ok(NameAddr { display, uri, params })
+        Ok(NameAddr {
+            display,
+            uri,
+            params,
+        })
     }
 
     pub fn tag(&self) -> Option<&'a str> {
@@ -101,7 +111,8 @@ mod tests {
 
     #[test]
     fn forms() {
-        let a = NameAddr::parse(r#""J \"R\" Rosenberg" <sip:jdrosen@example.com>;tag=98asjd8"#).unwrap();
+        let a = NameAddr::parse(r#""J \"R\" Rosenberg" <sip:jdrosen@example.com>;tag=98asjd8"#)
+            .unwrap();
         assert_eq!(a.display, Some(r#""J \"R\" Rosenberg""#));
         assert_eq!(a.uri, "sip:jdrosen@example.com");
         assert_eq!(a.tag(), Some("98asjd8"));

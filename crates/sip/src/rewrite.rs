@@ -48,7 +48,11 @@ pub struct Rewriter<'m> {
 
 impl<'m> Rewriter<'m> {
     pub fn new(msg: &'m Message) -> Rewriter<'m> {
-        Rewriter { msg, edits: SmallVec::new(), body: None }
+        Rewriter {
+            msg,
+            edits: SmallVec::new(),
+            body: None,
+        }
     }
 
     /// Where new headers go when they belong on top.
@@ -59,24 +63,41 @@ impl<'m> Rewriter<'m> {
 
     /// Where new headers go when they belong at the end of the header section.
     fn bottom(&self) -> Span {
-        let at = self.msg.headers.last().map_or(self.msg.headers_start, |h| h.line.end);
+        let at = self
+            .msg
+            .headers
+            .last()
+            .map_or(self.msg.headers_start, |h| h.line.end);
         Span { start: at, end: at }
     }
 
     /// Removes the topmost Via value (a response going back one hop).
     pub fn pop_via(&mut self) -> Result<&mut Self, RewriteError> {
         let msg = self.msg;
-        let h = msg.headers.iter().find(|h| h.name == HeaderName::Via).ok_or(RewriteError::NoVia)?;
+        let h = msg
+            .headers
+            .iter()
+            .find(|h| h.name == HeaderName::Via)
+            .ok_or(RewriteError::NoVia)?;
         let value = msg.text(h.value);
         match find_unquoted(value, b',') {
-            None => self.edits.push(Edit { at: h.line, insert: Insert::None }),
+            None => self.edits.push(Edit {
+                at: h.line,
+                insert: Insert::None,
+            }),
             Some(comma) => {
                 let mut end = comma + 1;
                 while end < value.len() && is_lws(value.as_bytes()[end]) {
                     end += 1;
                 }
-                let at = Span { start: h.value.start, end: h.value.start + end as u32 };
-                self.edits.push(Edit { at, insert: Insert::None });
+                let at = Span {
+                    start: h.value.start,
+                    end: h.value.start + end as u32,
+                };
+                self.edits.push(Edit {
+                    at,
+                    insert: Insert::None,
+                });
             }
         }
         Ok(self)
@@ -84,14 +105,30 @@ impl<'m> Rewriter<'m> {
 
     /// Adds a Via value on top (a request going forward one hop).
     pub fn push_via(&mut self, value: &'m str) -> &mut Self {
-        let at = self.msg.headers.iter().find(|h| h.name == HeaderName::Via).map_or(self.top(), |h| Span { start: h.line.start, end: h.line.start });
-        self.edits.push(Edit { at, insert: Insert::Text("Via: ", value, "\r\n") });
+        let at = self
+            .msg
+            .headers
+            .iter()
+            .find(|h| h.name == HeaderName::Via)
+            .map_or(self.top(), |h| Span {
+                start: h.line.start,
+                end: h.line.start,
+            });
+        self.edits.push(Edit {
+            at,
+            insert: Insert::Text("Via: ", value, "\r\n"),
+        });
         self
     }
 
     pub fn set_request_uri(&mut self, uri: &'m str) -> Result<&mut Self, RewriteError> {
-        let StartLine::Request { uri: span, .. } = self.msg.start else { return Err(RewriteError::NotARequest) };
-        self.edits.push(Edit { at: span, insert: Insert::Text("", uri, "") });
+        let StartLine::Request { uri: span, .. } = self.msg.start else {
+            return Err(RewriteError::NotARequest);
+        };
+        self.edits.push(Edit {
+            at: span,
+            insert: Insert::Text("", uri, ""),
+        });
         Ok(self)
     }
 
@@ -99,16 +136,27 @@ impl<'m> Rewriter<'m> {
     /// and returns the new value.
     pub fn decrement_max_forwards(&mut self) -> Result<u32, RewriteError> {
         let msg = self.msg;
-        match msg.headers.iter().find(|h| h.name == HeaderName::MaxForwards) {
+        match msg
+            .headers
+            .iter()
+            .find(|h| h.name == HeaderName::MaxForwards)
+        {
             None => {
                 let at = self.top();
-                self.edits.push(Edit { at, insert: Insert::Text("Max-Forwards: ", "70", "\r\n") });
+                self.edits.push(Edit {
+                    at,
+                    insert: Insert::Text("Max-Forwards: ", "70", "\r\n"),
+                });
                 Ok(70)
             }
             Some(h) => {
-                let n = crate::scan::parse_u32(msg.text(h.value)).ok_or(RewriteError::BadMaxForwards)?;
+                let n = crate::scan::parse_u32(msg.text(h.value))
+                    .ok_or(RewriteError::BadMaxForwards)?;
                 let n = n.checked_sub(1).ok_or(RewriteError::TooManyHops)?;
-                self.edits.push(Edit { at: h.value, insert: Insert::Number(n) });
+                self.edits.push(Edit {
+                    at: h.value,
+                    insert: Insert::Number(n),
+                });
                 Ok(n)
             }
         }
@@ -117,21 +165,30 @@ impl<'m> Rewriter<'m> {
     /// Adds a Record-Route value above any existing ones.
     pub fn add_record_route(&mut self, value: &'m str) -> &mut Self {
         let at = self.top();
-        self.edits.push(Edit { at, insert: Insert::Text("Record-Route: ", value, "\r\n") });
+        self.edits.push(Edit {
+            at,
+            insert: Insert::Text("Record-Route: ", value, "\r\n"),
+        });
         self
     }
 
     /// Adds a Route value above any existing ones.
     pub fn add_route(&mut self, value: &'m str) -> &mut Self {
         let at = self.top();
-        self.edits.push(Edit { at, insert: Insert::Text("Route: ", value, "\r\n") });
+        self.edits.push(Edit {
+            at,
+            insert: Insert::Text("Route: ", value, "\r\n"),
+        });
         self
     }
 
     /// Removes every line of this header.
     pub fn remove_header(&mut self, name: HeaderName) -> &mut Self {
         for h in self.msg.headers.iter().filter(|h| h.name == name) {
-            self.edits.push(Edit { at: h.line, insert: Insert::None });
+            self.edits.push(Edit {
+                at: h.line,
+                insert: Insert::None,
+            });
         }
         self
     }
@@ -140,7 +197,10 @@ impl<'m> Rewriter<'m> {
     pub fn append_header(&mut self, name: HeaderName, value: &'m str) -> &mut Self {
         let at = self.bottom();
         let prefix = header_prefix(name);
-        self.edits.push(Edit { at, insert: Insert::Text(prefix, value, "\r\n") });
+        self.edits.push(Edit {
+            at,
+            insert: Insert::Text(prefix, value, "\r\n"),
+        });
         self
     }
 
@@ -167,18 +227,36 @@ impl<'m> Rewriter<'m> {
         let mut edits = std::mem::take(&mut self.edits);
         if let Some(ct) = content_type {
             let at = self.bottom();
-            edits.push(Edit { at, insert: Insert::Text("Content-Type: ", ct, "\r\n") });
-            edits.push(Edit { at, insert: Insert::Text("Content-Length: ", "", "") });
-            edits.push(Edit { at, insert: Insert::Number(body.len() as u32) });
-            edits.push(Edit { at, insert: Insert::Text("", "", "\r\n") });
+            edits.push(Edit {
+                at,
+                insert: Insert::Text("Content-Type: ", ct, "\r\n"),
+            });
+            edits.push(Edit {
+                at,
+                insert: Insert::Text("Content-Length: ", "", ""),
+            });
+            edits.push(Edit {
+                at,
+                insert: Insert::Number(body.len() as u32),
+            });
+            edits.push(Edit {
+                at,
+                insert: Insert::Text("", "", "\r\n"),
+            });
         }
         // Stable: insertions at one point keep the order they were made in.
         edits.sort_by_key(|e| e.at.start);
         let head_end = msg.head_end as usize;
         let terminated = msg.head_terminated();
         // The line end the last line lacks, owed at `head_end` (then the blank line).
-        let mut owed_eol: &[u8] = if terminated || src[..head_end].ends_with(b"\n") { b"" } else { b"\r\n" };
-        let mut out = BytesMut::with_capacity(head_end + body.len() + 4 + edits.iter().map(insert_len).sum::<usize>());
+        let mut owed_eol: &[u8] = if terminated || src[..head_end].ends_with(b"\n") {
+            b""
+        } else {
+            b"\r\n"
+        };
+        let mut out = BytesMut::with_capacity(
+            head_end + body.len() + 4 + edits.iter().map(insert_len).sum::<usize>(),
+        );
         let mut cursor = 0usize;
         for edit in &edits {
             let start = edit.at.start as usize;
@@ -194,7 +272,10 @@ impl<'m> Rewriter<'m> {
             }
             write_insert(&mut out, &edit.insert);
             cursor = edit.at.end as usize;
-            if cursor == head_end && matches!(edit.insert, Insert::None) && msg.headers.iter().any(|h| h.line == edit.at) {
+            if cursor == head_end
+                && matches!(edit.insert, Insert::None)
+                && msg.headers.iter().any(|h| h.line == edit.at)
+            {
                 // The last line is gone, and the line end it lacked with it.
                 owed_eol = b"";
             }
@@ -286,7 +367,8 @@ mod tests {
         let msg = invite();
         let mut rw = Rewriter::new(&msg);
         rw.push_via("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnew");
-        rw.set_request_uri("sip:13900000000@gw.example:5080").unwrap();
+        rw.set_request_uri("sip:13900000000@gw.example:5080")
+            .unwrap();
         assert_eq!(rw.decrement_max_forwards(), Ok(9));
         rw.add_record_route("<sip:127.0.0.1;lr>");
         rw.append_header(HeaderName::Diversion, "<sip:4001234567@sihai>");
@@ -296,8 +378,14 @@ mod tests {
         assert_eq!(vias.len(), 3);
         assert_eq!(vias[0], "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnew");
         assert_eq!(out.max_forwards(), Ok(Some(9)));
-        assert_eq!(out.header(HeaderName::RecordRoute), Some("<sip:127.0.0.1;lr>"));
-        assert_eq!(out.header(HeaderName::Diversion), Some("<sip:4001234567@sihai>"));
+        assert_eq!(
+            out.header(HeaderName::RecordRoute),
+            Some("<sip:127.0.0.1;lr>")
+        );
+        assert_eq!(
+            out.header(HeaderName::Diversion),
+            Some("<sip:4001234567@sihai>")
+        );
         assert_eq!(&out.body()[..], b"v=0\n");
         assert!(!out.as_bytes().ends_with(b"NOISE"));
         assert_eq!(crate::validate::check_request(&out), Ok(()));
@@ -307,17 +395,32 @@ mod tests {
     fn pop_via_from_a_list_and_from_a_line() {
         let msg = invite();
         let out = Message::parse(Rewriter::new(&msg).pop_via().unwrap().finish()).unwrap();
-        assert_eq!(out.vias().collect::<Vec<_>>(), vec!["SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2"]);
+        assert_eq!(
+            out.vias().collect::<Vec<_>>(),
+            vec!["SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2"]
+        );
         let out2 = Message::parse(Rewriter::new(&out).pop_via().unwrap().finish()).unwrap();
         assert_eq!(out2.vias().count(), 0);
-        assert_eq!(Rewriter::new(&out2).pop_via().err(), Some(RewriteError::NoVia));
+        assert_eq!(
+            Rewriter::new(&out2).pop_via().err(),
+            Some(RewriteError::NoVia)
+        );
     }
 
     #[test]
     fn max_forwards_exhaustion_and_absence() {
-        let zero = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nMax-Forwards: 0\r\n\r\n")).unwrap();
-        assert_eq!(Rewriter::new(&zero).decrement_max_forwards(), Err(RewriteError::TooManyHops));
-        let none = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n")).unwrap();
+        let zero = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nMax-Forwards: 0\r\n\r\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            Rewriter::new(&zero).decrement_max_forwards(),
+            Err(RewriteError::TooManyHops)
+        );
+        let none = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n",
+        ))
+        .unwrap();
         let mut rw = Rewriter::new(&none);
         assert_eq!(rw.decrement_max_forwards(), Ok(70));
         let out = Message::parse(rw.finish()).unwrap();
@@ -328,7 +431,10 @@ mod tests {
     fn header_section_without_its_final_crlfs() {
         // The last line lacks its CRLF and there is no blank line: added headers still get
         // lines of their own, and the result ends its header section.
-        let msg = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nMax-Forwards: 7")).unwrap();
+        let msg = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nMax-Forwards: 7",
+        ))
+        .unwrap();
         let mut rw = Rewriter::new(&msg);
         rw.push_via("SIP/2.0/UDP me;branch=z9hG4bK2");
         rw.append_header(HeaderName::Diversion, "<sip:d@e>");
@@ -341,15 +447,29 @@ mod tests {
         );
         // Only a start line, without its CRLF.
         let msg = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0")).unwrap();
-        let out = Rewriter::new(&msg).push_via("SIP/2.0/UDP me;branch=z9hG4bK2").finish();
-        assert_eq!(&out[..], b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP me;branch=z9hG4bK2\r\n\r\n");
+        let out = Rewriter::new(&msg)
+            .push_via("SIP/2.0/UDP me;branch=z9hG4bK2")
+            .finish();
+        assert_eq!(
+            &out[..],
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP me;branch=z9hG4bK2\r\n\r\n"
+        );
         // The last line removed, with a new body appended where it was.
-        let msg = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nl: 0")).unwrap();
+        let msg = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nl: 0",
+        ))
+        .unwrap();
         let out = Rewriter::new(&msg).set_body("text/plain", b"hi").finish();
         assert_eq!(&out[..], b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi");
         // The last line complete, only the blank line missing.
-        let msg = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n")).unwrap();
-        assert_eq!(&Rewriter::new(&msg).finish()[..], b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n");
+        let msg = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            &Rewriter::new(&msg).finish()[..],
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n"
+        );
     }
 
     #[test]

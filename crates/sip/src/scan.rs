@@ -17,7 +17,11 @@ static TOKEN_CHARS: [bool; 256] = {
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        table[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
         i += 1;
     }
     table
@@ -169,14 +173,20 @@ impl<'a> Iterator for ParamIter<'a> {
                 }
             } else {
                 // token, host, or an IPv6 reference like [2001:db8::1]
-                value.bytes().take_while(|&b| is_token_char(b) || matches!(b, b':' | b'[' | b']')).count()
+                value
+                    .bytes()
+                    .take_while(|&b| is_token_char(b) || matches!(b, b':' | b'[' | b']'))
+                    .count()
             };
             if len == 0 {
                 self.rest = "";
                 return Some(Err(BadParam));
             }
             self.rest = &value[len..];
-            Some(Ok(Param { name, value: Some(&value[..len]) }))
+            Some(Ok(Param {
+                name,
+                value: Some(&value[..len]),
+            }))
         } else {
             self.rest = after;
             Some(Ok(Param { name, value: None }))
@@ -186,7 +196,10 @@ impl<'a> Iterator for ParamIter<'a> {
 
 /// Looks a parameter up by case-insensitive name. `Some(None)` is a flag parameter.
 pub fn find_param<'a>(params_text: &'a str, name: &str) -> Option<Option<&'a str>> {
-    params(params_text).map_while(Result::ok).find(|p| p.name.eq_ignore_ascii_case(name)).map(|p| p.value)
+    params(params_text)
+        .map_while(Result::ok)
+        .find(|p| p.name.eq_ignore_ascii_case(name))
+        .map(|p| p.value)
 }
 
 /// Decimal digits to `u32`, rejecting empty input, signs and overflow.
@@ -220,10 +233,22 @@ mod tests {
         assert_eq!(
             p,
             vec![
-                Ok(Param { name: "branch", value: Some("z9hG4bK1") }),
-                Ok(Param { name: "rport", value: None }),
-                Ok(Param { name: "received", value: Some("[::1]") }),
-                Ok(Param { name: "x", value: Some("\"q;,\"") }),
+                Ok(Param {
+                    name: "branch",
+                    value: Some("z9hG4bK1")
+                }),
+                Ok(Param {
+                    name: "rport",
+                    value: None
+                }),
+                Ok(Param {
+                    name: "received",
+                    value: Some("[::1]")
+                }),
+                Ok(Param {
+                    name: "x",
+                    value: Some("\"q;,\"")
+                }),
             ]
         );
         assert!(params(";;").any(|p| p.is_err()));

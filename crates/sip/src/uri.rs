@@ -10,7 +10,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::scan::{self, find_param};
+use crate::scan::{self, Param};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme<'a> {
@@ -68,8 +68,13 @@ impl<'a> Uri<'a> {
         }
         let colon = text.find(':').ok_or(UriError::NoScheme)?;
         let scheme_text = &text[..colon];
-        let valid_scheme = scheme_text.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-            && scheme_text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        let valid_scheme = scheme_text
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
+            && scheme_text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
         if !valid_scheme {
             return Err(UriError::NoScheme);
         }
@@ -88,7 +93,16 @@ impl<'a> Uri<'a> {
             Scheme::Tel => parse_tel(rest, text),
             Scheme::Other(_) => {
                 check_chars(rest, is_opaque_char)?;
-                Ok(Uri { scheme, user: None, password: None, host: "", port: None, params: "", headers: None, text })
+                Ok(Uri {
+                    scheme,
+                    user: None,
+                    password: None,
+                    host: "",
+                    port: None,
+                    params: "",
+                    headers: None,
+                    text,
+                })
             }
         }
     }
@@ -101,10 +115,10 @@ impl<'a> Uri<'a> {
     /// escape in a parameter name stands for its character (`%6C%72` is `lr`, RFC 4475
     /// §3.1.1.3); the value is returned as written, for [`unescape`] to decode once.
     pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
-        if !self.params.contains('%') {
-            return find_param(self.params, name);
-        }
-        scan::params(self.params).map_while(Result::ok).find(|p| unescape(p.name).eq_ignore_ascii_case(name)).map(|p| p.value)
+        uri_params(self.params)
+            .map_while(Result::ok)
+            .find(|p| unescape(p.name).eq_ignore_ascii_case(name))
+            .map(|p| p.value)
     }
 
     /// The user part with escapes decoded (one level).
@@ -152,14 +166,20 @@ fn parse_sip<'a>(scheme: Scheme<'a>, rest: &'a str, text: &'a str) -> Result<Uri
         Some(q) => (&after[..q], Some(&after[q + 1..])),
         None => (after, None),
     };
-    check_chars(params, |b| is_param_char(b) || matches!(b, b';' | b'='))?;
-    for param in scan::params(params) {
-        param.map_err(|_| UriError::BadParam)?;
-    }
+    check_uri_params(params)?;
     if let Some(h) = headers {
         check_chars(h, |b| in_class(b, HEADERS))?;
     }
-    Ok(Uri { scheme, user, password, host, port, params, headers, text })
+    Ok(Uri {
+        scheme,
+        user,
+        password,
+        host,
+        port,
+        params,
+        headers,
+        text,
+    })
 }
 
 fn parse_tel<'a>(rest: &'a str, text: &'a str) -> Result<Uri<'a>, UriError> {
@@ -170,12 +190,49 @@ fn parse_tel<'a>(rest: &'a str, text: &'a str) -> Result<Uri<'a>, UriError> {
     if number.is_empty() {
         return Err(UriError::BadUser);
     }
-    check_chars(number, |b| b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#'))?;
+    check_chars(number, |b| {
+        b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
+    })?;
+    check_uri_params(params)?;
+    Ok(Uri {
+        scheme: Scheme::Tel,
+        user: Some(number),
+        password: None,
+        host: "",
+        port: None,
+        params,
+        headers: None,
+        text,
+    })
+}
+
+/// Checks `*( ";" pname [ "=" pvalue ] )` (RFC 3261 §19.1.1, RFC 3966 §3). URI
+/// parameters are not header parameters: no white space or quoted strings, but names and
+/// values of `paramchar`s, which include `()/&$` (so `;x=(1)` is a legal parameter).
+fn check_uri_params(params: &str) -> Result<(), UriError> {
     check_chars(params, |b| is_param_char(b) || matches!(b, b';' | b'='))?;
-    for param in scan::params(params) {
-        param.map_err(|_| UriError::BadParam)?;
+    for param in uri_params(params) {
+        param?;
     }
-    Ok(Uri { scheme: Scheme::Tel, user: Some(number), password: None, host: "", port: None, params, headers: None, text })
+    Ok(())
+}
+
+/// Iterates the parameters of a URI (`params` is empty or starts with `;`).
+fn uri_params(params: &str) -> impl Iterator<Item = Result<Param<'_>, UriError>> {
+    // Splitting on `;` leaves a first piece before the first `;`, which must be empty.
+    let mut pieces = params.split(';');
+    let lead = pieces.next().unwrap_or_default();
+    let lead = (!lead.is_empty()).then_some(Err(UriError::BadParam));
+    lead.into_iter().chain(pieces.map(|element| {
+        let (name, value) = match element.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (element, None),
+        };
+        if name.is_empty() || value.is_some_and(|v| v.is_empty() || v.contains('=')) {
+            return Err(UriError::BadParam);
+        }
+        Ok(Param { name, value })
+    }))
 }
 
 /// Splits `host[:port]`, validating both.
@@ -187,7 +244,11 @@ pub fn split_hostport(hostport: &str) -> Result<(&str, Option<u16>), UriError> {
         let close = hostport.find(']').ok_or(UriError::BadHost)?;
         let host = &hostport[..=close];
         let inner = &host[1..close];
-        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return Err(UriError::BadHost);
         }
         match &hostport[close + 1..] {
@@ -202,15 +263,25 @@ pub fn split_hostport(hostport: &str) -> Result<(&str, Option<u16>), UriError> {
     };
     if !host.starts_with('[') {
         let valid = !host.is_empty()
-            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
             && !host.starts_with(['-', '.']);
         if !valid {
-            return Err(if host.is_empty() { UriError::EmptyHost } else { UriError::BadHost });
+            return Err(if host.is_empty() {
+                UriError::EmptyHost
+            } else {
+                UriError::BadHost
+            });
         }
     }
     let port = match port {
         None => None,
-        Some(p) => Some(scan::parse_u32(p).and_then(|p| u16::try_from(p).ok()).ok_or(UriError::BadPort)?),
+        Some(p) => Some(
+            scan::parse_u32(p)
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or(UriError::BadPort)?,
+        ),
     };
     Ok((host, port))
 }
@@ -222,7 +293,8 @@ fn check_chars(s: &str, allowed: impl Fn(u8) -> bool) -> Result<(), UriError> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let valid = bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+            let valid = bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
             if !valid {
                 return Err(UriError::BadEscape);
             }
@@ -252,7 +324,11 @@ static CLASSES: [u8; 256] = {
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        let unreserved = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')');
+        let unreserved = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+            );
         let mut class = 0;
         if unreserved {
             class |= UNRESERVED | USER | PASSWORD | PARAM | HEADERS | OPAQUE;
@@ -266,10 +342,27 @@ static CLASSES: [u8; 256] = {
         if matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$') {
             class |= PARAM;
         }
-        if matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&') {
+        if matches!(
+            b,
+            b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
+        ) {
             class |= HEADERS;
         }
-        if matches!(b, b';' | b'/' | b'?' | b':' | b'@' | b'&' | b'=' | b'+' | b'$' | b',' | b'#' | b'[' | b']') {
+        if matches!(
+            b,
+            b';' | b'/'
+                | b'?'
+                | b':'
+                | b'@'
+                | b'&'
+                | b'='
+                | b'+'
+                | b'$'
+                | b','
+                | b'#'
+                | b'['
+                | b']'
+        ) {
             class |= OPAQUE;
         }
         table[i] = class;
@@ -310,7 +403,10 @@ pub fn unescape(s: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(hex), bytes.get(i + 2).and_then(hex))
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).and_then(hex),
+                bytes.get(i + 2).and_then(hex),
+            )
         {
             out.push(h << 4 | l);
             i += 3;
@@ -362,8 +458,34 @@ mod tests {
     }
 
     #[test]
+    fn uri_parameters_are_paramchars() {
+        // pvalue = 1*paramchar: marks and `/&$+:[]` are legal, unlike in header parameters.
+        let u = Uri::parse("sip:a@b;x=(1);rn=+86/10&$;gr=urn:uuid:f81d;lr").unwrap();
+        assert_eq!(u.param("x"), Some(Some("(1)")));
+        assert_eq!(u.param("rn"), Some(Some("+86/10&$")));
+        assert_eq!(u.param("gr"), Some(Some("urn:uuid:f81d")));
+        assert_eq!(u.param("lr"), Some(None));
+        assert_eq!(
+            Uri::parse("tel:+861;ext=(1)").unwrap().param("ext"),
+            Some(Some("(1)"))
+        );
+        for bad in [
+            "sip:a@b;",
+            "sip:a@b;=1",
+            "sip:a@b;x=",
+            "sip:a@b;x=1=2",
+            "sip:a@b;x;;y",
+            "tel:1;",
+            "sip:a@b;x=\"q\"",
+        ] {
+            assert!(Uri::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
     fn escaped_parameter_names() {
-        let u = Uri::parse("sip:cal%6Cer@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31").unwrap();
+        let u =
+            Uri::parse("sip:cal%6Cer@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31").unwrap();
         assert_eq!(u.param("lr"), Some(None));
         assert_eq!(u.param("name"), Some(Some("v%61lue%25%34%31")));
         assert_eq!(unescape(u.param("name").flatten().unwrap()), "value%41");

@@ -27,7 +27,10 @@ pub struct Fault {
 
 impl Fault {
     fn bad(reason: impl Into<Cow<'static, str>>) -> Fault {
-        Fault { status: 400, reason: reason.into() }
+        Fault {
+            status: 400,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -52,17 +55,33 @@ fn check_version(version: &str) -> Result<(), Fault> {
     if version.eq_ignore_ascii_case("SIP/2.0") {
         return Ok(());
     }
+    // Compared as octets: the version is peer text, and a multi-byte character may
+    // straddle offset 4 (slicing the `str` there would panic).
     let well_formed = version.len() > 4
-        && version[..4].eq_ignore_ascii_case("SIP/")
+        && version.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/")
         && version[4..].split_once('.').is_some_and(|(major, minor)| {
-            !major.is_empty() && !minor.is_empty() && major.bytes().chain(minor.bytes()).all(|b| b.is_ascii_digit())
+            !major.is_empty()
+                && !minor.is_empty()
+                && major
+                    .bytes()
+                    .chain(minor.bytes())
+                    .all(|b| b.is_ascii_digit())
         });
-    if well_formed { Err(Fault { status: 505, reason: "Version Not Supported".into() }) } else { Err(Fault::bad("Malformed SIP-Version")) }
+    if well_formed {
+        Err(Fault {
+            status: 505,
+            reason: "Version Not Supported".into(),
+        })
+    } else {
+        Err(Fault::bad("Malformed SIP-Version"))
+    }
 }
 
 /// The checks for a request, in the order that gives the most useful answer.
 pub fn check_request(msg: &Message) -> Result<(), Fault> {
-    let Some(method) = msg.method() else { return Err(Fault::bad("Not a request")) };
+    let Some(method) = msg.method() else {
+        return Err(Fault::bad("Not a request"));
+    };
     check_version(msg.version())?;
     if msg.malformed_line().is_some() {
         return Err(Fault::bad("Malformed header line"));
@@ -76,18 +95,26 @@ pub fn check_request(msg: &Message) -> Result<(), Fault> {
         // An unknown method is reported as unimplemented before its CSeq is judged
         // (RFC 4475 §3.1.2.18).
         if matches!(method, Method::Extension(_)) {
-            return Err(Fault { status: 501, reason: "Not Implemented".into() });
+            return Err(Fault {
+                status: 501,
+                reason: "Not Implemented".into(),
+            });
         }
         return Err(Fault::bad("CSeq method does not match request method"));
     }
     msg.max_forwards().map_err(header_fault)?;
     check_content_length(msg)?;
     let uri_text = msg.request_uri().unwrap_or_default();
-    let uri = Uri::parse(uri_text).map_err(|e| Fault::bad(format!("Malformed Request-URI: {e}")))?;
+    let uri =
+        Uri::parse(uri_text).map_err(|e| Fault::bad(format!("Malformed Request-URI: {e}")))?;
     if matches!(uri.scheme, Scheme::Sip | Scheme::Sips) && uri.headers.is_some() {
         return Err(Fault::bad("Request-URI must not carry headers"));
     }
-    for name in [HeaderName::Contact, HeaderName::Route, HeaderName::RecordRoute] {
+    for name in [
+        HeaderName::Contact,
+        HeaderName::Route,
+        HeaderName::RecordRoute,
+    ] {
         for value in msg.values(name) {
             if name == HeaderName::Contact && value == "*" {
                 continue;
@@ -119,7 +146,11 @@ fn check_vias(msg: &Message) -> Result<(), Fault> {
         any = true;
         Via::parse(via).map_err(|_| header_fault(HeaderError::Malformed(HeaderName::Via)))?;
     }
-    if any { Ok(()) } else { Err(header_fault(HeaderError::Missing(HeaderName::Via))) }
+    if any {
+        Ok(())
+    } else {
+        Err(header_fault(HeaderError::Missing(HeaderName::Via)))
+    }
 }
 
 fn check_content_length(msg: &Message) -> Result<(), Fault> {
@@ -161,26 +192,68 @@ mod tests {
     #[test]
     fn faults_name_what_is_wrong() {
         let cases = [
-            (req("OPTIONS", "", "INVITE"), 400, "CSeq method does not match request method"),
+            (
+                req("OPTIONS", "", "INVITE"),
+                400,
+                "CSeq method does not match request method",
+            ),
             (req("NEWMETHOD", "", "INVITE"), 501, "Not Implemented"),
-            (req("OPTIONS", "Max-Forwards: x\r\n", "OPTIONS"), 400, "Malformed Max-Forwards"),
-            (req("OPTIONS", "Content-Length: 5\r\n", "OPTIONS"), 400, "Content-Length exceeds body"),
-            (req("OPTIONS", "Call-ID: y\r\n", "OPTIONS"), 400, "Repeated Call-ID"),
-            (req("OPTIONS", "Contact: <sip:a@b>;;\r\n", "OPTIONS"), 400, "Malformed Contact"),
+            (
+                req("OPTIONS", "Max-Forwards: x\r\n", "OPTIONS"),
+                400,
+                "Malformed Max-Forwards",
+            ),
+            (
+                req("OPTIONS", "Content-Length: 5\r\n", "OPTIONS"),
+                400,
+                "Content-Length exceeds body",
+            ),
+            (
+                req("OPTIONS", "Call-ID: y\r\n", "OPTIONS"),
+                400,
+                "Repeated Call-ID",
+            ),
+            (
+                req("OPTIONS", "Contact: <sip:a@b>;;\r\n", "OPTIONS"),
+                400,
+                "Malformed Contact",
+            ),
             (
                 "OPTIONS sip:a@b SIP/7.0\r\nVia: SIP/7.0/UDP h\r\n\r\n".to_string(),
                 505,
                 "Version Not Supported",
             ),
-            ("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n".to_string(), 400, "Missing Call-ID"),
+            (
+                "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n".to_string(),
+                400,
+                "Missing Call-ID",
+            ),
         ];
         for (text, status, reason) in cases {
             let fault = check(&text).unwrap_err();
-            assert_eq!((fault.status, fault.reason.as_ref()), (status, reason), "{text}");
+            assert_eq!(
+                (fault.status, fault.reason.as_ref()),
+                (status, reason),
+                "{text}"
+            );
+        }
+        // A multi-byte character across offset 4 of the version is a 400, not a panic.
+        for version in ["SIP\u{e9}/2.0", "SI\u{5f20}/2.0", "\u{5f20}\u{5f20}"] {
+            let text = req("OPTIONS", "", "OPTIONS")
+                .replace("SIP/2.0\r\nVia", &format!("{version}\r\nVia"));
+            assert_eq!(
+                check(&text).unwrap_err().reason,
+                "Malformed SIP-Version",
+                "{version}"
+            );
         }
         let bad_uri = req("OPTIONS", "", "OPTIONS").replace("sip:a@b SIP", "sip:a@b;  lr SIP");
         assert_eq!(check(&bad_uri).unwrap_err().status, 400);
-        let headers_in_ruri = req("OPTIONS", "", "OPTIONS").replace("sip:a@b SIP", "sip:a@b?Route=x SIP");
-        assert_eq!(check(&headers_in_ruri).unwrap_err().reason, "Request-URI must not carry headers");
+        let headers_in_ruri =
+            req("OPTIONS", "", "OPTIONS").replace("sip:a@b SIP", "sip:a@b?Route=x SIP");
+        assert_eq!(
+            check(&headers_in_ruri).unwrap_err().reason,
+            "Request-URI must not carry headers"
+        );
     }
 }

@@ -45,13 +45,22 @@ impl<'a> Via<'a> {
         let rest = slash(rest).ok_or(ViaError::Protocol)?;
         let (transport, rest) = take_token(rest).ok_or(ViaError::Protocol)?;
         let rest = trim_lws_start(rest);
-        let end = rest.find(|c: char| c == ';' || (c.is_ascii() && scan::is_lws(c as u8))).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| c == ';' || (c.is_ascii() && scan::is_lws(c as u8)))
+            .unwrap_or(rest.len());
         let (host, port) = split_sent_by(&rest[..end])?;
         let params = trim_lws_start(&rest[end..]);
         for param in scan::params(params) {
             param.map_err(|_| ViaError::Param)?;
         }
-        Ok(Via { protocol, version, transport, host, port, params })
+        Ok(Via {
+            protocol,
+            version,
+            transport,
+            host,
+            port,
+            params,
+        })
     }
 
     pub fn branch(&self) -> Option<&'a str> {
@@ -62,7 +71,8 @@ impl<'a> Via<'a> {
     /// that it alone identifies the transaction (§17.2.3). Otherwise the RFC 2543
     /// matching rules apply.
     pub fn has_rfc3261_branch(&self) -> bool {
-        self.branch().is_some_and(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
+        self.branch()
+            .is_some_and(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
     }
 
     pub fn received(&self) -> Option<&'a str> {
@@ -71,7 +81,10 @@ impl<'a> Via<'a> {
 
     /// `None`: no rport; `Some(None)`: rport requested (empty); `Some(Some(p))`: filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        find_param(self.params, "rport").map(|v| v.and_then(scan::parse_u32).and_then(|p| u16::try_from(p).ok()))
+        find_param(self.params, "rport").map(|v| {
+            v.and_then(scan::parse_u32)
+                .and_then(|p| u16::try_from(p).ok())
+        })
     }
 
     pub fn maddr(&self) -> Option<&'a str> {
@@ -100,7 +113,12 @@ impl<'a> Via<'a> {
             return source;
         }
         let port = self.port.unwrap_or(5060);
-        let sent_by_ip = self.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+        let sent_by_ip = self
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok();
         let ip = match sent_by_ip {
             Some(ip) if ip == source.addr.ip() => ip,
             // A name, or an address that is not where the request came from: received= wins.
@@ -134,7 +152,8 @@ mod tests {
 
     #[test]
     fn parses_spaced_protocol_and_params() {
-        let v = Via::parse("SIP  /   2.0  /  UDP  192.0.2.2:5060 ; branch = z9hG4bKabc;rport").unwrap();
+        let v =
+            Via::parse("SIP  /   2.0  /  UDP  192.0.2.2:5060 ; branch = z9hG4bKabc;rport").unwrap();
         assert_eq!((v.protocol, v.version, v.transport), ("SIP", "2.0", "UDP"));
         assert_eq!(v.host, "192.0.2.2");
         assert_eq!(v.port, Some(5060));
@@ -149,28 +168,49 @@ mod tests {
         assert!(Via::parse("SIP/2.0 192.0.2.15").is_err());
         assert!(Via::parse("SIP/2.0/UDP").is_err());
         assert!(Via::parse("").is_err());
-        assert!(!Via::parse("SIP/2.0/UDP h;branch=z9hG4bK").unwrap().has_rfc3261_branch());
+        assert!(
+            !Via::parse("SIP/2.0/UDP h;branch=z9hG4bK")
+                .unwrap()
+                .has_rfc3261_branch()
+        );
         // U+010A ends in the octet 0x0A: it is part of the (invalid) host, not white space.
-        assert_eq!(Via::parse("SIP/2.0/UDP host\u{10a};branch=z9hG4bK1"), Err(ViaError::SentBy));
+        assert_eq!(
+            Via::parse("SIP/2.0/UDP host\u{10a};branch=z9hG4bK1"),
+            Err(ViaError::SentBy)
+        );
     }
 
     #[test]
     fn response_routing() {
         let src = peer("192.0.2.9:40000", Transport::Udp);
         // rport: back to the exact source.
-        assert_eq!(Via::parse("SIP/2.0/UDP 10.0.0.1:5060;rport").unwrap().response_target(src), src);
+        assert_eq!(
+            Via::parse("SIP/2.0/UDP 10.0.0.1:5060;rport")
+                .unwrap()
+                .response_target(src),
+            src
+        );
         // sent-by differs from source: source IP, sent-by port.
         assert_eq!(
-            Via::parse("SIP/2.0/UDP 10.0.0.1:5070").unwrap().response_target(src),
+            Via::parse("SIP/2.0/UDP 10.0.0.1:5070")
+                .unwrap()
+                .response_target(src),
             peer("192.0.2.9:5070", Transport::Udp)
         );
         // default port
         assert_eq!(
-            Via::parse("SIP/2.0/UDP 192.0.2.9").unwrap().response_target(src),
+            Via::parse("SIP/2.0/UDP 192.0.2.9")
+                .unwrap()
+                .response_target(src),
             peer("192.0.2.9:5060", Transport::Udp)
         );
         // streams answer on the connection
         let tcp = peer("192.0.2.9:40001", Transport::Tcp);
-        assert_eq!(Via::parse("SIP/2.0/TCP 192.0.2.9:5060").unwrap().response_target(tcp), tcp);
+        assert_eq!(
+            Via::parse("SIP/2.0/TCP 192.0.2.9:5060")
+                .unwrap()
+                .response_target(tcp),
+            tcp
+        );
     }
 }
