@@ -1,6 +1,7 @@
 //! The cost of the hot path's first step: parse a realistic carrier INVITE (with SDP)
 //! and rewrite it for forwarding (push a Via, new Request-URI, Max-Forwards, a
-//! Record-Route, the dialled number in Diversion). Figures go in docs/performance.md.
+//! Record-Route, the dialled number in Diversion), against `rsip` parsing the same bytes
+//! as the reference in the same run. Figures go in docs/performance.md.
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -89,6 +90,9 @@ fn parse_and_rewrite(c: &mut Criterion) {
             Some(rw.finish())
         })
     });
+    // The reference in the same run: a general-purpose SIP crate parsing the same bytes
+    // into owned structures (what `rsip` does for every message).
+    group.bench_function("reference_rsip_parse", |b| b.iter(|| rsip::SipMessage::try_from(black_box(INVITE)).ok()));
     group.finish();
 }
 
