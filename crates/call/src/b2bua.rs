@@ -95,6 +95,9 @@ struct Call {
     max_call_at: Option<Instant>,
     hangup: Option<(HangupSide, String)>,
     outcome: Option<Outcome>,
+    /// Requests relayed to the other leg and not yet answered: if the call ends first,
+    /// their originals still get a final response.
+    relays: Vec<ClientKey>,
 }
 
 /// What a client transaction we started was for.
@@ -299,6 +302,7 @@ impl B2bua {
             max_call_at: None,
             hangup: None,
             outcome: None,
+            relays: Vec::new(),
         };
         self.by_server_key.insert(key, id);
         self.inbound_invites.insert(invite_id, id);
@@ -423,7 +427,7 @@ impl B2bua {
             call.hangup
                 .get_or_insert((HangupSide::System, hunt_status.to_string()));
         }
-        self.finish_if_done(id, now, wall);
+        self.finish_if_done(tx, id, now, wall);
         self.schedule(id);
     }
 
@@ -545,7 +549,14 @@ impl B2bua {
                 from,
                 original,
                 request,
-            } => self.relay_response(tx, call, from, &original, &request, &response, now),
+            } => {
+                if status >= 200
+                    && let Some(c) = self.calls.get_mut(&call)
+                {
+                    c.relays.retain(|k| *k != key);
+                }
+                self.relay_response(tx, call, from, &original, &request, &response, now)
+            }
             ClientPurpose::Orphan {
                 invite,
                 destination,
@@ -859,7 +870,7 @@ impl B2bua {
                 call.hangup.get_or_insert((hangup_side, "BYE".into()));
             }
             self.hang_up_other(tx, id, side, now);
-            self.end_call(id, now, wall);
+            self.end_call(tx, id, now, wall);
             return;
         }
         // Anything else is relayed to the other leg.
@@ -891,6 +902,9 @@ impl B2bua {
         let peer = dialog.peer;
         match tx.send_request(now, relayed, peer) {
             Ok(k) => {
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.relays.push(k.clone());
+                }
                 self.by_client_key.insert(
                     k,
                     ClientPurpose::Relay {
@@ -1081,7 +1095,7 @@ impl B2bua {
                     .get_or_insert((HangupSide::System, "no_ack".into()));
                 self.hang_up_other(tx, id, Side::Inbound, now);
                 self.bye(tx, id, Side::Inbound, now);
-                self.end_call(id, now, wall);
+                self.end_call(tx, id, now, wall);
                 return;
             }
             if now >= p.next {
@@ -1103,7 +1117,7 @@ impl B2bua {
             // BYE to the phone (the side other than the caller) and to the caller.
             self.hang_up_other(tx, id, Side::Inbound, now);
             self.bye(tx, id, Side::Inbound, now);
-            self.end_call(id, now, wall);
+            self.end_call(tx, id, now, wall);
             return;
         }
         let state = self
@@ -1134,7 +1148,13 @@ impl B2bua {
 
     // ---------------------------------------------------------------- ending
 
-    fn finish_if_done(&mut self, id: CallId, now: Instant, wall: Timestamp) {
+    fn finish_if_done(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        now: Instant,
+        wall: Timestamp,
+    ) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -1142,11 +1162,11 @@ impl B2bua {
         let unanswered_and_final =
             call.answered_leg.is_none() && call.inbound_final_sent && hunting_over;
         if unanswered_and_final {
-            self.end_call(id, now, wall);
+            self.end_call(tx, id, now, wall);
         }
     }
 
-    fn end_call(&mut self, id: CallId, now: Instant, wall: Timestamp) {
+    fn end_call(&mut self, tx: &mut TransactionLayer, id: CallId, now: Instant, wall: Timestamp) {
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
@@ -1174,6 +1194,16 @@ impl B2bua {
                         destination: leg.destination,
                     },
                 );
+            }
+        }
+        for key in call.relays.drain(..) {
+            if let Some(ClientPurpose::Relay {
+                original, request, ..
+            }) = self.by_client_key.remove(&key)
+            {
+                let resp =
+                    MessageBuilder::response_to(&request, 481, reason_phrase(481), None).build();
+                let _ = tx.respond(now, &original, resp);
             }
         }
         if let Some(limits) = self.limits.get_mut(&call.route.number.number) {

@@ -100,6 +100,13 @@ impl Core {
         self.drain_events(now, wall);
     }
 
+    /// The transport could not deliver to `destination` (§17.1.4, §17.2.4): its
+    /// transactions fail now instead of waiting for their timers.
+    pub fn handle_transport_error(&mut self, now: Instant, wall: Timestamp, destination: Peer) {
+        self.transactions.handle_transport_error(now, destination);
+        self.drain_events(now, wall);
+    }
+
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.outbox
             .pop_front()
@@ -693,5 +700,102 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
             core.poll_record().is_none(),
             "no CDR for traffic from outside the trunks"
         );
+    }
+
+    /// Sets up an answered call; returns the phone's leg INVITE and the caller's To tag.
+    fn answered_call(core: &mut Core, t0: Instant) -> (Message, String) {
+        core.handle_received(t0, wall(), Bytes::from_static(CALL.as_bytes()), udp_peer());
+        let leg = requests_to_phones(&parsed(&drain(core)), Method::Invite).remove(0);
+        phone_says(core, t0, &leg, 200, "ph1", Some("v=0\r\n"));
+        let sent = parsed(&drain(core));
+        let ok = sent
+            .iter()
+            .find(|(p, m)| *p == udp_peer() && m.status() == Some(200))
+            .unwrap()
+            .1
+            .clone();
+        (leg, ok.to().unwrap().tag().unwrap().to_string())
+    }
+
+    fn from_caller(method: &str, cseq: u32, caller_tag: &str) -> Bytes {
+        Bytes::from(format!(
+            "{method} sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK{method}{cseq}\r\n\
+             From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4001234567@127.0.0.1>;tag={caller_tag}\r\n\
+             Call-ID: call-1@carrier\r\nCSeq: {cseq} {method}\r\nContent-Type: application/dtmf-relay\r\nContent-Length: 10\r\n\r\nSignal=5\r\n"
+        ))
+    }
+
+    #[test]
+    fn in_dialog_requests_are_relayed_to_the_other_leg_and_answered_back() {
+        let mut core = core();
+        let t0 = Instant::now();
+        let (leg, caller_tag) = answered_call(&mut core, t0);
+        core.handle_received(t0, wall(), from_caller("INFO", 2, &caller_tag), udp_peer());
+        let infos = requests_to_phones(&parsed(&drain(&mut core)), Method::Info);
+        assert_eq!(infos.len(), 1);
+        let info = &infos[0];
+        assert_eq!(
+            info.call_id(),
+            leg.call_id(),
+            "relayed inside the phone's dialog"
+        );
+        assert_eq!(info.to().unwrap().tag(), Some("ph1"));
+        assert_eq!(&info.body()[..], b"Signal=5\r\n");
+        phone_says(&mut core, t0, info, 200, "ph1", None);
+        let sent = parsed(&drain(&mut core));
+        let back: Vec<&Message> = sent
+            .iter()
+            .filter(|(p, _)| *p == udp_peer())
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].status(), Some(200));
+        assert_eq!(back[0].cseq().unwrap().method, Method::Info);
+        assert_eq!(back[0].call_id(), Ok("call-1@carrier"));
+    }
+
+    #[test]
+    fn a_relayed_request_still_gets_an_answer_when_the_call_ends_first() {
+        let mut core = core();
+        let t0 = Instant::now();
+        let (leg, caller_tag) = answered_call(&mut core, t0);
+        core.handle_received(t0, wall(), from_caller("INFO", 2, &caller_tag), udp_peer());
+        drain(&mut core);
+        // The phone hangs up before answering the INFO.
+        let mut phone_dialog = phone_dialog(&leg);
+        let bye = phone_dialog
+            .request(
+                Method::Bye,
+                "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKphonebye",
+                "",
+            )
+            .build();
+        core.handle_received(t0, wall(), bye.wire(), phone_peer());
+        let sent = parsed(&drain(&mut core));
+        let to_caller: Vec<(Option<u16>, Option<Method<'_>>)> = sent
+            .iter()
+            .filter(|(p, _)| *p == udp_peer())
+            .map(|(_, m)| (m.status(), m.method()))
+            .collect();
+        assert!(
+            to_caller.contains(&(Some(481), None)),
+            "the INFO is answered: {to_caller:?}"
+        );
+        assert!(
+            to_caller.contains(&(None, Some(Method::Bye))),
+            "the caller is hung up: {to_caller:?}"
+        );
+        let (cdr, _) = core.poll_record().unwrap();
+        assert_eq!(cdr.hangup_side, Some(sihai_store::HangupSide::Phone));
+    }
+
+    /// The phone's view of the leg dialog (its tag is `ph1`).
+    fn phone_dialog(leg: &Message) -> sihai_call::dialog::Dialog {
+        let mut d = sihai_call::dialog::Dialog::as_uas(leg, "ph1", udp_peer()).unwrap();
+        d.remote_target = leg
+            .header(HeaderName::Contact)
+            .map(|c| c.trim_matches(['<', '>']).to_string())
+            .unwrap();
+        d
     }
 }

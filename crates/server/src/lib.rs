@@ -150,6 +150,11 @@ impl Server {
                     .await
                 {
                     warn!(destination = %transmit.destination, %err, "send failed");
+                    core.handle_transport_error(
+                        Instant::now(),
+                        Timestamp::now(),
+                        transmit.destination,
+                    );
                 }
             }
             while let Some((cdr, alert)) = core.poll_record() {
