@@ -12,7 +12,10 @@ use sihai_config::PhoneTarget;
 use sihai_hunt::{GroupState, Hunt, HuntAction, HuntResult, PhoneOutcome, Strategy};
 use sihai_region::RegionTable;
 use sihai_routing::admission::NumberLimits;
-use sihai_routing::{CallRequest, Decision, RejectKind, Rejection, Route, RoutingTable, route};
+use sihai_routing::route::CallerRegion;
+use sihai_routing::{
+    CallRequest, Caller, Decision, RejectKind, Rejection, Route, RoutingTable, route,
+};
 use sihai_sip::builder::{MessageBuilder, reason_phrase};
 use sihai_sip::{HeaderName, Message, Method, NameAddr, Peer, Scheme, Transport, Uri};
 use sihai_store::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
@@ -243,7 +246,15 @@ impl B2bua {
                 Outcome::Rejected
             };
             self.records.push_back((
-                rejected_cdr(&invite, Some(&route), outcome, status, wall),
+                refused_cdr(
+                    number.number.clone(),
+                    number.enterprise.id.clone(),
+                    &route.caller,
+                    route.region.as_ref(),
+                    outcome,
+                    status.to_string(),
+                    wall,
+                ),
                 None,
             ));
             return;
@@ -337,31 +348,29 @@ impl B2bua {
             RejectKind::AfterHours => Outcome::AfterHours,
             _ => Outcome::Rejected,
         };
-        let mut cdr = Cdr {
-            call_id: format!("{}-r", new_token()),
-            number: rejection.number.as_ref().map_or_else(
-                || request_user(invite).unwrap_or_default().to_string(),
-                |n| n.number.clone(),
-            ),
-            enterprise: rejection
-                .number
-                .as_ref()
-                .map(|n| n.enterprise.id.clone())
-                .unwrap_or_default(),
-            caller: rejection.caller.as_str().to_string(),
-            caller_province: rejection.region.as_ref().map(|r| r.province.clone()),
-            caller_city: rejection.region.as_ref().map(|r| r.city.clone()),
-            answered_by: None,
-            attempts: Vec::new(),
-            setup_at: wall,
-            ring_at: None,
-            answer_at: None,
-            end_at: wall,
-            talk_seconds: 0,
-            outcome,
-            hangup_side: Some(HangupSide::System),
-            hangup_cause: Some(rejection.status.to_string()),
+        let number = rejection.number.as_ref().map_or_else(
+            || request_user(invite).unwrap_or_default().to_string(),
+            |n| n.number.clone(),
+        );
+        let enterprise = rejection
+            .number
+            .as_ref()
+            .map(|n| n.enterprise.id.clone())
+            .unwrap_or_default();
+        let cause = if rejection.alerts() {
+            "after_hours".to_string()
+        } else {
+            rejection.status.to_string()
         };
+        let cdr = refused_cdr(
+            number,
+            enterprise,
+            &rejection.caller,
+            rejection.region.as_ref(),
+            outcome,
+            cause,
+            wall,
+        );
         let alert = if rejection.alerts() {
             rejection
                 .number
@@ -370,9 +379,6 @@ impl B2bua {
         } else {
             None
         };
-        if rejection.alerts() {
-            cdr.hangup_cause = Some("after_hours".into());
-        }
         self.records.push_back((cdr, alert));
     }
 
@@ -1487,28 +1493,23 @@ fn build_leg_invite(
     with_body_of(b, &call.inbound_invite)
 }
 
-fn rejected_cdr(
-    invite: &Message,
-    route: Option<&Route>,
+/// The record of a call refused before any phone rang.
+fn refused_cdr(
+    number: String,
+    enterprise: String,
+    caller: &Caller,
+    region: Option<&CallerRegion>,
     outcome: Outcome,
-    status: u16,
+    cause: String,
     wall: Timestamp,
 ) -> Cdr {
     Cdr {
         call_id: format!("{}-r", new_token()),
-        number: route.map_or_else(
-            || request_user(invite).unwrap_or_default().to_string(),
-            |r| r.number.number.clone(),
-        ),
-        enterprise: route
-            .map(|r| r.number.enterprise.id.clone())
-            .unwrap_or_default(),
-        caller: route.map_or_else(
-            || caller_user(invite).unwrap_or_default().to_string(),
-            |r| r.caller.as_str().to_string(),
-        ),
-        caller_province: route.and_then(|r| r.region.as_ref().map(|g| g.province.clone())),
-        caller_city: route.and_then(|r| r.region.as_ref().map(|g| g.city.clone())),
+        number,
+        enterprise,
+        caller: caller.as_str().to_string(),
+        caller_province: region.map(|r| r.province.clone()),
+        caller_city: region.map(|r| r.city.clone()),
         answered_by: None,
         attempts: Vec::new(),
         setup_at: wall,
@@ -1518,7 +1519,7 @@ fn rejected_cdr(
         talk_seconds: 0,
         outcome,
         hangup_side: Some(HangupSide::System),
-        hangup_cause: Some(status.to_string()),
+        hangup_cause: Some(cause),
     }
 }
 
