@@ -23,7 +23,7 @@ use sihai_routing::RoutingTable;
 use sihai_sip::Transport;
 use sihai_sip::framing::FrameLimits;
 use sihai_store::{CdrStore, SqliteStore, StoreError};
-use sihai_transaction::TimerConfig;
+use sihai_transaction::{TimerConfig, Transmit};
 use sihai_transport::{TransportConfig, Transports};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -131,6 +131,13 @@ impl Server {
         let (reload_tx, mut reload_rx) = mpsc::channel::<&'static str>(4);
         let watchers = spawn_reload_triggers(self.config_path.clone(), reload_tx, stop_rx);
 
+        let (gate, gate_rx) = mpsc::unbounded_channel();
+        let gate_task = tokio::spawn(durability_gate(
+            gate_rx,
+            self.store.clone(),
+            self.transports.clone(),
+        ));
+
         tokio::pin!(shutdown);
         loop {
             let deadline = core.poll_timeout();
@@ -142,6 +149,23 @@ impl Server {
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now(), Timestamp::now()),
                 Some(trigger) = reload_rx.recv() => self.reload(trigger),
                 () = &mut shutdown => break,
+            }
+            // A step that ended a call holds back what it sends (the 200 for a BYE, the
+            // final response of a failed call) until the call's record is committed: once
+            // a peer sees a call end, its CDR survives a crash.
+            let mut ended = false;
+            while let Some((cdr, alert)) = core.poll_record() {
+                ended = true;
+                if let Err(err) = self.store.record(cdr, alert) {
+                    error!(%err, "cannot record a CDR");
+                }
+            }
+            if ended {
+                let parked: Vec<Transmit> = std::iter::from_fn(|| core.poll_transmit()).collect();
+                if !parked.is_empty() && gate.send(parked).is_err() {
+                    error!("durability gate stopped");
+                }
+                continue;
             }
             while let Some(transmit) = core.poll_transmit() {
                 if let Err(err) = self
@@ -157,12 +181,9 @@ impl Server {
                     );
                 }
             }
-            while let Some((cdr, alert)) = core.poll_record() {
-                if let Err(err) = self.store.record(cdr, alert) {
-                    error!(%err, "cannot record a CDR");
-                }
-            }
         }
+        drop(gate);
+        let _ = gate_task.await;
         info!(stats = ?self.stats.snapshot(), active_calls = core.active_calls(), "shutting down");
         let _ = stop_tx.send(true);
         let _ = alerts.await;
@@ -195,6 +216,37 @@ impl Server {
                     trigger,
                     "configuration rejected; the running configuration stays"
                 );
+            }
+        }
+    }
+}
+
+/// Sends parked transmits once everything recorded before them is committed. Batches
+/// that queue up while one flush runs share the next flush.
+async fn durability_gate(
+    mut parked: mpsc::UnboundedReceiver<Vec<Transmit>>,
+    store: Arc<dyn CdrStore>,
+    transports: Transports,
+) {
+    while let Some(first) = parked.recv().await {
+        let mut batches = vec![first];
+        while let Ok(more) = parked.try_recv() {
+            batches.push(more);
+        }
+        let flushing = store.clone();
+        match tokio::task::spawn_blocking(move || flushing.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                error!(%err, "CDR commit failed; sending anyway (the writer keeps retrying)")
+            }
+            Err(err) => error!(%err, "CDR flush task failed"),
+        }
+        for transmit in batches.into_iter().flatten() {
+            if let Err(err) = transports
+                .send(transmit.destination, transmit.payload)
+                .await
+            {
+                warn!(destination = %transmit.destination, %err, "send failed");
             }
         }
     }
