@@ -92,7 +92,9 @@ fn parse_and_rewrite(c: &mut Criterion) {
     });
     // The reference in the same run: a general-purpose SIP crate parsing the same bytes
     // into owned structures (what `rsip` does for every message).
-    group.bench_function("reference_rsip_parse", |b| b.iter(|| rsip::SipMessage::try_from(black_box(INVITE)).ok()));
+    group.bench_function("reference_rsip_parse", |b| {
+        b.iter(|| rsip::SipMessage::try_from(black_box(INVITE)).ok())
+    });
     group.finish();
 }
 

@@ -23,11 +23,12 @@ fn invite_gets_final_response_and_ack_is_absorbed() {
 #[test]
 fn retransmitted_invite_is_answered_from_the_transaction() {
     let daemon = Daemon::start("");
+    // sipp exits 0 only if all 20 calls got their 404; it drops the first answers, so it
+    // must have retransmitted, and each retransmission was answered by the transaction.
     let run = sipp_uac(&daemon, "invite_retransmitted.xml", "u1", 20, 20);
     assert!(
-        run.counter("Retransmissions(C)") > 0,
-        "sipp never had to retransmit:\n{}",
-        run.stats
+        run.sent("INVITE") > 20,
+        "sipp never had to retransmit: {} INVITEs sent",
+        run.sent("INVITE")
     );
-    assert_eq!(run.counter("SuccessfulCall(C)"), 20);
 }

@@ -293,17 +293,18 @@ pub fn sipp_uac(
             "-timeout_error",
             "-nostdin",
             "-trace_err",
-            "-trace_stat",
-            "-fd",
-            "1",
+            "-trace_msg",
         ])
         .args([
             "-error_file",
             dir.path().join("errors.log").to_str().expect("utf-8 path"),
         ])
         .args([
-            "-stf",
-            dir.path().join("stat.csv").to_str().expect("utf-8 path"),
+            "-message_file",
+            dir.path()
+                .join("messages.log")
+                .to_str()
+                .expect("utf-8 path"),
         ])
         .current_dir(dir.path())
         .output()
@@ -317,29 +318,557 @@ pub fn sipp_uac(
         String::from_utf8_lossy(&output.stderr),
         daemon.log_text()
     );
-    let stats = std::fs::read_to_string(dir.path().join("stat.csv")).unwrap_or_default();
-    SippRun { output, stats }
+    let messages = std::fs::read_to_string(dir.path().join("messages.log")).unwrap_or_default();
+    SippRun { output, messages }
 }
 
-/// What a sipp run printed and its final statistics line.
+/// What a sipp run printed and every message it sent and received.
 pub struct SippRun {
     pub output: Output,
-    /// sipp's `-trace_stat` CSV (header line, then one line per report period).
-    pub stats: String,
+    /// sipp's `-trace_msg` log, complete once sipp has exited.
+    pub messages: String,
 }
 
 impl SippRun {
-    /// A cumulative counter from the last statistics line, e.g. `Retransmissions(C)`.
-    pub fn counter(&self, column: &str) -> u64 {
-        let mut lines = self.stats.lines().filter(|l| !l.trim().is_empty());
-        let header: Vec<&str> = lines.next().unwrap_or_default().split(';').collect();
-        let last: Vec<&str> = lines.next_back().unwrap_or_default().split(';').collect();
-        let index = header
-            .iter()
-            .position(|h| *h == column)
-            .unwrap_or_else(|| panic!("no {column} in sipp stats: {header:?}"));
-        last.get(index)
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("bad {column} value in {last:?}"))
+    /// How many requests of `method` sipp sent, retransmissions included.
+    pub fn sent(&self, method: &str) -> usize {
+        self.messages
+            .split("message sent (")
+            .skip(1)
+            .filter(|block| {
+                block
+                    .split_once("\n\n")
+                    .is_some_and(|(_, msg)| msg.trim_start().starts_with(&format!("{method} ")))
+            })
+            .count()
+    }
+}
+
+// ------------------------------------------------------------------ sipp, both sides
+
+/// Where sipp keeps its scenario and, for a template, the copy with its fields filled in.
+pub enum Scenario {
+    /// `tests/sipp/<name>` as it is.
+    File(&'static str),
+    /// `tests/sipp/<name>` with each `{{KEY}}` replaced by its value (for what sipp reads
+    /// no keyword in, such as the status code a `recv` expects).
+    Template(&'static str, Vec<(&'static str, String)>),
+}
+
+impl Scenario {
+    fn name(&self) -> &'static str {
+        match self {
+            Scenario::File(name) | Scenario::Template(name, _) => name,
+        }
+    }
+
+    /// The file sipp is to read, written into `dir` if it is a template.
+    fn path_in(&self, dir: &Path) -> PathBuf {
+        match self {
+            Scenario::File(name) => repo_path(&format!("tests/sipp/{name}")),
+            Scenario::Template(name, fields) => {
+                let mut text = std::fs::read_to_string(repo_path(&format!("tests/sipp/{name}")))
+                    .expect("read scenario template");
+                for (key, value) in fields {
+                    text = text.replace(&format!("{{{{{key}}}}}"), value);
+                }
+                assert!(!text.contains("{{"), "unfilled field in {name}");
+                let path = dir.join(name);
+                std::fs::write(&path, text).expect("write scenario");
+                path
+            }
+        }
+    }
+}
+
+/// A sipp process in the background, with its own directory for its logs; killed if
+/// dropped before it finished.
+pub struct SippProcess {
+    child: Child,
+    what: String,
+    dir: tempfile::TempDir,
+}
+
+impl SippProcess {
+    fn spawn(what: String, scenario: &Scenario, args: &[String]) -> SippProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = scenario.path_in(dir.path());
+        let log = |name: &str| {
+            dir.path()
+                .join(name)
+                .to_str()
+                .expect("utf-8 path")
+                .to_string()
+        };
+        let child = Command::new("sipp")
+            .args(args)
+            .arg("-sf")
+            .arg(&path)
+            .args(["-nostdin", "-timeout", "30s", "-timeout_error"])
+            .args(["-trace_err", "-error_file", &log("errors.log")])
+            .args(["-trace_msg", "-message_file", &log("messages.log")])
+            .args(["-trace_stat", "-stf", &log("stat.csv"), "-fd", "1"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("stdout.log")).expect("stdout log"))
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("stderr log"))
+            .spawn()
+            .expect("sipp is installed (Debian package sip-tester)");
+        SippProcess { child, what, dir }
+    }
+
+    /// Waits up to `within` for sipp to exit and asserts it exited 0 (every call it
+    /// expected went as its scenario says); panics with sipp's errors, the tail of its
+    /// message trace and the daemon's log otherwise.
+    pub fn finish(&mut self, within: Duration, daemon: &Daemon) -> SippRun {
+        self.finish_with_log(within, || daemon.log_text())
+    }
+
+    /// [`finish`](SippProcess::finish) with the daemon's log from `daemon_log`, for
+    /// when the daemon is gone.
+    pub fn finish_with_log(
+        &mut self,
+        within: Duration,
+        daemon_log: impl Fn() -> String,
+    ) -> SippRun {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for sipp") {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        if !status.is_some_and(|s| s.success()) {
+            let messages = read("messages.log");
+            let mut start = messages.len().saturating_sub(6000);
+            while !messages.is_char_boundary(start) {
+                start += 1;
+            }
+            let tail = &messages[start..];
+            panic!(
+                "{} {}:\n{}\nsipp errors:\n{}\nlast messages:\n{tail}\ndaemon log:\n{}",
+                self.what,
+                status.map_or_else(
+                    || format!("still running after {within:?}"),
+                    |s| format!("failed ({s})")
+                ),
+                read("stdout.log") + &read("stderr.log"),
+                read("errors.log"),
+                daemon_log()
+            );
+        }
+        SippRun {
+            output: Output {
+                status: status.expect("exited"),
+                stdout: read("stdout.log").into_bytes(),
+                stderr: read("stderr.log").into_bytes(),
+            },
+            messages: read("messages.log"),
+        }
+    }
+
+    /// Every message sipp sent and received so far (its `-trace_msg` log).
+    pub fn messages(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("messages.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SippProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A sipp UAS playing one bound phone on its own free port of 127.0.0.1, expecting
+/// exactly `calls` calls. Started (and listening) before the calls are made.
+pub struct Phone {
+    pub port: u16,
+    process: SippProcess,
+}
+
+impl Phone {
+    /// `scenario` from tests/sipp/, `pause_ms` for its `<pause/>` (how long it talks
+    /// before hanging up, where it does).
+    pub fn start(scenario: &'static str, calls: u32, pause_ms: u64) -> Phone {
+        let port = free_port();
+        let args = [
+            "-i".to_string(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-m".into(),
+            calls.to_string(),
+            "-d".into(),
+            pause_ms.to_string(),
+        ];
+        let mut process = SippProcess::spawn(
+            format!("phone {scenario} on port {port}"),
+            &Scenario::File(scenario),
+            &args,
+        );
+        // A call routed before sipp has bound its port would find nobody there.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !udp_port_bound(port) {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                panic!("sipp phone {scenario} exited at start-up with {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sipp phone {scenario} did not bind UDP port {port} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Phone { port, process }
+    }
+
+    /// Every message the phone sent and received so far.
+    pub fn messages(&self) -> String {
+        self.process.messages()
+    }
+
+    /// The phone's SIP URI with `user` (e.g. its mobile number), for `uri = ...` in a group.
+    pub fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@127.0.0.1:{}", self.port)
+    }
+
+    /// Waits (bounded) for the phone to have handled all its calls and exit 0.
+    pub fn finish(&mut self, daemon: &Daemon) {
+        self.process.finish(Duration::from_secs(15), daemon);
+    }
+
+    /// [`finish`](Phone::finish) once the daemon is gone, with its last log.
+    pub fn finish_after(&mut self, daemon_log: &str) {
+        self.process
+            .finish_with_log(Duration::from_secs(15), || daemon_log.to_string());
+    }
+}
+
+/// Whether some socket is bound to UDP `port` (any local address), from
+/// /proc/net/udp; without procfs, waits a moment and says yes.
+fn udp_port_bound(port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/udp") else {
+        std::thread::sleep(Duration::from_millis(300));
+        return true;
+    };
+    let wanted = format!(":{port:04X}");
+    table.lines().skip(1).any(|line| {
+        line.split_whitespace()
+            .nth(1)
+            .is_some_and(|local| local.ends_with(&wanted))
+    })
+}
+
+/// A sipp UAC placing calls to the daemon: the carrier's side of the trunk.
+pub struct Caller<'a> {
+    daemon: &'a Daemon,
+    scenario: Scenario,
+    service: String,
+    caller: String,
+    local_ip: &'static str,
+    calls: u32,
+    rate: u32,
+    limit: Option<u32>,
+    pause_ms: u64,
+}
+
+impl<'a> Caller<'a> {
+    /// Calls to 4001234567 from 13800138000 (a Beijing mobile), one call, rate 10/s.
+    pub fn new(daemon: &'a Daemon, scenario: &'static str) -> Caller<'a> {
+        Caller::with(daemon, Scenario::File(scenario))
+    }
+
+    /// A call that must be refused with `status` (tests/sipp/uac_refused.xml).
+    pub fn refused(daemon: &'a Daemon, status: u16) -> Caller<'a> {
+        Caller::with(
+            daemon,
+            Scenario::Template("uac_refused.xml", vec![("STATUS", status.to_string())]),
+        )
+    }
+
+    fn with(daemon: &'a Daemon, scenario: Scenario) -> Caller<'a> {
+        Caller {
+            daemon,
+            scenario,
+            service: "4001234567".into(),
+            caller: "13800138000".into(),
+            local_ip: "127.0.0.1",
+            calls: 1,
+            rate: 10,
+            limit: None,
+            pause_ms: 0,
+        }
+    }
+
+    /// The 400 number dialled (Request-URI user).
+    pub fn dialling(mut self, number: &str) -> Self {
+        self.service = number.into();
+        self
+    }
+
+    /// The caller's number (From and P-Asserted-Identity user).
+    pub fn caller(mut self, number: &str) -> Self {
+        self.caller = number.into();
+        self
+    }
+
+    /// Sends from another loopback address (e.g. 127.0.0.2), bound with `-i`.
+    pub fn source_address(mut self, ip: &'static str) -> Self {
+        self.local_ip = ip;
+        self
+    }
+
+    /// `calls` calls at `rate` new calls per second.
+    pub fn calls(mut self, calls: u32, rate: u32) -> Self {
+        self.calls = calls;
+        self.rate = rate;
+        self
+    }
+
+    /// At most `limit` calls in progress at once (1: one after the other).
+    pub fn at_most(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// How long each answered call talks before the caller hangs up.
+    pub fn talking_ms(mut self, pause_ms: u64) -> Self {
+        self.pause_ms = pause_ms;
+        self
+    }
+
+    /// Starts sipp in the background.
+    pub fn spawn(self) -> SippProcess {
+        let mut args = vec![
+            format!("127.0.0.1:{}", self.daemon.port),
+            "-s".into(),
+            self.service.clone(),
+            "-key".into(),
+            "caller".into(),
+            self.caller.clone(),
+            "-i".into(),
+            self.local_ip.into(),
+            "-p".into(),
+            free_port().to_string(),
+            "-m".into(),
+            self.calls.to_string(),
+            "-r".into(),
+            self.rate.to_string(),
+            "-d".into(),
+            self.pause_ms.to_string(),
+        ];
+        if let Some(limit) = self.limit {
+            args.extend(["-l".into(), limit.to_string()]);
+        }
+        SippProcess::spawn(
+            format!(
+                "caller {} ({} calls to {} from {})",
+                self.scenario.name(),
+                self.calls,
+                self.service,
+                self.caller
+            ),
+            &self.scenario,
+            &args,
+        )
+    }
+
+    /// Places the calls and asserts that every one went as the scenario says.
+    pub fn run(self) -> SippRun {
+        let daemon = self.daemon;
+        let within = Duration::from_secs(60);
+        self.spawn().finish(within, daemon)
+    }
+}
+
+// ------------------------------------------------------------------ call records
+
+/// One line of `sihai cdr --csv`, as an operator reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrRow {
+    pub number: String,
+    pub caller: String,
+    pub region: String,
+    pub answered_by: String,
+    pub setup: String,
+    pub ring: String,
+    pub answer: String,
+    pub end: String,
+    pub talk_s: u32,
+    pub outcome: String,
+    pub hangup: String,
+    pub attempts: String,
+}
+
+/// The CDRs (newest first) in the store that the configuration at `config` names,
+/// read with `sihai cdr --csv` as a separate process.
+pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
+    let out = Command::new(SIHAI)
+        .args(["cdr", "--csv", "--limit", "10000", "-c"])
+        .arg(config)
+        .output()
+        .expect("run sihai cdr");
+    assert!(
+        out.status.success(),
+        "sihai cdr failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8 CSV");
+    let mut records = parse_csv(&text).into_iter();
+    let header = records.next().expect("CSV header");
+    assert_eq!(
+        header,
+        [
+            "number",
+            "caller",
+            "region",
+            "answered_by",
+            "setup",
+            "ring",
+            "answer",
+            "end",
+            "talk_s",
+            "outcome",
+            "hangup",
+            "attempts"
+        ]
+    );
+    records
+        .map(|f| {
+            let [
+                number,
+                caller,
+                region,
+                answered_by,
+                setup,
+                ring,
+                answer,
+                end,
+                talk_s,
+                outcome,
+                hangup,
+                attempts,
+            ]: [String; 12] = f.try_into().expect("12 CSV fields");
+            CdrRow {
+                number,
+                caller,
+                region,
+                answered_by,
+                setup,
+                ring,
+                answer,
+                end,
+                talk_s: talk_s.parse().expect("talk_s is a number"),
+                outcome,
+                hangup,
+                attempts,
+            }
+        })
+        .collect()
+}
+
+/// Polls `sihai cdr` (the store commits within tens of milliseconds) until at least
+/// `count` CDRs are there, for up to 5 s; returns them, newest first.
+pub fn wait_for_cdrs(config: &Path, count: usize) -> Vec<CdrRow> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows = read_cdrs(config);
+        if rows.len() >= count {
+            return rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} CDRs after 5 s, expected {count}: {rows:#?}",
+            rows.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// RFC 4180 records: quoted fields may hold commas, doubled quotes and line breaks.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !record.is_empty() {
+        record.push(field);
+        records.push(record);
+    }
+    records
+}
+
+impl Daemon {
+    /// The CDRs so far, newest first (see [`wait_for_cdrs`]).
+    pub fn wait_for_cdrs(&self, count: usize) -> Vec<CdrRow> {
+        wait_for_cdrs(&self.config_path(), count)
+    }
+
+    /// Replaces the configuration file's routing part (everything after the generated
+    /// `[sip]`, `[log]` and `[store]` tables) atomically, by writing a new file and
+    /// renaming it over the old, so a reload never reads half a file.
+    pub fn rewrite_routing(&self, sip_extra: &str, routing: &str) {
+        let text = config_text(self.port, self.dir.path(), sip_extra, routing);
+        let tmp = self.dir.path().join("sihai.toml.new");
+        std::fs::write(&tmp, text).expect("write new config");
+        std::fs::rename(&tmp, self.config_path()).expect("replace config");
+    }
+
+    /// The log without its terminal colours, as one reads it.
+    pub fn plain_log(&self) -> String {
+        let log = self.log_text();
+        let mut plain = String::with_capacity(log.len());
+        let mut rest = log.as_str();
+        // ANSI "CSI ... m" sequences: ESC [ parameters m.
+        while let Some(i) = rest.find("\x1b[") {
+            plain.push_str(&rest[..i]);
+            rest = &rest[i + 2..];
+            rest = rest.find('m').map_or("", |end| &rest[end + 1..]);
+        }
+        plain.push_str(rest);
+        plain
+    }
+
+    /// Waits up to `within` until the (plain) log contains `needle` at least `count`
+    /// times.
+    pub fn wait_for_log(&self, needle: &str, count: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.plain_log();
+            if log.matches(needle).count() >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} not logged {count} times within {within:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

@@ -386,6 +386,20 @@ impl B2bua {
 
     /// Applies whatever the hunt wants now, and finishes the call if it is over.
     fn drive(&mut self, tx: &mut TransactionLayer, id: CallId, now: Instant, wall: Timestamp) {
+        self.drive_cancelling_as(tx, id, now, wall, "cancelled");
+    }
+
+    /// [`drive`](B2bua::drive), recording each phone the hunt cancels now with `result`
+    /// in the CDR's attempts: `"cancelled"` when another phone answered or the caller
+    /// gave up, `"no_answer"` when the phone's ring timeout (or the hunt's) ran out.
+    fn drive_cancelling_as(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        now: Instant,
+        wall: Timestamp,
+        result: &str,
+    ) {
         loop {
             let Some(call) = self.calls.get_mut(&id) else {
                 return;
@@ -395,7 +409,7 @@ impl B2bua {
             };
             match action {
                 HuntAction::Ring { phone } => self.ring(tx, id, phone, now),
-                HuntAction::Cancel { phone } => self.cancel_phone(tx, id, phone, now),
+                HuntAction::Cancel { phone } => self.cancel_phone(tx, id, phone, now, result),
             }
         }
         let Some(call) = self.calls.get_mut(&id) else {
@@ -505,7 +519,14 @@ impl B2bua {
         }
     }
 
-    fn cancel_phone(&mut self, tx: &mut TransactionLayer, id: CallId, phone: usize, now: Instant) {
+    fn cancel_phone(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        phone: usize,
+        now: Instant,
+        result: &str,
+    ) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -515,7 +536,7 @@ impl B2bua {
             .filter(|l| l.phone == phone && matches!(l.state, LegState::Calling | LegState::Early))
         {
             leg.state = LegState::Cancelling;
-            leg.result.get_or_insert_with(|| "cancelled".into());
+            leg.result.get_or_insert_with(|| result.into());
             let cancel = MessageBuilder::cancel_for(&leg.invite).build();
             if let Ok(key) = tx.send_request(now, cancel, leg.destination) {
                 self.by_client_key.insert(key, ClientPurpose::Ignore);
@@ -1131,7 +1152,9 @@ impl B2bua {
             .entry(call.route.group.name.clone())
             .or_insert_with(|| GroupState::new(0));
         call.hunt.handle_timeout(state, now);
-        self.drive(tx, id, now, wall);
+        // Whatever the hunt cancels now, it cancels because time ran out: to the phone,
+        // a call it did not answer.
+        self.drive_cancelling_as(tx, id, now, wall, "no_answer");
     }
 
     /// Re-arms the call's next wake-up.

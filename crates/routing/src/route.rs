@@ -149,8 +149,7 @@ pub fn route(
         return reject(RejectKind::NotWhitelisted, 603, "Decline", Some(entry));
     }
     if let Some(r) = &region
-        && (plan.block_provinces.contains(&r.province)
-            || plan.block_cities.contains(&r.city))
+        && (plan.block_provinces.contains(&r.province) || plan.block_cities.contains(&r.city))
     {
         return reject(RejectKind::BlockedRegion, 603, "Decline", Some(entry));
     }

@@ -659,6 +659,20 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
             second[0].request_uri(),
             Some("sip:13900000002@127.0.0.1:5080")
         );
+
+        // The first phone confirms the CANCEL with 487; the second is busy.
+        phone_says(&mut core, now, &first, 487, "ph1", None);
+        phone_says(&mut core, now, &second[0], 486, "ph2", None);
+        drain(&mut core);
+        let (cdr, _) = core.poll_record().expect("a CDR when the hunt fails");
+        assert_eq!(
+            cdr.attempts
+                .iter()
+                .map(|a| a.result.as_str())
+                .collect::<Vec<_>>(),
+            vec!["no_answer", "486"],
+            "a phone that rang out its ring timeout did not answer; nobody cancelled it"
+        );
     }
 
     #[test]
@@ -685,6 +699,8 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
         assert_eq!(requests_to_phones(&sent, Method::Cancel).len(), 1);
         let (cdr, _) = core.poll_record().unwrap();
         assert_eq!(cdr.outcome, sihai_store::Outcome::Cancelled);
+        assert_eq!(cdr.attempts.len(), 1);
+        assert_eq!(cdr.attempts[0].result, "cancelled");
     }
 
     #[test]
