@@ -353,6 +353,38 @@ fn caller_cancel_while_ringing_cancels_every_ringing_phone() {
 }
 
 #[test]
+fn a_call_from_a_tcp_trunk_reaches_a_udp_phone_and_both_legs_end() {
+    let mut answers = Phone::start("uas_answer.xml", 2, 0);
+    let daemon = Daemon::start_with(
+        "",
+        &routing_via(
+            answers.port,
+            "",
+            "group = \"sales\"",
+            &group(
+                "sales",
+                "sequential",
+                &["{ number = \"13900000001\" }".into()],
+            ),
+        ),
+    );
+    // Two calls one after the other over the same TCP connection.
+    Caller::new(&daemon, "uac_answered.xml")
+        .over_tcp()
+        .calls(2, 2)
+        .at_most(1)
+        .talking_ms(200)
+        .run();
+    answers.finish(&daemon);
+    let cdrs = daemon.wait_for_cdrs(2);
+    assert!(
+        cdrs.iter()
+            .all(|c| c.outcome == "answered" && c.hangup == "caller BYE"),
+        "{cdrs:?}"
+    );
+}
+
+#[test]
 fn bye_from_the_caller_ends_both_legs() {
     // A phone given by number, called through the trunk's gateway.
     let mut answers = Phone::start("uas_answer.xml", 1, 0);

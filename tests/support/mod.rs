@@ -577,6 +577,7 @@ pub struct Caller<'a> {
     rate: u32,
     limit: Option<u32>,
     pause_ms: u64,
+    tcp: bool,
 }
 
 impl<'a> Caller<'a> {
@@ -604,7 +605,14 @@ impl<'a> Caller<'a> {
             rate: 10,
             limit: None,
             pause_ms: 0,
+            tcp: false,
         }
+    }
+
+    /// Calls over one TCP connection instead of UDP.
+    pub fn over_tcp(mut self) -> Self {
+        self.tcp = true;
+        self
     }
 
     /// The 400 number dialled (Request-URI user).
@@ -666,6 +674,9 @@ impl<'a> Caller<'a> {
         ];
         if let Some(limit) = self.limit {
             args.extend(["-l".into(), limit.to_string()]);
+        }
+        if self.tcp {
+            args.extend(["-t".into(), "t1".into()]);
         }
         SippProcess::spawn(
             format!(

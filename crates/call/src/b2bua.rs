@@ -62,6 +62,9 @@ struct Leg {
     state: LegState,
     dialog: Option<Dialog>,
     result: Option<String>,
+    /// We decided to cancel this leg before it sent any provisional response: the
+    /// CANCEL waits for one (RFC 3261 §9.1).
+    cancel_deferred: bool,
 }
 
 /// A 2xx we must retransmit until the ACK comes (RFC 3261 §13.3.1.4): the transaction
@@ -505,6 +508,7 @@ impl B2bua {
                     state: LegState::Calling,
                     dialog: None,
                     result: None,
+                    cancel_deferred: false,
                 });
             }
             Err(err) => {
@@ -535,11 +539,13 @@ impl B2bua {
             .iter_mut()
             .filter(|l| l.phone == phone && matches!(l.state, LegState::Calling | LegState::Early))
         {
+            let heard_back = leg.state == LegState::Early;
             leg.state = LegState::Cancelling;
             leg.result.get_or_insert_with(|| result.into());
-            let cancel = MessageBuilder::cancel_for(&leg.invite).build();
-            if let Ok(key) = tx.send_request(now, cancel, leg.destination) {
-                self.by_client_key.insert(key, ClientPurpose::Ignore);
+            if heard_back {
+                send_cancel(tx, &mut self.by_client_key, leg, now);
+            } else {
+                leg.cancel_deferred = true;
             }
         }
     }
@@ -614,13 +620,20 @@ impl B2bua {
         };
         let state = leg.state;
         match status {
-            100 => {}
-            101..=199 => {
+            100..=199 if state == LegState::Cancelling => {
+                // Now that the phone has answered something, a deferred CANCEL may go.
+                if leg.cancel_deferred {
+                    send_cancel(tx, &mut self.by_client_key, leg, now);
+                }
+            }
+            100 => {
                 if state == LegState::Calling {
                     leg.state = LegState::Early;
                 }
-                if state == LegState::Cancelling {
-                    return;
+            }
+            101..=199 => {
+                if state == LegState::Calling {
+                    leg.state = LegState::Early;
                 }
                 call.ring_at.get_or_insert(wall);
                 if !call.relayed_ringing && !call.inbound_final_sent {
@@ -1252,14 +1265,22 @@ impl B2bua {
         } else {
             call.outcome.unwrap_or(Outcome::Failed)
         };
-        let attempts = call
-            .legs
+        let rung = call.legs.iter().map(|l| PhoneAttempt {
+            phone: l.label.clone(),
+            result: l.result.clone().unwrap_or_else(|| "no_answer".into()),
+        });
+        // Phones passed over because all their channels were taken count as tried too:
+        // per-phone analytics should show that the phone was busy, not idle.
+        let skipped = call
+            .hunt
+            .skipped()
             .iter()
-            .map(|l| PhoneAttempt {
-                phone: l.label.clone(),
-                result: l.result.clone().unwrap_or_else(|| "no_answer".into()),
-            })
-            .collect();
+            .filter_map(|&i| call.route.group.phones.get(i))
+            .map(|p| PhoneAttempt {
+                phone: p.label().to_string(),
+                result: "at_capacity".into(),
+            });
+        let attempts = rung.chain(skipped).collect();
         let (hangup_side, hangup_cause) = call
             .hangup
             .take()
@@ -1320,6 +1341,19 @@ impl B2bua {
 }
 
 // ---------------------------------------------------------------------- helpers
+
+fn send_cancel(
+    tx: &mut TransactionLayer,
+    by_client_key: &mut HashMap<ClientKey, ClientPurpose>,
+    leg: &mut Leg,
+    now: Instant,
+) {
+    leg.cancel_deferred = false;
+    let cancel = MessageBuilder::cancel_for(&leg.invite).build();
+    if let Ok(key) = tx.send_request(now, cancel, leg.destination) {
+        by_client_key.insert(key, ClientPurpose::Ignore);
+    }
+}
 
 fn local_for(config: &B2buaConfig, transport: Transport) -> Option<SocketAddr> {
     match transport {

@@ -814,4 +814,75 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
             .unwrap();
         d
     }
+
+    #[test]
+    fn cancel_waits_for_the_phones_first_provisional_response() {
+        let mut core = core();
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), Bytes::from_static(CALL.as_bytes()), udp_peer());
+        let first = requests_to_phones(&parsed(&drain(&mut core)), Method::Invite).remove(0);
+        // Phone 1 says nothing at all; its 5 s ring timeout passes.
+        let mut now = t0;
+        let mut cancels = 0;
+        let mut second = None;
+        while let Some(at) = core.poll_timeout() {
+            if at > t0 + Duration::from_millis(5500) {
+                break;
+            }
+            now = at;
+            core.handle_timeout(now, wall());
+            let sent = parsed(&drain(&mut core));
+            cancels += requests_to_phones(&sent, Method::Cancel).len();
+            second = second.or_else(|| {
+                requests_to_phones(&sent, Method::Invite)
+                    .into_iter()
+                    .find(|m| m.call_id() != first.call_id())
+            });
+        }
+        assert!(second.is_some(), "the hunt moved on to phone 2");
+        assert_eq!(
+            cancels, 0,
+            "no CANCEL before a provisional response (RFC 3261 §9.1)"
+        );
+        // Phone 1 finally rings: now the CANCEL goes.
+        phone_says(&mut core, now, &first, 180, "ph1", None);
+        let sent = parsed(&drain(&mut core));
+        let cancel = requests_to_phones(&sent, Method::Cancel);
+        assert_eq!(cancel.len(), 1);
+        assert_eq!(cancel[0].call_id(), first.call_id());
+        assert!(
+            statuses_to_caller(&sent).is_empty(),
+            "a cancelled leg's ringing is not relayed"
+        );
+    }
+
+    #[test]
+    fn a_phone_at_capacity_is_skipped_and_recorded_as_such() {
+        let mut core = core();
+        let t0 = Instant::now();
+        answered_call(&mut core, t0);
+        // A second call while phone 1 (capacity 1) is talking goes to phone 2.
+        let second = CALL
+            .replace("call-1@carrier", "call-2@carrier")
+            .replace("z9hG4bKcall1", "z9hG4bKcall2");
+        core.handle_received(t0, wall(), Bytes::from(second), udp_peer());
+        let invites = requests_to_phones(&parsed(&drain(&mut core)), Method::Invite);
+        assert_eq!(invites.len(), 1);
+        assert_eq!(
+            invites[0].request_uri(),
+            Some("sip:13900000002@127.0.0.1:5080")
+        );
+        phone_says(&mut core, t0, &invites[0], 486, "ph2", None);
+        drain(&mut core);
+        let (cdr, _) = core.poll_record().expect("the second call's record");
+        let attempts: Vec<(&str, &str)> = cdr
+            .attempts
+            .iter()
+            .map(|a| (a.phone.as_str(), a.result.as_str()))
+            .collect();
+        assert_eq!(
+            attempts,
+            vec![("13900000002", "486"), ("13900000001", "at_capacity")]
+        );
+    }
 }
