@@ -305,8 +305,16 @@ fn phone_at_capacity_is_skipped_for_the_next_one() {
     );
     assert_eq!(
         skipped.attempts,
-        attempts(&[(&second, "13900000002", "answered")]),
-        "the busy first phone is not rung at all"
+        attempts(&[
+            (&second, "13900000002", "answered"),
+            (&first, "13900000001", "at_capacity")
+        ]),
+        "the busy first phone is not rung, only recorded as at capacity"
+    );
+    assert_eq!(
+        first.messages().matches("INVITE sip:").count(),
+        1,
+        "the first phone got one INVITE only"
     );
     assert!(held.talk_s >= 3 && skipped.talk_s >= 3, "{rows:#?}");
 }
