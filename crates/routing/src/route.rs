@@ -189,3 +189,258 @@ pub fn route(
         after_hours: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RoutingTable;
+    use sihai_config::Config;
+
+    const CONFIG: &str = r#"
+[sip]
+[[sip.listen]]
+transport = "udp"
+address = "127.0.0.1:5060"
+[[trunk]]
+name = "lab"
+sources = ["192.0.2.0/24"]
+gateway = "sip:{number}@127.0.0.1:5080"
+[[enterprise]]
+id = "acme"
+name = "Acme"
+[[number]]
+number = "4001234567"
+enterprise = "acme"
+status = "active"
+plan = "open"
+[[number]]
+number = "4000000001"
+enterprise = "acme"
+status = "suspended"
+plan = "open"
+[[number]]
+number = "4000000002"
+enterprise = "acme"
+status = "active"
+plan = "strict"
+[[number]]
+number = "4000000003"
+enterprise = "acme"
+status = "active"
+plan = "closed"
+[[plan]]
+name = "open"
+enterprise = "acme"
+group = "sales"
+blacklist = ["13900000000", "170*"]
+regions = [{ provinces = ["北京"], group = "beijing" }, { cities = ["上海"], group = "shanghai" }]
+[[plan]]
+name = "strict"
+enterprise = "acme"
+group = "sales"
+whitelist = ["13800138000", "021*"]
+block_provinces = ["广东省"]
+reject_anonymous = true
+[[plan]]
+name = "closed"
+enterprise = "acme"
+group = "sales"
+schedule = "never"
+[[schedule]]
+name = "never"
+[[group]]
+name = "sales"
+enterprise = "acme"
+strategy = "sequential"
+phones = [{ number = "13900000001" }]
+[[group]]
+name = "beijing"
+enterprise = "acme"
+strategy = "sequential"
+phones = [{ number = "13900000002" }]
+[[group]]
+name = "shanghai"
+enterprise = "acme"
+strategy = "sequential"
+phones = [{ number = "13900000003" }]
+"#;
+
+    fn decide(dialled: &str, caller: &str, privacy: bool) -> Decision {
+        let config = Config::from_str(CONFIG, "test.toml").expect("test config");
+        let table = RoutingTable::compile(&config);
+        let request = CallRequest {
+            source: [192, 0, 2, 7].into(),
+            dialled,
+            caller,
+            privacy,
+        };
+        route(
+            &table,
+            RegionTable::embedded(),
+            &request,
+            Timestamp::now(),
+            &crate::schedule::china_time_zone(),
+        )
+    }
+
+    fn status(d: &Decision) -> Option<u16> {
+        match d {
+            Decision::Reject(r) => Some(r.status),
+            Decision::Route(_) => None,
+        }
+    }
+
+    fn group(d: &Decision) -> &str {
+        match d {
+            Decision::Route(r) => &r.group.name,
+            Decision::Reject(r) => panic!("rejected with {}", r.status),
+        }
+    }
+
+    #[test]
+    fn source_number_and_status() {
+        let config = Config::from_str(CONFIG, "test.toml").unwrap();
+        let table = RoutingTable::compile(&config);
+        let stranger = CallRequest {
+            source: [198, 51, 100, 1].into(),
+            dialled: "4001234567",
+            caller: "13800138000",
+            privacy: false,
+        };
+        let d = route(
+            &table,
+            RegionTable::embedded(),
+            &stranger,
+            Timestamp::now(),
+            &crate::schedule::china_time_zone(),
+        );
+        assert_eq!(status(&d), Some(403));
+        assert_eq!(
+            status(&decide("4009999999", "13800138000", false)),
+            Some(404)
+        );
+        assert_eq!(
+            status(&decide("4000000001", "13800138000", false)),
+            Some(480),
+            "suspended"
+        );
+        for dialled in [
+            "4001234567",
+            "+864001234567",
+            "864001234567",
+            "004001234567",
+            "400-123-4567",
+        ] {
+            assert_eq!(
+                status(&decide(dialled, "13800138000", false)),
+                None,
+                "{dialled}"
+            );
+        }
+    }
+
+    #[test]
+    fn lists_regions_and_anonymity() {
+        assert_eq!(
+            status(&decide("4001234567", "13900000000", false)),
+            Some(603),
+            "blacklisted exactly"
+        );
+        assert_eq!(
+            status(&decide("4001234567", "+8617012345678", false)),
+            Some(603),
+            "blacklisted by prefix"
+        );
+        assert_eq!(
+            group(&decide("4001234567", "13800138000", false)),
+            "beijing",
+            "Beijing mobile"
+        );
+        assert_eq!(
+            group(&decide("4001234567", "02112345678", false)),
+            "shanghai",
+            "Shanghai landline"
+        );
+        assert_eq!(
+            group(&decide("4001234567", "075512345678", false)),
+            "sales",
+            "no rule for Shenzhen"
+        );
+        assert_eq!(
+            group(&decide("4001234567", "anonymous", false)),
+            "sales",
+            "anonymous allowed here"
+        );
+
+        assert_eq!(
+            status(&decide("4000000002", "13800138000", false)),
+            None,
+            "whitelisted"
+        );
+        assert_eq!(
+            status(&decide("4000000002", "02187654321", false)),
+            None,
+            "whitelisted by prefix"
+        );
+        assert_eq!(
+            status(&decide("4000000002", "13900000009", false)),
+            Some(603),
+            "not on the whitelist"
+        );
+        assert_eq!(
+            status(&decide("4000000002", "13800138000", true)),
+            Some(433),
+            "Privacy: id on a plan refusing anonymity"
+        );
+        match decide("4000000002", "13900000009", false) {
+            Decision::Reject(r) => assert_eq!(r.kind, RejectKind::NotWhitelisted),
+            Decision::Route(_) => panic!("routed"),
+        }
+    }
+
+    #[test]
+    fn blocked_provinces_apply_after_the_whitelist() {
+        // A whitelisted number from a blocked province is still refused.
+        let config = CONFIG.replace(
+            "whitelist = [\"13800138000\", \"021*\"]",
+            "whitelist = [\"075512345678\"]",
+        );
+        let config = Config::from_str(&config, "test.toml").unwrap();
+        let table = RoutingTable::compile(&config);
+        let request = CallRequest {
+            source: [192, 0, 2, 7].into(),
+            dialled: "4000000002",
+            caller: "075512345678",
+            privacy: false,
+        };
+        let d = route(
+            &table,
+            RegionTable::embedded(),
+            &request,
+            Timestamp::now(),
+            &crate::schedule::china_time_zone(),
+        );
+        match d {
+            Decision::Reject(r) => {
+                assert_eq!((r.kind, r.status), (RejectKind::BlockedRegion, 603));
+                assert_eq!(r.region.map(|g| g.province), Some("广东".to_string()));
+            }
+            Decision::Route(_) => panic!("routed from a blocked province"),
+        }
+    }
+
+    #[test]
+    fn after_hours_without_a_group_is_refused_and_alerts() {
+        match decide("4000000003", "13800138000", false) {
+            Decision::Reject(r) => {
+                assert_eq!((r.kind, r.status), (RejectKind::AfterHours, 480));
+                assert!(r.alerts());
+            }
+            Decision::Route(_) => panic!("routed while closed"),
+        }
+        match decide("4001234567", "13900000000", false) {
+            Decision::Reject(r) => assert!(!r.alerts(), "screened callers raise no alert"),
+            Decision::Route(_) => panic!(),
+        }
+    }
+}

@@ -278,7 +278,11 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
 "#;
 
     fn core() -> Core {
-        let config = sihai_config::Config::from_str(CONFIG, "test.toml").unwrap();
+        core_with(CONFIG)
+    }
+
+    fn core_with(config: &str) -> Core {
+        let config = sihai_config::Config::from_str(config, "test.toml").unwrap();
         let routing = Arc::new(ArcSwap::from_pointee(RoutingTable::compile(&config)));
         let b2bua = B2buaConfig {
             timers: sihai_transaction::TimerConfig::default(),
@@ -883,6 +887,61 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
         assert_eq!(
             attempts,
             vec![("13900000002", "486"), ("13900000001", "at_capacity")]
+        );
+    }
+
+    #[test]
+    fn per_number_limits_refuse_with_486_and_503() {
+        let limited = CONFIG.replace("plan = \"main\"\n", "plan = \"main\"\nmax_concurrent = 1\n");
+        let mut core = core_with(&limited);
+        let t0 = Instant::now();
+        answered_call(&mut core, t0);
+        let second = CALL
+            .replace("call-1@carrier", "call-2@carrier")
+            .replace("z9hG4bKcall1", "z9hG4bKcall2");
+        core.handle_received(t0, wall(), Bytes::from(second), udp_peer());
+        assert_eq!(
+            statuses_to_caller(&parsed(&drain(&mut core))),
+            vec![100, 486],
+            "one call at a time on this number"
+        );
+        assert_eq!(
+            core.poll_record().unwrap().0.outcome,
+            sihai_store::Outcome::Busy
+        );
+
+        let rated = CONFIG.replace("plan = \"main\"\n", "plan = \"main\"\nmax_cps = 1\n");
+        let mut core = core_with(&rated);
+        core.handle_received(t0, wall(), Bytes::from_static(CALL.as_bytes()), udp_peer());
+        drain(&mut core);
+        let second = CALL
+            .replace("call-1@carrier", "call-2@carrier")
+            .replace("z9hG4bKcall1", "z9hG4bKcall2");
+        core.handle_received(
+            t0 + Duration::from_millis(10),
+            wall(),
+            Bytes::from(second),
+            udp_peer(),
+        );
+        assert_eq!(
+            statuses_to_caller(&parsed(&drain(&mut core))),
+            vec![100, 503],
+            "over one call per second"
+        );
+        let third = CALL
+            .replace("call-1@carrier", "call-3@carrier")
+            .replace("z9hG4bKcall1", "z9hG4bKcall3");
+        core.handle_received(
+            t0 + Duration::from_millis(1100),
+            wall(),
+            Bytes::from(third),
+            udp_peer(),
+        );
+        let sent = parsed(&drain(&mut core));
+        assert_eq!(
+            requests_to_phones(&sent, Method::Invite).len(),
+            1,
+            "a second later the number accepts again"
         );
     }
 }
