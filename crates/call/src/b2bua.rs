@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -56,7 +57,9 @@ enum LegState {
 struct Leg {
     phone: usize,
     label: String,
-    invite: Message,
+    /// The INVITE we sent, until its transaction is settled (a final response, or the
+    /// 2xx that turned it into a dialog).
+    invite: Option<Message>,
     key: Option<ClientKey>,
     destination: Peer,
     state: LegState,
@@ -82,8 +85,12 @@ struct Pending2xx {
 struct Call {
     record_id: String,
     route: Route,
-    inbound_key: ServerKey,
-    inbound_invite: Message,
+    /// The caller's INVITE, its transaction and what identifies its retransmissions:
+    /// kept while the INVITE is unsettled (no final response yet, or a 2xx not yet
+    /// ACKed), then released so that a held call keeps only its dialogs.
+    inbound_key: Option<ServerKey>,
+    inbound_invite: Option<Message>,
+    inbound_identity: (String, String, u32),
     inbound_source: Peer,
     inbound_tag: String,
     /// Set when we answered the caller.
@@ -104,6 +111,49 @@ struct Call {
     /// Requests relayed to the other leg and not yet answered: if the call ends first,
     /// their originals still get a final response.
     relays: Vec<ClientKey>,
+}
+
+/// A hunt group as the B2BUA keeps it across calls.
+#[derive(Debug)]
+struct GroupEntry {
+    /// The configuration the phone list was built from (identity tells a reload).
+    config: Arc<sihai_routing::Group>,
+    phones: Arc<[sihai_hunt::Phone]>,
+    state: GroupState,
+}
+
+impl GroupEntry {
+    fn new(group: &Arc<sihai_routing::Group>) -> GroupEntry {
+        let phones: Arc<[sihai_hunt::Phone]> = group
+            .phones
+            .iter()
+            .map(|p| sihai_hunt::Phone {
+                ring_timeout: p.ring_timeout,
+                capacity: p.capacity,
+                weight: p.weight,
+                enabled: p.enabled,
+            })
+            .collect();
+        GroupEntry {
+            config: group.clone(),
+            state: GroupState::new(phones.len()),
+            phones,
+        }
+    }
+}
+
+/// The shared counters of `group`, created on first use.
+fn group_state<'a>(
+    groups: &'a mut HashMap<String, GroupEntry>,
+    group: &Arc<sihai_routing::Group>,
+) -> &'a mut GroupState {
+    if !groups.contains_key(&group.name) {
+        groups.insert(group.name.clone(), GroupEntry::new(group));
+    }
+    match groups.get_mut(&group.name) {
+        Some(entry) => &mut entry.state,
+        None => unreachable!("inserted above"),
+    }
 }
 
 /// What a client transaction we started was for.
@@ -132,7 +182,8 @@ pub struct B2bua {
     regions: &'static RegionTable,
     zone: TimeZone,
     next_id: CallId,
-    calls: HashMap<CallId, Call>,
+    /// Boxed: a map sized for tens of thousands of calls keeps its empty slots small.
+    calls: HashMap<CallId, Box<Call>>,
     by_server_key: HashMap<ServerKey, CallId>,
     by_client_key: HashMap<ClientKey, ClientPurpose>,
     /// (Call-ID, our tag) → call and side, for in-dialog requests, ACKs and stray 2xx.
@@ -140,7 +191,9 @@ pub struct B2bua {
     /// (Call-ID, caller's From tag, CSeq) of live inbound INVITEs: a retransmission
     /// arriving after our 2xx ended the transaction is not a new call.
     inbound_invites: HashMap<(String, String, u32), CallId>,
-    group_states: HashMap<String, GroupState>,
+    /// Per hunt group: its phones as the hunt sees them and the counters shared by
+    /// every call to it.
+    groups: HashMap<String, GroupEntry>,
     limits: HashMap<String, NumberLimits>,
     timers: BinaryHeap<Reverse<(Instant, CallId)>>,
     outbox: VecDeque<Transmit>,
@@ -159,7 +212,7 @@ impl B2bua {
             by_client_key: HashMap::new(),
             by_dialog: HashMap::new(),
             inbound_invites: HashMap::new(),
-            group_states: HashMap::new(),
+            groups: HashMap::new(),
             limits: HashMap::new(),
             timers: BinaryHeap::new(),
             outbox: VecDeque::new(),
@@ -264,27 +317,25 @@ impl B2bua {
         }
 
         let group = route.group.clone();
-        let phones: Vec<sihai_hunt::Phone> = group
-            .phones
-            .iter()
-            .map(|p| sihai_hunt::Phone {
-                ring_timeout: p.ring_timeout,
-                capacity: p.capacity,
-                weight: p.weight,
-                enabled: p.enabled,
-            })
-            .collect();
-        let state = self
-            .group_states
+        let entry = self
+            .groups
             .entry(group.name.clone())
-            .or_insert_with(|| GroupState::new(phones.len()));
-        if state.len() != phones.len() {
-            // The group changed shape on reload: its counters no longer line up.
-            *state = GroupState::new(phones.len());
+            .or_insert_with(|| GroupEntry::new(&group));
+        if !Arc::ptr_eq(&entry.config, &group) {
+            // A reload replaced the group: hunt its new phone list. The counters carry
+            // over while the list keeps its shape; a different list starts afresh.
+            let fresh = GroupEntry::new(&group);
+            if fresh.phones.len() == entry.phones.len() {
+                entry.config = fresh.config;
+                entry.phones = fresh.phones;
+            } else {
+                *entry = fresh;
+            }
         }
+        let state = &mut entry.state;
         let mut hunt = Hunt::new(
             strategy(group.strategy),
-            phones,
+            entry.phones.clone(),
             number.plan.hunt_timeout,
             now,
             rand::random(),
@@ -298,8 +349,9 @@ impl B2bua {
         let call = Call {
             record_id: format!("{}-{id}", new_token()),
             route,
-            inbound_key: key.clone(),
-            inbound_invite: invite,
+            inbound_key: Some(key.clone()),
+            inbound_invite: Some(invite),
+            inbound_identity: invite_id.clone(),
             inbound_source: source,
             inbound_tag,
             inbound_dialog: None,
@@ -320,7 +372,7 @@ impl B2bua {
         };
         self.by_server_key.insert(key, id);
         self.inbound_invites.insert(invite_id, id);
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         self.drive(tx, id, now, wall);
     }
 
@@ -428,15 +480,17 @@ impl B2bua {
             } else {
                 caller_status(hunt_status)
             };
-            let resp = MessageBuilder::response_to(
-                &call.inbound_invite,
-                status,
-                reason_phrase(status),
-                Some(&call.inbound_tag),
-            )
-            .header(HeaderName::Server, &self.config.user_agent)
-            .build();
-            let _ = tx.respond(now, &call.inbound_key, resp);
+            if let (Some(invite), Some(key)) = (&call.inbound_invite, &call.inbound_key) {
+                let resp = MessageBuilder::response_to(
+                    invite,
+                    status,
+                    reason_phrase(status),
+                    Some(&call.inbound_tag),
+                )
+                .header(HeaderName::Server, &self.config.user_agent)
+                .build();
+                let _ = tx.respond(now, key, resp);
+            }
             call.inbound_final_sent = true;
             if call.outcome.is_none() {
                 call.outcome = Some(match hunt_status {
@@ -468,9 +522,7 @@ impl B2bua {
         let Some(destination) = destination_of(&uri) else {
             warn!(call = id, %uri, "phone URI has no IP destination");
             call.hunt.on_outcome(
-                self.group_states
-                    .entry(call.route.group.name.clone())
-                    .or_insert_with(|| GroupState::new(0)),
+                group_state(&mut self.groups, &call.route.group),
                 phone,
                 PhoneOutcome::Failed(503),
                 now,
@@ -479,16 +531,18 @@ impl B2bua {
         };
         let Some(local) = local_for(&self.config, destination.transport) else {
             warn!(call = id, transport = %destination.transport, "no listener for the phone's transport");
-            let state = self
-                .group_states
-                .entry(call.route.group.name.clone())
-                .or_insert_with(|| GroupState::new(0));
+            let state = group_state(&mut self.groups, &call.route.group);
             call.hunt
                 .on_outcome(state, phone, PhoneOutcome::Failed(503), now);
             return;
         };
+        // Phones ring only while the caller's INVITE is unsettled, so it is still here.
+        let Some(inbound) = call.inbound_invite.as_ref() else {
+            return;
+        };
         let invite = build_leg_invite(
             call,
+            inbound,
             &uri,
             local,
             destination.transport,
@@ -502,7 +556,7 @@ impl B2bua {
                 call.legs.push(Leg {
                     phone,
                     label,
-                    invite,
+                    invite: Some(invite),
                     key: Some(key),
                     destination,
                     state: LegState::Calling,
@@ -513,10 +567,7 @@ impl B2bua {
             }
             Err(err) => {
                 warn!(call = id, %err, "cannot start the phone's INVITE");
-                let state = self
-                    .group_states
-                    .entry(call.route.group.name.clone())
-                    .or_insert_with(|| GroupState::new(0));
+                let state = group_state(&mut self.groups, &call.route.group);
                 call.hunt
                     .on_outcome(state, phone, PhoneOutcome::Failed(503), now);
             }
@@ -636,11 +687,14 @@ impl B2bua {
                     leg.state = LegState::Early;
                 }
                 call.ring_at.get_or_insert(wall);
-                if !call.relayed_ringing && !call.inbound_final_sent {
+                if !call.relayed_ringing
+                    && !call.inbound_final_sent
+                    && let (Some(invite), Some(key)) = (&call.inbound_invite, &call.inbound_key)
+                {
                     // One ringing indication to the caller per call; the phone's early
                     // media (183 with SDP) passes through.
-                    let mut b = MessageBuilder::response_to(
-                        &call.inbound_invite,
+                    let b = MessageBuilder::response_to(
+                        invite,
                         status,
                         response.reason().unwrap_or("Ringing"),
                         Some(&call.inbound_tag),
@@ -649,15 +703,22 @@ impl B2bua {
                         local_for(&self.config, call.inbound_source.transport),
                         call.inbound_source.transport,
                     );
-                    b = b.header(HeaderName::Contact, &contact);
-                    let resp = with_body_of(b, &response);
-                    let _ = tx.respond(now, &call.inbound_key, resp);
+                    let resp = with_body_of(b.header(HeaderName::Contact, &contact), &response);
+                    let _ = tx.respond(now, key, resp);
                     call.relayed_ringing = true;
                 }
             }
             200..=299 => {
-                let dialog = Dialog::as_uac(&leg.invite, &response, leg.destination);
-                let cseq = leg.invite.cseq().map(|c| c.seq).unwrap_or(1);
+                // Its INVITE transaction is over; the key (which shares the INVITE's
+                // buffer) is not needed any more.
+                leg.key = None;
+                let Some(leg_invite) = leg.invite.take() else {
+                    // A second 2xx for a leg already answered (another fork): its dialog
+                    // is not ours to keep.
+                    return;
+                };
+                let dialog = Dialog::as_uac(&leg_invite, &response, leg.destination);
+                let cseq = leg_invite.cseq().map(|c| c.seq).unwrap_or(1);
                 if state == LegState::Cancelling
                     || call.answered_leg.is_some()
                     || call.inbound_final_sent
@@ -686,27 +747,34 @@ impl B2bua {
                     (leg_dialog.call_id.clone(), leg_dialog.local_tag.clone()),
                     (id, Side::Leg(leg_index)),
                 );
-                let call = self.calls.get_mut(&id).expect("call looked up above");
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
                 call.legs[leg_index].dialog = Some(leg_dialog);
                 call.answered_leg = Some(leg_index);
                 call.answer_at = Some(wall);
                 call.ring_at.get_or_insert(wall);
                 call.answered_instant = Some(now);
                 call.max_call_at = Some(now + call.route.number.plan.max_call);
-                let state = self
-                    .group_states
-                    .entry(call.route.group.name.clone())
-                    .or_insert_with(|| GroupState::new(0));
+                let state = group_state(&mut self.groups, &call.route.group);
                 call.hunt
                     .on_outcome(state, phone, PhoneOutcome::Answered, now);
 
-                // Answer the caller with the phone's session description.
+                // Answer the caller with the phone's session description. The caller's
+                // INVITE is settled by this 2xx: what remains of it is its dialog.
+                call.inbound_final_sent = true;
+                let (Some(invite), Some(key)) =
+                    (call.inbound_invite.take(), call.inbound_key.take())
+                else {
+                    return;
+                };
+                self.by_server_key.remove(&key);
                 let contact = contact_value(
                     local_for(&self.config, call.inbound_source.transport),
                     call.inbound_source.transport,
                 );
                 let b = MessageBuilder::response_to(
-                    &call.inbound_invite,
+                    &invite,
                     status,
                     response.reason().unwrap_or("OK"),
                     Some(&call.inbound_tag),
@@ -719,23 +787,22 @@ impl B2bua {
                 .header(HeaderName::Server, &self.config.user_agent);
                 let ok = with_body_of(b, &response);
                 let payload = ok.wire();
-                let _ = tx.respond(now, &call.inbound_key, ok);
-                call.inbound_final_sent = true;
-                if let Some(d) =
-                    Dialog::as_uas(&call.inbound_invite, &call.inbound_tag, call.inbound_source)
-                {
+                let _ = tx.respond(now, &key, ok);
+                if let Some(d) = Dialog::as_uas(&invite, &call.inbound_tag, call.inbound_source) {
                     self.by_dialog.insert(
                         (d.call_id.clone(), d.local_tag.clone()),
                         (id, Side::Inbound),
                     );
                     call.inbound_dialog = Some(d);
                 }
-                let destination = call
-                    .inbound_invite
+                let destination = invite
                     .top_via()
                     .map(|v| v.response_target(call.inbound_source))
                     .unwrap_or(call.inbound_source);
-                if !call.inbound_source.transport.is_reliable() {
+                if call.inbound_source.transport.is_reliable() {
+                    // No 2xx retransmissions over a stream: nothing more to absorb.
+                    self.inbound_invites.remove(&call.inbound_identity);
+                } else {
                     let t1 = self.config.timers.t1;
                     call.pending_2xx = Some(Pending2xx {
                         payload,
@@ -747,9 +814,16 @@ impl B2bua {
                 }
                 info!(call = id, phone = %call.legs[leg_index].label, "call answered");
                 self.drive(tx, id, now, wall);
+                // A held call keeps only what it needs until it ends.
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.legs.shrink_to_fit();
+                    call.hunt.compact();
+                }
             }
             _ => {
                 leg.state = LegState::Ended;
+                leg.invite = None;
+                leg.key = None;
                 leg.result.get_or_insert_with(|| status.to_string());
                 if state == LegState::Cancelling {
                     return;
@@ -757,10 +831,7 @@ impl B2bua {
                 let phone = leg.phone;
                 let outcome =
                     PhoneOutcome::from_final_status(status).unwrap_or(PhoneOutcome::Failed(status));
-                let state = self
-                    .group_states
-                    .entry(call.route.group.name.clone())
-                    .or_insert_with(|| GroupState::new(0));
+                let state = group_state(&mut self.groups, &call.route.group);
                 call.hunt.on_outcome(state, phone, outcome, now);
                 self.drive(tx, id, now, wall);
             }
@@ -840,10 +911,7 @@ impl B2bua {
         } else {
             PhoneOutcome::Failed(503)
         };
-        let state = self
-            .group_states
-            .entry(call.route.group.name.clone())
-            .or_insert_with(|| GroupState::new(0));
+        let state = group_state(&mut self.groups, &call.route.group);
         call.hunt.on_outcome(state, phone, outcome, now);
         self.drive(tx, id, now, wall);
     }
@@ -870,10 +938,7 @@ impl B2bua {
         info!(call = id, "caller cancelled");
         call.outcome = Some(Outcome::Cancelled);
         call.hangup = Some((HangupSide::Caller, "CANCEL".into()));
-        let state = self
-            .group_states
-            .entry(call.route.group.name.clone())
-            .or_insert_with(|| GroupState::new(0));
+        let state = group_state(&mut self.groups, &call.route.group);
         call.hunt.on_cancelled_by_caller(state, now);
         self.drive(tx, id, now, wall);
     }
@@ -1018,8 +1083,11 @@ impl B2bua {
         };
         if let Some(&(id, Side::Inbound)) = self.by_dialog.get(&dk)
             && let Some(call) = self.calls.get_mut(&id)
+            && call.pending_2xx.take().is_some()
         {
-            call.pending_2xx = None;
+            // The caller has our 2xx: its INVITE cannot be retransmitted any more.
+            self.inbound_invites
+                .remove(&std::mem::take(&mut call.inbound_identity));
         }
     }
 
@@ -1160,10 +1228,7 @@ impl B2bua {
             self.end_call(tx, id, now, wall);
             return;
         }
-        let state = self
-            .group_states
-            .entry(call.route.group.name.clone())
-            .or_insert_with(|| GroupState::new(0));
+        let state = group_state(&mut self.groups, &call.route.group);
         call.hunt.handle_timeout(state, now);
         // Whatever the hunt cancels now, it cancels because time ran out: to the phone,
         // a call it did not answer.
@@ -1212,10 +1277,10 @@ impl B2bua {
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
-        self.by_server_key.remove(&call.inbound_key);
-        if let Some(identity) = invite_identity(&call.inbound_invite) {
-            self.inbound_invites.remove(&identity);
+        if let Some(key) = call.inbound_key.take() {
+            self.by_server_key.remove(&key);
         }
+        self.inbound_invites.remove(&call.inbound_identity);
         if let Some(d) = &call.inbound_dialog {
             self.by_dialog
                 .remove(&(d.call_id.clone(), d.local_tag.clone()));
@@ -1226,13 +1291,14 @@ impl B2bua {
                     .remove(&(d.call_id.clone(), d.local_tag.clone()));
             }
             if let Some(k) = &leg.key
+                && let Some(invite) = &leg.invite
                 && self.by_client_key.contains_key(k)
             {
                 // Its INVITE transaction is still open: a late 2xx must be ACKed and hung up.
                 self.by_client_key.insert(
                     k.clone(),
                     ClientPurpose::Orphan {
-                        invite: Box::new(leg.invite.clone()),
+                        invite: Box::new(invite.clone()),
                         destination: leg.destination,
                     },
                 );
@@ -1253,7 +1319,10 @@ impl B2bua {
         }
         if let Some(i) = call.answered_leg
             && let Some(leg) = call.legs.get(i)
-            && let Some(state) = self.group_states.get_mut(&call.route.group.name)
+            && let Some(state) = self
+                .groups
+                .get_mut(&call.route.group.name)
+                .map(|g| &mut g.state)
         {
             Hunt::release(state, leg.phone, now);
         }
@@ -1349,7 +1418,10 @@ fn send_cancel(
     now: Instant,
 ) {
     leg.cancel_deferred = false;
-    let cancel = MessageBuilder::cancel_for(&leg.invite).build();
+    let Some(invite) = &leg.invite else {
+        return;
+    };
+    let cancel = MessageBuilder::cancel_for(invite).build();
     if let Ok(key) = tx.send_request(now, cancel, leg.destination) {
         by_client_key.insert(key, ClientPurpose::Ignore);
     }
@@ -1493,6 +1565,7 @@ fn with_body_of(b: MessageBuilder, source: &Message) -> Message {
 
 fn build_leg_invite(
     call: &Call,
+    inbound: &Message,
     uri: &str,
     local: SocketAddr,
     transport: Transport,
@@ -1511,8 +1584,7 @@ fn build_leg_invite(
         "<sip:{}@{local_host}>;reason=unconditional",
         call.route.number.number
     );
-    let max_forwards = call
-        .inbound_invite
+    let max_forwards = inbound
         .max_forwards()
         .ok()
         .flatten()
@@ -1547,7 +1619,7 @@ fn build_leg_invite(
             &["<sip:", caller, "@", local_host, ">"],
         );
     }
-    with_body_of(b, &call.inbound_invite)
+    with_body_of(b, inbound)
 }
 
 /// The record of a call refused before any phone rang.

@@ -2,6 +2,7 @@
 //! overall deadline, and what the B2BUA should do next.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::failure::Failures;
@@ -12,7 +13,8 @@ use crate::{GroupState, HuntAction, HuntResult, Phone, PhoneIndex, PhoneOutcome,
 #[derive(Debug, Clone)]
 pub struct Hunt {
     strategy: Strategy,
-    phones: Vec<Phone>,
+    /// Shared by every call to the group: a call does not copy the phone list.
+    phones: Arc<[Phone]>,
     rng: Rng,
     /// When the whole hunt gives up (`None`: a timeout too long to represent).
     deadline: Option<Instant>,
@@ -48,16 +50,17 @@ impl Hunt {
     /// `overall_timeout` after `now`. `rng_seed` fixes the order of
     /// [`Strategy::Random`] and [`Strategy::Weighted`]: the daemon passes a fresh random
     /// seed per call, tests a constant. Nothing happens until [`Hunt::start`].
+    /// `phones` is typically an `Arc<[Phone]>` built once per group.
     pub fn new(
         strategy: Strategy,
-        phones: Vec<Phone>,
+        phones: impl Into<Arc<[Phone]>>,
         overall_timeout: Duration,
         now: Instant,
         rng_seed: u64,
     ) -> Hunt {
         Hunt {
             strategy,
-            phones,
+            phones: phones.into(),
             rng: Rng::new(rng_seed),
             deadline: now.checked_add(overall_timeout),
             phase: Phase::Ready,
@@ -189,6 +192,19 @@ impl Hunt {
 
     /// When [`Hunt::handle_timeout`] should next run: the earliest ring timeout or the
     /// overall deadline. `None` before [`Hunt::start`] and once the hunt has finished.
+    /// Releases the working space of a finished hunt (the phones not tried, spent
+    /// actions), keeping what the call record needs. A no-op while hunting.
+    pub fn compact(&mut self) {
+        if !matches!(self.phase, Phase::Done(_)) || !self.actions.is_empty() {
+            return;
+        }
+        self.pending = VecDeque::new();
+        self.actions = VecDeque::new();
+        self.ringing.shrink_to_fit();
+        self.attempts.shrink_to_fit();
+        self.skipped.shrink_to_fit();
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.phase != Phase::Hunting {
             return None;

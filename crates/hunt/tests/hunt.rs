@@ -865,3 +865,27 @@ fn final_status_mapping() {
         assert_eq!(PhoneOutcome::from_final_status(status), outcome, "{status}");
     }
 }
+
+#[test]
+fn compact_keeps_the_result_and_what_the_record_needs() {
+    let t0 = Instant::now();
+    let mut state = GroupState::new(4);
+    let mut hunt = Hunt::new(Strategy::Sequential, phones(4), OVERALL, t0, 0);
+    hunt.compact(); // not started: nothing to release, nothing breaks
+    hunt.start(&mut state, t0);
+    assert_eq!(drain(&mut hunt), vec![ring(0)]);
+    hunt.compact(); // still hunting: a no-op
+    hunt.on_outcome(&mut state, 0, PhoneOutcome::Busy, t0);
+    assert_eq!(drain(&mut hunt), vec![ring(1)]);
+    hunt.on_outcome(&mut state, 1, PhoneOutcome::Answered, t0);
+    assert!(drain(&mut hunt).is_empty());
+    hunt.compact();
+    assert_eq!(hunt.result(), Some(HuntResult::Answered { phone: 1 }));
+    assert_eq!(
+        hunt.attempts(),
+        &[(0, PhoneOutcome::Busy), (1, PhoneOutcome::Answered)]
+    );
+    assert_eq!(hunt.poll_action(), None);
+    Hunt::release(&mut state, 1, secs(t0, 5));
+    assert_eq!(state.total_active(), 0);
+}
