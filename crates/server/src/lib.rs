@@ -161,7 +161,20 @@ impl Server {
                 }
             }
             if ended {
-                let parked: Vec<Transmit> = std::iter::from_fn(|| core.poll_transmit()).collect();
+                // Provisional responses end nothing (and a late 100 would only invite
+                // retransmissions): they go at once, the rest waits for the commit.
+                let (now_sent, parked): (Vec<Transmit>, Vec<Transmit>) =
+                    std::iter::from_fn(|| core.poll_transmit())
+                        .partition(|t| t.payload.starts_with(b"SIP/2.0 1"));
+                for transmit in now_sent {
+                    if let Err(err) = self
+                        .transports
+                        .send(transmit.destination, transmit.payload)
+                        .await
+                    {
+                        warn!(destination = %transmit.destination, %err, "send failed");
+                    }
+                }
                 if !parked.is_empty() && gate.send(parked).is_err() {
                     error!("durability gate stopped");
                 }
