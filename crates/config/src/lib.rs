@@ -94,11 +94,7 @@ impl Config {
             let valid = error.utf8_error().valid_up_to();
             let bytes = error.as_bytes();
             let text = String::from_utf8_lossy(bytes.get(..valid).unwrap_or_default());
-            let (line, column) = Source {
-                origin: &origin,
-                text: &text,
-            }
-            .position(valid);
+            let (line, column) = Source::new(&origin, &text).position(valid);
             file_error(
                 &origin,
                 line,
@@ -111,7 +107,7 @@ impl Config {
 
     /// Parses and validates text; `origin` is the name used in messages (a path).
     pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-        let mut diagnostics = Diagnostics::new(Source { origin, text });
+        let mut diagnostics = Diagnostics::new(Source::new(origin, text));
         let Some(mut document) = Document::parse(text, &mut diagnostics) else {
             return diagnostics.finish(None);
         };
