@@ -168,10 +168,12 @@ enum ClientPurpose {
         original: ServerKey,
         request: Box<Message>,
     },
-    /// An INVITE to a phone whose call has ended: a late 2xx gets ACK and BYE.
+    /// An INVITE to a phone whose call has ended: a late 2xx gets ACK and BYE, and a
+    /// CANCEL deferred until the phone's first provisional response goes with it.
     Orphan {
         invite: Box<Message>,
         destination: Peer,
+        cancel_deferred: bool,
     },
     /// BYE or CANCEL: the response only confirms.
     Ignore,
@@ -644,9 +646,21 @@ impl B2bua {
             ClientPurpose::Orphan {
                 invite,
                 destination,
+                cancel_deferred,
             } => {
                 if (200..300).contains(&status) {
                     self.ack_and_bye_orphan(tx, &invite, &response, destination, now);
+                } else if cancel_deferred && (100..200).contains(&status) {
+                    if let Some(ClientPurpose::Orphan {
+                        cancel_deferred, ..
+                    }) = self.by_client_key.get_mut(&key)
+                    {
+                        *cancel_deferred = false;
+                    }
+                    let cancel = MessageBuilder::cancel_for(&invite).build();
+                    if let Ok(k) = tx.send_request(now, cancel, destination) {
+                        self.by_client_key.insert(k, ClientPurpose::Ignore);
+                    }
                 }
             }
         }
@@ -1300,6 +1314,7 @@ impl B2bua {
                     ClientPurpose::Orphan {
                         invite: Box::new(invite.clone()),
                         destination: leg.destination,
+                        cancel_deferred: leg.cancel_deferred,
                     },
                 );
             }

@@ -944,4 +944,30 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
             "a second later the number accepts again"
         );
     }
+
+    #[test]
+    fn a_cancel_deferred_for_a_silent_phone_still_goes_after_the_call_ended() {
+        let mut core = core();
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), Bytes::from_static(CALL.as_bytes()), udp_peer());
+        let leg = requests_to_phones(&parsed(&drain(&mut core)), Method::Invite).remove(0);
+        // The caller gives up before the phone has said anything.
+        let cancel = MessageBuilder::cancel_for(
+            &Message::parse(Bytes::from_static(CALL.as_bytes())).unwrap(),
+        )
+        .build();
+        core.handle_received(t0, wall(), cancel.wire(), udp_peer());
+        let sent = parsed(&drain(&mut core));
+        assert!(statuses_to_caller(&sent).contains(&487));
+        assert!(
+            requests_to_phones(&sent, Method::Cancel).is_empty(),
+            "no CANCEL before a provisional response"
+        );
+        assert_eq!(core.active_calls(), 0, "the call is over");
+        // The phone finally rings: the CANCEL it is owed goes now.
+        phone_says(&mut core, t0, &leg, 180, "ph1", None);
+        let cancels = requests_to_phones(&parsed(&drain(&mut core)), Method::Cancel);
+        assert_eq!(cancels.len(), 1);
+        assert_eq!(cancels[0].call_id(), leg.call_id());
+    }
 }
