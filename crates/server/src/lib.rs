@@ -234,8 +234,11 @@ impl Server {
     }
 }
 
-/// Sends parked transmits once everything recorded before them is committed. Batches
-/// that queue up while one flush runs share the next flush.
+/// Sends parked transmits once everything recorded before them is committed. It waits
+/// for the store's regular commit rather than forcing one (group commit): under load
+/// every call that ended within one commit interval shares one transaction and one
+/// fsync, at the price of up to that interval (50 ms by default) before the peer hears
+/// the final response.
 async fn durability_gate(
     mut parked: mpsc::UnboundedReceiver<Vec<Transmit>>,
     store: Arc<dyn CdrStore>,
@@ -246,8 +249,8 @@ async fn durability_gate(
         while let Ok(more) = parked.try_recv() {
             batches.push(more);
         }
-        let flushing = store.clone();
-        match tokio::task::spawn_blocking(move || flushing.flush()).await {
+        let waiting = store.clone();
+        match tokio::task::spawn_blocking(move || waiting.wait_committed()).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
                 error!(%err, "CDR commit failed; sending anyway (the writer keeps retrying)")

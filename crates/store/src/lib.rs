@@ -54,6 +54,16 @@ pub trait CdrStore: Send + Sync {
     /// written (such as a duplicate `call_id`) since the last report.
     fn flush(&self) -> Result<(), StoreError>;
 
+    /// Waits until everything recorded before this call is committed, like
+    /// [`flush`](CdrStore::flush), but without hurrying the commit: the records go in the
+    /// store's next regular batch (within its commit interval), so under load many
+    /// callers share one commit and one fsync. Returns at once if nothing is pending.
+    ///
+    /// Errors as `flush`, except that rejected CDRs are left for `flush` to report.
+    fn wait_committed(&self) -> Result<(), StoreError> {
+        self.flush()
+    }
+
     /// Committed CDRs matching `filter`, newest (latest `setup_at`) first.
     fn query(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, StoreError>;
 

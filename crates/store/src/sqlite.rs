@@ -320,6 +320,17 @@ impl CdrStore for SqliteStore {
         result.recv().map_err(|_| stopped())?
     }
 
+    fn wait_committed(&self) -> Result<(), StoreError> {
+        let (reply, result) = mpsc::channel();
+        let stopped = || StoreError::WriterStopped {
+            path: self.path.clone(),
+        };
+        self.tx
+            .send(Msg::WaitCommitted(reply))
+            .map_err(|_| stopped())?;
+        result.recv().map_err(|_| stopped())?
+    }
+
     fn query(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, StoreError> {
         const CONTEXT: &str = "querying CDRs";
         let mut sql = String::from(

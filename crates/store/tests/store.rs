@@ -670,3 +670,43 @@ fn closing_while_commits_fail_reports_it() {
         "{err:?}"
     );
 }
+
+#[test]
+fn wait_committed_returns_at_once_when_nothing_is_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("cdr.db"), Duration::from_secs(3600)).unwrap();
+    store.wait_committed().unwrap();
+    store.record(full_cdr("first"), None).unwrap();
+    store.flush().unwrap();
+    // The interval since that commit has not passed, but nothing is queued.
+    store.wait_committed().unwrap();
+    assert_eq!(all(&store).len(), 1);
+}
+
+#[test]
+fn wait_committed_shares_the_next_regular_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let interval = Duration::from_millis(400);
+    let store = Arc::new(SqliteStore::open(&dir.path().join("cdr.db"), interval).unwrap());
+    // An idle store commits the first record at once; the next waits for the interval.
+    store.record(full_cdr("opens-the-interval"), None).unwrap();
+    store.flush().unwrap();
+    let committed_at = Instant::now();
+    store.record(full_cdr("a"), None).unwrap();
+    let waiters: Vec<_> = ["b", "c"]
+        .into_iter()
+        .map(|id| {
+            let store = Arc::clone(&store);
+            store.record(full_cdr(id), None).unwrap();
+            std::thread::spawn(move || store.wait_committed())
+        })
+        .collect();
+    store.wait_committed().unwrap();
+    for waiter in waiters {
+        waiter.join().unwrap().unwrap();
+    }
+    // Waiting did not hurry the commit (a flush would have committed at once) ...
+    assert!(committed_at.elapsed() >= interval - Duration::from_millis(50));
+    // ... and everything recorded before the wait is there.
+    assert_eq!(all(&store).len(), 4);
+}

@@ -23,6 +23,8 @@ pub(crate) enum Msg {
     Record(Box<(Cdr, Option<NewAlert>)>),
     /// Commit everything queued so far, then reply.
     Flush(Reply),
+    /// Reply once everything queued so far has committed, in its own time.
+    WaitCommitted(Reply),
     /// Commit everything queued, reply with the result, and stop.
     Shutdown(Reply),
 }
@@ -34,8 +36,10 @@ pub(crate) struct Writer {
     options: StoreOptions,
     /// Queued CDRs, in arrival order; kept across failed commits.
     batch: Vec<(Cdr, Option<NewAlert>)>,
-    /// Flushes waiting for the next commit.
+    /// Flushes waiting for the next commit, which they hurry.
     waiters: Vec<Reply>,
+    /// Callers waiting for the next commit, which they do not hurry.
+    patient: Vec<Reply>,
     /// Set once a shutdown arrives (or every sender is gone).
     stop: bool,
     /// Rejected CDRs not yet reported by a flush.
@@ -59,6 +63,7 @@ impl Writer {
             options,
             batch: Vec::new(),
             waiters: Vec::new(),
+            patient: Vec::new(),
             stop: false,
             rejected: Vec::new(),
             last_commit: None,
@@ -92,6 +97,13 @@ impl Writer {
         match msg {
             Ok(Msg::Record(item)) => self.batch.push(*item),
             Ok(Msg::Flush(reply)) => self.waiters.push(reply),
+            Ok(Msg::WaitCommitted(reply)) => {
+                if self.batch.is_empty() && self.retry_at.is_none() {
+                    let _ = reply.send(Ok(()));
+                } else {
+                    self.patient.push(reply);
+                }
+            }
             Ok(Msg::Shutdown(reply)) => {
                 // Answered, like a flush, by the final commit.
                 self.waiters.push(reply);
@@ -164,6 +176,9 @@ impl Writer {
                 self.retry_delay = INITIAL_RETRY_DELAY;
                 let room = MAX_KEPT_REJECTIONS.saturating_sub(self.rejected.len());
                 self.rejected.extend(rejected.into_iter().take(room));
+                for waiter in self.patient.drain(..) {
+                    let _ = waiter.send(Ok(()));
+                }
                 if !self.waiters.is_empty() {
                     let rejected = std::mem::take(&mut self.rejected);
                     for waiter in self.waiters.drain(..) {
@@ -186,7 +201,7 @@ impl Writer {
                     "committing CDRs failed; will retry");
                 self.retry_at = Some(Instant::now() + self.retry_delay);
                 self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY_DELAY);
-                for waiter in self.waiters.drain(..) {
+                for waiter in self.waiters.drain(..).chain(self.patient.drain(..)) {
                     let _ = waiter.send(Err(StoreError::Commit {
                         path: self.path.clone(),
                         pending: self.batch.len(),
