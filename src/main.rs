@@ -10,6 +10,11 @@ use sihai_config::Config;
 use sihai_server::Server;
 use tracing::info;
 
+/// glibc's malloc spent ~15 % of the signalling thread under load (consolidating freed
+/// message buffers); mimalloc's thread-local free lists make that a few percent.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sihai",
