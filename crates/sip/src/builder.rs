@@ -225,11 +225,33 @@ fn put(buf: &mut BytesMut, s: &str) -> Span {
 /// A value that came from a peer or a config file must not be able to end its line and
 /// inject headers: CR and LF become spaces.
 fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains(['\r', '\n']) {
+    if has_line_end(s.as_bytes()) {
         std::borrow::Cow::Owned(s.replace(['\r', '\n'], " "))
     } else {
         std::borrow::Cow::Borrowed(s)
     }
+}
+
+/// Whether `bytes` holds a CR or LF, eight bytes at a time. Every header value of every
+/// message we send passes here and values are short: a char-set `contains` was 7 % of a
+/// call's processing, memchr2's set-up on short values still 4 %.
+fn has_line_end(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Non-zero iff some byte of `word` is zero (the classic SWAR test).
+    let has_zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        if has_zero_byte(word ^ (ONES * u64::from(b'\r')))
+            || has_zero_byte(word ^ (ONES * u64::from(b'\n')))
+        {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| b == b'\r' || b == b'\n')
 }
 
 /// The RFC 3261 §21 reason phrase for a status code.
@@ -301,6 +323,25 @@ mod tests {
         Call-ID: call-1\r\n\
         CSeq: 7 INVITE\r\n\
         Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn line_ends_are_found_wherever_they_are() {
+        for len in 0..40 {
+            let clean = "a".repeat(len);
+            assert!(!has_line_end(clean.as_bytes()), "{len}");
+            for at in 0..len {
+                for end in [b'\r', b'\n'] {
+                    let mut dirty = clean.clone().into_bytes();
+                    dirty[at] = end;
+                    assert!(has_line_end(&dirty), "{len} {at} {end}");
+                }
+            }
+        }
+        // Bytes next to CR/LF in value (0x0c, 0x0e, 0x0b, 0x09, 0x8d) are not line ends.
+        assert!(!has_line_end(&[
+            0x0c, 0x0e, 0x0b, 0x09, 0x8d, 0x8a, 0x0c, 0x0e, 0x0b
+        ]));
+    }
 
     #[test]
     fn response_copies_the_right_headers() {

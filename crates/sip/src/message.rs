@@ -349,7 +349,7 @@ impl Message {
         self.headers.iter().filter(|h| h.name == name).count()
     }
 
-    fn single(&self, name: HeaderName) -> Result<&str, HeaderError> {
+    pub(crate) fn single(&self, name: HeaderName) -> Result<&str, HeaderError> {
         let mut all = self.get_all(name);
         let first = all.next().ok_or(HeaderError::Missing(name))?;
         if all.next().is_some() {
@@ -390,8 +390,10 @@ impl Message {
         self.name_addr(HeaderName::To)
     }
 
+    /// The value's parts, located but not checked: `validate` checks the URI and
+    /// parameters of From and To once, when the message arrives.
     fn name_addr(&self, name: HeaderName) -> Result<NameAddr<'_>, HeaderError> {
-        NameAddr::parse(self.single(name)?).map_err(|_| HeaderError::Malformed(name))
+        NameAddr::locate(self.single(name)?).map_err(|_| HeaderError::Malformed(name))
     }
 
     pub fn top_via(&self) -> Result<Via<'_>, HeaderError> {

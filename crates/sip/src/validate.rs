@@ -88,8 +88,7 @@ pub fn check_request(msg: &Message) -> Result<(), Fault> {
     }
     check_vias(msg)?;
     msg.call_id().map_err(header_fault)?;
-    msg.from().map_err(header_fault)?;
-    msg.to().map_err(header_fault)?;
+    check_from_to(msg)?;
     let cseq = msg.cseq().map_err(header_fault)?;
     if cseq.method.as_str() != method.as_str() {
         // An unknown method is reported as unimplemented before its CSeq is judged
@@ -134,10 +133,19 @@ pub fn check_response(msg: &Message) -> Result<(), Fault> {
     check_version(msg.version())?;
     check_vias(msg)?;
     msg.call_id().map_err(header_fault)?;
-    msg.from().map_err(header_fault)?;
-    msg.to().map_err(header_fault)?;
+    check_from_to(msg)?;
     msg.cseq().map_err(header_fault)?;
     check_content_length(msg)
+}
+
+/// From and To in full, URI and parameters included: `Message::from`/`to` only locate
+/// the parts, relying on this check having passed.
+fn check_from_to(msg: &Message) -> Result<(), Fault> {
+    for name in [HeaderName::From, HeaderName::To] {
+        let value = msg.single(name).map_err(header_fault)?;
+        NameAddr::parse(value).map_err(|_| header_fault(HeaderError::Malformed(name)))?;
+    }
+    Ok(())
 }
 
 fn check_vias(msg: &Message) -> Result<(), Fault> {
@@ -227,6 +235,22 @@ mod tests {
                 "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n".to_string(),
                 400,
                 "Missing Call-ID",
+            ),
+            // The accessors only locate From/To; validation must still read the URI
+            // and the parameters.
+            (
+                "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                 From: <sip:c@d|e>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
+                    .to_string(),
+                400,
+                "Malformed From",
+            ),
+            (
+                "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                 From: <sip:c@d>;tag=1\r\nTo: <sip:a@b>;;\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
+                    .to_string(),
+                400,
+                "Malformed To",
             ),
         ];
         for (text, status, reason) in cases {
