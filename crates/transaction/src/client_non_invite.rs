@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use sihai_sip::{Message, Peer};
 
 use crate::context::ClientCtx;
@@ -25,7 +26,9 @@ pub(crate) enum State {
 #[derive(Debug)]
 pub(crate) struct ClientNonInvite {
     state: State,
-    request: Message,
+    /// Only the bytes: retransmitting is all the request is kept for, and a held
+    /// transaction (Timer K) should not pin the parsed header index.
+    request: Bytes,
     destination: Peer,
     /// The next Timer E interval: T1 doubling to T2 in Trying, T2 in Proceeding.
     e_interval: Duration,
@@ -35,7 +38,7 @@ impl ClientNonInvite {
     pub(crate) fn new(request: Message, destination: Peer) -> ClientNonInvite {
         ClientNonInvite {
             state: State::Trying,
-            request,
+            request: request.wire(),
             destination,
             e_interval: Duration::ZERO,
         }
@@ -47,7 +50,7 @@ impl ClientNonInvite {
 
     /// Sends the request and arms Timers E (UDP only) and F.
     pub(crate) fn start(&mut self, ctx: &mut ClientCtx<'_>) {
-        ctx.send(self.destination, self.request.wire());
+        ctx.send(self.destination, self.request.clone());
         if !self.destination.transport.is_reliable() {
             self.e_interval = ctx.config().t1;
             ctx.arm(Timer::E, self.e_interval);
@@ -86,7 +89,7 @@ impl ClientNonInvite {
     pub(crate) fn on_timer(&mut self, ctx: &mut ClientCtx<'_>, timer: Timer) {
         match (self.state, timer) {
             (State::Trying | State::Proceeding, Timer::E) => {
-                ctx.send(self.destination, self.request.wire());
+                ctx.send(self.destination, self.request.clone());
                 self.e_interval = if self.state == State::Proceeding {
                     ctx.config().t2
                 } else {

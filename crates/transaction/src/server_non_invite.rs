@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use sihai_sip::{Message, Peer};
 
 use crate::context::ServerCtx;
@@ -37,7 +38,9 @@ impl State {
 pub(crate) struct ServerNonInvite {
     state: State,
     reply_to: Peer,
-    last_response: Option<Message>,
+    /// Only the bytes: answering retransmissions is all it is kept for, for 64*T1
+    /// over UDP, and the parsed header index would be most of what it weighs.
+    last_response: Option<Bytes>,
 }
 
 impl ServerNonInvite {
@@ -59,7 +62,7 @@ impl ServerNonInvite {
         if matches!(self.state, State::Proceeding | State::Completed)
             && let Some(response) = &self.last_response
         {
-            ctx.send(self.reply_to, response.wire());
+            ctx.send(self.reply_to, response.clone());
         }
     }
 
@@ -72,8 +75,9 @@ impl ServerNonInvite {
             return Err(self.state);
         }
         let provisional = response.status().is_some_and(|s| s < 200);
-        ctx.send(self.reply_to, response.wire());
-        self.last_response = Some(response);
+        let wire = response.wire();
+        ctx.send(self.reply_to, wire.clone());
+        self.last_response = Some(wire);
         if provisional {
             self.state = State::Proceeding;
             return Ok(());
