@@ -261,7 +261,7 @@ impl FieldPaths {
 }
 
 /// A key as it would be written in TOML: bare when possible, quoted otherwise.
-fn render_key(key: &str) -> String {
+pub(crate) fn render_key(key: &str) -> String {
     let bare = !key.is_empty()
         && key
             .chars()

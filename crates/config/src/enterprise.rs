@@ -2,7 +2,7 @@
 //!
 //! Numbers, plans and groups each belong to one enterprise (by `id`), and may only use
 //! plans and groups of the same enterprise. The enterprise also says where its
-//! missed-call notices go.
+//! missed-call notices go and how long its call recordings are kept.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -17,6 +17,10 @@ pub(crate) const SECTION: &str = "enterprise";
 
 /// Phone numbers that receive missed-call SMS: digits, this long.
 const CONTACT_DIGITS: std::ops::RangeInclusive<usize> = 5..=20;
+/// How long call recordings are kept when the enterprise does not say.
+pub const DEFAULT_RECORDING_RETENTION_DAYS: u32 = 180;
+/// Ten years: longer is an archive, not the switch's job.
+const MAX_RECORDING_RETENTION_DAYS: u32 = 3_650;
 
 /// One enterprise, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +33,9 @@ pub struct Enterprise {
     pub alert_webhook: Option<String>,
     /// Phone numbers (digits) that get missed-call notices by SMS.
     pub alert_contacts: Vec<String>,
+    /// Call recordings of this enterprise's numbers are deleted after this many days;
+    /// 1 to 3650, default [`DEFAULT_RECORDING_RETENTION_DAYS`].
+    pub recording_retention_days: u32,
 }
 
 /// One `[[enterprise]]` as written.
@@ -39,6 +46,7 @@ pub(crate) struct RawEnterprise {
     name: Spanned<String>,
     alert_webhook: Option<Spanned<String>>,
     alert_contacts: Option<Vec<Spanned<String>>>,
+    recording_retention_days: Option<Spanned<u64>>,
 }
 
 /// The validation pass for `[[enterprise]]`: the enterprises, and the catalog of their
@@ -92,6 +100,13 @@ pub(crate) fn validate(
             name: entry.name.get_ref().clone(),
             alert_webhook: entry.alert_webhook.as_ref().map(|w| w.get_ref().clone()),
             alert_contacts: contacts.iter().map(|c| c.get_ref().clone()).collect(),
+            recording_retention_days: check::bounded_u32(
+                entry.recording_retention_days.as_ref(),
+                DEFAULT_RECORDING_RETENTION_DAYS,
+                1..=MAX_RECORDING_RETENTION_DAYS,
+                || format!("{field}.recording_retention_days"),
+                diagnostics,
+            ),
         });
     }
     ids.add_malformed(&raw, diagnostics);

@@ -10,25 +10,87 @@
 //!    that reject unknown fields, wrong types and missing required fields; arrays of
 //!    tables (`[[group]]`) entry by entry, so one bad entry does not hide the others;
 //! 2. meaning (each section's `validate`): ranges, cross-field rules, duplicates, and
-//!    references between sections (`names`): a number's plan, a plan's groups and
-//!    schedule, each entry's enterprise, and that an enterprise uses only its own plans
-//!    and groups. Sections are validated in dependency order (enterprises, schedules,
-//!    groups, plans, numbers), each handing the next a catalog of the names it declares.
+//!    references between sections (`names`): a number's plan and ringback, a plan's
+//!    groups, menu and schedule, a menu's prompts, groups and nodes, an extension's
+//!    group, each entry's enterprise, and that an enterprise uses only its own plans,
+//!    menus and groups. Sections are validated in dependency order (enterprises,
+//!    schedules, prompts, groups, extensions, menus, plans, numbers), each handing the
+//!    next a catalog of the names it declares.
+//!
+//! Relative paths of the media sections (`[media] recordings` and `prompts`, and so
+//! every `[[prompt]] file`) are resolved against the directory of the configuration
+//! file, so a configuration and its recordings move together. The files themselves are
+//! not opened here: a check must not depend on the machine it runs on.
 //!
 //! Each top-level section has its own module; a new section adds a module, a field on
 //! [`Config`] and one `take_section` (or `take_array`) call in [`Config::from_str`].
+//!
+//! ```
+//! use std::path::Path;
+//! use sihai_config::{Config, MenuActionConfig};
+//!
+//! let text = r#"
+//! [sip]
+//! [[sip.listen]]
+//! transport = "udp"
+//! address = "192.0.2.10:5060"
+//!
+//! [[prompt]]
+//! name = "main-menu"
+//! file = "main-menu.wav"
+//!
+//! [[enterprise]]
+//! id = "acme"
+//! name = "Acme"
+//!
+//! [[group]]
+//! name = "sales"
+//! enterprise = "acme"
+//! strategy = "sequential"
+//! phones = [{ number = "13900000001" }]
+//!
+//! [[menu]]
+//! name = "acme-menu"
+//! enterprise = "acme"
+//! root = "main"
+//! [[menu.node]]
+//! name = "main"
+//! prompt = "main-menu"
+//! default = "hangup"
+//! options = { "1" = { group = "sales" }, "9" = "repeat" }
+//! "#;
+//! let config = Config::from_str(text, "/etc/sihai/sihai.toml").map_err(|e| e.to_string())?;
+//! // The relay advertises the SIP address; prompts live beside the file.
+//! assert_eq!(config.media.address.to_string(), "192.0.2.10");
+//! assert_eq!(config.prompts[0].file, Path::new("/etc/sihai/prompts/main-menu.wav"));
+//! let main = &config.menus[0].nodes[0];
+//! assert_eq!(main.options[0], ('1', MenuActionConfig::Group("sales".into())));
+//!
+//! // A mistake names the file, line, column and field.
+//! let broken = text.replace("group = \"sales\"", "group = \"sale\"");
+//! let errors = Config::from_str(&broken, "sihai.toml").unwrap_err();
+//! assert!(errors.to_string().starts_with(
+//!     "sihai.toml:29:29: menu[0].node[0].options.1.group: no [[group]] with name \"sale\""
+//! ));
+//! # Ok::<(), String>(())
+//! ```
 
 mod alerts;
 mod check;
 mod diagnostics;
 mod document;
+mod duration;
 mod enterprise;
 mod error;
+mod extension;
 mod group;
 mod log;
+mod media;
+mod menu;
 mod names;
 mod number;
 mod plan;
+mod prompt;
 mod schedule;
 mod sip;
 mod store;
@@ -37,12 +99,16 @@ mod trunk;
 use std::path::Path;
 
 pub use alerts::AlertConfig;
-pub use enterprise::Enterprise;
+pub use enterprise::{DEFAULT_RECORDING_RETENTION_DAYS, Enterprise};
 pub use error::{ConfigError, ConfigErrors};
+pub use extension::{ExtensionConfig, MAX_EXTENSION_DIGITS};
 pub use group::{GroupConfig, HuntStrategy, MAX_PHONES, PhoneConfig, PhoneTarget};
 pub use log::LogConfig;
+pub use media::{DEFAULT_RTP_PORTS, MediaConfig};
+pub use menu::{MenuActionConfig, MenuConfig, MenuNodeConfig};
 pub use number::{NumberConfig, NumberStatus, normalize_400};
-pub use plan::{ListEntry, PROVINCES, PlanConfig, RegionRule};
+pub use plan::{EarlyMedia, ListEntry, PROVINCES, PlanConfig, RegionRule};
+pub use prompt::PromptConfig;
 pub use schedule::{ScheduleConfig, TimeRange, WEEKDAYS};
 pub use sip::{Listen, SipConfig, TcpSettings, Timers};
 pub use store::StoreConfig;
@@ -53,21 +119,28 @@ use document::Document;
 
 /// The whole validated configuration.
 ///
-/// Every name resolves: each number's enterprise and plan, each plan's group, schedule,
-/// after-hours group and region groups, each group's enterprise; and a number, its plan
-/// and the plan's groups all belong to the same enterprise. Lists keep the file's order.
+/// Every name resolves: each number's enterprise, plan and ringback; each plan's group,
+/// menu, schedule, after-hours group and region groups; each menu's prompts, groups and
+/// nodes; each extension's group and ringback; each entry's enterprise. A number, its
+/// plan, the plan's menu and groups, and the menu's groups all belong to the same
+/// enterprise. Lists keep the file's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub sip: SipConfig,
     pub log: LogConfig,
     pub store: StoreConfig,
     pub alerts: AlertConfig,
+    /// Always present: every setting has a default.
+    pub media: MediaConfig,
     pub trunks: Vec<Trunk>,
     pub enterprises: Vec<Enterprise>,
     pub numbers: Vec<NumberConfig>,
     pub plans: Vec<PlanConfig>,
     pub groups: Vec<GroupConfig>,
     pub schedules: Vec<ScheduleConfig>,
+    pub prompts: Vec<PromptConfig>,
+    pub menus: Vec<MenuConfig>,
+    pub extensions: Vec<ExtensionConfig>,
 }
 
 /// The top-level tables a configuration file may contain.
@@ -76,16 +149,21 @@ const SECTIONS: &[&str] = &[
     log::SECTION,
     store::SECTION,
     alerts::SECTION,
+    media::SECTION,
     trunk::SECTION,
     enterprise::SECTION,
     number::SECTION,
     plan::SECTION,
     group::SECTION,
     schedule::SECTION,
+    prompt::SECTION,
+    menu::SECTION,
+    extension::SECTION,
 ];
 
 impl Config {
-    /// Reads and validates a file; errors carry the path.
+    /// Reads and validates a file; errors carry the path, and relative media paths are
+    /// resolved against the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let origin = path.display().to_string();
         let bytes = std::fs::read(path)
@@ -105,8 +183,12 @@ impl Config {
         Config::from_str(&text, &origin)
     }
 
-    /// Parses and validates text; `origin` is the name used in messages (a path).
+    /// Parses and validates text; `origin` is the name used in messages, the file's
+    /// path: relative media paths (`[media] recordings` and `prompts`, and so the
+    /// `[[prompt]]` files) are resolved against its directory, e.g. `recordings`
+    /// against `"config/sihai.toml"` is `config/recordings`.
     pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+        let base_dir = Path::new(origin).parent().unwrap_or(Path::new(""));
         let mut diagnostics = Diagnostics::new(Source::new(origin, text));
         let Some(mut document) = Document::parse(text, &mut diagnostics) else {
             return diagnostics.finish(None);
@@ -118,6 +200,7 @@ impl Config {
         let raw_log = document.take_section::<log::RawLog>(log::SECTION, d);
         let raw_store = document.take_section::<store::RawStore>(store::SECTION, d);
         let raw_alerts = document.take_section::<alerts::RawAlerts>(alerts::SECTION, d);
+        let raw_media = document.take_section::<media::RawMedia>(media::SECTION, d);
         let raw_trunks = document.take_array::<trunk::RawTrunk>(trunk::SECTION, "name", d);
         let raw_enterprises =
             document.take_array::<enterprise::RawEnterprise>(enterprise::SECTION, "id", d);
@@ -126,13 +209,25 @@ impl Config {
         let raw_groups = document.take_array::<group::RawGroup>(group::SECTION, "name", d);
         let raw_schedules =
             document.take_array::<schedule::RawSchedule>(schedule::SECTION, "name", d);
+        let raw_prompts = document.take_array::<prompt::RawPrompt>(prompt::SECTION, "name", d);
+        let raw_menus = document.take_array::<menu::RawMenu>(menu::SECTION, "name", d);
+        let raw_extensions =
+            document.take_array::<extension::RawExtension>(extension::SECTION, "number", d);
         document.reject_unknown_sections(SECTIONS, d);
         let arrays_malformed = raw_trunks.is_malformed()
             || raw_enterprises.is_malformed()
             || raw_numbers.is_malformed()
             || raw_plans.is_malformed()
             || raw_groups.is_malformed()
-            || raw_schedules.is_malformed();
+            || raw_schedules.is_malformed()
+            || raw_prompts.is_malformed()
+            || raw_menus.is_malformed()
+            || raw_extensions.is_malformed();
+        let first_listen_span = raw_sip
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .and_then(|raw| raw.get_ref().first_listen_address_span());
 
         // Pass 2, meaning: every well-formed section and entry is validated, whatever
         // else failed; later sections resolve names against the catalogs of earlier ones.
@@ -140,31 +235,73 @@ impl Config {
         let log = raw_log.ok().map(|raw| log::validate(raw, d));
         let store = raw_store.ok().map(|raw| store::validate(raw, d));
         let alerts = raw_alerts.ok().map(|raw| alerts::validate(raw, d));
+        let media_context = media::Context {
+            first_listen: sip
+                .as_ref()
+                .and_then(|sip| sip.listen.first())
+                .map(|listen| listen.address.ip()),
+            first_listen_span,
+            base_dir,
+        };
+        let media = raw_media
+            .ok()
+            .map(|raw| media::validate(raw, &media_context, d));
         let trunks = trunk::validate(raw_trunks, d);
         let (enterprises, enterprise_ids) = enterprise::validate(raw_enterprises, d);
         let (schedules, schedule_names) = schedule::validate(raw_schedules, d);
+        // With [media] malformed the configuration is rejected anyway; resolving
+        // against the default keeps the prompts checked meanwhile.
+        let prompts_dir = media.as_ref().map_or_else(
+            || base_dir.join("prompts"),
+            |media| media.prompts_dir.clone(),
+        );
+        let (prompts, prompt_names) = prompt::validate(raw_prompts, &prompts_dir, d);
         let (groups, group_names) = group::validate(raw_groups, &enterprise_ids, d);
-        let catalogs = plan::Catalogs {
+        let extension_catalogs = extension::Catalogs {
+            enterprises: &enterprise_ids,
+            groups: &group_names,
+            prompts: &prompt_names,
+        };
+        let (extensions, extension_owners) =
+            extension::validate(raw_extensions, &extension_catalogs, d);
+        let menu_catalogs = menu::Catalogs {
+            enterprises: &enterprise_ids,
+            groups: &group_names,
+            prompts: &prompt_names,
+            extensions: &extension_owners,
+        };
+        let (menus, menu_names) = menu::validate(raw_menus, &menu_catalogs, d);
+        let plan_catalogs = plan::Catalogs {
             enterprises: &enterprise_ids,
             groups: &group_names,
             schedules: &schedule_names,
+            menus: &menu_names,
         };
-        let (plans, plan_names) = plan::validate(raw_plans, &catalogs, d);
-        let numbers = number::validate(raw_numbers, &enterprise_ids, &plan_names, d);
+        let (plans, plan_names) = plan::validate(raw_plans, &plan_catalogs, d);
+        let number_catalogs = number::Catalogs {
+            enterprises: &enterprise_ids,
+            plans: &plan_names,
+            prompts: &prompt_names,
+        };
+        let numbers = number::validate(raw_numbers, &number_catalogs, d);
 
-        let config = match (sip, log, store, alerts) {
-            (Some(sip), Some(log), Some(store), Some(alerts)) if !arrays_malformed => {
+        let config = match (sip, log, store, alerts, media) {
+            (Some(sip), Some(log), Some(store), Some(alerts), Some(media)) if !arrays_malformed => {
                 Some(Config {
                     sip,
                     log,
                     store,
                     alerts,
+                    media,
                     trunks,
                     enterprises,
                     numbers,
                     plans,
                     groups,
                     schedules,
+                    prompts,
+                    menus,
+                    extensions,
                 })
             }
             _ => None,

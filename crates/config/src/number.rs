@@ -1,4 +1,5 @@
-//! `[[number]]`: the 400 numbers, each bound to an enterprise and one of its plans.
+//! `[[number]]`: the 400 numbers, each bound to an enterprise and one of its plans, with
+//! what callers hear while phones ring (彩铃) and whether calls are recorded (通话录音).
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -38,6 +39,12 @@ pub struct NumberConfig {
     pub max_concurrent: Option<u32>,
     /// New calls per second; `None` = unlimited. At least 1.
     pub max_cps: Option<u32>,
+    /// A [`crate::PromptConfig`] name played to callers while phones ring (彩铃);
+    /// `None` = the ringing tone. A menu node's or an extension's ringback, when the
+    /// call went through one, takes precedence.
+    pub ringback: Option<String>,
+    /// Record bridged calls (from answer to hang-up) into [`crate::MediaConfig::recordings`].
+    pub record: bool,
 }
 
 /// The canonical form of a 400 number written with optional `-` or space separators
@@ -70,15 +77,28 @@ pub(crate) struct RawNumber {
     plan: Spanned<String>,
     max_concurrent: Option<Spanned<u64>>,
     max_cps: Option<Spanned<u64>>,
+    ringback: Option<Spanned<String>>,
+    record: Option<bool>,
 }
 
-/// The validation pass for `[[number]]`; enterprises and plans are already known.
+/// What the numbers refer to.
+pub(crate) struct Catalogs<'c> {
+    pub enterprises: &'c Catalog,
+    pub plans: &'c Catalog,
+    pub prompts: &'c Catalog,
+}
+
+/// The validation pass for `[[number]]`; enterprises, plans and prompts are known.
 pub(crate) fn validate(
     raw: ArraySection<RawNumber>,
-    enterprises: &Catalog,
-    plans: &Catalog,
+    catalogs: &Catalogs<'_>,
     diagnostics: &mut Diagnostics,
 ) -> Vec<NumberConfig> {
+    let Catalogs {
+        enterprises,
+        plans,
+        prompts,
+    } = catalogs;
     let mut declared = Catalog::new(SECTION, SECTION, &raw);
     let mut numbers = Vec::with_capacity(raw.entries.len());
     for (index, entry) in raw.entries {
@@ -116,6 +136,9 @@ pub(crate) fn validate(
         );
         let owner = enterprises.owner(&entry.enterprise);
         plans.check_reference(&entry.plan, format!("{field}.plan"), owner, diagnostics);
+        if let Some(ringback) = &entry.ringback {
+            prompts.check_reference(ringback, format!("{field}.ringback"), None, diagnostics);
+        }
         let max_concurrent = limit(
             entry.max_concurrent.as_ref(),
             MAX_CONCURRENT,
@@ -138,6 +161,8 @@ pub(crate) fn validate(
             plan: entry.plan.into_inner(),
             max_concurrent,
             max_cps,
+            ringback: entry.ringback.map(Spanned::into_inner),
+            record: entry.record.unwrap_or(false),
         });
     }
     numbers

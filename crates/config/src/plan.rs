@@ -1,5 +1,6 @@
 //! `[[plan]]`: how an enterprise's calls are screened and routed: the default group,
-//! business hours and what happens outside them, per-region groups, caller lists.
+//! an optional voice menu, business hours and what happens outside them, per-region
+//! groups, caller lists, and what the caller hears while phones ring.
 
 use std::time::Duration;
 
@@ -103,6 +104,17 @@ pub struct RegionRule {
     pub group: String,
 }
 
+/// What the caller hears while the phones ring, before anyone answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum EarlyMedia {
+    /// sihai plays the ringback: the number's (or menu node's, or extension's) ringback
+    /// prompt, else a ringing tone.
+    #[default]
+    Ringback,
+    /// The ringing phone's own early media (its carrier's 彩铃 or tone) is passed through.
+    Phone,
+}
+
 /// One routing plan, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanConfig {
@@ -111,7 +123,15 @@ pub struct PlanConfig {
     /// The [`crate::Enterprise`] id it belongs to.
     pub enterprise: String,
     /// The default group (of the same enterprise).
+    // TODO(menus): with a `menu`, the menu's outcome picks the group; `group` stays
+    // required until sihai-routing's `Plan` can hold a plan without one.
     pub group: String,
+    /// A [`crate::MenuConfig`] name of the same enterprise: the call is answered and the
+    /// menu picks the group or extension. `None` = ring `group` (or a region's group).
+    pub menu: Option<String>,
+    /// Who provides what the caller hears while phones ring; default
+    /// [`EarlyMedia::Ringback`].
+    pub early_media: EarlyMedia,
     /// A [`crate::ScheduleConfig`] name; `None` = open at all hours.
     pub schedule: Option<String>,
     /// The group rung outside business hours; `None` = reject (480) and send a missed-call
@@ -139,6 +159,8 @@ pub(crate) struct RawPlan {
     name: Spanned<String>,
     enterprise: Spanned<String>,
     group: Spanned<String>,
+    menu: Option<Spanned<String>>,
+    early_media: Option<RawEarlyMedia>,
     schedule: Option<Spanned<String>>,
     after_hours: Option<Spanned<String>>,
     hunt_timeout_s: Option<Spanned<u64>>,
@@ -149,6 +171,13 @@ pub(crate) struct RawPlan {
     block_provinces: Option<Vec<Spanned<String>>>,
     block_cities: Option<Vec<Spanned<String>>>,
     reject_anonymous: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawEarlyMedia {
+    Ringback,
+    Phone,
 }
 
 /// One region rule as written: `{ provinces = ["北京"], group = "beijing" }`.
@@ -168,6 +197,7 @@ pub(crate) struct Catalogs<'c> {
     pub enterprises: &'c Catalog,
     pub groups: &'c Catalog,
     pub schedules: &'c Catalog,
+    pub menus: &'c Catalog,
 }
 
 /// The validation pass for `[[plan]]`: the plans, and the catalog of their names with
@@ -200,6 +230,11 @@ pub(crate) fn validate(
         catalogs
             .groups
             .check_reference(&entry.group, format!("{field}.group"), owner, diagnostics);
+        if let Some(menu) = &entry.menu {
+            catalogs
+                .menus
+                .check_reference(menu, format!("{field}.menu"), owner, diagnostics);
+        }
         if let Some(schedule) = &entry.schedule {
             catalogs.schedules.check_reference(
                 schedule,
@@ -231,6 +266,11 @@ pub(crate) fn validate(
             name: entry.name.get_ref().clone(),
             enterprise: entry.enterprise.get_ref().clone(),
             group: entry.group.get_ref().clone(),
+            menu: entry.menu.as_ref().map(|m| m.get_ref().clone()),
+            early_media: match entry.early_media {
+                None | Some(RawEarlyMedia::Ringback) => EarlyMedia::Ringback,
+                Some(RawEarlyMedia::Phone) => EarlyMedia::Phone,
+            },
             schedule: entry.schedule.as_ref().map(|s| s.get_ref().clone()),
             after_hours: entry.after_hours.as_ref().map(|g| g.get_ref().clone()),
             hunt_timeout: check::seconds(

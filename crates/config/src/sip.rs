@@ -113,6 +113,14 @@ pub(crate) struct RawSip {
     tcp: Option<Spanned<RawTcp>>,
 }
 
+impl RawSip {
+    /// Where the first `[[sip.listen]]` address is written, if anywhere.
+    pub(crate) fn first_listen_address_span(&self) -> Option<Range<usize>> {
+        let listen = self.listen.as_ref()?.get_ref();
+        listen.first().map(|entry| entry.get_ref().address.span())
+    }
+}
+
 /// One `[[sip.listen]]` entry as written. The address stays a string so that every bad
 /// address is reported by validation, not just the first by serde.
 #[derive(Debug, Deserialize)]

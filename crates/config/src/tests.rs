@@ -235,7 +235,7 @@ fn unknown_section_is_named() {
         5,
         2,
         "trunks",
-        "unknown field \"trunks\", expected one of \"sip\", \"log\", \"store\", \"alerts\", \"trunk\", \"enterprise\", \"number\", \"plan\", \"group\", \"schedule\"",
+        "unknown field \"trunks\", expected one of \"sip\", \"log\", \"store\", \"alerts\", \"media\", \"trunk\", \"enterprise\", \"number\", \"plan\", \"group\", \"schedule\", \"prompt\", \"menu\", \"extension\"",
     );
 }
 
@@ -722,7 +722,7 @@ proptest::proptest! {
     /// and every error has a position inside the file.
     #[test]
     fn arbitrary_edits_never_panic(
-        at in 0usize..20_000,
+        at in 0usize..40_000,
         cut in 0usize..40,
         insert in "[\\PC\n\\[\\]\"'=.,#{}]{0,12}",
     ) {
@@ -749,3 +749,6 @@ proptest::proptest! {
 
 /// The routing sections: trunks, enterprises, numbers, plans, groups, schedules.
 mod routing;
+
+/// The media sections: media, prompts, menus, extensions.
+mod media;

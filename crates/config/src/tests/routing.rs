@@ -140,6 +140,8 @@ fn base_file_takes_the_defaults() {
             plan: "acme-main".into(),
             max_concurrent: None,
             max_cps: None,
+            ringback: None,
+            record: false,
         }]
     );
     assert_eq!(
@@ -148,6 +150,8 @@ fn base_file_takes_the_defaults() {
             name: "acme-main".into(),
             enterprise: "acme".into(),
             group: "sales".into(),
+            menu: None,
+            early_media: EarlyMedia::Ringback,
             schedule: None,
             after_hours: None,
             hunt_timeout: Duration::from_secs(60),
