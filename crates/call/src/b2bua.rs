@@ -24,6 +24,7 @@ use sihai_transaction::{ClientKey, ServerKey, TimerConfig, TransactionLayer, Tra
 use tracing::{debug, info, warn};
 
 use crate::dialog::Dialog;
+use crate::media::{Anchor, MediaPlane, MediaSettings, PortEvent};
 
 /// What the B2BUA needs to know about its own endpoint.
 #[derive(Debug, Clone)]
@@ -111,6 +112,8 @@ struct Call {
     /// Requests relayed to the other leg and not yet answered: if the call ends first,
     /// their originals still get a final response.
     relays: Vec<ClientKey>,
+    /// The call's media on our relay, when the relay is on and the caller offered SDP.
+    anchor: Option<Box<Anchor>>,
 }
 
 /// A hunt group as the B2BUA keeps it across calls.
@@ -200,6 +203,8 @@ pub struct B2bua {
     timers: BinaryHeap<Reverse<(Instant, CallId)>>,
     outbox: VecDeque<Transmit>,
     records: VecDeque<(Cdr, Option<NewAlert>)>,
+    /// The RTP relay's ports and queues; `None` passes SDP through end to end.
+    media: Option<MediaPlane<CallId>>,
 }
 
 impl B2bua {
@@ -219,7 +224,87 @@ impl B2bua {
             timers: BinaryHeap::new(),
             outbox: VecDeque::new(),
             records: VecDeque::new(),
+            media: None,
         }
+    }
+
+    /// Anchors the media of every call with an SDP offer on the relay.
+    pub fn enable_media(&mut self, settings: MediaSettings) -> Result<(), sihai_media::PoolError> {
+        self.media = Some(MediaPlane::new(settings)?);
+        Ok(())
+    }
+
+    /// Port pairs free for new calls, when the relay is on.
+    pub fn media_ports_available(&self) -> Option<usize> {
+        self.media.as_ref().map(MediaPlane::available)
+    }
+
+    /// A datagram that arrived on relay port `port` from `source`.
+    pub fn handle_media(
+        &mut self,
+        tx: &mut TransactionLayer,
+        port: u16,
+        source: SocketAddr,
+        packet: &[u8],
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(id) = self.media.as_ref().and_then(|m| m.call_of(port)) else {
+            return;
+        };
+        if let Some(anchor) = self.calls.get_mut(&id).and_then(|c| c.anchor.as_mut()) {
+            anchor.handle_packet(now, port, source, packet);
+        }
+        self.after_media(tx, id, now, wall);
+    }
+
+    /// RTP to send: from which of our ports, to where.
+    pub fn poll_media_transmit(&mut self) -> Option<sihai_relay::MediaTransmit> {
+        self.media.as_mut()?.poll_transmit()
+    }
+
+    /// Relay ports to open or close.
+    pub fn poll_port_event(&mut self) -> Option<PortEvent> {
+        self.media.as_mut()?.poll_port_event()
+    }
+
+    /// Collects what a call's relay produced and acts on its events.
+    fn after_media(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let (Some(plane), Some(call)) = (self.media.as_mut(), self.calls.get_mut(&id)) else {
+            return;
+        };
+        let Some(anchor) = call.anchor.as_mut() else {
+            return;
+        };
+        plane.collect(anchor);
+        let mut timed_out = false;
+        while let Some(event) = anchor.relay.poll_event() {
+            match event {
+                sihai_relay::MediaEvent::MediaTimeout { leg } => {
+                    info!(call = id, %leg, "media timeout");
+                    timed_out = true;
+                }
+                sihai_relay::MediaEvent::Dtmf { key, leg } => {
+                    debug!(call = id, %leg, %key, "DTMF");
+                }
+                sihai_relay::MediaEvent::PlaybackFinished => {}
+            }
+        }
+        if timed_out && call.answered_leg.is_some() {
+            call.hangup
+                .get_or_insert((HangupSide::System, "media_timeout".into()));
+            self.hang_up_other(tx, id, Side::Inbound, now);
+            self.bye(tx, id, Side::Inbound, now);
+            self.end_call(tx, id, now, wall);
+            return;
+        }
+        self.schedule(id);
     }
 
     pub fn active_calls(&self) -> usize {
@@ -288,8 +373,53 @@ impl B2bua {
             Decision::Route(route) => route,
         };
         let number = route.number.clone();
+        // The caller's offer is answered by the relay (488 if it carries nothing we can,
+        // 503 if no ports are free); an INVITE without SDP (late offer) is not anchored.
+        let mut anchor = None;
+        if let Some(plane) = self.media.as_mut()
+            && let Some(offer) = sdp_body(&invite)
+        {
+            match plane.anchor(self.next_id, &offer, now, rand::random()) {
+                Ok(a) => anchor = Some(Box::new(a)),
+                Err(error) => {
+                    let status = error.status();
+                    info!(number = %number.number, status, %error, "call refused: media");
+                    let tag = new_token();
+                    let resp = MessageBuilder::response_to(
+                        &invite,
+                        status,
+                        reason_phrase(status),
+                        Some(&tag),
+                    )
+                    .header(HeaderName::Server, &self.config.user_agent)
+                    .build();
+                    let _ = tx.respond(now, &key, resp);
+                    let outcome = if status == 488 {
+                        Outcome::Rejected
+                    } else {
+                        Outcome::Failed
+                    };
+                    self.records.push_back((
+                        refused_cdr(
+                            number.number.clone(),
+                            number.enterprise.id.clone(),
+                            &route.caller,
+                            route.region.as_ref(),
+                            outcome,
+                            status.to_string(),
+                            wall,
+                        ),
+                        None,
+                    ));
+                    return;
+                }
+            }
+        }
         let limits = self.limits.entry(number.number.clone()).or_default();
         if let Err(refusal) = limits.admit(number.max_concurrent, number.max_cps, now) {
+            if let (Some(plane), Some(anchor)) = (self.media.as_mut(), anchor.as_deref()) {
+                plane.release(anchor);
+            }
             let status = refusal.status();
             info!(number = %number.number, status, "call refused by limits");
             let tag = new_token();
@@ -371,6 +501,7 @@ impl B2bua {
             hangup: None,
             outcome: None,
             relays: Vec::new(),
+            anchor,
         };
         self.by_server_key.insert(key, id);
         self.inbound_invites.insert(invite_id, id);
@@ -705,21 +836,41 @@ impl B2bua {
                     && !call.inbound_final_sent
                     && let (Some(invite), Some(key)) = (&call.inbound_invite, &call.inbound_key)
                 {
-                    // One ringing indication to the caller per call; the phone's early
-                    // media (183 with SDP) passes through.
-                    let b = MessageBuilder::response_to(
-                        invite,
-                        status,
-                        response.reason().unwrap_or("Ringing"),
-                        Some(&call.inbound_tag),
-                    );
+                    // One ringing indication to the caller per call. Anchored, it is a
+                    // 183 with the relay's answer and the caller hears our ringback;
+                    // otherwise the phone's early media (183 with SDP) passes through.
                     let contact = contact_value(
                         local_for(&self.config, call.inbound_source.transport),
                         call.inbound_source.transport,
                     );
-                    let resp = with_body_of(b.header(HeaderName::Contact, &contact), &response);
+                    let resp = match call.anchor.as_mut() {
+                        Some(anchor) => {
+                            anchor.ringing(now);
+                            MessageBuilder::response_to(
+                                invite,
+                                183,
+                                "Session Progress",
+                                Some(&call.inbound_tag),
+                            )
+                            .header(HeaderName::Contact, &contact)
+                            .body("application/sdp", anchor.caller_sdp.as_bytes())
+                        }
+                        None => {
+                            let b = MessageBuilder::response_to(
+                                invite,
+                                status,
+                                response.reason().unwrap_or("Ringing"),
+                                Some(&call.inbound_tag),
+                            );
+                            with_body_of(b.header(HeaderName::Contact, &contact), &response)
+                        }
+                    };
                     let _ = tx.respond(now, key, resp);
                     call.relayed_ringing = true;
+                    let anchored = call.anchor.is_some();
+                    if anchored {
+                        self.after_media(tx, id, now, wall);
+                    }
                 }
             }
             200..=299 => {
@@ -799,7 +950,14 @@ impl B2bua {
                     "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE",
                 )
                 .header(HeaderName::Server, &self.config.user_agent);
-                let ok = with_body_of(b, &response);
+                let ok = match call.anchor.as_mut() {
+                    Some(anchor) => {
+                        let answer = sdp_body(&response);
+                        anchor.answered(answer.as_deref(), now);
+                        b.body("application/sdp", anchor.caller_sdp.as_bytes())
+                    }
+                    None => with_body_of(b, &response),
+                };
                 let payload = ok.wire();
                 let _ = tx.respond(now, &key, ok);
                 if let Some(d) = Dialog::as_uas(&invite, &call.inbound_tag, call.inbound_source) {
@@ -827,6 +985,7 @@ impl B2bua {
                     });
                 }
                 info!(call = id, phone = %call.legs[leg_index].label, "call answered");
+                self.after_media(tx, id, now, wall);
                 self.drive(tx, id, now, wall);
                 // A held call keeps only what it needs until it ends.
                 if let Some(call) = self.calls.get_mut(&id) {
@@ -1208,6 +1367,15 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if let Some(anchor) = call.anchor.as_mut()
+            && anchor.relay.poll_timeout().is_some_and(|at| at <= now)
+        {
+            anchor.relay.handle_timeout(now);
+            self.after_media(tx, id, now, wall);
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if let Some(p) = &mut call.pending_2xx {
             if now >= p.give_up {
                 // No ACK for our 2xx: the caller's side is gone (§13.3.1.4).
@@ -1258,6 +1426,7 @@ impl B2bua {
             call.hunt.poll_timeout(),
             call.pending_2xx.as_ref().map(|p| p.next.min(p.give_up)),
             call.max_call_at,
+            call.anchor.as_ref().and_then(|a| a.relay.poll_timeout()),
         ]
         .into_iter()
         .flatten()
@@ -1291,6 +1460,9 @@ impl B2bua {
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
+        if let (Some(plane), Some(anchor)) = (self.media.as_mut(), call.anchor.take()) {
+            plane.release(&anchor);
+        }
         if let Some(key) = call.inbound_key.take() {
             self.by_server_key.remove(&key);
         }
@@ -1569,6 +1741,20 @@ fn dialog_key(msg: &Message, role: DialogRole) -> Option<(String, String)> {
     Some((msg.call_id().ok()?.to_string(), tag))
 }
 
+/// The SDP body of `msg`, if it has one (`application/sdp`, valid UTF-8, not empty).
+fn sdp_body(msg: &Message) -> Option<String> {
+    let is_sdp = msg.content_type().is_some_and(|ct| {
+        ct.trim()
+            .to_ascii_lowercase()
+            .starts_with("application/sdp")
+    });
+    if !is_sdp {
+        return None;
+    }
+    let body = String::from_utf8(msg.body().to_vec()).ok()?;
+    (!body.trim().is_empty()).then_some(body)
+}
+
 /// Finishes `b` with the body (and Content-Type) of `source`, if it has one.
 fn with_body_of(b: MessageBuilder, source: &Message) -> Message {
     let body = source.body();
@@ -1634,7 +1820,11 @@ fn build_leg_invite(
             &["<sip:", caller, "@", local_host, ">"],
         );
     }
-    with_body_of(b, inbound)
+    match &call.anchor {
+        // Anchored: the phones get the relay's offer, never the caller's addresses.
+        Some(anchor) => b.body("application/sdp", anchor.phone_sdp.as_bytes()),
+        None => with_body_of(b, inbound),
+    }
 }
 
 /// The record of a call refused before any phone rang.

@@ -15,5 +15,6 @@
 
 pub mod b2bua;
 pub mod dialog;
+pub mod media;
 
 pub use b2bua::{B2bua, B2buaConfig};

@@ -114,6 +114,40 @@ impl Core {
             .or_else(|| self.transactions.poll_transmit())
     }
 
+    /// Turns the RTP relay on: calls with an SDP offer are anchored on its ports.
+    pub fn enable_media(
+        &mut self,
+        settings: sihai_call::media::MediaSettings,
+    ) -> Result<(), sihai_media::PoolError> {
+        self.calls.enable_media(settings)
+    }
+
+    /// A datagram that arrived on relay port `port`.
+    pub fn handle_media(
+        &mut self,
+        now: Instant,
+        wall: Timestamp,
+        port: u16,
+        source: std::net::SocketAddr,
+        packet: &[u8],
+    ) {
+        self.calls
+            .handle_media(&mut self.transactions, port, source, packet, now, wall);
+        self.drain_events(now, wall);
+    }
+
+    pub fn poll_media_transmit(&mut self) -> Option<sihai_relay::MediaTransmit> {
+        self.calls.poll_media_transmit()
+    }
+
+    pub fn poll_port_event(&mut self) -> Option<sihai_call::media::PortEvent> {
+        self.calls.poll_port_event()
+    }
+
+    pub fn media_ports_available(&self) -> Option<usize> {
+        self.calls.media_ports_available()
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         [self.transactions.poll_timeout(), self.calls.poll_timeout()]
             .into_iter()
@@ -969,5 +1003,175 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
         let cancels = requests_to_phones(&parsed(&drain(&mut core)), Method::Cancel);
         assert_eq!(cancels.len(), 1);
         assert_eq!(cancels[0].call_id(), leg.call_id());
+    }
+
+    // ------------------------------------------------------------ anchored media
+
+    const OFFER: &str = "v=0\r\no=carrier 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n\
+        m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+        a=fmtp:101 0-15\r\n";
+    const PHONE_ANSWER: &str = "v=0\r\no=phone 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 50000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+
+    fn anchored_core() -> Core {
+        let mut core = core();
+        core.enable_media(sihai_call::media::MediaSettings {
+            address: "127.0.0.1".parse().unwrap(),
+            ports: 30000..=30009,
+            relay: sihai_relay::RelayConfig::default(),
+        })
+        .unwrap();
+        core
+    }
+
+    fn call_with_offer() -> Bytes {
+        let call = CALL.replace(
+            "Content-Length: 10\r\n\r\nv=0\r\ns=-\r\n",
+            &format!("Content-Length: {}\r\n\r\n{OFFER}", OFFER.len()),
+        );
+        Bytes::from(call)
+    }
+
+    fn audio_of(msg: &Message) -> sihai_sdp::AudioStream {
+        let body = String::from_utf8(msg.body().to_vec()).unwrap();
+        sihai_sdp::SessionDescription::parse(&body)
+            .unwrap()
+            .audio()
+            .unwrap()
+    }
+
+    fn rtp(seq: u16, payload_type: u8) -> Vec<u8> {
+        let mut packet = Vec::new();
+        let fields = sihai_media::RtpFields {
+            marker: false,
+            payload_type,
+            sequence: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 0xCA11,
+        };
+        sihai_media::write_rtp_to_vec(&mut packet, &fields, &[0xFF; 160]).unwrap();
+        packet
+    }
+
+    #[test]
+    fn an_anchored_call_hears_ringback_then_the_phone_through_the_relay() {
+        let mut core = anchored_core();
+        let caller_rtp: std::net::SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        let phone_rtp: std::net::SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), call_with_offer(), udp_peer());
+        let sent = parsed(&drain(&mut core));
+        let opened: Vec<_> = std::iter::from_fn(|| core.poll_port_event()).collect();
+        let [
+            sihai_call::media::PortEvent::Open(caller_port),
+            sihai_call::media::PortEvent::Open(phone_port),
+        ] = opened[..]
+        else {
+            panic!("two port pairs opened: {opened:?}")
+        };
+
+        // The phone is offered the relay, not the carrier's address.
+        let leg = requests_to_phones(&sent, Method::Invite).remove(0);
+        let offered = audio_of(&leg);
+        assert_eq!(offered.address.to_string(), "127.0.0.1");
+        assert_eq!(offered.port, phone_port);
+        assert_eq!(
+            offered.codecs[0].codec,
+            sihai_sdp::Codec::Pcmu,
+            "the caller's codec first"
+        );
+
+        // Ringing: the caller gets 183 with the relay's answer and ringback RTP.
+        phone_says(&mut core, t0, &leg, 180, "ph1", None);
+        let sent = parsed(&drain(&mut core));
+        let progress = sent
+            .iter()
+            .find(|(p, m)| *p == udp_peer() && m.status() == Some(183))
+            .expect("183 Session Progress")
+            .1
+            .clone();
+        let answered = audio_of(&progress);
+        assert_eq!(
+            (answered.address.to_string().as_str(), answered.port),
+            ("127.0.0.1", caller_port)
+        );
+        let mut ringback = Vec::new();
+        let mut now = t0;
+        for _ in 0..10 {
+            while let Some(t) = core.poll_media_transmit() {
+                ringback.push(t);
+            }
+            now += Duration::from_millis(20);
+            core.handle_timeout(now, wall());
+        }
+        assert!(
+            ringback.len() >= 10,
+            "a packet every 20 ms: {}",
+            ringback.len()
+        );
+        for t in &ringback {
+            assert_eq!((t.from_port, t.to), (caller_port, caller_rtp));
+            let packet = sihai_media::RtpPacket::parse(&t.payload).unwrap();
+            assert_eq!(packet.payload_type(), 0, "PCMU, as the caller offered");
+        }
+
+        // Answer: the caller's 200 carries the same relay SDP; audio now flows through.
+        phone_says(&mut core, now, &leg, 200, "ph1", Some(PHONE_ANSWER));
+        let sent = parsed(&drain(&mut core));
+        let ok = sent
+            .iter()
+            .find(|(p, m)| *p == udp_peer() && m.status() == Some(200))
+            .expect("200 to the caller")
+            .1
+            .clone();
+        assert_eq!(ok.body(), progress.body());
+        while core.poll_media_transmit().is_some() {}
+        core.handle_media(now, wall(), caller_port, caller_rtp, &rtp(1, 0));
+        let forwarded: Vec<_> = std::iter::from_fn(|| core.poll_media_transmit())
+            .filter(|t| t.to == phone_rtp)
+            .collect();
+        assert_eq!(forwarded.len(), 1, "the caller's packet reaches the phone");
+        assert_eq!(forwarded[0].from_port, phone_port);
+        let packet = sihai_media::RtpPacket::parse(&forwarded[0].payload).unwrap();
+        assert_eq!(packet.payload_type(), 8, "transcoded to the phone's PCMA");
+        assert_eq!(packet.payload()[0], sihai_media::Law::Alaw.silence());
+
+        // The caller hangs up: both port pairs go back to the pool.
+        let caller_tag = ok.to().unwrap().tag().unwrap().to_string();
+        let bye = from_caller("BYE", 2, &caller_tag);
+        core.handle_received(now, wall(), bye, udp_peer());
+        let sent = parsed(&drain(&mut core));
+        let phone_bye = requests_to_phones(&sent, Method::Bye).remove(0);
+        phone_says(&mut core, now, &phone_bye, 200, "ph1", None);
+        drain(&mut core);
+        let closed: Vec<_> = std::iter::from_fn(|| core.poll_port_event()).collect();
+        assert_eq!(
+            closed,
+            vec![
+                sihai_call::media::PortEvent::Close(caller_port),
+                sihai_call::media::PortEvent::Close(phone_port)
+            ]
+        );
+        assert_eq!(core.media_ports_available(), Some(5));
+        assert!(core.poll_record().is_some());
+    }
+
+    #[test]
+    fn an_offer_without_a_usable_codec_is_refused_with_488_and_holds_no_ports() {
+        let mut core = anchored_core();
+        let g729 = CALL.replace("Content-Length: 10\r\n\r\nv=0\r\ns=-\r\n", &{
+            let offer = OFFER
+                .replace("RTP/AVP 0 101", "RTP/AVP 18")
+                .replace("a=rtpmap:0 PCMU/8000\r\n", "a=rtpmap:18 G729/8000\r\n");
+            format!("Content-Length: {}\r\n\r\n{offer}", offer.len())
+        });
+        core.handle_received(Instant::now(), wall(), Bytes::from(g729), udp_peer());
+        let sent = parsed(&drain(&mut core));
+        assert_eq!(statuses_to_caller(&sent), vec![100, 488]);
+        assert!(requests_to_phones(&sent, Method::Invite).is_empty());
+        assert_eq!(core.poll_port_event(), None);
+        assert_eq!(core.media_ports_available(), Some(5));
+        let (cdr, _) = core.poll_record().expect("a CDR for the refused call");
+        assert_eq!(cdr.hangup_cause.as_deref(), Some("488"));
     }
 }
