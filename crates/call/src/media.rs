@@ -146,7 +146,7 @@ impl<K: Copy> MediaPlane<K> {
             payload_type: answer.payload_type,
             telephone_event: answer.telephone_event,
         };
-        let relay = CallMedia::new(self.settings.relay.clone(), caller, now, seed)?;
+        let relay = CallMedia::new(self.settings.relay, caller, now, seed)?;
         // The phones are offered the caller's codec first: no transcoding when they
         // can take it.
         let mut phone_local = LocalAudio::new(address, phone_port);

@@ -36,6 +36,10 @@ const DEFAULT_PROMPTS: &str = "prompts";
 /// The `[media]` section, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MediaConfig {
+    /// Whether calls are anchored on sihai's RTP relay (`relay = true`): every call
+    /// with an SDP offer gets relay ports, ringback as early media and its audio
+    /// bridged through sihai. Off by default while menus and recording are completed.
+    pub relay: bool,
     /// The IP the relay advertises in SDP (`c=`) and receives RTP on; never unspecified
     /// (`0.0.0.0`, `::`) or multicast. Defaults to the first `[[sip.listen]]` address's IP.
     pub address: IpAddr,
@@ -65,6 +69,7 @@ impl MediaConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a [media] table")]
 pub(crate) struct RawMedia {
+    relay: Option<Spanned<bool>>,
     address: Option<Spanned<String>>,
     rtp_ports: Option<Spanned<String>>,
     media_timeout: Option<Spanned<RawDuration>>,
@@ -90,9 +95,17 @@ pub(crate) fn validate(
 ) -> MediaConfig {
     let section_span = raw.as_ref().map(Spanned::span);
     let raw = raw.map(Spanned::into_inner);
+    let relay = raw
+        .as_ref()
+        .and_then(|raw| raw.relay.as_ref())
+        .is_some_and(|r| *r.get_ref());
     let address = match raw.as_ref().and_then(|raw| raw.address.as_ref()) {
         Some(written) => validate_address(written, diagnostics),
-        None => default_address(context, section_span, diagnostics),
+        // The address only matters when the relay runs.
+        None if relay => default_address(context, section_span, diagnostics),
+        None => context
+            .first_listen
+            .filter(|a| unusable_address(*a).is_none()),
     };
     let rtp_ports = match raw.as_ref().and_then(|raw| raw.rtp_ports.as_ref()) {
         Some(written) => match parse_port_range(written.get_ref()) {
@@ -126,6 +139,7 @@ pub(crate) fn validate(
         diagnostics,
     );
     MediaConfig {
+        relay,
         address: address.unwrap_or(IpAddr::from([127, 0, 0, 1])),
         rtp_ports,
         media_timeout,

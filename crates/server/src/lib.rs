@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod core;
+mod media;
 pub mod responder;
 pub mod stats;
 
@@ -119,6 +120,24 @@ impl Server {
             tcp: first(Transport::Tcp),
         };
         let mut core = Core::new(b2bua, self.routing.clone(), self.stats.clone());
+        let media_config = &self.config.media;
+        if media_config.relay {
+            let settings = sihai_call::media::MediaSettings {
+                address: media_config.address,
+                ports: media_config.rtp_ports.clone(),
+                relay: sihai_relay::RelayConfig {
+                    media_timeout: media_config.media_timeout,
+                    ..sihai_relay::RelayConfig::default()
+                },
+            };
+            match core.enable_media(settings) {
+                Ok(()) => {
+                    info!(address = %media_config.address, ports = ?media_config.rtp_ports, "RTP relay on")
+                }
+                Err(err) => error!(%err, "cannot start the RTP relay; media passes through"),
+            }
+        }
+        let mut media = media::MediaSockets::new(media_config.address);
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let alerts = tokio::spawn(alerts::run(
@@ -148,8 +167,12 @@ impl Server {
                 }
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now(), Timestamp::now()),
                 Some(trigger) = reload_rx.recv() => self.reload(trigger),
+                Some(datagram) = media.recv() => {
+                    core.handle_media(Instant::now(), Timestamp::now(), datagram.port, datagram.source, &datagram.data);
+                }
                 () = &mut shutdown => break,
             }
+            media.apply(&mut core);
             // A step that ended a call holds back what it sends (the 200 for a BYE, the
             // final response of a failed call) until the call's record is committed: once
             // a peer sees a call end, its CDR survives a crash.

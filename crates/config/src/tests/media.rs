@@ -142,6 +142,7 @@ fn media_sections_are_optional() {
     assert_eq!(
         config.media,
         MediaConfig {
+            relay: false,
             address: ip("127.0.0.1"),
             rtp_ports: 20_000..=29_999,
             media_timeout: Duration::from_secs(30),
@@ -358,6 +359,7 @@ fn every_media_setting_is_read() {
     assert_eq!(
         config.media,
         MediaConfig {
+            relay: false,
             address: ip("::1"),
             rtp_ports: 1_024..=1_025,
             media_timeout: Duration::from_secs(3_600),
@@ -450,7 +452,7 @@ fn media_address_must_be_a_usable_ip() {
 }
 
 #[test]
-fn listening_on_every_interface_needs_a_media_address() {
+fn listening_on_every_interface_needs_a_media_address_once_the_relay_runs() {
     let expected = |line_column: &str| {
         format!(
             "test.toml:{line_column}: media.address: the relay's address defaults to the \
@@ -460,15 +462,13 @@ fn listening_on_every_interface_needs_a_media_address() {
              \"192.0.2.10\""
         )
     };
-    // Without [media]: at the listen address that cannot be the default.
-    assert_error(
-        &replacing(4, "address = \"0.0.0.0:5060\""),
-        &expected("4:11"),
-    );
-    // With [media] but no address in it: at [media].
+    // Without the relay the address is not used: no error.
+    ok(&replacing(4, "address = \"0.0.0.0:5060\""));
+    // With the relay on and no address: reported at [media].
     let mut lines = replacing(4, "address = \"0.0.0.0:5060\"");
     lines.extend([
         "[media]".to_owned(),
+        "relay = true".to_owned(),
         "rtp_ports = \"20000-20099\"".to_owned(),
     ]);
     assert_error(&lines, &expected("66:1"));
@@ -568,7 +568,7 @@ fn media_directories_and_fields_are_checked() {
     assert_error(
         &with(&["[media]", "rtp_port = \"20000-29999\""]),
         "test.toml:67:1: media.rtp_port: unknown field \"rtp_port\", expected one of \
-         \"address\", \"rtp_ports\", \"media_timeout\", \"recordings\", \"prompts\"",
+         \"relay\", \"address\", \"rtp_ports\", \"media_timeout\", \"recordings\", \"prompts\"",
     );
 }
 

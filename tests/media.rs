@@ -1,0 +1,335 @@
+//! The RTP relay end to end: the daemon with `[media] relay = true` on 127.0.0.1, a
+//! hand-written carrier (caller) and phone on plain UDP sockets, each with an RTP socket
+//! of its own, so that every packet can be checked: ringback while the phone rings,
+//! audio both ways (transcoded) after the answer, ports closed at the end.
+
+mod support;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use sihai_media::Law;
+use support::{Daemon, UdpClient, header_of, status_of};
+
+/// An even base for the relay's ports, below Linux's ephemeral range and different per
+/// test process.
+fn rtp_base() -> u16 {
+    20_000 + (std::process::id() % 500) as u16 * 20
+}
+
+fn rtp_socket() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind RTP");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    socket
+}
+
+/// (payload type, sequence, fifth payload byte) of an RTP packet: the fifth sample of
+/// a 450 Hz tone frame is near its peak (a frame holds exactly nine cycles, so the
+/// first sample of every frame is zero).
+fn rtp_fields(packet: &[u8]) -> (u8, u16, u8) {
+    assert!(packet.len() >= 17 && packet[0] >> 6 == 2, "RTP: {packet:?}");
+    (
+        packet[1] & 0x7f,
+        u16::from_be_bytes([packet[2], packet[3]]),
+        packet[16],
+    )
+}
+
+fn rtp_packet(payload_type: u8, seq: u16, byte: u8) -> Vec<u8> {
+    let mut p = vec![0x80, payload_type];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    p.extend(std::iter::repeat_n(byte, 160));
+    p
+}
+
+fn body_of(message: &[u8]) -> &str {
+    let text = std::str::from_utf8(message).expect("UTF-8");
+    text.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// The audio port an SDP body advertises, and its c= address.
+fn sdp_target(sdp: &str) -> SocketAddr {
+    let ip = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .expect("c= line")
+        .trim();
+    let port = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("m=audio line");
+    format!("{ip}:{port}").parse().expect("address")
+}
+
+fn sdp(port: u16, formats: &str, rtpmaps: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP {formats}\r\n{rtpmaps}"
+    )
+}
+
+/// Waits for a SIP message on `client` matching `want`, skipping others.
+fn wait_for(client: &UdpClient, what: &str, want: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(m) = client.recv_within(Duration::from_millis(200))
+            && want(&m)
+        {
+            return m;
+        }
+    }
+    panic!("no {what} within 5 s");
+}
+
+fn is_request(m: &[u8], method: &str) -> bool {
+    m.starts_with(format!("{method} ").as_bytes())
+}
+
+/// The phone's response to `request` (status, To tag, optional SDP body).
+fn respond(
+    request: &[u8],
+    status: u16,
+    reason: &str,
+    body: Option<&str>,
+    contact_port: u16,
+) -> Vec<u8> {
+    let mut out = format!("SIP/2.0 {status} {reason}\r\n");
+    for name in ["Via", "From", "Call-ID", "CSeq"] {
+        let text = std::str::from_utf8(request).expect("UTF-8");
+        for line in text.split("\r\n") {
+            if line
+                .split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+    }
+    let to = header_of(request, "To").expect("To");
+    if to.contains("tag=") {
+        out.push_str(&format!("To: {to}\r\n"));
+    } else {
+        out.push_str(&format!("To: {to};tag=phone\r\n"));
+    }
+    out.push_str(&format!(
+        "Contact: <sip:phone@127.0.0.1:{contact_port}>\r\n"
+    ));
+    match body {
+        Some(b) => out.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => out.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    out.into_bytes()
+}
+
+#[test]
+fn the_caller_hears_ringback_then_the_phone_both_ways_through_the_relay() {
+    let phone = UdpClient::new();
+    let base = rtp_base();
+    let routing = format!(
+        r#"
+[media]
+relay = true
+address = "127.0.0.1"
+rtp_ports = "{base}-{last}"
+
+[[trunk]]
+name = "lab"
+sources = ["127.0.0.1"]
+gateway = "sip:{{number}}@127.0.0.1:{phone_port}"
+
+[[enterprise]]
+id = "acme"
+name = "Acme"
+
+[[number]]
+number = "4001234567"
+enterprise = "acme"
+status = "active"
+plan = "main"
+
+[[plan]]
+name = "main"
+enterprise = "acme"
+group = "desk"
+
+[[group]]
+name = "desk"
+enterprise = "acme"
+strategy = "sequential"
+phones = [{{ number = "13900000001", ring_timeout_s = 20 }}]
+"#,
+        last = base + 19,
+        phone_port = phone.port(),
+    );
+    let daemon = Daemon::start_with("", &routing);
+    let sihai: SocketAddr = format!("127.0.0.1:{}", daemon.port).parse().unwrap();
+
+    let caller = UdpClient::new();
+    let caller_rtp = rtp_socket();
+    let phone_rtp = rtp_socket();
+    let offer = sdp(
+        caller_rtp.local_addr().unwrap().port(),
+        "0 101",
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n",
+    );
+    let invite = format!(
+        "INVITE sip:4001234567@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{cport};branch=z9hG4bKmedia1;rport\r\n\
+         From: <sip:13800138000@127.0.0.1>;tag=carrier\r\nTo: <sip:4001234567@127.0.0.1>\r\n\
+         Call-ID: media-1@test\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:13800138000@127.0.0.1:{cport}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
+        port = daemon.port,
+        cport = caller.port(),
+        len = offer.len()
+    );
+    caller.send(invite.as_bytes(), sihai);
+
+    // The phone is offered the relay, not the caller.
+    let leg = wait_for(&phone, "INVITE to the phone", |m| is_request(m, "INVITE"));
+    let relay_for_phone = sdp_target(body_of(&leg));
+    assert_ne!(relay_for_phone, caller_rtp.local_addr().unwrap());
+    assert!((base..=base + 19).contains(&relay_for_phone.port()));
+    let leg_from: SocketAddr = sihai;
+    phone.send(&respond(&leg, 180, "Ringing", None, phone.port()), leg_from);
+
+    // 183 with the relay's SDP, then ringback (PCMU, 450 Hz: not silence) every 20 ms.
+    let progress = wait_for(&caller, "183", |m| status_of(m) == Some(183));
+    let relay_for_caller = sdp_target(body_of(&progress));
+    assert!((base..=base + 19).contains(&relay_for_caller.port()));
+    let started = Instant::now();
+    let mut ringback = Vec::new();
+    let mut buf = [0u8; 2048];
+    while started.elapsed() < Duration::from_millis(600) {
+        if let Ok((n, from)) = caller_rtp.recv_from(&mut buf) {
+            assert_eq!(
+                from, relay_for_caller,
+                "symmetric: from the port we were given"
+            );
+            ringback.push(rtp_fields(&buf[..n]));
+        }
+    }
+    assert!(
+        ringback.len() >= 20,
+        "~30 packets of ringback in 600 ms, got {}",
+        ringback.len()
+    );
+    assert!(ringback.iter().all(|(pt, _, _)| *pt == 0));
+    assert!(
+        ringback
+            .windows(2)
+            .all(|w| w[1].1 == w[0].1.wrapping_add(1)),
+        "contiguous sequence numbers"
+    );
+    assert!(
+        ringback.iter().any(|(_, _, b)| *b != 0xFF),
+        "a tone, not µ-law silence"
+    );
+
+    // The phone answers in PCMA: the caller's 200 carries the relay's SDP again.
+    let answer = sdp(
+        phone_rtp.local_addr().unwrap().port(),
+        "8",
+        "a=rtpmap:8 PCMA/8000\r\n",
+    );
+    phone.send(
+        &respond(&leg, 200, "OK", Some(&answer), phone.port()),
+        leg_from,
+    );
+    let ok = wait_for(&caller, "200 for the INVITE", |m| {
+        status_of(m) == Some(200) && header_of(m, "CSeq").is_some_and(|c| c.ends_with("INVITE"))
+    });
+    assert_eq!(sdp_target(body_of(&ok)), relay_for_caller);
+    let _ack_to_phone = wait_for(&phone, "ACK", |m| is_request(m, "ACK"));
+    let caller_tag = header_of(&ok, "To")
+        .and_then(|t| t.split("tag=").nth(1))
+        .expect("To tag")
+        .to_string();
+    let ack = format!(
+        "ACK sip:sihai@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{cport};branch=z9hG4bKmedia1ack\r\n\
+         From: <sip:13800138000@127.0.0.1>;tag=carrier\r\nTo: <sip:4001234567@127.0.0.1>;tag={caller_tag}\r\n\
+         Call-ID: media-1@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        port = daemon.port,
+        cport = caller.port()
+    );
+    caller.send(ack.as_bytes(), sihai);
+
+    // Caller → phone: µ-law silence arrives as A-law silence.
+    std::thread::sleep(Duration::from_millis(100));
+    while caller_rtp.recv_from(&mut buf).is_ok() {} // what was queued during the answer
+    for seq in 1..=5 {
+        caller_rtp
+            .send_to(&rtp_packet(0, seq, 0xFF), relay_for_caller)
+            .unwrap();
+    }
+    let mut at_phone = Vec::new();
+    while let Ok((n, from)) = phone_rtp.recv_from(&mut buf) {
+        assert_eq!(from, relay_for_phone);
+        at_phone.push(rtp_fields(&buf[..n]));
+        if at_phone.len() == 5 {
+            break;
+        }
+    }
+    assert_eq!(at_phone.len(), 5, "the caller's packets reach the phone");
+    assert!(at_phone.iter().all(|(pt, _, b)| (*pt, *b) == (8, 0xD5)));
+
+    // Phone → caller: A-law silence arrives as µ-law silence.
+    for seq in 1..=5 {
+        phone_rtp
+            .send_to(&rtp_packet(8, seq, 0xD5), relay_for_phone)
+            .unwrap();
+    }
+    let mut at_caller = Vec::new();
+    while let Ok((n, _)) = caller_rtp.recv_from(&mut buf) {
+        at_caller.push(rtp_fields(&buf[..n]));
+        if at_caller.len() == 5 {
+            break;
+        }
+    }
+    assert_eq!(at_caller.len(), 5, "the phone's packets reach the caller");
+    let transcoded = Law::Ulaw.encode(Law::Alaw.decode(0xD5));
+    assert!(
+        at_caller
+            .iter()
+            .all(|(pt, _, b)| (*pt, *b) == (0, transcoded)),
+        "{at_caller:?}"
+    );
+
+    // Hang up: the phone gets the BYE, the relay's ports close.
+    let bye = format!(
+        "BYE sip:sihai@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{cport};branch=z9hG4bKmedia1bye\r\n\
+         From: <sip:13800138000@127.0.0.1>;tag=carrier\r\nTo: <sip:4001234567@127.0.0.1>;tag={caller_tag}\r\n\
+         Call-ID: media-1@test\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        port = daemon.port,
+        cport = caller.port()
+    );
+    caller.send(bye.as_bytes(), sihai);
+    let phone_bye = wait_for(&phone, "BYE to the phone", |m| is_request(m, "BYE"));
+    phone.send(
+        &respond(&phone_bye, 200, "OK", None, phone.port()),
+        leg_from,
+    );
+    wait_for(&caller, "200 for the BYE", |m| {
+        status_of(m) == Some(200) && header_of(m, "CSeq").is_some_and(|c| c.ends_with("BYE"))
+    });
+    let rows = daemon.wait_for_cdrs(1);
+    assert_eq!(rows[0].outcome, "answered");
+    // Closed: the relay's port for the caller can be bound again.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while UdpSocket::bind(relay_for_caller).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "relay port still bound after the call"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
