@@ -1174,4 +1174,76 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
         let (cdr, _) = core.poll_record().expect("a CDR for the refused call");
         assert_eq!(cdr.hangup_cause.as_deref(), Some("488"));
     }
+
+    #[test]
+    fn no_relay_port_leaks_after_ten_thousand_calls_ended_every_way() {
+        let mut core = anchored_core();
+        let mut now = Instant::now();
+        let (mut opened, mut closed) = (0, 0);
+        for i in 0..10_000u32 {
+            let invite = String::from_utf8(call_with_offer().to_vec())
+                .unwrap()
+                .replace("call-1@carrier", &format!("leak-{i}@carrier"))
+                .replace("z9hG4bKcall1", &format!("z9hG4bKleak{i}"));
+            let invite_msg = Message::parse(Bytes::from(invite.clone())).unwrap();
+            core.handle_received(now, wall(), Bytes::from(invite), udp_peer());
+            let sent = parsed(&drain(&mut core));
+            let leg = requests_to_phones(&sent, Method::Invite).remove(0);
+            match i % 4 {
+                // Answered, then the caller hangs up.
+                0 | 1 => {
+                    phone_says(&mut core, now, &leg, 200, "ph", Some(PHONE_ANSWER));
+                    let sent = parsed(&drain(&mut core));
+                    let ok = &sent
+                        .iter()
+                        .find(|(p, m)| *p == udp_peer() && m.status() == Some(200))
+                        .unwrap()
+                        .1;
+                    let tag = ok.to().unwrap().tag().unwrap().to_string();
+                    let bye = format!(
+                        "BYE sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKleakbye{i}\r\n\
+                         From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4001234567@127.0.0.1>;tag={tag}\r\n\
+                         Call-ID: leak-{i}@carrier\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+                    );
+                    core.handle_received(now, wall(), Bytes::from(bye), udp_peer());
+                    let sent = parsed(&drain(&mut core));
+                    let phone_bye = requests_to_phones(&sent, Method::Bye).remove(0);
+                    phone_says(&mut core, now, &phone_bye, 200, "ph", None);
+                }
+                // Both phones of the group are busy.
+                2 => {
+                    phone_says(&mut core, now, &leg, 486, "ph", None);
+                    let sent = parsed(&drain(&mut core));
+                    if let Some(next) = requests_to_phones(&sent, Method::Invite).pop() {
+                        phone_says(&mut core, now, &next, 486, "ph2", None);
+                    }
+                }
+                // The caller gives up while the phone rings.
+                _ => {
+                    phone_says(&mut core, now, &leg, 180, "ph", None);
+                    drain(&mut core);
+                    let cancel = MessageBuilder::cancel_for(&invite_msg).build();
+                    core.handle_received(now, wall(), cancel.wire(), udp_peer());
+                    let sent = parsed(&drain(&mut core));
+                    for cancel in requests_to_phones(&sent, Method::Cancel) {
+                        phone_says(&mut core, now, &cancel, 200, "ph", None);
+                    }
+                    phone_says(&mut core, now, &leg, 487, "ph", None);
+                }
+            }
+            drain(&mut core);
+            while core.poll_media_transmit().is_some() {}
+            while let Some(event) = core.poll_port_event() {
+                match event {
+                    sihai_call::media::PortEvent::Open(_) => opened += 1,
+                    sihai_call::media::PortEvent::Close(_) => closed += 1,
+                }
+            }
+            assert_eq!(core.active_calls(), 0, "call {i} ({}) did not end", i % 4);
+            assert_eq!(core.media_ports_available(), Some(5), "after call {i}");
+            while core.poll_record().is_some() {}
+            now += Duration::from_millis(1);
+        }
+        assert_eq!((opened, closed), (20_000, 20_000));
+    }
 }
