@@ -205,6 +205,8 @@ pub struct B2bua {
     records: VecDeque<(Cdr, Option<NewAlert>)>,
     /// The RTP relay's ports and queues; `None` passes SDP through end to end.
     media: Option<MediaPlane<CallId>>,
+    /// Audio loaded from the configuration's `[[prompt]]`s, by name.
+    prompts: Arc<HashMap<String, sihai_media::Prompt>>,
 }
 
 impl B2bua {
@@ -225,7 +227,13 @@ impl B2bua {
             outbox: VecDeque::new(),
             records: VecDeque::new(),
             media: None,
+            prompts: Arc::default(),
         }
+    }
+
+    /// The prompts calls may play, by `[[prompt]]` name; replaced whole on reload.
+    pub fn set_prompts(&mut self, prompts: Arc<HashMap<String, sihai_media::Prompt>>) {
+        self.prompts = prompts;
     }
 
     /// Anchors the media of every call with an SDP offer on the relay.
@@ -845,7 +853,13 @@ impl B2bua {
                     );
                     let resp = match call.anchor.as_mut() {
                         Some(anchor) => {
-                            anchor.ringing(now);
+                            let ringback = call
+                                .route
+                                .number
+                                .ringback
+                                .as_ref()
+                                .and_then(|name| self.prompts.get(name));
+                            anchor.ringing(ringback, now);
                             MessageBuilder::response_to(
                                 invite,
                                 183,

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Instant;
 
-use sihai_media::{Law, PortPool};
+use sihai_media::{Law, PortPool, Prompt};
 use sihai_relay::{CallMedia, LegMedia, MediaTransmit, RelayConfig, Source};
 use sihai_sdp::{Codec, LocalAudio, SdpError, SessionDescription};
 
@@ -195,9 +195,17 @@ impl<K: Copy> MediaPlane<K> {
 }
 
 impl Anchor {
-    /// The phones ring: the caller hears ringback.
-    pub fn ringing(&mut self, now: Instant) {
-        self.relay.play(Source::Ringback, now);
+    /// The phones ring: the caller hears `ringback` (the enterprise's 彩铃, looped) or,
+    /// without one, the standard ringing tone.
+    pub fn ringing(&mut self, ringback: Option<&Prompt>, now: Instant) {
+        let source = match ringback {
+            Some(prompt) => Source::Prompt {
+                prompt: prompt.clone(),
+                repeat: true,
+            },
+            None => Source::Ringback,
+        };
+        self.relay.play(source, now);
     }
 
     /// A phone answered with `answer` (its 2xx body, if any): bridge caller and phone.

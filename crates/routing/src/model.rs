@@ -99,6 +99,8 @@ pub struct NumberEntry {
     pub plan: Arc<Plan>,
     pub max_concurrent: Option<u32>,
     pub max_cps: Option<u32>,
+    /// The `[[prompt]]` callers hear while phones ring, instead of the ringing tone.
+    pub ringback: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -236,6 +238,7 @@ impl RoutingTable {
                     plan: plans.get(n.plan.as_str())?.clone(),
                     max_concurrent: n.max_concurrent,
                     max_cps: n.max_cps,
+                    ringback: n.ringback.clone(),
                 };
                 Some((n.number.clone(), Arc::new(entry)))
             })

@@ -122,6 +122,14 @@ impl Core {
         self.calls.enable_media(settings)
     }
 
+    /// The prompts calls may play, by `[[prompt]]` name.
+    pub fn set_prompts(
+        &mut self,
+        prompts: Arc<std::collections::HashMap<String, sihai_media::Prompt>>,
+    ) {
+        self.calls.set_prompts(prompts);
+    }
+
     /// A datagram that arrived on relay port `port`.
     pub fn handle_media(
         &mut self,
@@ -1245,5 +1253,39 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
             now += Duration::from_millis(1);
         }
         assert_eq!((opened, closed), (20_000, 20_000));
+    }
+
+    #[test]
+    fn the_numbers_ringback_prompt_plays_instead_of_the_tone() {
+        let config = CONFIG.replace(
+            "plan = \"main\"\n[[plan]]",
+            "plan = \"main\"\nringback = \"acme-ringback\"\n[[plan]]",
+        ) + "[[prompt]]\nname = \"acme-ringback\"\nfile = \"acme.wav\"\n";
+        let mut core = core_with(&config);
+        core.enable_media(sihai_call::media::MediaSettings {
+            address: "127.0.0.1".parse().unwrap(),
+            ports: 30000..=30009,
+            relay: sihai_relay::RelayConfig::default(),
+        })
+        .unwrap();
+        let level = 3000i16;
+        let prompt = sihai_media::Prompt::new(&[level; 8000]);
+        core.set_prompts(Arc::new(
+            [("acme-ringback".to_string(), prompt)]
+                .into_iter()
+                .collect(),
+        ));
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), call_with_offer(), udp_peer());
+        let leg = requests_to_phones(&parsed(&drain(&mut core)), Method::Invite).remove(0);
+        phone_says(&mut core, t0, &leg, 180, "ph1", None);
+        drain(&mut core);
+        let first = core.poll_media_transmit().expect("ringback starts at once");
+        let packet = sihai_media::RtpPacket::parse(&first.payload).unwrap();
+        let expected = sihai_media::Law::Ulaw.encode(level);
+        assert!(
+            packet.payload().iter().all(|&b| b == expected),
+            "the prompt's audio, not the 450 Hz tone"
+        );
     }
 }

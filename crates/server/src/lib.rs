@@ -138,6 +138,7 @@ impl Server {
             }
         }
         let mut media = media::MediaSockets::new(media_config.address);
+        core.set_prompts(Arc::new(media::load_prompts(&self.config)));
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let alerts = tokio::spawn(alerts::run(
@@ -166,7 +167,11 @@ impl Server {
                     core.handle_received(Instant::now(), Timestamp::now(), received.data, received.source);
                 }
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now(), Timestamp::now()),
-                Some(trigger) = reload_rx.recv() => self.reload(trigger),
+                Some(trigger) = reload_rx.recv() => {
+                    if let Some(config) = self.reload(trigger) {
+                        core.set_prompts(Arc::new(media::load_prompts(&config)));
+                    }
+                }
                 Some(datagram) = media.recv() => {
                     core.handle_media(Instant::now(), Timestamp::now(), datagram.port, datagram.source, &datagram.data);
                 }
@@ -234,7 +239,7 @@ impl Server {
 
     /// Validates the configuration file and swaps in its routing table; a file with
     /// errors is rejected whole and the running table stays.
-    fn reload(&mut self, trigger: &str) {
+    fn reload(&mut self, trigger: &str) -> Option<Config> {
         match load_routing(&self.config_path) {
             Ok((config, table)) => {
                 let numbers = table.numbers.len();
@@ -243,6 +248,7 @@ impl Server {
                     warn!("listen addresses changed: they take effect at the next restart");
                 }
                 info!(trigger, numbers, "configuration reloaded");
+                Some(config)
             }
             Err(errors) => {
                 for e in &errors.errors {
@@ -252,6 +258,7 @@ impl Server {
                     trigger,
                     "configuration rejected; the running configuration stays"
                 );
+                None
             }
         }
     }

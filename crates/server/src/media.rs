@@ -130,3 +130,26 @@ impl Drop for MediaSockets {
         }
     }
 }
+
+/// Reads and encodes every `[[prompt]]` once, shared by all calls. A file that cannot be
+/// read or decoded is logged and left out: calls that would play it hear the standard
+/// ringing tone instead. Runs on the event loop at start and on reload.
+pub(crate) fn load_prompts(config: &sihai_config::Config) -> HashMap<String, sihai_media::Prompt> {
+    let mut prompts = HashMap::new();
+    for prompt in &config.prompts {
+        let loaded = std::fs::read(&prompt.file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| sihai_media::read_wav(&bytes).map_err(|e| e.to_string()));
+        match loaded {
+            Ok(audio) => {
+                let encoded = sihai_media::Prompt::from_audio(&audio);
+                debug!(name = %prompt.name, file = %prompt.file.display(), seconds = encoded.duration().as_secs_f32(), "prompt loaded");
+                prompts.insert(prompt.name.clone(), encoded);
+            }
+            Err(err) => {
+                warn!(name = %prompt.name, file = %prompt.file.display(), %err, "cannot load prompt; the ringing tone plays instead");
+            }
+        }
+    }
+    prompts
+}
