@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use sihai_media::Law;
 use support::{Daemon, UdpClient, header_of, status_of};
 
-/// An even base for the relay's ports, below Linux's ephemeral range and different per
-/// test process.
-fn rtp_base() -> u16 {
-    20_000 + (std::process::id() % 500) as u16 * 20
+/// An even base for the relay's ports, below Linux's ephemeral range, different per
+/// test process and per `slot` (tests in one process run in parallel).
+fn rtp_base(slot: u16) -> u16 {
+    20_000 + (std::process::id() % 250) as u16 * 40 + slot * 20
 }
 
 fn rtp_socket() -> UdpSocket {
@@ -132,8 +132,44 @@ fn respond(
 
 #[test]
 fn the_caller_hears_ringback_then_the_phone_both_ways_through_the_relay() {
+    let (_daemon, cdr) = call_through_the_relay(false, Duration::ZERO);
+    assert_eq!(cdr.recording, "", "the number does not record");
+}
+
+#[test]
+fn a_recorded_five_second_call_is_a_stereo_wav_with_both_sides() {
+    let talk = Duration::from_secs(5);
+    let (daemon, cdr) = call_through_the_relay(true, talk);
+    assert!(
+        cdr.recording.starts_with("acme/") && cdr.recording.ends_with(".wav"),
+        "{cdr:?}"
+    );
+    let path = daemon.dir.path().join("recordings").join(&cdr.recording);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let wav = sihai_media::read_wav_stereo(&bytes, 10 << 20).expect("a valid WAV");
+    let seconds = wav.left.len() as f64 / 8000.0;
+    assert!(
+        (4.5..=6.0).contains(&seconds),
+        "about 5 s of audio, got {seconds:.2} s"
+    );
+    assert_eq!(wav.left.len(), wav.right.len());
+    let loud = |samples: &[i16]| samples.iter().filter(|s| s.abs() > 1000).count();
+    assert!(
+        loud(&wav.left) > 8000 * 3,
+        "the caller's side (left) is audible"
+    );
+    assert!(
+        loud(&wav.right) > 8000 * 3,
+        "the phone's side (right) is audible"
+    );
+}
+
+/// One call from a hand-written carrier to a hand-written phone through the relay;
+/// after the answer both sides stream audio for `talk`; returns the daemon (its
+/// directory holds the recordings) and the call's CDR.
+fn call_through_the_relay(record: bool, talk: Duration) -> (Daemon, support::CdrRow) {
     let phone = UdpClient::new();
-    let base = rtp_base();
+    let base = rtp_base(u16::from(record));
     let routing = format!(
         r#"
 [media]
@@ -155,6 +191,7 @@ number = "4001234567"
 enterprise = "acme"
 status = "active"
 plan = "main"
+record = {record}
 
 [[plan]]
 name = "main"
@@ -304,6 +341,28 @@ phones = [{{ number = "13900000001", ring_timeout_s = 20 }}]
         "{at_caller:?}"
     );
 
+    // Both sides talk (loud, not silence) for `talk`, a packet every 20 ms each way.
+    if !talk.is_zero() {
+        let started = Instant::now();
+        let mut seq = 100u16;
+        while started.elapsed() < talk {
+            caller_rtp
+                .send_to(
+                    &rtp_packet(0, seq, Law::Ulaw.encode(12_000)),
+                    relay_for_caller,
+                )
+                .unwrap();
+            phone_rtp
+                .send_to(
+                    &rtp_packet(8, seq, Law::Alaw.encode(-12_000)),
+                    relay_for_phone,
+                )
+                .unwrap();
+            seq = seq.wrapping_add(1);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     // Hang up: the phone gets the BYE, the relay's ports close.
     let bye = format!(
         "BYE sip:sihai@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{cport};branch=z9hG4bKmedia1bye\r\n\
@@ -323,6 +382,7 @@ phones = [{{ number = "13900000001", ring_timeout_s = 20 }}]
     });
     let rows = daemon.wait_for_cdrs(1);
     assert_eq!(rows[0].outcome, "answered");
+    let cdr = rows[0].clone();
     // Closed: the relay's port for the caller can be bound again.
     let deadline = Instant::now() + Duration::from_secs(2);
     while UdpSocket::bind(relay_for_caller).is_err() {
@@ -332,4 +392,5 @@ phones = [{{ number = "13900000001", ring_timeout_s = 20 }}]
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    (daemon, cdr)
 }

@@ -716,6 +716,7 @@ pub struct CdrRow {
     pub outcome: String,
     pub hangup: String,
     pub attempts: String,
+    pub recording: String,
 }
 
 /// The CDRs (newest first) in the store that the configuration at `config` names,
@@ -748,7 +749,8 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
             "talk_s",
             "outcome",
             "hangup",
-            "attempts"
+            "attempts",
+            "recording"
         ]
     );
     records
@@ -766,7 +768,8 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
                 outcome,
                 hangup,
                 attempts,
-            ]: [String; 12] = f.try_into().expect("12 CSV fields");
+                recording,
+            ]: [String; 13] = f.try_into().expect("13 CSV fields");
             CdrRow {
                 number,
                 caller,
@@ -780,6 +783,7 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
                 outcome,
                 hangup,
                 attempts,
+                recording,
             }
         })
         .collect()

@@ -114,6 +114,8 @@ struct Call {
     relays: Vec<ClientKey>,
     /// The call's media on our relay, when the relay is on and the caller offered SDP.
     anchor: Option<Box<Anchor>>,
+    /// The recording's name (relative to the recordings directory), once recording.
+    recording: Option<Arc<str>>,
 }
 
 /// A hunt group as the B2BUA keeps it across calls.
@@ -207,6 +209,7 @@ pub struct B2bua {
     media: Option<MediaPlane<CallId>>,
     /// Audio loaded from the configuration's `[[prompt]]`s, by name.
     prompts: Arc<HashMap<String, sihai_media::Prompt>>,
+    recorded: VecDeque<crate::media::RecordingOutput>,
 }
 
 impl B2bua {
@@ -228,7 +231,13 @@ impl B2bua {
             records: VecDeque::new(),
             media: None,
             prompts: Arc::default(),
+            recorded: VecDeque::new(),
         }
+    }
+
+    /// Recorded audio to write, and recordings to close.
+    pub fn poll_recording(&mut self) -> Option<crate::media::RecordingOutput> {
+        self.recorded.pop_front()
     }
 
     /// The prompts calls may play, by `[[prompt]]` name; replaced whole on reload.
@@ -291,6 +300,16 @@ impl B2bua {
             return;
         };
         plane.collect(anchor);
+        if let Some(name) = &call.recording {
+            while let Some(frame) = anchor.relay.poll_recorded() {
+                self.recorded
+                    .push_back(crate::media::RecordingOutput::Frame {
+                        name: name.clone(),
+                        caller: frame.caller,
+                        phone: frame.phone,
+                    });
+            }
+        }
         let mut timed_out = false;
         while let Some(event) = anchor.relay.poll_event() {
             match event {
@@ -510,6 +529,7 @@ impl B2bua {
             outcome: None,
             relays: Vec::new(),
             anchor,
+            recording: None,
         };
         self.by_server_key.insert(key, id);
         self.inbound_invites.insert(invite_id, id);
@@ -968,6 +988,14 @@ impl B2bua {
                     Some(anchor) => {
                         let answer = sdp_body(&response);
                         anchor.answered(answer.as_deref(), now);
+                        if call.route.number.record {
+                            anchor.relay.set_recording(true, now);
+                            let day = self.zone.to_datetime(wall).date();
+                            call.recording = Some(Arc::from(format!(
+                                "{}/{day}/{}.wav",
+                                call.route.number.enterprise.id, call.record_id
+                            )));
+                        }
                         b.body("application/sdp", anchor.caller_sdp.as_bytes())
                     }
                     None => with_body_of(b, &response),
@@ -1474,6 +1502,17 @@ impl B2bua {
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
+        if let (Some(name), Some(anchor)) = (&call.recording, call.anchor.as_mut()) {
+            // The last frames the relay tapped go before the end of the file.
+            while let Some(frame) = anchor.relay.poll_recorded() {
+                self.recorded
+                    .push_back(crate::media::RecordingOutput::Frame {
+                        name: name.clone(),
+                        caller: frame.caller,
+                        phone: frame.phone,
+                    });
+            }
+        }
         if let (Some(plane), Some(anchor)) = (self.media.as_mut(), call.anchor.take()) {
             plane.release(&anchor);
         }
@@ -1575,7 +1614,12 @@ impl B2bua {
             outcome,
             hangup_side,
             hangup_cause,
+            recording: call.recording.as_deref().map(str::to_owned),
         };
+        if let Some(name) = call.recording.take() {
+            self.recorded
+                .push_back(crate::media::RecordingOutput::Finished { name });
+        }
         let alert = if outcome == Outcome::Answered {
             None
         } else {
@@ -1868,6 +1912,7 @@ fn refused_cdr(
         outcome,
         hangup_side: Some(HangupSide::System),
         hangup_cause: Some(cause),
+        recording: None,
     }
 }
 

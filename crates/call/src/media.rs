@@ -26,6 +26,24 @@ pub struct MediaSettings {
     pub relay: RelayConfig,
 }
 
+/// Recorded audio for the daemon to write, in order: a call's frames, then its end.
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "frames pass through one queue in order with the end of their file; boxing \
+              would allocate twice per 20 ms per recorded call"
+)]
+pub enum RecordingOutput {
+    /// 20 ms of the call: the caller (left channel) and the phone (right channel).
+    Frame {
+        name: std::sync::Arc<str>,
+        caller: [i16; 160],
+        phone: [i16; 160],
+    },
+    /// The call ended: the file is complete.
+    Finished { name: std::sync::Arc<str> },
+}
+
 /// Ports the daemon has to open or close: an RTP port and the RTCP port above it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortEvent {

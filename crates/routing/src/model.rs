@@ -101,6 +101,8 @@ pub struct NumberEntry {
     pub max_cps: Option<u32>,
     /// The `[[prompt]]` callers hear while phones ring, instead of the ringing tone.
     pub ringback: Option<String>,
+    /// Whether answered calls to this number are recorded.
+    pub record: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -239,6 +241,7 @@ impl RoutingTable {
                     max_concurrent: n.max_concurrent,
                     max_cps: n.max_cps,
                     ringback: n.ringback.clone(),
+                    record: n.record,
                 };
                 Some((n.number.clone(), Arc::new(entry)))
             })

@@ -148,6 +148,10 @@ impl Core {
         self.calls.poll_media_transmit()
     }
 
+    pub fn poll_recording(&mut self) -> Option<sihai_call::media::RecordingOutput> {
+        self.calls.poll_recording()
+    }
+
     pub fn poll_port_event(&mut self) -> Option<sihai_call::media::PortEvent> {
         self.calls.poll_port_event()
     }

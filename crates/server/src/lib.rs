@@ -139,6 +139,8 @@ impl Server {
         }
         let mut media = media::MediaSockets::new(media_config.address);
         core.set_prompts(Arc::new(media::load_prompts(&self.config)));
+        let mut recorders = media::Recorders::new(media_config.recordings.clone());
+        let mut sweep = tokio::time::interval(RECORDING_SWEEP_INTERVAL);
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let alerts = tokio::spawn(alerts::run(
@@ -172,12 +174,14 @@ impl Server {
                         core.set_prompts(Arc::new(media::load_prompts(&config)));
                     }
                 }
+                _ = sweep.tick() => self.sweep_recordings(),
                 Some(datagram) = media.recv() => {
                     core.handle_media(Instant::now(), Timestamp::now(), datagram.port, datagram.source, &datagram.data);
                 }
                 () = &mut shutdown => break,
             }
             media.apply(&mut core);
+            recorders.apply(&mut core);
             // A step that ended a call holds back what it sends (the 200 for a BYE, the
             // final response of a failed call) until the call's record is committed: once
             // a peer sees a call end, its CDR survives a crash.
@@ -235,6 +239,25 @@ impl Server {
             error!(%err, "cannot flush the CDR store");
         }
         self.transports.shutdown();
+    }
+
+    /// Deletes recordings past their enterprise's retention, off the event loop.
+    fn sweep_recordings(&self) {
+        let dir = self.config.media.recordings.clone();
+        let retention: Vec<(String, u32)> = self
+            .config
+            .enterprises
+            .iter()
+            .map(|e| (e.id.clone(), e.recording_retention_days))
+            .collect();
+        let today = sihai_routing::schedule::china_time_zone()
+            .to_datetime(Timestamp::now())
+            .date();
+        tokio::task::spawn_blocking(move || {
+            for day in media::sweep_recordings(&dir, &retention, today) {
+                info!(path = %day.display(), "deleted recordings past their retention");
+            }
+        });
     }
 
     /// Validates the configuration file and swaps in its routing table; a file with
@@ -345,6 +368,9 @@ fn spawn_reload_triggers(
     }));
     tasks
 }
+
+/// How often recordings past their retention are looked for (also once at start).
+const RECORDING_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

@@ -153,3 +153,167 @@ pub(crate) fn load_prompts(config: &sihai_config::Config) -> HashMap<String, sih
     }
     prompts
 }
+
+/// Open recordings, written as the core hands over 20 ms of a call at a time. Each is
+/// a stereo WAV (caller left, phone right) whose header is rewritten every second, so
+/// a crash loses at most the last second.
+pub(crate) struct Recorders {
+    dir: std::path::PathBuf,
+    open: HashMap<Arc<str>, sihai_media::WavRecorder<std::io::BufWriter<std::fs::File>>>,
+    /// Recordings that failed once: their later frames are dropped, not retried.
+    failed: std::collections::HashSet<Arc<str>>,
+}
+
+impl Recorders {
+    pub(crate) fn new(dir: std::path::PathBuf) -> Recorders {
+        Recorders {
+            dir,
+            open: HashMap::new(),
+            failed: std::collections::HashSet::new(),
+        }
+    }
+
+    pub(crate) fn apply(&mut self, core: &mut Core) {
+        use sihai_call::media::RecordingOutput;
+        while let Some(output) = core.poll_recording() {
+            match output {
+                RecordingOutput::Frame {
+                    name,
+                    caller,
+                    phone,
+                } => {
+                    if self.failed.contains(&name) {
+                        continue;
+                    }
+                    if !self.open.contains_key(&name) {
+                        match self.create(&name) {
+                            Ok(recorder) => {
+                                self.open.insert(name.clone(), recorder);
+                            }
+                            Err(err) => {
+                                warn!(recording = %name, %err, "cannot create the recording");
+                                self.failed.insert(name);
+                                continue;
+                            }
+                        }
+                    }
+                    if let Some(recorder) = self.open.get_mut(&name)
+                        && let Err(err) = recorder.write_frame(&caller, &phone)
+                    {
+                        warn!(recording = %name, %err, "recording stopped");
+                        self.open.remove(&name);
+                        self.failed.insert(name);
+                    }
+                }
+                RecordingOutput::Finished { name } => {
+                    self.failed.remove(&name);
+                    if let Some(recorder) = self.open.remove(&name) {
+                        let seconds = recorder.duration().as_secs_f32();
+                        match recorder.finish() {
+                            Ok(_) => debug!(recording = %name, seconds, "recording complete"),
+                            Err(err) => {
+                                warn!(recording = %name, %err, "cannot complete the recording")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn create(
+        &self,
+        name: &str,
+    ) -> Result<sihai_media::WavRecorder<std::io::BufWriter<std::fs::File>>, String> {
+        let path = self.dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        sihai_media::WavRecorder::new(std::io::BufWriter::new(file))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Deletes recordings older than their enterprise keeps them: everything under
+/// `dir/<enterprise>/<YYYY-MM-DD>/` whose day is more than `retention_days` before
+/// `today`. Returns the day directories removed. Directories that are not days, and
+/// enterprises not listed, are left alone.
+pub(crate) fn sweep_recordings(
+    dir: &std::path::Path,
+    retention: &[(String, u32)],
+    today: jiff::civil::Date,
+) -> Vec<std::path::PathBuf> {
+    let mut removed = Vec::new();
+    for (enterprise, days) in retention {
+        let Ok(entries) = std::fs::read_dir(dir.join(enterprise)) else {
+            continue;
+        };
+        let Ok(oldest_kept) = today.checked_sub(jiff::Span::new().days(i64::from(*days))) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(day) = name
+                .to_str()
+                .and_then(|n| n.parse::<jiff::civil::Date>().ok())
+            else {
+                continue;
+            };
+            if day < oldest_kept {
+                let path = entry.path();
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => removed.push(path),
+                    Err(err) => {
+                        warn!(path = %path.display(), %err, "cannot delete expired recordings")
+                    }
+                }
+            }
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweeper_deletes_only_days_past_each_enterprises_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        for (enterprise, day) in [
+            ("acme", "2026-08-01"),
+            ("acme", "2026-11-01"),
+            ("acme", "notes"),
+            ("globex", "2026-11-20"),
+            ("globex", "2026-11-22"),
+            ("unlisted", "2020-01-01"),
+        ] {
+            let d = dir.path().join(enterprise).join(day);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("call.wav"), b"RIFF").unwrap();
+        }
+        let today: jiff::civil::Date = "2026-11-23".parse().unwrap();
+        let mut removed = sweep_recordings(
+            dir.path(),
+            &[("acme".into(), 90), ("globex".into(), 2)],
+            today,
+        );
+        removed.sort();
+        assert_eq!(
+            removed,
+            vec![
+                dir.path().join("acme/2026-08-01"),
+                dir.path().join("globex/2026-11-20"),
+            ]
+        );
+        for kept in [
+            "acme/2026-11-01",
+            "acme/notes",
+            "globex/2026-11-22",
+            "unlisted/2020-01-01",
+        ] {
+            assert!(dir.path().join(kept).exists(), "{kept}");
+        }
+    }
+}

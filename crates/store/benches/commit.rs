@@ -31,6 +31,7 @@ fn answered_call(n: u64, at: Timestamp) -> Cdr {
         outcome: Outcome::Answered,
         hangup_side: Some(HangupSide::Caller),
         hangup_cause: Some("BYE".into()),
+        recording: None,
     }
 }
 

@@ -1,12 +1,13 @@
 //! Printing CDRs for `sihai cdr`: an aligned table for people, CSV for spreadsheets.
 //!
 //! Both have the same columns, in this order: `number, caller, region, answered_by,
-//! setup, ring, answer, end, talk_s, outcome, hangup, attempts`. Times are local time in
+//! setup, ring, answer, end, talk_s, outcome, hangup, attempts, recording`. Times are local time in
 //! `Asia/Shanghai` (the service's time zone, whatever the machine's), as
 //! `YYYY-MM-DD HH:MM:SS`; the table shortens ring, answer and end to `HH:MM:SS` when they
 //! fall on the setup's date. `region` is "province city" (one name when they are the
 //! same, as for 北京); `hangup` is "side cause" (e.g. `caller BYE`); `attempts` is
-//! `phone:result` per phone tried, in order, separated by ", ".
+//! `phone:result` per phone tried, in order, separated by ", "; `recording` is the WAV
+//! file of a recorded call.
 //!
 //! Missing values print as `-` in the table and as empty fields in the CSV.
 
@@ -19,7 +20,7 @@ use jiff::tz::TimeZone;
 use crate::Cdr;
 
 /// The column names, as printed in both headers.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 13] = [
     "number",
     "caller",
     "region",
@@ -32,6 +33,7 @@ pub const COLUMNS: [&str; 12] = [
     "outcome",
     "hangup",
     "attempts",
+    "recording",
 ];
 
 const TALK_COLUMN: usize = 8;
@@ -117,7 +119,7 @@ enum Style {
 }
 
 /// One CDR's fields, in [`COLUMNS`] order; empty when missing.
-fn fields(cdr: &Cdr, style: Style) -> [String; 12] {
+fn fields(cdr: &Cdr, style: Style) -> [String; 13] {
     let setup = local(cdr.setup_at);
     let later = |t: Option<Timestamp>| match t.map(local) {
         None => String::new(),
@@ -157,6 +159,7 @@ fn fields(cdr: &Cdr, style: Style) -> [String; 12] {
         cdr.outcome.to_string(),
         hangup,
         attempts,
+        cdr.recording.clone().unwrap_or_default(),
     ]
 }
 
@@ -236,6 +239,7 @@ mod tests {
             outcome: Outcome::Answered,
             hangup_side: Some(HangupSide::Caller),
             hangup_cause: Some("BYE".into()),
+            recording: None,
         }
     }
 
@@ -256,6 +260,7 @@ mod tests {
             outcome: Outcome::NoAnswer,
             hangup_side: None,
             hangup_cause: Some("timeout, \"all\"".into()),
+            recording: None,
             ..answered()
         }
     }
@@ -266,10 +271,10 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4, "{table}");
         let expected = [
-            "number      caller       region     answered_by  setup                ring      answer    end                  talk_s  outcome    hangup          attempts",
-            "----------  -----------  ---------  -----------  -------------------  --------  --------  -------------------  ------  ---------  --------------  --------------------------------------",
-            "4001234567  13812345678  广东 深圳  13900000002  2026-03-02 09:59:58  09:59:59  10:00:05  10:01:10                 65  answered   caller BYE      13900000001:busy, 13900000002:answered",
-            "4001234567  anonymous    北京       -            2026-03-02 23:59:50  -         -         2026-03-03 00:00:20       0  no_answer  timeout, \"all\"  -",
+            "number      caller       region     answered_by  setup                ring      answer    end                  talk_s  outcome    hangup          attempts                                recording",
+            "----------  -----------  ---------  -----------  -------------------  --------  --------  -------------------  ------  ---------  --------------  --------------------------------------  ---------",
+            "4001234567  13812345678  广东 深圳  13900000002  2026-03-02 09:59:58  09:59:59  10:00:05  10:01:10                 65  answered   caller BYE      13900000001:busy, 13900000002:answered  -",
+            "4001234567  anonymous    北京       -            2026-03-02 23:59:50  -         -         2026-03-03 00:00:20       0  no_answer  timeout, \"all\"  -                                       -",
         ];
         assert_eq!(lines, expected, "\n{table}");
         assert!(table.lines().all(|l| l == l.trim_end()));
@@ -287,12 +292,12 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "number,caller,region,answered_by,setup,ring,answer,end,talk_s,outcome,hangup,attempts",
+                "number,caller,region,answered_by,setup,ring,answer,end,talk_s,outcome,hangup,attempts,recording",
                 "4001234567,13812345678,广东 深圳,13900000002,2026-03-02 09:59:58,2026-03-02 09:59:59,\
                  2026-03-02 10:00:05,2026-03-02 10:01:10,65,answered,caller BYE,\
-                 \"13900000001:busy, 13900000002:answered\"",
+                 \"13900000001:busy, 13900000002:answered\",",
                 "4001234567,anonymous,北京,,2026-03-02 23:59:50,,,2026-03-03 00:00:20,0,no_answer,\
-                 \"timeout, \"\"all\"\"\",",
+                 \"timeout, \"\"all\"\"\",,",
             ]
         );
         assert!(csv.ends_with("\r\n"));

@@ -184,6 +184,8 @@ pub struct Cdr {
     pub hangup_side: Option<HangupSide>,
     /// Why, e.g. `"BYE"`, `"487"`, `"max_duration"`.
     pub hangup_cause: Option<String>,
+    /// The call's recording (a stereo WAV: caller left, phone right), when recorded.
+    pub recording: Option<String>,
 }
 
 /// A missed-call notice to queue with its CDR.

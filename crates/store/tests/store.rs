@@ -285,7 +285,7 @@ fn database_is_wal_with_a_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 1);
+    assert_eq!(SCHEMA_VERSION, 2);
     let tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -324,7 +324,7 @@ fn newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 1,
+                supported: SCHEMA_VERSION,
                 ..
             }
         ),
@@ -709,4 +709,35 @@ fn wait_committed_shares_the_next_regular_commit() {
     assert!(committed_at.elapsed() >= interval - Duration::from_millis(50));
     // ... and everything recorded before the wait is there.
     assert_eq!(all(&store).len(), 4);
+}
+
+#[test]
+fn a_version_1_database_gains_the_recording_column_and_keeps_its_cdrs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.db");
+    let store = open_at(&path);
+    store.record(full_cdr("before-upgrade"), None).unwrap();
+    store.close().unwrap();
+    // What a version 1 database looks like.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE cdr DROP COLUMN recording; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+
+    let store = open_at(&path);
+    let mut recorded = full_cdr("after-upgrade");
+    recorded.recording = Some("recordings/acme/2026-11-23/x.wav".into());
+    store.record(recorded.clone(), None).unwrap();
+    store.flush().unwrap();
+    let all = all(&store);
+    assert_eq!(all.len(), 2);
+    assert!(all.contains(&recorded));
+    assert!(
+        all.iter()
+            .any(|c| c.call_id == "before-upgrade" && c.recording.is_none())
+    );
+}
+
+fn open_at(path: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(path, Duration::from_millis(5)).unwrap()
 }

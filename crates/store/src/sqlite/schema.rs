@@ -61,6 +61,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt_at) WHERE state = 'pending';
     ",
+    // 1 -> 2: the call's recording (a WAV file), when the number records calls.
+    "ALTER TABLE cdr ADD COLUMN recording TEXT;",
 ];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).

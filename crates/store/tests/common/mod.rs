@@ -40,6 +40,7 @@ pub fn full_cdr(call_id: &str) -> Cdr {
         outcome: Outcome::Answered,
         hangup_side: Some(HangupSide::Phone),
         hangup_cause: Some("BYE".into()),
+        recording: None,
     }
 }
 
@@ -62,6 +63,7 @@ pub fn missed_cdr(call_id: &str, setup: Timestamp) -> Cdr {
         outcome: Outcome::NoAnswer,
         hangup_side: None,
         hangup_cause: None,
+        recording: None,
     }
 }
 
