@@ -873,13 +873,21 @@ impl B2bua {
                     );
                     let resp = match call.anchor.as_mut() {
                         Some(anchor) => {
-                            let ringback = call
-                                .route
-                                .number
-                                .ringback
-                                .as_ref()
-                                .and_then(|name| self.prompts.get(name));
-                            anchor.ringing(ringback, now);
+                            let phone_sdp = (call.route.number.plan.early_media
+                                == sihai_config::EarlyMedia::Phone)
+                                .then(|| sdp_body(&response))
+                                .flatten();
+                            let passed =
+                                phone_sdp.is_some_and(|sdp| anchor.phone_early_media(&sdp, now));
+                            if !passed {
+                                let ringback = call
+                                    .route
+                                    .number
+                                    .ringback
+                                    .as_ref()
+                                    .and_then(|name| self.prompts.get(name));
+                                anchor.ringing(ringback, now);
+                            }
                             MessageBuilder::response_to(
                                 invite,
                                 183,

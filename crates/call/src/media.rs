@@ -226,37 +226,53 @@ impl Anchor {
         self.relay.play(source, now);
     }
 
-    /// A phone answered with `answer` (its 2xx body, if any): bridge caller and phone.
-    pub fn answered(&mut self, answer: Option<&str>, now: Instant) {
+    /// The ringing phone sent early media (`answer`, its 18x SDP): the caller hears the
+    /// phone instead of our ringback. `false` (and nothing changes) if the SDP is not
+    /// usable.
+    pub fn phone_early_media(&mut self, answer: &str, now: Instant) -> bool {
+        let Some(phone) = self.phone_leg(Some(answer)) else {
+            return false;
+        };
+        if self.relay.set_phone(phone, now).is_err() {
+            return false;
+        }
+        self.relay.pass_early_media(now);
+        true
+    }
+
+    /// The phone leg as `answer` describes it, if it is usable.
+    fn phone_leg(&self, answer: Option<&str>) -> Option<LegMedia> {
         let negotiated = answer
             .and_then(|text| SessionDescription::parse(text).ok())
-            .and_then(|sdp| sihai_sdp::accept_answer(&self.phone_local, &sdp).ok());
-        let phone = match negotiated {
-            Some(n) => LegMedia {
+            .and_then(|sdp| sihai_sdp::accept_answer(&self.phone_local, &sdp).ok())?;
+        Some(LegMedia {
+            local_port: self.phone_port,
+            remote: Some(negotiated.remote.rtp_address()),
+            law: law(negotiated.codec),
+            payload_type: negotiated.payload_type,
+            telephone_event: negotiated.telephone_event,
+        })
+    }
+
+    /// A phone answered with `answer` (its 2xx body, if any): bridge caller and phone.
+    pub fn answered(&mut self, answer: Option<&str>, now: Instant) {
+        // No usable answer: our first offered codec, and wait for the phone's first
+        // packet to learn where it is.
+        let phone = self.phone_leg(answer).unwrap_or_else(|| {
+            let codec = self
+                .phone_local
+                .codecs
+                .first()
+                .copied()
+                .unwrap_or(Codec::Pcma);
+            LegMedia {
                 local_port: self.phone_port,
-                remote: Some(n.remote.rtp_address()),
-                law: law(n.codec),
-                payload_type: n.payload_type,
-                telephone_event: n.telephone_event,
-            },
-            // No usable answer: our first offered codec, and wait for the phone's
-            // first packet to learn where it is.
-            None => {
-                let codec = self
-                    .phone_local
-                    .codecs
-                    .first()
-                    .copied()
-                    .unwrap_or(Codec::Pcma);
-                LegMedia {
-                    local_port: self.phone_port,
-                    remote: None,
-                    law: law(codec),
-                    payload_type: codec.payload_type(),
-                    telephone_event: None,
-                }
+                remote: None,
+                law: law(codec),
+                payload_type: codec.payload_type(),
+                telephone_event: None,
             }
-        };
+        });
         if self.relay.set_phone(phone, now).is_ok() {
             self.relay.bridge(now);
         }

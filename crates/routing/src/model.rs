@@ -82,6 +82,9 @@ pub struct Plan {
     pub block_provinces: Vec<String>,
     pub block_cities: Vec<String>,
     pub reject_anonymous: bool,
+    /// What an anchored caller hears while phones ring: our ringback, or the phone's
+    /// own early media.
+    pub early_media: sihai_config::EarlyMedia,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +215,7 @@ impl RoutingTable {
                     .map(|s| region_name(s).to_string())
                     .collect(),
                 reject_anonymous: p.reject_anonymous,
+                early_media: p.early_media,
             };
             plans.insert(p.name.as_str(), Arc::new(plan));
         }

@@ -1292,4 +1292,51 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
             "the prompt's audio, not the 450 Hz tone"
         );
     }
+
+    #[test]
+    fn a_plan_can_pass_the_phones_own_early_media_instead_of_ringback() {
+        let config = CONFIG.replace(
+            "group = \"sales\"\n[[group]]",
+            "group = \"sales\"\nearly_media = \"phone\"\n[[group]]",
+        );
+        assert_ne!(config, CONFIG);
+        let mut core = core_with(&config);
+        core.enable_media(sihai_call::media::MediaSettings {
+            address: "127.0.0.1".parse().unwrap(),
+            ports: 30000..=30009,
+            relay: sihai_relay::RelayConfig::default(),
+        })
+        .unwrap();
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), call_with_offer(), udp_peer());
+        let leg = requests_to_phones(&parsed(&drain(&mut core)), Method::Invite).remove(0);
+        let opened: Vec<_> = std::iter::from_fn(|| core.poll_port_event()).collect();
+        let [
+            sihai_call::media::PortEvent::Open(caller_port),
+            sihai_call::media::PortEvent::Open(phone_port),
+        ] = opened[..]
+        else {
+            panic!("{opened:?}")
+        };
+        // 183 with the phone's SDP: the caller gets 183 with ours, and no ringback.
+        phone_says(&mut core, t0, &leg, 183, "ph1", Some(PHONE_ANSWER));
+        let sent = parsed(&drain(&mut core));
+        assert!(
+            sent.iter()
+                .any(|(p, m)| *p == udp_peer() && m.status() == Some(183))
+        );
+        core.handle_timeout(t0 + Duration::from_millis(100), wall());
+        assert!(
+            core.poll_media_transmit().is_none(),
+            "no ringback while the phone's early media passes"
+        );
+        // The phone's announcement reaches the caller, transcoded to PCMU.
+        let phone_rtp: std::net::SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        core.handle_media(t0, wall(), phone_port, phone_rtp, &rtp(1, 8));
+        let to_caller = core.poll_media_transmit().expect("early media forwarded");
+        assert_eq!(to_caller.from_port, caller_port);
+        assert_eq!(to_caller.to, "192.0.2.7:40000".parse().unwrap());
+        let packet = sihai_media::RtpPacket::parse(&to_caller.payload).unwrap();
+        assert_eq!(packet.payload_type(), 0);
+    }
 }
