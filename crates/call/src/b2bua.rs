@@ -1226,8 +1226,18 @@ impl B2bua {
             return;
         };
         let b = dialog.request(method, &via, &contact);
-        let relayed = with_body_of(b, &request);
         let peer = dialog.peer;
+        // An anchored call keeps its media on the relay: a re-offer (session refresh,
+        // hold) reaches the other side as the relay's own description of that side.
+        let relayed = match (&call.anchor, other, sdp_body(&request)) {
+            (Some(anchor), Some(Side::Inbound), Some(_)) => {
+                b.body("application/sdp", anchor.caller_sdp.as_bytes())
+            }
+            (Some(anchor), Some(Side::Leg(_)), Some(_)) => {
+                b.body("application/sdp", anchor.phone_sdp.as_bytes())
+            }
+            _ => with_body_of(b, &request),
+        };
         match tx.send_request(now, relayed, peer) {
             Ok(k) => {
                 if let Some(call) = self.calls.get_mut(&id) {
@@ -1271,6 +1281,13 @@ impl B2bua {
             return;
         };
         let transport = request_transport(call, from);
+        // Anchored: the answer the requester sees is the relay's for its side.
+        let anchored_body = call.anchor.as_ref().and_then(|anchor| {
+            sdp_body(response).map(|_| match from {
+                Side::Inbound => anchor.caller_sdp.clone(),
+                Side::Leg(_) => anchor.phone_sdp.clone(),
+            })
+        });
         if request.method() == Some(Method::Invite) && (200..300).contains(&status) {
             // A relayed re-INVITE's 2xx: we ACK it on the far side ourselves and absorb
             // the ACK that the near side sends for our 2xx.
@@ -1296,7 +1313,11 @@ impl B2bua {
             Some(_) => b.header(HeaderName::Contact, &self.contact_for(transport)),
             None => b,
         };
-        let _ = tx.respond(now, original, with_body_of(b, response));
+        let answer = match anchored_body {
+            Some(sdp) => b.body("application/sdp", sdp.as_bytes()),
+            None => with_body_of(b, response),
+        };
+        let _ = tx.respond(now, original, answer);
     }
 
     /// An ACK outside any transaction: the ACK for a 2xx we sent.

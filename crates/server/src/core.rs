@@ -1339,4 +1339,52 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
         let packet = sihai_media::RtpPacket::parse(&to_caller.payload).unwrap();
         assert_eq!(packet.payload_type(), 0);
     }
+
+    #[test]
+    fn a_re_invite_on_an_anchored_call_keeps_the_media_on_the_relay() {
+        let mut core = anchored_core();
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), call_with_offer(), udp_peer());
+        let leg = requests_to_phones(&parsed(&drain(&mut core)), Method::Invite).remove(0);
+        let offered_to_phone = leg.body();
+        phone_says(&mut core, t0, &leg, 200, "ph1", Some(PHONE_ANSWER));
+        let sent = parsed(&drain(&mut core));
+        let ok = sent
+            .iter()
+            .find(|(p, m)| *p == udp_peer() && m.status() == Some(200))
+            .unwrap()
+            .1
+            .clone();
+        let caller_tag = ok.to().unwrap().tag().unwrap().to_string();
+        // The carrier puts the call on hold with its own addresses.
+        let hold = OFFER.replace("a=fmtp:101 0-15\r\n", "a=fmtp:101 0-15\r\na=sendonly\r\n");
+        let reinvite = format!(
+            "INVITE sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKreinv\r\n\
+             From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4001234567@127.0.0.1>;tag={caller_tag}\r\n\
+             Call-ID: call-1@carrier\r\nCSeq: 2 INVITE\r\nContact: <sip:13800138000@192.0.2.7:5062>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold}",
+            hold.len()
+        );
+        core.handle_received(t0, wall(), Bytes::from(reinvite), udp_peer());
+        let sent = parsed(&drain(&mut core));
+        let to_phone = requests_to_phones(&sent, Method::Invite).remove(0);
+        assert_eq!(
+            to_phone.body(),
+            offered_to_phone,
+            "the phone sees the relay, never the carrier's address"
+        );
+        phone_says(&mut core, t0, &to_phone, 200, "ph1", Some(PHONE_ANSWER));
+        let sent = parsed(&drain(&mut core));
+        let answer = sent
+            .iter()
+            .find(|(p, m)| *p == udp_peer() && m.status() == Some(200))
+            .expect("the re-INVITE is answered")
+            .1
+            .clone();
+        assert_eq!(
+            answer.body(),
+            ok.body(),
+            "the carrier sees the relay, not the phone"
+        );
+    }
 }
