@@ -23,11 +23,14 @@ fn invite_gets_final_response_and_ack_is_absorbed() {
 #[test]
 fn retransmitted_invite_is_answered_from_the_transaction() {
     let daemon = Daemon::start("");
-    // sipp exits 0 only if all 20 calls got their 404; it drops the first answers, so it
-    // must have retransmitted, and each retransmission was answered by the transaction.
-    let run = sipp_uac(&daemon, "invite_retransmitted.xml", "u1", 20, 20);
+    // sipp exits 0 only if all 60 calls got their 404; it drops every 100 and 15 % of
+    // the 404s, so it must have retransmitted, and each retransmission was answered by
+    // the transaction. (With 15 % loss a call fails only if six 404s in a row are lost
+    // before sipp's 30 s timeout: ~1e-5 per call; no retransmission at all in 60 calls
+    // is as unlikely.)
+    let run = sipp_uac(&daemon, "invite_retransmitted.xml", "u1", 60, 30);
     assert!(
-        run.sent("INVITE") > 20,
+        run.sent("INVITE") > 60,
         "sipp never had to retransmit: {} INVITEs sent",
         run.sent("INVITE")
     );
