@@ -116,6 +116,10 @@ struct Call {
     anchor: Option<Box<Anchor>>,
     /// The recording's name (relative to the recordings directory), once recording.
     recording: Option<Arc<str>>,
+    /// The earliest wake-up already in the timer heap for this call: rescheduling
+    /// only pushes an earlier one, so a relay rescheduled on every RTP packet does not
+    /// fill the heap with entries.
+    scheduled: Option<Instant>,
 }
 
 /// A hunt group as the B2BUA keeps it across calls.
@@ -301,14 +305,7 @@ impl B2bua {
         };
         plane.collect(anchor);
         if let Some(name) = &call.recording {
-            while let Some(frame) = anchor.relay.poll_recorded() {
-                self.recorded
-                    .push_back(crate::media::RecordingOutput::Frame {
-                        name: name.clone(),
-                        caller: frame.caller,
-                        phone: frame.phone,
-                    });
-            }
+            take_recorded(anchor, name, &mut self.recorded);
         }
         let mut timed_out = false;
         while let Some(event) = anchor.relay.poll_event() {
@@ -336,6 +333,11 @@ impl B2bua {
 
     pub fn active_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Entries in the call timer heap, for tests and metrics.
+    pub fn pending_call_timers(&self) -> usize {
+        self.timers.len()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -411,33 +413,12 @@ impl B2bua {
                 Err(error) => {
                     let status = error.status();
                     info!(number = %number.number, status, %error, "call refused: media");
-                    let tag = new_token();
-                    let resp = MessageBuilder::response_to(
-                        &invite,
-                        status,
-                        reason_phrase(status),
-                        Some(&tag),
-                    )
-                    .header(HeaderName::Server, &self.config.user_agent)
-                    .build();
-                    let _ = tx.respond(now, &key, resp);
                     let outcome = if status == 488 {
                         Outcome::Rejected
                     } else {
                         Outcome::Failed
                     };
-                    self.records.push_back((
-                        refused_cdr(
-                            number.number.clone(),
-                            number.enterprise.id.clone(),
-                            &route.caller,
-                            route.region.as_ref(),
-                            outcome,
-                            status.to_string(),
-                            wall,
-                        ),
-                        None,
-                    ));
+                    self.refuse(tx, &key, &invite, &route, status, outcome, now, wall);
                     return;
                 }
             }
@@ -449,29 +430,12 @@ impl B2bua {
             }
             let status = refusal.status();
             info!(number = %number.number, status, "call refused by limits");
-            let tag = new_token();
-            let resp =
-                MessageBuilder::response_to(&invite, status, reason_phrase(status), Some(&tag))
-                    .header(HeaderName::Server, &self.config.user_agent)
-                    .build();
-            let _ = tx.respond(now, &key, resp);
             let outcome = if status == 486 {
                 Outcome::Busy
             } else {
                 Outcome::Rejected
             };
-            self.records.push_back((
-                refused_cdr(
-                    number.number.clone(),
-                    number.enterprise.id.clone(),
-                    &route.caller,
-                    route.region.as_ref(),
-                    outcome,
-                    status.to_string(),
-                    wall,
-                ),
-                None,
-            ));
+            self.refuse(tx, &key, &invite, &route, status, outcome, now, wall);
             return;
         }
 
@@ -530,11 +494,45 @@ impl B2bua {
             relays: Vec::new(),
             anchor,
             recording: None,
+            scheduled: None,
         };
         self.by_server_key.insert(key, id);
         self.inbound_invites.insert(invite_id, id);
         self.calls.insert(id, Box::new(call));
         self.drive(tx, id, now, wall);
+    }
+
+    /// Answers a routed INVITE with a final `status` before any phone rang, and records
+    /// the call with `outcome`.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse(
+        &mut self,
+        tx: &mut TransactionLayer,
+        key: &ServerKey,
+        invite: &Message,
+        route: &Route,
+        status: u16,
+        outcome: Outcome,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let tag = new_token();
+        let resp = MessageBuilder::response_to(invite, status, reason_phrase(status), Some(&tag))
+            .header(HeaderName::Server, &self.config.user_agent)
+            .build();
+        let _ = tx.respond(now, key, resp);
+        self.records.push_back((
+            refused_cdr(
+                route.number.number.clone(),
+                route.number.enterprise.id.clone(),
+                &route.caller,
+                route.region.as_ref(),
+                outcome,
+                status.to_string(),
+                wall,
+            ),
+            None,
+        ));
     }
 
     fn reject(
@@ -1424,7 +1422,15 @@ impl B2bua {
                 break;
             }
             self.timers.pop();
+            if let Some(call) = self.calls.get_mut(&id)
+                && call.scheduled.is_some_and(|s| s <= now)
+            {
+                call.scheduled = None;
+            }
             self.on_call_timer(tx, id, now, wall);
+            // Whatever the call waits for next (an earlier entry may have been the only
+            // one in the heap).
+            self.schedule(id);
         }
     }
 
@@ -1490,7 +1496,7 @@ impl B2bua {
 
     /// Re-arms the call's next wake-up.
     fn schedule(&mut self, id: CallId) {
-        let Some(call) = self.calls.get(&id) else {
+        let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let next = [
@@ -1502,7 +1508,10 @@ impl B2bua {
         .into_iter()
         .flatten()
         .min();
-        if let Some(at) = next {
+        if let Some(at) = next
+            && call.scheduled.is_none_or(|already| at < already)
+        {
+            call.scheduled = Some(at);
             self.timers.push(Reverse((at, id)));
         }
     }
@@ -1533,14 +1542,7 @@ impl B2bua {
         };
         if let (Some(name), Some(anchor)) = (&call.recording, call.anchor.as_mut()) {
             // The last frames the relay tapped go before the end of the file.
-            while let Some(frame) = anchor.relay.poll_recorded() {
-                self.recorded
-                    .push_back(crate::media::RecordingOutput::Frame {
-                        name: name.clone(),
-                        caller: frame.caller,
-                        phone: frame.phone,
-                    });
-            }
+            take_recorded(anchor, name, &mut self.recorded);
         }
         if let (Some(plane), Some(anchor)) = (self.media.as_mut(), call.anchor.take()) {
             plane.release(&anchor);
@@ -1826,6 +1828,21 @@ fn dialog_key(msg: &Message, role: DialogRole) -> Option<(String, String)> {
         DialogRole::Response => msg.from().ok()?.tag()?.to_string(),
     };
     Some((msg.call_id().ok()?.to_string(), tag))
+}
+
+/// Moves the audio the relay tapped for recording `name` into `out`.
+fn take_recorded(
+    anchor: &mut Anchor,
+    name: &Arc<str>,
+    out: &mut VecDeque<crate::media::RecordingOutput>,
+) {
+    while let Some(frame) = anchor.relay.poll_recorded() {
+        out.push_back(crate::media::RecordingOutput::Frame {
+            name: name.clone(),
+            caller: frame.caller,
+            phone: frame.phone,
+        });
+    }
 }
 
 /// The SDP body of `msg`, if it has one (`application/sdp`, valid UTF-8, not empty).
