@@ -86,6 +86,11 @@ impl<'a> Diagnostics<'a> {
         }
     }
 
+    /// How many problems have been recorded so far.
+    pub fn count(&self) -> usize {
+        self.errors.len()
+    }
+
     /// Records a problem at `span`; `None` (the setting is absent from the file) reports
     /// at line 1, column 1.
     pub fn report(

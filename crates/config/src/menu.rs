@@ -60,6 +60,53 @@ impl MenuConfig {
     pub fn node(&self, name: &str) -> Option<&MenuNodeConfig> {
         self.nodes.iter().find(|node| node.name == name)
     }
+
+    /// The menu as the walker runs it. Validation has built it once (the walker's own
+    /// checks, such as defaults that loop, are reported by `sihai check`), so on a
+    /// validated configuration this only fails if the two crates disagree.
+    pub fn tree(&self) -> Result<sihai_ivr::MenuTree, sihai_ivr::MenuError> {
+        use sihai_ivr::{ExtensionDialling, MenuAction, MenuNode};
+        use std::sync::Arc;
+        fn action(action: &MenuActionConfig) -> MenuAction {
+            match action {
+                MenuActionConfig::Group(group) => MenuAction::Group(group.clone()),
+                MenuActionConfig::Menu(node) => MenuAction::Menu(node.clone()),
+                MenuActionConfig::Extension {
+                    prompt,
+                    max_digits,
+                    inter_digit_timeout,
+                    terminator,
+                } => MenuAction::Extension(ExtensionDialling {
+                    prompt: Arc::from(prompt.as_str()),
+                    max_digits: *max_digits,
+                    inter_digit_timeout: *inter_digit_timeout,
+                    terminator: *terminator,
+                }),
+                MenuActionConfig::Repeat => MenuAction::Repeat,
+                MenuActionConfig::Previous => MenuAction::Previous,
+                MenuActionConfig::Hangup => MenuAction::Hangup,
+            }
+        }
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|node| MenuNode {
+                name: node.name.clone(),
+                prompt: Arc::from(node.prompt.as_str()),
+                options: node
+                    .options
+                    .iter()
+                    .map(|(key, option)| (*key, action(option)))
+                    .collect(),
+                timeout: node.timeout,
+                max_retries: node.retries,
+                invalid_prompt: node.invalid.as_deref().map(Arc::from),
+                default: action(&node.default),
+                ringback: node.ringback.as_deref().map(Arc::from),
+            })
+            .collect();
+        sihai_ivr::MenuTree::new(self.welcome.as_deref().map(Arc::from), &self.root, nodes)
+    }
 }
 
 /// One node of a menu: a prompt listing the choices and the keys that make them.
@@ -218,6 +265,7 @@ pub(crate) fn validate(
     let mut names = Catalog::new(SECTION, "name", &raw);
     let mut menus = Vec::with_capacity(raw.entries.len());
     for (index, entry) in &raw.entries {
+        let errors_before = diagnostics.count();
         let field = entry_field(SECTION, *index);
         let menu_span = entry.span();
         let menu = entry.get_ref();
@@ -287,13 +335,22 @@ pub(crate) fn validate(
                 validate_node(node.get_ref(), &node_field, is_root, &context, diagnostics)
             })
             .collect();
-        menus.push(MenuConfig {
+        let validated = MenuConfig {
             name: menu.name.get_ref().clone(),
             enterprise: menu.enterprise.get_ref().clone(),
             welcome: menu.welcome.as_ref().map(|w| w.get_ref().clone()),
             root: menu.root.get_ref().clone(),
             nodes: validated_nodes,
-        });
+        };
+        // What the walker checks beyond this file's rules (defaults that loop back
+        // without ever ending the call, say); only for a menu clean so far, so a problem
+        // is not reported twice.
+        if diagnostics.count() == errors_before
+            && let Err(problem) = validated.tree()
+        {
+            diagnostics.report(Some(entry.span()), field.clone(), problem.to_string());
+        }
+        menus.push(validated);
     }
     names.add_malformed(&raw, diagnostics);
     (menus, names)

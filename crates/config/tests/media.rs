@@ -4,13 +4,9 @@
 //! walker (`sihai-ivr`) the daemon builds from it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use sihai_config::{
-    Config, DEFAULT_RTP_PORTS, EarlyMedia, MenuActionConfig, MenuConfig, PromptConfig,
-};
-use sihai_ivr::{ExtensionDialling, MenuAction, MenuNode, MenuTree};
+use sihai_config::{Config, DEFAULT_RTP_PORTS, EarlyMedia, MenuActionConfig, PromptConfig};
 
 fn sample_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/sihai.toml")
@@ -18,49 +14,6 @@ fn sample_path() -> PathBuf {
 
 fn sample() -> Config {
     Config::load(&sample_path()).unwrap_or_else(|errors| panic!("{errors}"))
-}
-
-/// The walker's form of a menu, as the daemon will build it.
-fn walker_menu(menu: &MenuConfig) -> Result<MenuTree, sihai_ivr::MenuError> {
-    fn action(action: &MenuActionConfig) -> MenuAction {
-        match action {
-            MenuActionConfig::Group(group) => MenuAction::Group(group.clone()),
-            MenuActionConfig::Menu(node) => MenuAction::Menu(node.clone()),
-            MenuActionConfig::Extension {
-                prompt,
-                max_digits,
-                inter_digit_timeout,
-                terminator,
-            } => MenuAction::Extension(ExtensionDialling {
-                prompt: Arc::from(prompt.as_str()),
-                max_digits: *max_digits,
-                inter_digit_timeout: *inter_digit_timeout,
-                terminator: *terminator,
-            }),
-            MenuActionConfig::Repeat => MenuAction::Repeat,
-            MenuActionConfig::Previous => MenuAction::Previous,
-            MenuActionConfig::Hangup => MenuAction::Hangup,
-        }
-    }
-    let nodes = menu
-        .nodes
-        .iter()
-        .map(|node| MenuNode {
-            name: node.name.clone(),
-            prompt: Arc::from(node.prompt.as_str()),
-            options: node
-                .options
-                .iter()
-                .map(|(key, option)| (*key, action(option)))
-                .collect(),
-            timeout: node.timeout,
-            max_retries: node.retries,
-            invalid_prompt: node.invalid.as_deref().map(Arc::from),
-            default: action(&node.default),
-            ringback: node.ringback.as_deref().map(Arc::from),
-        })
-        .collect();
-    MenuTree::new(menu.welcome.as_deref().map(Arc::from), &menu.root, nodes)
 }
 
 #[test]
@@ -203,7 +156,9 @@ fn the_menu_walker_accepts_the_sample_menus_and_finds_their_prompts() {
     let config = sample();
     assert!(!config.menus.is_empty());
     for menu in &config.menus {
-        let tree = walker_menu(menu).unwrap_or_else(|error| panic!("{}: {error}", menu.name));
+        let tree = menu
+            .tree()
+            .unwrap_or_else(|error| panic!("{}: {error}", menu.name));
         for prompt in tree.prompts() {
             assert!(
                 config.prompts.iter().any(|p| p.name == prompt.as_ref()),
@@ -255,7 +210,9 @@ fn the_menu_walker_accepts_the_limits_this_crate_accepts() {
         default = \"hangup\"\n\
         options = { \"*\" = { extension = { prompt = \"p\", max_digits = 32, inter_digit_timeout = \"5m\", terminator = \"*\" } } }\n";
     let config = Config::from_str(text, "limits.toml").unwrap_or_else(|errors| panic!("{errors}"));
-    walker_menu(&config.menus[0]).unwrap_or_else(|error| panic!("{error}"));
+    config.menus[0]
+        .tree()
+        .unwrap_or_else(|error| panic!("{error}"));
 }
 
 #[test]

@@ -1174,3 +1174,19 @@ fn origin_names_the_file_in_every_error() {
         "{errors}"
     );
 }
+
+#[test]
+fn menus_whose_defaults_loop_are_reported_as_the_walker_would_refuse_them() {
+    let mut lines = replacing(47, "default = { menu = \"service\" }");
+    lines[54] = "default = { menu = \"main\" }".into();
+    let shown: Vec<String> = super::errors(&lines)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shown.len(), 1, "{shown:#?}");
+    assert!(
+        shown[0].starts_with("test.toml:39:1: menu[0]: ")
+            && shown[0].contains("main > service > main"),
+        "{shown:#?}"
+    );
+}
