@@ -85,6 +85,16 @@ pub struct Plan {
     /// What an anchored caller hears while phones ring: our ringback, or the phone's
     /// own early media.
     pub early_media: sihai_config::EarlyMedia,
+    /// The voice menu the call starts with, answered before any phone rings.
+    pub menu: Option<Arc<sihai_ivr::MenuTree>>,
+}
+
+/// A switchboard extension (分机): the group its number rings.
+#[derive(Debug, Clone)]
+pub struct Extension {
+    pub group: Arc<Group>,
+    /// The `[[prompt]]` callers hear while it rings.
+    pub ringback: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,9 +123,24 @@ pub struct RoutingTable {
     pub trunks: Vec<Arc<Trunk>>,
     pub numbers: HashMap<String, Arc<NumberEntry>>,
     pub groups: Vec<Arc<Group>>,
+    /// Extensions by (enterprise, extension number), for menus' extension dialling.
+    pub extensions: HashMap<(String, String), Extension>,
 }
 
 impl RoutingTable {
+    /// The enterprise's group called `name` (a menu's choice).
+    pub fn group(&self, enterprise: &str, name: &str) -> Option<&Arc<Group>> {
+        self.groups
+            .iter()
+            .find(|g| g.enterprise == enterprise && g.name == name)
+    }
+
+    /// The enterprise's extension `number` (digits a caller dialled in a menu).
+    pub fn extension(&self, enterprise: &str, number: &str) -> Option<&Extension> {
+        self.extensions
+            .get(&(enterprise.to_owned(), number.to_owned()))
+    }
+
     /// Compiles a validated configuration. Validation guarantees every name resolves; a
     /// name that does not (which validation should have caught) drops the entry that
     /// uses it rather than panicking.
@@ -154,6 +179,11 @@ impl RoutingTable {
                     index,
                 })
             })
+            .collect();
+        let menus: HashMap<&str, Arc<sihai_ivr::MenuTree>> = config
+            .menus
+            .iter()
+            .filter_map(|m| Some((m.name.as_str(), Arc::new(m.tree().ok()?))))
             .collect();
         let group_by_name: HashMap<&str, Arc<Group>> = groups
             .iter()
@@ -216,6 +246,9 @@ impl RoutingTable {
                     .collect(),
                 reject_anonymous: p.reject_anonymous,
                 early_media: p.early_media,
+                // Validation built every menu once; one that would not build is dropped
+                // (the plan then rings its group), never a panic.
+                menu: p.menu.as_deref().and_then(|name| menus.get(name).cloned()),
             };
             plans.insert(p.name.as_str(), Arc::new(plan));
         }
@@ -250,10 +283,25 @@ impl RoutingTable {
                 Some((n.number.clone(), Arc::new(entry)))
             })
             .collect();
+        let extensions = config
+            .extensions
+            .iter()
+            .filter_map(|e| {
+                let group = group_by_name.get(e.group.as_str())?.clone();
+                Some((
+                    (e.enterprise.clone(), e.number.clone()),
+                    Extension {
+                        group,
+                        ringback: e.ringback.clone(),
+                    },
+                ))
+            })
+            .collect();
         RoutingTable {
             trunks,
             numbers,
             groups,
+            extensions,
         }
     }
 
