@@ -284,6 +284,17 @@ impl B2bua {
         self.media.as_mut()?.poll_transmit()
     }
 
+    /// Hands a sent packet's buffer back to the relay of the call that owns `from_port`,
+    /// so steady-state forwarding allocates nothing.
+    pub fn recycle_media(&mut self, from_port: u16, buffer: Vec<u8>) {
+        let Some(id) = self.media.as_ref().and_then(|m| m.call_of(from_port)) else {
+            return;
+        };
+        if let Some(anchor) = self.calls.get_mut(&id).and_then(|c| c.anchor.as_mut()) {
+            anchor.relay.recycle(buffer);
+        }
+    }
+
     /// Relay ports to open or close.
     pub fn poll_port_event(&mut self) -> Option<PortEvent> {
         self.media.as_mut()?.poll_port_event()
@@ -1849,8 +1860,8 @@ fn take_recorded(
 fn sdp_body(msg: &Message) -> Option<String> {
     let is_sdp = msg.content_type().is_some_and(|ct| {
         ct.trim()
-            .to_ascii_lowercase()
-            .starts_with("application/sdp")
+            .get(..15)
+            .is_some_and(|media_type| media_type.eq_ignore_ascii_case("application/sdp"))
     });
     if !is_sdp {
         return None;

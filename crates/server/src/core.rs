@@ -153,6 +153,11 @@ impl Core {
         self.calls.poll_media_transmit()
     }
 
+    /// Gives a sent RTP packet's buffer back for reuse.
+    pub fn recycle_media(&mut self, from_port: u16, buffer: Vec<u8>) {
+        self.calls.recycle_media(from_port, buffer);
+    }
+
     pub fn poll_recording(&mut self) -> Option<sihai_call::media::RecordingOutput> {
         self.calls.poll_recording()
     }
@@ -1031,7 +1036,12 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
         m=audio 50000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
 
     fn anchored_core() -> Core {
-        let mut core = core();
+        anchored_core_with(CONFIG)
+    }
+
+    /// A core for `config` with the relay on, five port pairs from 30000.
+    fn anchored_core_with(config: &str) -> Core {
+        let mut core = core_with(config);
         core.enable_media(sihai_call::media::MediaSettings {
             address: "127.0.0.1".parse().unwrap(),
             ports: 30000..=30009,
@@ -1280,13 +1290,7 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
             "plan = \"main\"\n[[plan]]",
             "plan = \"main\"\nringback = \"acme-ringback\"\n[[plan]]",
         ) + "[[prompt]]\nname = \"acme-ringback\"\nfile = \"acme.wav\"\n";
-        let mut core = core_with(&config);
-        core.enable_media(sihai_call::media::MediaSettings {
-            address: "127.0.0.1".parse().unwrap(),
-            ports: 30000..=30009,
-            relay: sihai_relay::RelayConfig::default(),
-        })
-        .unwrap();
+        let mut core = anchored_core_with(&config);
         let level = 3000i16;
         let prompt = sihai_media::Prompt::new(&[level; 8000]);
         core.set_prompts(Arc::new(
@@ -1315,13 +1319,7 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
             "group = \"sales\"\nearly_media = \"phone\"\n[[group]]",
         );
         assert_ne!(config, CONFIG);
-        let mut core = core_with(&config);
-        core.enable_media(sihai_call::media::MediaSettings {
-            address: "127.0.0.1".parse().unwrap(),
-            ports: 30000..=30009,
-            relay: sihai_relay::RelayConfig::default(),
-        })
-        .unwrap();
+        let mut core = anchored_core_with(&config);
         let t0 = Instant::now();
         core.handle_received(t0, wall(), call_with_offer(), udp_peer());
         let leg = requests_to_phones(&parsed(&drain(&mut core)), Method::Invite).remove(0);

@@ -72,13 +72,14 @@ impl MediaSockets {
             }
         }
         while let Some(transmit) = core.poll_media_transmit() {
-            let Some(bound) = self.sockets.get(&transmit.from_port) else {
-                continue;
-            };
-            // Audio that cannot leave now is late anyway: never wait for the socket.
-            if let Err(err) = bound.socket.try_send_to(&transmit.payload, transmit.to) {
-                debug!(port = transmit.from_port, to = %transmit.to, %err, "RTP not sent");
+            if let Some(bound) = self.sockets.get(&transmit.from_port) {
+                // Audio that cannot leave now is late anyway: never wait for the socket.
+                if let Err(err) = bound.socket.try_send_to(&transmit.payload, transmit.to) {
+                    debug!(port = transmit.from_port, to = %transmit.to, %err, "RTP not sent");
+                }
             }
+            // The buffer goes back to its relay: no allocation per forwarded packet.
+            core.recycle_media(transmit.from_port, transmit.payload);
         }
     }
 
