@@ -17,12 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use jiff::Timestamp;
 use sihai_call::B2buaConfig;
 use sihai_config::{Config, ConfigErrors};
 use sihai_routing::RoutingTable;
-use sihai_sip::Transport;
 use sihai_sip::framing::FrameLimits;
+use sihai_sip::{Peer, Transport};
 use sihai_store::{CdrStore, SqliteStore, StoreError};
 use sihai_transaction::{TimerConfig, Transmit};
 use sihai_transport::{TransportConfig, Transports};
@@ -161,12 +162,24 @@ impl Server {
         ));
 
         tokio::pin!(shutdown);
+        // What one turn of the loop sends now, and what waits for the CDR commit; both
+        // keep their capacity from turn to turn.
+        let mut outgoing: Vec<(Peer, Bytes)> = Vec::new();
+        let mut parked: Vec<Transmit> = Vec::new();
         loop {
             let deadline = core.poll_timeout();
             tokio::select! {
                 received = self.inbound.recv() => {
                     let Some(received) = received else { break };
                     core.handle_received(Instant::now(), Timestamp::now(), received.data, received.source);
+                    self.collect_outputs(&mut core, &mut outgoing, &mut parked);
+                    // Under load more is already queued: take it in the same turn so that
+                    // the replies leave together (one sendmmsg, one wake-up per peer).
+                    for _ in 1..INBOUND_BATCH {
+                        let Ok(received) = self.inbound.try_recv() else { break };
+                        core.handle_received(Instant::now(), Timestamp::now(), received.data, received.source);
+                        self.collect_outputs(&mut core, &mut outgoing, &mut parked);
+                    }
                 }
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now(), Timestamp::now()),
                 Some(trigger) = reload_rx.recv() => {
@@ -182,48 +195,20 @@ impl Server {
             }
             media.apply(&mut core);
             recorders.apply(&mut core);
-            // A step that ended a call holds back what it sends (the 200 for a BYE, the
-            // final response of a failed call) until the call's record is committed: once
-            // a peer sees a call end, its CDR survives a crash.
-            let mut ended = false;
-            while let Some((cdr, alert)) = core.poll_record() {
-                ended = true;
-                if let Err(err) = self.store.record(cdr, alert) {
-                    error!(%err, "cannot record a CDR");
-                }
-            }
-            if ended {
-                // Provisional responses end nothing (and a late 100 would only invite
-                // retransmissions): they go at once, the rest waits for the commit.
-                let (now_sent, parked): (Vec<Transmit>, Vec<Transmit>) =
-                    std::iter::from_fn(|| core.poll_transmit())
-                        .partition(|t| t.payload.starts_with(b"SIP/2.0 1"));
-                for transmit in now_sent {
-                    if let Err(err) = self
-                        .transports
-                        .send(transmit.destination, transmit.payload)
-                        .await
-                    {
-                        warn!(destination = %transmit.destination, %err, "send failed");
-                    }
-                }
-                if !parked.is_empty() && gate.send(parked).is_err() {
+            // A failed send fails its transaction, which may want to send something else
+            // (a final response to the caller): go round until nothing new is produced.
+            loop {
+                self.collect_outputs(&mut core, &mut outgoing, &mut parked);
+                if !parked.is_empty() && gate.send(std::mem::take(&mut parked)).is_err() {
                     error!("durability gate stopped");
                 }
-                continue;
-            }
-            while let Some(transmit) = core.poll_transmit() {
-                if let Err(err) = self
-                    .transports
-                    .send(transmit.destination, transmit.payload)
-                    .await
-                {
-                    warn!(destination = %transmit.destination, %err, "send failed");
-                    core.handle_transport_error(
-                        Instant::now(),
-                        Timestamp::now(),
-                        transmit.destination,
-                    );
+                let failed = self.transports.send_all(&mut outgoing).await;
+                if failed.is_empty() {
+                    break;
+                }
+                for (destination, err) in failed {
+                    warn!(%destination, %err, "send failed");
+                    core.handle_transport_error(Instant::now(), Timestamp::now(), destination);
                 }
             }
         }
@@ -239,6 +224,34 @@ impl Server {
             error!(%err, "cannot flush the CDR store");
         }
         self.transports.shutdown();
+    }
+
+    /// Records the CDRs of the calls the last step ended and sorts what it wants sent.
+    ///
+    /// A step that ended a call holds back what it sends (the 200 for a BYE, the final
+    /// response of a failed call) until the call's record is committed: once a peer sees
+    /// a call end, its CDR survives a crash. Provisional responses end nothing (and a
+    /// late 100 would only invite retransmissions): they go at once with the rest.
+    fn collect_outputs(
+        &self,
+        core: &mut Core,
+        outgoing: &mut Vec<(Peer, Bytes)>,
+        parked: &mut Vec<Transmit>,
+    ) {
+        let mut ended = false;
+        while let Some((cdr, alert)) = core.poll_record() {
+            ended = true;
+            if let Err(err) = self.store.record(cdr, alert) {
+                error!(%err, "cannot record a CDR");
+            }
+        }
+        while let Some(transmit) = core.poll_transmit() {
+            if ended && !transmit.payload.starts_with(b"SIP/2.0 1") {
+                parked.push(transmit);
+            } else {
+                outgoing.push((transmit.destination, transmit.payload));
+            }
+        }
     }
 
     /// Deletes recordings past their enterprise's retention, off the event loop.
@@ -310,13 +323,13 @@ async fn durability_gate(
             }
             Err(err) => error!(%err, "CDR flush task failed"),
         }
-        for transmit in batches.into_iter().flatten() {
-            if let Err(err) = transports
-                .send(transmit.destination, transmit.payload)
-                .await
-            {
-                warn!(destination = %transmit.destination, %err, "send failed");
-            }
+        let mut outgoing: Vec<(Peer, Bytes)> = batches
+            .into_iter()
+            .flatten()
+            .map(|t| (t.destination, t.payload))
+            .collect();
+        for (destination, err) in transports.send_all(&mut outgoing).await {
+            warn!(%destination, %err, "send failed");
         }
     }
 }
@@ -368,6 +381,9 @@ fn spawn_reload_triggers(
     }));
     tasks
 }
+
+/// Received messages handled in one turn of the event loop before its replies are sent.
+const INBOUND_BATCH: usize = 64;
 
 /// How often recordings past their retention are looked for (also once at start).
 const RECORDING_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);

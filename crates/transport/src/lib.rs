@@ -10,6 +10,7 @@
 //! - `udp`: receive loops and picking the socket a reply leaves from.
 //! - `tcp`: connections, framing, idle timeout, the connection table.
 
+mod batch;
 mod error;
 mod socket;
 mod stats;
@@ -29,7 +30,7 @@ pub use error::TransportError;
 pub use stats::TransportStats;
 pub use tcp::CONNECT_TIMEOUT;
 
-use stats::{Counters, bump};
+use stats::{Counters, add, bump};
 use udp::UdpListener;
 
 #[derive(Debug, Clone)]
@@ -199,6 +200,111 @@ impl Transports {
             &counters.send_errors
         });
         result
+    }
+
+    /// Sends every message and returns the ones that failed, with why. Drains
+    /// `messages` and keeps its capacity for the next burst.
+    ///
+    /// Runs of UDP messages leaving from the same socket go out several per system call
+    /// (`sendmmsg` on Linux), in order: under load that is one kernel entry, and one
+    /// wake-up of each receiving process, per burst instead of per message. UDP messages
+    /// leave from the first listener of their address family (as [`Transports::send`]);
+    /// TCP messages are queued on their connections one by one, as by `send`.
+    pub async fn send_all(&self, messages: &mut Vec<(Peer, Bytes)>) -> Vec<(Peer, TransportError)> {
+        let counters = &self.inner.shared.counters;
+        let mut failed = Vec::new();
+        let mut start = 0;
+        while start < messages.len() {
+            let peer = messages[start].0;
+            if peer.transport == Transport::Tcp {
+                match self.send_tcp(peer, messages[start].1.clone()).await {
+                    Ok(()) => bump(&counters.messages_sent),
+                    Err(error) => {
+                        bump(&counters.send_errors);
+                        failed.push((peer, error));
+                    }
+                }
+                start += 1;
+                continue;
+            }
+            let ipv4 = peer.addr.is_ipv4();
+            let end = start
+                + messages[start..]
+                    .iter()
+                    .take_while(|(p, _)| p.transport == Transport::Udp && p.addr.is_ipv4() == ipv4)
+                    .count();
+            let socket = self.with_live(|live| {
+                udp::pick(&live.udp, peer.addr, None).map(|l| Arc::clone(&l.socket))
+            });
+            let socket = match socket {
+                Ok(Some(socket)) => socket,
+                Ok(None) | Err(_) => {
+                    for &(peer, _) in &messages[start..end] {
+                        bump(&counters.send_errors);
+                        failed.push((
+                            peer,
+                            match socket {
+                                Err(_) => TransportError::Shutdown,
+                                Ok(_) => TransportError::NoUdpSocket { addr: peer.addr },
+                            },
+                        ));
+                    }
+                    start = end;
+                    continue;
+                }
+            };
+            while start < end {
+                match batch::send(&socket, &messages[start..end]) {
+                    Ok(0) => {
+                        // sendmmsg sends at least one datagram or fails; never spin.
+                        let peer = messages[start].0;
+                        bump(&counters.send_errors);
+                        failed.push((
+                            peer,
+                            TransportError::Send {
+                                peer,
+                                source: std::io::Error::from(std::io::ErrorKind::WriteZero),
+                            },
+                        ));
+                        start += 1;
+                    }
+                    Ok(sent) => {
+                        add(&counters.messages_sent, sent);
+                        start += sent;
+                    }
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                        if let Err(error) = socket.writable().await {
+                            let peer = messages[start].0;
+                            bump(&counters.send_errors);
+                            failed.push((
+                                peer,
+                                TransportError::Send {
+                                    peer,
+                                    source: error,
+                                },
+                            ));
+                            start += 1;
+                        }
+                    }
+                    Err(error) => {
+                        // The first datagram of the batch failed (say, no route to its
+                        // host): report it and carry on with the next.
+                        let peer = messages[start].0;
+                        bump(&counters.send_errors);
+                        failed.push((
+                            peer,
+                            TransportError::Send {
+                                peer,
+                                source: error,
+                            },
+                        ));
+                        start += 1;
+                    }
+                }
+            }
+        }
+        messages.clear();
+        failed
     }
 
     async fn send_udp(

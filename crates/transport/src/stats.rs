@@ -49,6 +49,10 @@ pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Relaxed);
 }
 
+pub(crate) fn add(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Relaxed);
+}
+
 impl Counters {
     pub fn snapshot(&self) -> TransportStats {
         TransportStats {

@@ -4,6 +4,7 @@
 //! Replies should leave from the socket the request arrived on: many NATs and SIP peers
 //! only accept a response from the address they sent to (RFC 3261 §18.2.2, RFC 3581).
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +14,10 @@ use sihai_sip::net::{Peer, Transport};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::batch::RecvBuffers;
 use crate::stats::bump;
 use crate::{Received, Shared};
 
-/// Larger than any IPv4 or IPv6 (non-jumbogram) UDP payload, so nothing is truncated.
-const MAX_DATAGRAM: usize = 65535;
 /// Pause after a receive error so a persistent one cannot spin the loop.
 const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
@@ -28,37 +28,43 @@ pub(crate) struct UdpListener {
 }
 
 /// Delivers every datagram on `socket` to the sink until the sink closes. Cancelled at
-/// shutdown.
+/// shutdown. Reads everything queued at each wake-up, up to a batch per system call.
 pub(crate) async fn receive_loop(
     shared: Arc<Shared>,
     socket: Arc<UdpSocket>,
     local: SocketAddr,
     sink: mpsc::Sender<Received>,
 ) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut buffers = RecvBuffers::new();
     loop {
-        let (len, from) = match socket.recv_from(&mut buf).await {
-            Ok(received) => received,
+        let received = match socket.readable().await {
+            Ok(()) => buffers.receive(&socket),
+            Err(error) => Err(error),
+        };
+        match received {
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
             Err(error) => {
                 tracing::debug!(%local, %error, "UDP receive error");
                 tokio::time::sleep(ERROR_BACKOFF).await;
                 continue;
             }
-        };
-        let data = &buf[..len];
-        // Empty datagrams and bare CRLFs are keep-alive noise some UAs send over UDP.
-        if data.iter().all(|&b| b == b'\r' || b == b'\n') {
-            continue;
         }
-        bump(&shared.counters.udp_datagrams_received);
-        let received = Received {
-            data: Bytes::copy_from_slice(data),
-            source: Peer::new(Transport::Udp, from),
-            local,
-        };
-        if sink.send(received).await.is_err() {
-            tracing::debug!(%local, "sink closed; stopping UDP receive");
-            return;
+        for (data, from) in buffers.datagrams() {
+            // Empty datagrams and bare CRLFs are keep-alive noise some UAs send over UDP.
+            if data.iter().all(|&b| b == b'\r' || b == b'\n') {
+                continue;
+            }
+            bump(&shared.counters.udp_datagrams_received);
+            let received = Received {
+                data: Bytes::copy_from_slice(data),
+                source: Peer::new(Transport::Udp, from),
+                local,
+            };
+            if sink.send(received).await.is_err() {
+                tracing::debug!(%local, "sink closed; stopping UDP receive");
+                return;
+            }
         }
     }
 }

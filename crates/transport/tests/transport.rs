@@ -572,3 +572,81 @@ async fn dropping_the_last_handle_stops_the_tasks() {
     drop(clone);
     assert!(timeout(WAIT, rx.recv()).await.expect("tasks end").is_none());
 }
+
+/// A burst larger than one system call's batch, to two UDP peers and one TCP peer, plus
+/// one datagram no listener can send (IPv6 with only an IPv4 socket): everything
+/// arrives, in order per peer, and only the impossible one is reported.
+#[tokio::test]
+async fn send_all_batches_udp_keeps_order_and_reports_failures() {
+    let (transports, _rx) = start(config(&[
+        (Transport::Udp, "127.0.0.1:0"),
+        (Transport::Tcp, "127.0.0.1:0"),
+    ]))
+    .await;
+    let udp_server = addr(&transports, Transport::Udp);
+    let first = UdpSocket::bind("127.0.0.1:0").await.expect("first peer");
+    let second = UdpSocket::bind("127.0.0.1:0").await.expect("second peer");
+    let tcp_listener = TcpListener::bind("127.0.0.1:0").await.expect("tcp peer");
+    let tcp_addr = tcp_listener.local_addr().expect("tcp addr");
+    let udp = |s: &UdpSocket| Peer::new(Transport::Udp, s.local_addr().expect("addr"));
+    let unreachable = Peer::new(Transport::Udp, "[::1]:5060".parse().expect("v6"));
+
+    let mut messages = Vec::new();
+    for i in 0..100 {
+        let to = if i % 3 == 0 { udp(&second) } else { udp(&first) };
+        messages.push((to, Bytes::from(format!("message {i}"))));
+        if i == 50 {
+            messages.push((tcp_peer(tcp_addr), Bytes::from(sip("OPTIONS", ""))));
+            messages.push((unreachable, Bytes::from_static(b"nowhere")));
+        }
+    }
+    let accept = tokio::spawn(async move {
+        let (mut stream, _) = tcp_listener.accept().await.expect("accept");
+        read_n(&mut stream, sip("OPTIONS", "").len()).await
+    });
+    let failed = transports.send_all(&mut messages).await;
+    assert!(messages.is_empty(), "drained");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, unreachable);
+    assert!(matches!(failed[0].1, TransportError::NoUdpSocket { .. }));
+
+    for (socket, expected) in [
+        (&first, (0..100).filter(|i| i % 3 != 0).collect::<Vec<_>>()),
+        (&second, (0..100).filter(|i| i % 3 == 0).collect::<Vec<_>>()),
+    ] {
+        let mut buf = [0; 1024];
+        for i in expected {
+            let (n, from) = timeout(WAIT, socket.recv_from(&mut buf))
+                .await
+                .expect("datagram")
+                .expect("recv");
+            assert_eq!(&buf[..n], format!("message {i}").as_bytes());
+            assert_eq!(from, udp_server);
+        }
+    }
+    let over_tcp = timeout(WAIT, accept).await.expect("tcp").expect("task");
+    assert_eq!(over_tcp, sip("OPTIONS", ""));
+    let stats = transports.stats();
+    assert_eq!((stats.messages_sent, stats.send_errors), (101, 1));
+}
+
+/// More datagrams than one receive batch, sent before the loop reads any: all are
+/// delivered, in order, each with its sender.
+#[tokio::test]
+async fn a_burst_of_datagrams_is_delivered_whole_and_in_order() {
+    let (transports, mut rx) = start(config(&[(Transport::Udp, "127.0.0.1:0")])).await;
+    let server = addr(&transports, Transport::Udp);
+    let client = UdpSocket::bind("127.0.0.1:0").await.expect("client");
+    for i in 0..50 {
+        client
+            .send_to(&sip("OPTIONS", &format!("{i:02}")), server)
+            .await
+            .expect("send");
+    }
+    for i in 0..50 {
+        let got = next(&mut rx).await;
+        assert_eq!(got.data, sip("OPTIONS", &format!("{i:02}")));
+        assert_eq!(got.source.addr, client.local_addr().expect("addr"));
+    }
+    nothing_more(&mut rx).await;
+}
