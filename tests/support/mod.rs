@@ -717,6 +717,8 @@ pub struct CdrRow {
     pub hangup: String,
     pub attempts: String,
     pub recording: String,
+    /// The voice-menu keys pressed (`1>3`), empty when the plan has no menu.
+    pub menu: String,
 }
 
 /// The CDRs (newest first) in the store that the configuration at `config` names,
@@ -750,7 +752,8 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
             "outcome",
             "hangup",
             "attempts",
-            "recording"
+            "recording",
+            "menu"
         ]
     );
     records
@@ -769,7 +772,8 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
                 hangup,
                 attempts,
                 recording,
-            ]: [String; 13] = f.try_into().expect("13 CSV fields");
+                menu,
+            ]: [String; 14] = f.try_into().expect("14 CSV fields");
             CdrRow {
                 number,
                 caller,
@@ -784,6 +788,7 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
                 hangup,
                 attempts,
                 recording,
+                menu,
             }
         })
         .collect()

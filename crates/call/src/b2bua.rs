@@ -23,6 +23,8 @@ use sihai_store::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
 use sihai_transaction::{ClientKey, ServerKey, TimerConfig, TransactionLayer, Transmit};
 use tracing::{debug, info, warn};
 
+use sihai_ivr::{IvrAction, MenuWalk};
+
 use crate::dialog::Dialog;
 use crate::media::{Anchor, MediaPlane, MediaSettings, PortEvent};
 
@@ -120,6 +122,27 @@ struct Call {
     /// only pushes an earlier one, so a relay rescheduled on every RTP packet does not
     /// fill the heap with entries.
     scheduled: Option<Instant>,
+    /// The voice menu the caller was answered with, when the plan starts with one.
+    menu: Option<Box<MenuCall>>,
+}
+
+/// A call answered by its plan's voice menu: the walk through the menu, the prompts it
+/// asked for, and what hunting needs once the menu has decided.
+#[derive(Debug)]
+struct MenuCall {
+    walk: MenuWalk,
+    /// Prompts asked for and not started yet: the relay plays one source at a time.
+    queue: VecDeque<sihai_ivr::PromptName>,
+    /// A prompt of the walk's is playing on the relay.
+    playing: bool,
+    /// The routing snapshot the call was routed with: where the menu's groups and
+    /// extensions are looked up.
+    table: Arc<RoutingTable>,
+    /// The caller's INVITE, answered by the menu, that the phones' INVITEs are built
+    /// from once the menu chose where the call goes.
+    invite: Message,
+    /// The menu has chosen and phones are being hunted.
+    hunting: bool,
 }
 
 /// A hunt group as the B2BUA keeps it across calls.
@@ -163,6 +186,87 @@ fn group_state<'a>(
         Some(entry) => &mut entry.state,
         None => unreachable!("inserted above"),
     }
+}
+
+/// A hunt of `group`'s phones, started unless the call waits for its menu first. A
+/// reload that replaced the group carries its counters over while the phone list keeps
+/// its shape; a different list starts afresh.
+fn new_hunt(
+    groups: &mut HashMap<String, GroupEntry>,
+    group: &Arc<sihai_routing::Group>,
+    timeout: Duration,
+    now: Instant,
+    start: bool,
+) -> Hunt {
+    let entry = groups
+        .entry(group.name.clone())
+        .or_insert_with(|| GroupEntry::new(group));
+    if !Arc::ptr_eq(&entry.config, group) {
+        let fresh = GroupEntry::new(group);
+        if fresh.phones.len() == entry.phones.len() {
+            entry.config = fresh.config;
+            entry.phones = fresh.phones;
+        } else {
+            *entry = fresh;
+        }
+    }
+    let mut hunt = Hunt::new(
+        strategy(group.strategy),
+        entry.phones.clone(),
+        timeout,
+        now,
+        rand::random(),
+    );
+    if start {
+        hunt.start(&mut entry.state, now);
+    }
+    hunt
+}
+
+/// The CDR outcome of a hunt that failed with `status`.
+fn hunt_outcome(status: u16) -> Outcome {
+    match status {
+        486 | 600 => Outcome::Busy,
+        480 | 408 => Outcome::NoAnswer,
+        487 => Outcome::Cancelled,
+        603 => Outcome::Rejected,
+        _ => Outcome::Failed,
+    }
+}
+
+/// Our 2xx to the caller's INVITE, without its body.
+fn inbound_2xx(
+    config: &B2buaConfig,
+    call: &Call,
+    invite: &Message,
+    status: u16,
+    reason: &str,
+) -> MessageBuilder {
+    let transport = call.inbound_source.transport;
+    let contact = contact_value(local_for(config, transport), transport);
+    MessageBuilder::response_to(invite, status, reason, Some(&call.inbound_tag))
+        .header(HeaderName::Contact, &contact)
+        .header(
+            HeaderName::Allow,
+            "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE",
+        )
+        .header(HeaderName::Server, &config.user_agent)
+}
+
+/// Starts recording an answered call when its number records calls.
+fn start_recording(call: &mut Call, zone: &TimeZone, wall: Timestamp, now: Instant) {
+    if !call.route.number.record {
+        return;
+    }
+    let Some(anchor) = call.anchor.as_mut() else {
+        return;
+    };
+    anchor.relay.set_recording(true, now);
+    let day = zone.to_datetime(wall).date();
+    call.recording = Some(Arc::from(format!(
+        "{}/{day}/{}.wav",
+        call.route.number.enterprise.id, call.record_id
+    )));
 }
 
 /// What a client transaction we started was for.
@@ -319,6 +423,8 @@ impl B2bua {
             take_recorded(anchor, name, &mut self.recorded);
         }
         let mut timed_out = false;
+        // For the menu, in order: a key (`Some`) or the end of a prompt (`None`).
+        let mut menu_inputs = Vec::new();
         while let Some(event) = anchor.relay.poll_event() {
             match event {
                 sihai_relay::MediaEvent::MediaTimeout { leg } => {
@@ -327,9 +433,37 @@ impl B2bua {
                 }
                 sihai_relay::MediaEvent::Dtmf { key, leg } => {
                     debug!(call = id, %leg, %key, "DTMF");
+                    if leg == sihai_relay::Leg::Caller {
+                        menu_inputs.push(Some(key));
+                    }
                 }
-                sihai_relay::MediaEvent::PlaybackFinished => {}
+                sihai_relay::MediaEvent::PlaybackFinished => menu_inputs.push(None),
             }
+        }
+        if timed_out && call.answered_leg.is_none() && call.menu.is_some() {
+            call.hangup
+                .get_or_insert((HangupSide::System, "media_timeout".into()));
+            self.abandon_menu_call(tx, id, now, wall);
+            self.bye(tx, id, Side::Inbound, now);
+            self.end_call(tx, id, now, wall);
+            return;
+        }
+        if let Some(menu) = call.menu.as_mut()
+            && !menu.hunting
+            && !menu_inputs.is_empty()
+        {
+            for input in menu_inputs {
+                match input {
+                    Some(key) => menu.walk.on_digit(key, now),
+                    None => {
+                        if std::mem::take(&mut menu.playing) {
+                            menu.walk.on_prompt_finished(now);
+                        }
+                    }
+                }
+            }
+            self.run_menu(tx, id, now, wall);
+            return;
         }
         if timed_out && call.answered_leg.is_some() {
             call.hangup
@@ -377,7 +511,7 @@ impl B2bua {
     pub fn on_invite(
         &mut self,
         tx: &mut TransactionLayer,
-        table: &RoutingTable,
+        table: &Arc<RoutingTable>,
         key: ServerKey,
         invite: Message,
         source: Peer,
@@ -450,31 +584,20 @@ impl B2bua {
             return;
         }
 
-        let group = route.group.clone();
-        let entry = self
-            .groups
-            .entry(group.name.clone())
-            .or_insert_with(|| GroupEntry::new(&group));
-        if !Arc::ptr_eq(&entry.config, &group) {
-            // A reload replaced the group: hunt its new phone list. The counters carry
-            // over while the list keeps its shape; a different list starts afresh.
-            let fresh = GroupEntry::new(&group);
-            if fresh.phones.len() == entry.phones.len() {
-                entry.config = fresh.config;
-                entry.phones = fresh.phones;
-            } else {
-                *entry = fresh;
-            }
+        // A plan that starts with a voice menu answers the caller first, which needs the
+        // relay to play its prompts; the phones ring once the menu has chosen where.
+        let menu = route.number.plan.menu.clone().filter(|_| anchor.is_some());
+        if route.number.plan.menu.is_some() && menu.is_none() {
+            debug!(number = %number.number, "voice menu skipped: the call's media is not on the relay");
         }
-        let state = &mut entry.state;
-        let mut hunt = Hunt::new(
-            strategy(group.strategy),
-            entry.phones.clone(),
+        let group = route.group.clone();
+        let hunt = new_hunt(
+            &mut self.groups,
+            &group,
             number.plan.hunt_timeout,
             now,
-            rand::random(),
+            menu.is_none(),
         );
-        hunt.start(state, now);
 
         let id = self.next_id;
         self.next_id += 1;
@@ -506,11 +629,261 @@ impl B2bua {
             anchor,
             recording: None,
             scheduled: None,
+            menu: None,
         };
         self.by_server_key.insert(key, id);
         self.inbound_invites.insert(invite_id, id);
         self.calls.insert(id, Box::new(call));
+        match menu {
+            Some(tree) => self.start_menu(tx, id, tree, table.clone(), now, wall),
+            None => self.drive(tx, id, now, wall),
+        }
+    }
+
+    // ---------------------------------------------------------------- voice menu
+
+    /// Answers the caller with the relay's SDP and starts the menu's welcome.
+    fn start_menu(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        tree: Arc<sihai_ivr::MenuTree>,
+        table: Arc<RoutingTable>,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let (Some(invite), Some(key), Some(anchor)) = (
+            call.inbound_invite.take(),
+            call.inbound_key.take(),
+            call.anchor.as_ref(),
+        ) else {
+            return;
+        };
+        self.by_server_key.remove(&key);
+        call.inbound_final_sent = true;
+        let ok = inbound_2xx(&self.config, call, &invite, 200, "OK")
+            .body("application/sdp", anchor.caller_sdp.as_bytes());
+        call.menu = Some(Box::new(MenuCall {
+            walk: MenuWalk::start(tree, now),
+            queue: VecDeque::new(),
+            playing: false,
+            table,
+            invite: invite.clone(),
+            hunting: false,
+        }));
+        info!(call = id, "answered by the voice menu");
+        self.confirm_inbound(tx, id, &invite, &key, ok, now);
+        self.run_menu(tx, id, now, wall);
+    }
+
+    /// Carries out what the menu asks for: prompts one after another on the relay, and
+    /// the call's route once it has decided.
+    fn run_menu(&mut self, tx: &mut TransactionLayer, id: CallId, now: Instant, wall: Timestamp) {
+        loop {
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let Some(menu) = call.menu.as_mut() else {
+                return;
+            };
+            let mut chosen = None;
+            while let Some(action) = menu.walk.poll_action() {
+                match action {
+                    IvrAction::Play(name) => menu.queue.push_back(name),
+                    IvrAction::StopPlayback => {
+                        menu.queue.clear();
+                        if std::mem::take(&mut menu.playing)
+                            && let Some(anchor) = call.anchor.as_mut()
+                        {
+                            anchor.relay.play(sihai_relay::Source::Silence, now);
+                        }
+                    }
+                    IvrAction::Done(outcome) => chosen = Some(outcome),
+                }
+            }
+            if let Some(outcome) = chosen {
+                info!(
+                    call = id,
+                    path = menu.walk.path(),
+                    ?outcome,
+                    "voice menu chose"
+                );
+                menu.queue.clear();
+                menu.playing = false;
+                self.menu_chose(tx, id, outcome, now, wall);
+                return;
+            }
+            if menu.playing {
+                break;
+            }
+            let Some(name) = menu.queue.pop_front() else {
+                break;
+            };
+            match (self.prompts.get(&*name), call.anchor.as_mut()) {
+                (Some(prompt), Some(anchor)) => {
+                    let prompt = prompt.clone();
+                    anchor.relay.play(
+                        sihai_relay::Source::Prompt {
+                            prompt,
+                            repeat: false,
+                        },
+                        now,
+                    );
+                    menu.playing = true;
+                    break;
+                }
+                _ => {
+                    // `sihai check` reports unknown prompts; a file that failed to load
+                    // is skipped rather than leaving the caller in silence.
+                    warn!(call = id, prompt = %name, "menu prompt not loaded; skipped");
+                    menu.walk.on_prompt_finished(now);
+                }
+            }
+        }
+        self.after_media(tx, id, now, wall);
+    }
+
+    /// The menu decided: ring the chosen group or extension with its ringback, or hang up.
+    fn menu_chose(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        outcome: sihai_ivr::Outcome,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(menu) = call.menu.as_mut() else {
+            return;
+        };
+        let enterprise = &call.route.number.enterprise.id;
+        let (group, ringback) = match outcome {
+            sihai_ivr::Outcome::Group { group, ringback } => {
+                let found = menu.table.group(enterprise, &group).cloned();
+                if found.is_none() {
+                    warn!(call = id, %group, "menu group not in the configuration; the plan's group answers");
+                }
+                (found, ringback.map(|r| r.to_string()))
+            }
+            sihai_ivr::Outcome::Extension { number, ringback } => {
+                match menu.table.extension(enterprise, &number) {
+                    Some(extension) => (
+                        Some(extension.group.clone()),
+                        extension
+                            .ringback
+                            .clone()
+                            .or_else(|| ringback.map(|r| r.to_string())),
+                    ),
+                    None => {
+                        // The switchboard (总机) takes calls for extensions that do not exist.
+                        info!(call = id, extension = %number, "no such extension; the plan's group answers");
+                        (None, ringback.map(|r| r.to_string()))
+                    }
+                }
+            }
+            sihai_ivr::Outcome::Hangup => {
+                call.outcome.get_or_insert(Outcome::Cancelled);
+                call.hangup
+                    .get_or_insert((HangupSide::System, "menu_hangup".into()));
+                self.bye(tx, id, Side::Inbound, now);
+                self.end_call(tx, id, now, wall);
+                return;
+            }
+        };
+        menu.hunting = true;
+        let group = group.unwrap_or_else(|| call.route.group.clone());
+        // What the caller hears while phones ring: the extension's or the menu node's
+        // ringback, else the number's, else the ringing tone.
+        let ringback = ringback
+            .or_else(|| call.route.number.ringback.clone())
+            .and_then(|name| self.prompts.get(&name));
+        if let Some(anchor) = call.anchor.as_mut() {
+            anchor.ringing(ringback, now);
+        }
+        call.hunt = new_hunt(
+            &mut self.groups,
+            &group,
+            call.route.number.plan.hunt_timeout,
+            now,
+            true,
+        );
+        call.route.group = group;
+        self.after_media(tx, id, now, wall);
         self.drive(tx, id, now, wall);
+    }
+
+    /// The caller left a call the menu answered (BYE, or media timeout) before any
+    /// phone did: phones still ringing are cancelled.
+    fn abandon_menu_call(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.answered_leg.is_some() {
+            return;
+        }
+        let Some(menu) = call.menu.as_mut() else {
+            return;
+        };
+        call.outcome.get_or_insert(Outcome::Cancelled);
+        if std::mem::take(&mut menu.hunting) {
+            let state = group_state(&mut self.groups, &call.route.group);
+            call.hunt.on_cancelled_by_caller(state, now);
+            self.drive(tx, id, now, wall);
+        }
+    }
+
+    /// Sends our 2xx for the caller's INVITE (already taken out of the call with its
+    /// key): the caller's dialog begins, and over UDP the 2xx is retransmitted until the
+    /// ACK comes (RFC 3261 §13.3.1.4).
+    fn confirm_inbound(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        invite: &Message,
+        key: &ServerKey,
+        ok: Message,
+        now: Instant,
+    ) {
+        let payload = ok.wire();
+        let _ = tx.respond(now, key, ok);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(d) = Dialog::as_uas(invite, &call.inbound_tag, call.inbound_source) {
+            self.by_dialog.insert(
+                (d.call_id.clone(), d.local_tag.clone()),
+                (id, Side::Inbound),
+            );
+            call.inbound_dialog = Some(d);
+        }
+        let destination = invite
+            .top_via()
+            .map(|v| v.response_target(call.inbound_source))
+            .unwrap_or(call.inbound_source);
+        if call.inbound_source.transport.is_reliable() {
+            // No 2xx retransmissions over a stream: nothing more to absorb.
+            self.inbound_invites.remove(&call.inbound_identity);
+        } else {
+            let t1 = self.config.timers.t1;
+            call.pending_2xx = Some(Pending2xx {
+                payload,
+                destination,
+                next: now + t1,
+                interval: t1,
+                give_up: now + t1 * 64,
+            });
+        }
     }
 
     /// Answers a routed INVITE with a final `status` before any phone rang, and records
@@ -662,17 +1035,23 @@ impl B2bua {
                 let _ = tx.respond(now, key, resp);
             }
             call.inbound_final_sent = true;
-            if call.outcome.is_none() {
-                call.outcome = Some(match hunt_status {
-                    486 | 600 => Outcome::Busy,
-                    480 | 408 => Outcome::NoAnswer,
-                    487 => Outcome::Cancelled,
-                    603 => Outcome::Rejected,
-                    _ => Outcome::Failed,
-                });
-            }
+            call.outcome.get_or_insert(hunt_outcome(hunt_status));
             call.hangup
                 .get_or_insert((HangupSide::System, hunt_status.to_string()));
+        }
+        if call.answered_leg.is_none()
+            && let Some(menu) = call.menu.as_mut()
+            && menu.hunting
+            && let Some(HuntResult::Failed { status }) = call.hunt.result()
+        {
+            // The menu answered the caller, so nobody picking up ends the call with a BYE.
+            menu.hunting = false;
+            call.outcome.get_or_insert(hunt_outcome(status));
+            call.hangup
+                .get_or_insert((HangupSide::System, status.to_string()));
+            self.bye(tx, id, Side::Inbound, now);
+            self.end_call(tx, id, now, wall);
+            return;
         }
         self.finish_if_done(tx, id, now, wall);
         self.schedule(id);
@@ -706,8 +1085,13 @@ impl B2bua {
                 .on_outcome(state, phone, PhoneOutcome::Failed(503), now);
             return;
         };
-        // Phones ring only while the caller's INVITE is unsettled, so it is still here.
-        let Some(inbound) = call.inbound_invite.as_ref() else {
+        // Phones ring only while the caller's INVITE is unsettled, so it is still here,
+        // or after the menu answered it, which keeps it.
+        let Some(inbound) = call
+            .inbound_invite
+            .as_ref()
+            .or(call.menu.as_ref().map(|m| &m.invite))
+        else {
             return;
         };
         let invite = build_leg_invite(
@@ -937,7 +1321,7 @@ impl B2bua {
                 let cseq = leg_invite.cseq().map(|c| c.seq).unwrap_or(1);
                 if state == LegState::Cancelling
                     || call.answered_leg.is_some()
-                    || call.inbound_final_sent
+                    || (call.inbound_final_sent && call.menu.is_none())
                 {
                     // Lost the race (another phone answered, or the caller gave up):
                     // acknowledge and hang up this one.
@@ -976,6 +1360,17 @@ impl B2bua {
                 call.hunt
                     .on_outcome(state, phone, PhoneOutcome::Answered, now);
 
+                if call.menu.is_some() {
+                    // The menu answered the caller already: bridge the phone in.
+                    if let Some(anchor) = call.anchor.as_mut() {
+                        anchor.answered(sdp_body(&response).as_deref(), now);
+                    }
+                    start_recording(call, &self.zone, wall, now);
+                    info!(call = id, phone = %call.legs[leg_index].label, "call answered");
+                    self.after_media(tx, id, now, wall);
+                    self.drive(tx, id, now, wall);
+                    return;
+                }
                 // Answer the caller with the phone's session description. The caller's
                 // INVITE is settled by this 2xx: what remains of it is its dialog.
                 call.inbound_final_sent = true;
@@ -985,64 +1380,27 @@ impl B2bua {
                     return;
                 };
                 self.by_server_key.remove(&key);
-                let contact = contact_value(
-                    local_for(&self.config, call.inbound_source.transport),
-                    call.inbound_source.transport,
-                );
-                let b = MessageBuilder::response_to(
+                let b = inbound_2xx(
+                    &self.config,
+                    call,
                     &invite,
                     status,
                     response.reason().unwrap_or("OK"),
-                    Some(&call.inbound_tag),
-                )
-                .header(HeaderName::Contact, &contact)
-                .header(
-                    HeaderName::Allow,
-                    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE",
-                )
-                .header(HeaderName::Server, &self.config.user_agent);
+                );
                 let ok = match call.anchor.as_mut() {
                     Some(anchor) => {
                         let answer = sdp_body(&response);
                         anchor.answered(answer.as_deref(), now);
-                        if call.route.number.record {
-                            anchor.relay.set_recording(true, now);
-                            let day = self.zone.to_datetime(wall).date();
-                            call.recording = Some(Arc::from(format!(
-                                "{}/{day}/{}.wav",
-                                call.route.number.enterprise.id, call.record_id
-                            )));
-                        }
-                        b.body("application/sdp", anchor.caller_sdp.as_bytes())
+                        let body = anchor.caller_sdp.clone();
+                        start_recording(call, &self.zone, wall, now);
+                        b.body("application/sdp", body.as_bytes())
                     }
                     None => with_body_of(b, &response),
                 };
-                let payload = ok.wire();
-                let _ = tx.respond(now, &key, ok);
-                if let Some(d) = Dialog::as_uas(&invite, &call.inbound_tag, call.inbound_source) {
-                    self.by_dialog.insert(
-                        (d.call_id.clone(), d.local_tag.clone()),
-                        (id, Side::Inbound),
-                    );
-                    call.inbound_dialog = Some(d);
-                }
-                let destination = invite
-                    .top_via()
-                    .map(|v| v.response_target(call.inbound_source))
-                    .unwrap_or(call.inbound_source);
-                if call.inbound_source.transport.is_reliable() {
-                    // No 2xx retransmissions over a stream: nothing more to absorb.
-                    self.inbound_invites.remove(&call.inbound_identity);
-                } else {
-                    let t1 = self.config.timers.t1;
-                    call.pending_2xx = Some(Pending2xx {
-                        payload,
-                        destination,
-                        next: now + t1,
-                        interval: t1,
-                        give_up: now + t1 * 64,
-                    });
-                }
+                self.confirm_inbound(tx, id, &invite, &key, ok, now);
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
                 info!(call = id, phone = %call.legs[leg_index].label, "call answered");
                 self.after_media(tx, id, now, wall);
                 self.drive(tx, id, now, wall);
@@ -1206,8 +1564,32 @@ impl B2bua {
             if let Some(call) = self.calls.get_mut(&id) {
                 call.hangup.get_or_insert((hangup_side, "BYE".into()));
             }
+            self.abandon_menu_call(tx, id, now, wall);
             self.hang_up_other(tx, id, side, now);
             self.end_call(tx, id, now, wall);
+            return;
+        }
+        if side == Side::Inbound
+            && method == Method::Info
+            && let Some(call) = self.calls.get_mut(&id)
+            && call.answered_leg.is_none()
+            && let Some(menu) = call.menu.as_mut()
+        {
+            // No phone to relay it to yet: a key for the menu (RFC 6086 INFO with
+            // application/dtmf-relay or application/dtmf), or nothing we act on.
+            let pressed = sihai_media::parse_info_body(
+                request.content_type().unwrap_or_default(),
+                &request.body()[..],
+            );
+            let ok = MessageBuilder::response_to(&request, 200, "OK", None).build();
+            let _ = tx.respond(now, &key, ok);
+            if let Some(digit) = pressed
+                && !menu.hunting
+            {
+                debug!(call = id, %digit, "DTMF by INFO");
+                menu.walk.on_digit(digit, now);
+                self.run_menu(tx, id, now, wall);
+            }
             return;
         }
         // Anything else is relayed to the other leg.
@@ -1488,6 +1870,15 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if let Some(menu) = call.menu.as_mut()
+            && menu.walk.poll_timeout().is_some_and(|at| at <= now)
+        {
+            menu.walk.handle_timeout(now);
+            self.run_menu(tx, id, now, wall);
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.max_call_at.is_some_and(|at| now >= at) {
             info!(call = id, "maximum call duration reached");
             call.hangup
@@ -1515,6 +1906,7 @@ impl B2bua {
             call.pending_2xx.as_ref().map(|p| p.next.min(p.give_up)),
             call.max_call_at,
             call.anchor.as_ref().and_then(|a| a.relay.poll_timeout()),
+            call.menu.as_ref().and_then(|m| m.walk.poll_timeout()),
         ]
         .into_iter()
         .flatten()
@@ -1657,6 +2049,7 @@ impl B2bua {
             hangup_side,
             hangup_cause,
             recording: call.recording.as_deref().map(str::to_owned),
+            menu_path: call.menu.as_ref().map(|m| m.walk.path().to_owned()),
         };
         if let Some(name) = call.recording.take() {
             self.recorded
@@ -1970,6 +2363,7 @@ fn refused_cdr(
         hangup_side: Some(HangupSide::System),
         hangup_cause: Some(cause),
         recording: None,
+        menu_path: None,
     }
 }
 

@@ -218,7 +218,7 @@ impl Core {
                             let _ = self.transactions.respond(now, &key, response);
                             continue;
                         }
-                        let table = self.routing.load();
+                        let table = self.routing.load_full();
                         self.calls.on_invite(
                             &mut self.transactions,
                             &table,
@@ -1398,6 +1398,339 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
             answer.body(),
             ok.body(),
             "the carrier sees the relay, not the phone"
+        );
+    }
+
+    // ------------------------------------------------------------ voice menus
+
+    /// Acme's switchboard: a menu whose "1" rings sales, "2" service, "0" collects an
+    /// extension (8001 rings the desk); two failures take the default, sales.
+    const MENU_CONFIG: &str = r##"
+[[number]]
+number = "4007654321"
+enterprise = "acme"
+status = "active"
+plan = "switchboard"
+[[plan]]
+name = "switchboard"
+enterprise = "acme"
+group = "sales"
+menu = "acme-menu"
+hunt_timeout_s = 30
+[[group]]
+name = "service"
+enterprise = "acme"
+strategy = "sequential"
+phones = [{ number = "13900000003", ring_timeout_s = 10 }]
+[[group]]
+name = "desk"
+enterprise = "acme"
+strategy = "sequential"
+phones = [{ number = "13900000004", ring_timeout_s = 10 }]
+[[extension]]
+enterprise = "acme"
+number = "8001"
+group = "desk"
+[[prompt]]
+name = "welcome"
+file = "welcome.wav"
+[[prompt]]
+name = "menu"
+file = "menu.wav"
+[[prompt]]
+name = "invalid"
+file = "invalid.wav"
+[[prompt]]
+name = "dial"
+file = "dial.wav"
+[[menu]]
+name = "acme-menu"
+enterprise = "acme"
+welcome = "welcome"
+root = "main"
+[[menu.node]]
+name = "main"
+prompt = "menu"
+timeout = "1s"
+retries = 2
+invalid = "invalid"
+default = { group = "sales" }
+[menu.node.options]
+"1" = { group = "sales" }
+"2" = { group = "service" }
+"0" = { extension = { prompt = "dial", max_digits = 4, terminator = "#" } }
+"#" = "hangup"
+"##;
+
+    /// 100 ms prompts of one constant sample each, so a packet tells which one plays.
+    const PROMPT_LEVELS: [(&str, i16); 4] = [
+        ("welcome", 1000),
+        ("menu", 2000),
+        ("invalid", 3000),
+        ("dial", 4000),
+    ];
+
+    fn menu_core() -> Core {
+        let mut core = anchored_core_with(&format!("{CONFIG}{MENU_CONFIG}"));
+        let prompts = PROMPT_LEVELS
+            .iter()
+            .map(|&(name, level)| (name.to_string(), sihai_media::Prompt::new(&[level; 800])))
+            .collect();
+        core.set_prompts(Arc::new(prompts));
+        core
+    }
+
+    /// The offered call, to the switchboard's number.
+    fn menu_call() -> Bytes {
+        let text = String::from_utf8(call_with_offer().to_vec()).unwrap();
+        Bytes::from(text.replace("4001234567", "4007654321"))
+    }
+
+    /// Which prompt a packet to the caller carries (by its first sample), if any.
+    fn prompt_of(payload: &[u8]) -> Option<&'static str> {
+        let packet = sihai_media::RtpPacket::parse(payload).ok()?;
+        let sample = sihai_media::Law::Ulaw.decode(*packet.payload().first()?);
+        PROMPT_LEVELS
+            .iter()
+            .find(|(_, level)| (i32::from(sample) - i32::from(*level)).abs() < 200)
+            .map(|(name, _)| *name)
+    }
+
+    /// Runs the clock for `ms` in 20 ms steps; returns the prompts heard, each once per
+    /// stretch of packets, and the signalling sent meanwhile.
+    fn listen(
+        core: &mut Core,
+        now: &mut Instant,
+        ms: u64,
+        heard: &mut Vec<&'static str>,
+    ) -> Vec<(Peer, Message)> {
+        let mut sent = Vec::new();
+        for _ in 0..ms / 20 {
+            *now += Duration::from_millis(20);
+            core.handle_timeout(*now, wall());
+            sent.extend(parsed(&drain(core)));
+            while let Some(t) = core.poll_media_transmit() {
+                if let Some(name) = prompt_of(&t.payload)
+                    && heard.last() != Some(&name)
+                {
+                    heard.push(name);
+                }
+            }
+        }
+        sent
+    }
+
+    /// An RFC 4733 event for `key` from the caller, three packets, the last with End.
+    fn press(core: &mut Core, now: Instant, caller_port: u16, seq: &mut u16, key: char) {
+        let event = match key {
+            '0'..='9' => key as u8 - b'0',
+            '*' => 10,
+            _ => 11,
+        };
+        let caller_rtp: std::net::SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        for (i, end) in [(0u16, false), (1, false), (2, true)] {
+            *seq += 1;
+            let fields = sihai_media::RtpFields {
+                marker: i == 0,
+                payload_type: 101,
+                sequence: *seq,
+                timestamp: u32::from(*seq) * 1000,
+                ssrc: 0xCA11,
+            };
+            let payload = [
+                event,
+                if end { 0x80 } else { 0 } | 10,
+                0,
+                (160 * (i + 1)) as u8,
+            ];
+            let mut packet = Vec::new();
+            sihai_media::write_rtp_to_vec(&mut packet, &fields, &payload).unwrap();
+            core.handle_media(now, wall(), caller_port, caller_rtp, &packet);
+        }
+    }
+
+    /// The caller's INFO with `signal` (application/dtmf-relay).
+    fn info(cseq: u32, caller_tag: &str, signal: char) -> Bytes {
+        let body = format!("Signal={signal}\r\nDuration=160\r\n");
+        Bytes::from(format!(
+            "INFO sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKinfo{cseq}\r\n\
+             From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4007654321@127.0.0.1>;tag={caller_tag}\r\n\
+             Call-ID: call-1@carrier\r\nCSeq: {cseq} INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    /// A menu call answered: the 200's To tag, the caller's relay port, and the clock.
+    fn answered_by_menu(core: &mut Core) -> (String, u16, Instant) {
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), menu_call(), udp_peer());
+        let sent = parsed(&drain(core));
+        assert!(
+            requests_to_phones(&sent, Method::Invite).is_empty(),
+            "no phone rings before the menu chose"
+        );
+        let ok = sent
+            .iter()
+            .find(|(p, m)| *p == udp_peer() && m.status() == Some(200))
+            .expect("the menu answers the caller")
+            .1
+            .clone();
+        let caller_port = audio_of(&ok).port;
+        let tag = ok.to().unwrap().tag().unwrap().to_string();
+        let ack = format!(
+            "ACK sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKack1\r\n\
+             From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4007654321@127.0.0.1>;tag={tag}\r\n\
+             Call-ID: call-1@carrier\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+        );
+        core.handle_received(t0, wall(), Bytes::from(ack), udp_peer());
+        (tag, caller_port, t0)
+    }
+
+    fn phone_number_of(invite: &Message) -> String {
+        invite
+            .request_uri()
+            .unwrap()
+            .split(['@', ':'])
+            .nth(1)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn the_menu_answers_plays_and_key_2_rings_the_service_group() {
+        let mut core = menu_core();
+        let (tag, caller_port, mut now) = answered_by_menu(&mut core);
+        let mut heard = Vec::new();
+        listen(&mut core, &mut now, 60, &mut heard);
+        assert_eq!(heard, ["welcome"], "the welcome plays first");
+        listen(&mut core, &mut now, 120, &mut heard);
+        assert_eq!(heard, ["welcome", "menu"]);
+
+        let mut seq = 100;
+        press(&mut core, now, caller_port, &mut seq, '2');
+        let sent = listen(&mut core, &mut now, 40, &mut heard);
+        let invites = requests_to_phones(&sent, Method::Invite);
+        assert_eq!(invites.len(), 1, "one phone of the service group rings");
+        assert_eq!(phone_number_of(&invites[0]), "13900000003");
+        assert!(
+            statuses_to_caller(&sent).is_empty(),
+            "the caller was answered already: no 18x, no second 200"
+        );
+
+        // The phone answers: bridged, and the CDR names the path.
+        phone_says(&mut core, now, &invites[0], 200, "svc", Some(PHONE_ANSWER));
+        let sent = parsed(&drain(&mut core));
+        assert!(statuses_to_caller(&sent).is_empty());
+        assert_eq!(core.active_calls(), 1);
+        core.handle_received(now, wall(), from_caller_to_menu("BYE", 2, &tag), udp_peer());
+        let sent = parsed(&drain(&mut core));
+        let phone_bye = requests_to_phones(&sent, Method::Bye).remove(0);
+        phone_says(&mut core, now, &phone_bye, 200, "svc", None);
+        let (cdr, _) = core.poll_record().expect("a CDR");
+        assert_eq!(cdr.outcome, sihai_store::Outcome::Answered);
+        assert_eq!(cdr.answered_by.as_deref(), Some("13900000003"));
+        assert_eq!(cdr.menu_path.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn extension_8001_by_info_rings_its_phone_and_the_cdr_has_the_path() {
+        let mut core = menu_core();
+        let (tag, _caller_port, mut now) = answered_by_menu(&mut core);
+        let mut heard = Vec::new();
+        let mut sent = Vec::new();
+        for (cseq, key) in [(2, '0'), (3, '8'), (4, '0'), (5, '0'), (6, '1'), (7, '#')] {
+            core.handle_received(now, wall(), info(cseq, &tag, key), udp_peer());
+            let answered = parsed(&drain(&mut core));
+            assert_eq!(
+                statuses_to_caller(&answered),
+                [200],
+                "INFO {key} is answered"
+            );
+            sent.extend(answered);
+            sent.extend(listen(&mut core, &mut now, 40, &mut heard));
+        }
+        assert!(heard.contains(&"dial"), "the dial prompt plays: {heard:?}");
+        let invites = requests_to_phones(&sent, Method::Invite);
+        assert_eq!(invites.len(), 1, "the extension's phone rings");
+        assert_eq!(phone_number_of(&invites[0]), "13900000004");
+        // Hang up while the desk rings: it is cancelled, the CDR keeps the path.
+        phone_says(&mut core, now, &invites[0], 180, "desk", None);
+        drain(&mut core);
+        core.handle_received(now, wall(), from_caller_to_menu("BYE", 8, &tag), udp_peer());
+        let sent = parsed(&drain(&mut core));
+        assert_eq!(statuses_to_caller(&sent), [200]);
+        assert_eq!(
+            requests_to_phones(&sent, Method::Cancel).len(),
+            1,
+            "the ringing desk is cancelled"
+        );
+        let (cdr, _) = core.poll_record().expect("a CDR");
+        assert_eq!(cdr.menu_path.as_deref(), Some("0>8001"));
+        assert_eq!(cdr.outcome, sihai_store::Outcome::Cancelled);
+        assert_eq!(cdr.attempts[0].phone, "13900000004");
+    }
+
+    fn from_caller_to_menu(method: &str, cseq: u32, caller_tag: &str) -> Bytes {
+        Bytes::from(format!(
+            "{method} sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK{method}{cseq}\r\n\
+             From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4007654321@127.0.0.1>;tag={caller_tag}\r\n\
+             Call-ID: call-1@carrier\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        ))
+    }
+
+    #[test]
+    fn an_invalid_key_replays_the_menu_then_silence_takes_the_default() {
+        let mut core = menu_core();
+        let (tag, caller_port, mut now) = answered_by_menu(&mut core);
+        let mut heard = Vec::new();
+        listen(&mut core, &mut now, 240, &mut heard);
+        let mut seq = 100;
+        press(&mut core, now, caller_port, &mut seq, '7');
+        listen(&mut core, &mut now, 240, &mut heard);
+        assert_eq!(
+            heard,
+            ["welcome", "menu", "invalid", "menu"],
+            "an invalid key: invalid prompt, then the menu again"
+        );
+        // Nothing more: after the 1 s timeout the second failure takes the default (sales).
+        let sent = listen(&mut core, &mut now, 1200, &mut heard);
+        let invites = requests_to_phones(&sent, Method::Invite);
+        assert_eq!(invites.len(), 1, "the default group rings: {heard:?}");
+        assert_eq!(phone_number_of(&invites[0]), "13900000001");
+
+        // Nobody answers (ring timeout 5 s, then the second phone's 20 s... the hunt
+        // timeout of 30 s ends it): the caller, answered by the menu, gets a BYE.
+        let mut bye = None;
+        for _ in 0..40 {
+            let sent = listen(&mut core, &mut now, 1000, &mut heard);
+            for leg in requests_to_phones(&sent, Method::Invite) {
+                phone_says(&mut core, now, &leg, 180, "r", None);
+            }
+            for cancel in requests_to_phones(&sent, Method::Cancel) {
+                phone_says(&mut core, now, &cancel, 200, "r", None);
+            }
+            if let Some((_, m)) = sent
+                .iter()
+                .find(|(p, m)| *p == udp_peer() && m.method() == Some(Method::Bye))
+            {
+                bye = Some(m.clone());
+                break;
+            }
+        }
+        let bye = bye.expect("the caller is hung up on when nobody answers");
+        assert_eq!(bye.to().unwrap().tag(), Some("carrier"));
+        assert_eq!(bye.from().unwrap().tag(), Some(tag.as_str()));
+        let (cdr, _) = core.poll_record().expect("a CDR");
+        assert_eq!(cdr.outcome, sihai_store::Outcome::NoAnswer);
+        assert_eq!(
+            cdr.menu_path.as_deref(),
+            Some(""),
+            "no valid key: the menu's default, not a choice"
+        );
+        assert_eq!(
+            core.media_ports_available(),
+            Some(5),
+            "ports back in the pool"
         );
     }
 }

@@ -32,6 +32,7 @@ fn answered_call(n: u64, at: Timestamp) -> Cdr {
         hangup_side: Some(HangupSide::Caller),
         hangup_cause: Some("BYE".into()),
         recording: None,
+        menu_path: None,
     }
 }
 

@@ -20,7 +20,7 @@ use jiff::tz::TimeZone;
 use crate::Cdr;
 
 /// The column names, as printed in both headers.
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 14] = [
     "number",
     "caller",
     "region",
@@ -34,6 +34,7 @@ pub const COLUMNS: [&str; 13] = [
     "hangup",
     "attempts",
     "recording",
+    "menu",
 ];
 
 const TALK_COLUMN: usize = 8;
@@ -119,7 +120,7 @@ enum Style {
 }
 
 /// One CDR's fields, in [`COLUMNS`] order; empty when missing.
-fn fields(cdr: &Cdr, style: Style) -> [String; 13] {
+fn fields(cdr: &Cdr, style: Style) -> [String; 14] {
     let setup = local(cdr.setup_at);
     let later = |t: Option<Timestamp>| match t.map(local) {
         None => String::new(),
@@ -160,6 +161,7 @@ fn fields(cdr: &Cdr, style: Style) -> [String; 13] {
         hangup,
         attempts,
         cdr.recording.clone().unwrap_or_default(),
+        cdr.menu_path.clone().unwrap_or_default(),
     ]
 }
 
@@ -240,6 +242,7 @@ mod tests {
             hangup_side: Some(HangupSide::Caller),
             hangup_cause: Some("BYE".into()),
             recording: None,
+            menu_path: Some("1>3".into()),
         }
     }
 
@@ -261,6 +264,7 @@ mod tests {
             hangup_side: None,
             hangup_cause: Some("timeout, \"all\"".into()),
             recording: None,
+            menu_path: None,
             ..answered()
         }
     }
@@ -271,10 +275,10 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4, "{table}");
         let expected = [
-            "number      caller       region     answered_by  setup                ring      answer    end                  talk_s  outcome    hangup          attempts                                recording",
-            "----------  -----------  ---------  -----------  -------------------  --------  --------  -------------------  ------  ---------  --------------  --------------------------------------  ---------",
-            "4001234567  13812345678  广东 深圳  13900000002  2026-03-02 09:59:58  09:59:59  10:00:05  10:01:10                 65  answered   caller BYE      13900000001:busy, 13900000002:answered  -",
-            "4001234567  anonymous    北京       -            2026-03-02 23:59:50  -         -         2026-03-03 00:00:20       0  no_answer  timeout, \"all\"  -                                       -",
+            "number      caller       region     answered_by  setup                ring      answer    end                  talk_s  outcome    hangup          attempts                                recording  menu",
+            "----------  -----------  ---------  -----------  -------------------  --------  --------  -------------------  ------  ---------  --------------  --------------------------------------  ---------  ----",
+            "4001234567  13812345678  广东 深圳  13900000002  2026-03-02 09:59:58  09:59:59  10:00:05  10:01:10                 65  answered   caller BYE      13900000001:busy, 13900000002:answered  -          1>3",
+            "4001234567  anonymous    北京       -            2026-03-02 23:59:50  -         -         2026-03-03 00:00:20       0  no_answer  timeout, \"all\"  -                                       -          -",
         ];
         assert_eq!(lines, expected, "\n{table}");
         assert!(table.lines().all(|l| l == l.trim_end()));
@@ -292,12 +296,12 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "number,caller,region,answered_by,setup,ring,answer,end,talk_s,outcome,hangup,attempts,recording",
+                "number,caller,region,answered_by,setup,ring,answer,end,talk_s,outcome,hangup,attempts,recording,menu",
                 "4001234567,13812345678,广东 深圳,13900000002,2026-03-02 09:59:58,2026-03-02 09:59:59,\
                  2026-03-02 10:00:05,2026-03-02 10:01:10,65,answered,caller BYE,\
-                 \"13900000001:busy, 13900000002:answered\",",
+                 \"13900000001:busy, 13900000002:answered\",,1>3",
                 "4001234567,anonymous,北京,,2026-03-02 23:59:50,,,2026-03-03 00:00:20,0,no_answer,\
-                 \"timeout, \"\"all\"\"\",,",
+                 \"timeout, \"\"all\"\"\",,,",
             ]
         );
         assert!(csv.ends_with("\r\n"));

@@ -281,6 +281,7 @@ impl SqliteStore {
                     .map_err(|e| format!("{e}"))?,
                 hangup_cause: row.get(15)?,
                 recording: row.get(16)?,
+                menu_path: row.get(17)?,
             })
         })();
         Ok(decoded
@@ -337,7 +338,7 @@ impl CdrStore for SqliteStore {
         let mut sql = String::from(
             "SELECT id, call_id, number, enterprise, caller, caller_province, caller_city,
                     answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds, outcome,
-                    hangup_side, hangup_cause, recording
+                    hangup_side, hangup_cause, recording, menu_path
              FROM cdr WHERE 1 = 1",
         );
         let mut args: Vec<Value> = Vec::new();

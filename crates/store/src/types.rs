@@ -186,6 +186,10 @@ pub struct Cdr {
     pub hangup_cause: Option<String>,
     /// The call's recording (a stereo WAV: caller left, phone right), when recorded.
     pub recording: Option<String>,
+    /// The keys pressed through the plan's voice menu, level by level (`1>3`; an
+    /// extension shows as its digits), when the call went through one; empty when the
+    /// caller pressed nothing.
+    pub menu_path: Option<String>,
 }
 
 /// A missed-call notice to queue with its CDR.

@@ -285,7 +285,7 @@ fn database_is_wal_with_a_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     let tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -712,7 +712,7 @@ fn wait_committed_shares_the_next_regular_commit() {
 }
 
 #[test]
-fn a_version_1_database_gains_the_recording_column_and_keeps_its_cdrs() {
+fn a_version_1_database_gains_the_recording_and_menu_columns_and_keeps_its_cdrs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cdr.db");
     let store = open_at(&path);
@@ -720,21 +720,26 @@ fn a_version_1_database_gains_the_recording_column_and_keeps_its_cdrs() {
     store.close().unwrap();
     // What a version 1 database looks like.
     let conn = Connection::open(&path).unwrap();
-    conn.execute_batch("ALTER TABLE cdr DROP COLUMN recording; PRAGMA user_version = 1;")
-        .unwrap();
+    conn.execute_batch(
+        "ALTER TABLE cdr DROP COLUMN menu_path; ALTER TABLE cdr DROP COLUMN recording;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
     drop(conn);
 
     let store = open_at(&path);
     let mut recorded = full_cdr("after-upgrade");
     recorded.recording = Some("recordings/acme/2026-11-23/x.wav".into());
+    recorded.menu_path = Some("2>8001".into());
     store.record(recorded.clone(), None).unwrap();
     store.flush().unwrap();
     let all = all(&store);
     assert_eq!(all.len(), 2);
     assert!(all.contains(&recorded));
     assert!(
-        all.iter()
-            .any(|c| c.call_id == "before-upgrade" && c.recording.is_none())
+        all.iter().any(|c| c.call_id == "before-upgrade"
+            && c.recording.is_none()
+            && c.menu_path.is_none())
     );
 }
 

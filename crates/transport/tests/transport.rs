@@ -593,7 +593,11 @@ async fn send_all_batches_udp_keeps_order_and_reports_failures() {
 
     let mut messages = Vec::new();
     for i in 0..100 {
-        let to = if i % 3 == 0 { udp(&second) } else { udp(&first) };
+        let to = if i % 3 == 0 {
+            udp(&second)
+        } else {
+            udp(&first)
+        };
         messages.push((to, Bytes::from(format!("message {i}"))));
         if i == 50 {
             messages.push((tcp_peer(tcp_addr), Bytes::from(sip("OPTIONS", ""))));

@@ -63,6 +63,8 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 1 -> 2: the call's recording (a WAV file), when the number records calls.
     "ALTER TABLE cdr ADD COLUMN recording TEXT;",
+    // 2 -> 3: the voice-menu keys the caller pressed on the way (e.g. `1>3`).
+    "ALTER TABLE cdr ADD COLUMN menu_path TEXT;",
 ];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).

@@ -41,6 +41,7 @@ pub fn full_cdr(call_id: &str) -> Cdr {
         hangup_side: Some(HangupSide::Phone),
         hangup_cause: Some("BYE".into()),
         recording: None,
+        menu_path: None,
     }
 }
 
@@ -64,6 +65,7 @@ pub fn missed_cdr(call_id: &str, setup: Timestamp) -> Cdr {
         hangup_side: None,
         hangup_cause: None,
         recording: None,
+        menu_path: None,
     }
 }
 
