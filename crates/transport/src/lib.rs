@@ -254,18 +254,12 @@ impl Transports {
                 }
             };
             while start < end {
+                let peer = messages[start].0;
                 match batch::send(&socket, &messages[start..end]) {
                     Ok(0) => {
                         // sendmmsg sends at least one datagram or fails; never spin.
-                        let peer = messages[start].0;
-                        bump(&counters.send_errors);
-                        failed.push((
-                            peer,
-                            TransportError::Send {
-                                peer,
-                                source: std::io::Error::from(std::io::ErrorKind::WriteZero),
-                            },
-                        ));
+                        let source = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                        send_failed(counters, &mut failed, peer, source);
                         start += 1;
                     }
                     Ok(sent) => {
@@ -274,30 +268,14 @@ impl Transports {
                     }
                     Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
                         if let Err(error) = socket.writable().await {
-                            let peer = messages[start].0;
-                            bump(&counters.send_errors);
-                            failed.push((
-                                peer,
-                                TransportError::Send {
-                                    peer,
-                                    source: error,
-                                },
-                            ));
+                            send_failed(counters, &mut failed, peer, error);
                             start += 1;
                         }
                     }
                     Err(error) => {
                         // The first datagram of the batch failed (say, no route to its
                         // host): report it and carry on with the next.
-                        let peer = messages[start].0;
-                        bump(&counters.send_errors);
-                        failed.push((
-                            peer,
-                            TransportError::Send {
-                                peer,
-                                source: error,
-                            },
-                        ));
+                        send_failed(counters, &mut failed, peer, error);
                         start += 1;
                     }
                 }
@@ -374,6 +352,17 @@ impl Transports {
     pub fn stats(&self) -> TransportStats {
         self.inner.shared.counters.snapshot()
     }
+}
+
+/// Counts and reports a datagram `send_all` could not send.
+fn send_failed(
+    counters: &Counters,
+    failed: &mut Vec<(Peer, TransportError)>,
+    peer: Peer,
+    source: std::io::Error,
+) {
+    bump(&counters.send_errors);
+    failed.push((peer, TransportError::Send { peer, source }));
 }
 
 /// Runs `task` until it ends or the transport shuts down (or every `Transports` is dropped).
