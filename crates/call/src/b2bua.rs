@@ -655,6 +655,11 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        // Only anchored calls get here (the menu plays on the relay); check before taking
+        // the INVITE out of the call, so that nothing is lost if that ever changes.
+        if call.anchor.is_none() {
+            return;
+        }
         let (Some(invite), Some(key), Some(anchor)) = (
             call.inbound_invite.take(),
             call.inbound_key.take(),
