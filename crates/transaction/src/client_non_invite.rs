@@ -5,7 +5,8 @@
 //! going at T2 after a provisional response (which proves the server alive but not
 //! that our later retransmissions are unneeded), and the whole exchange is bounded by
 //! Timer F. After the final response, Timer K absorbs its retransmissions so the TU
-//! sees it once.
+//! sees it once: the layer runs that Completed state itself, compactly, once the
+//! machine reaches it (`layer.rs`, lingering transactions).
 
 use std::time::Duration;
 
@@ -48,6 +49,11 @@ impl ClientNonInvite {
         self.state == State::Terminated
     }
 
+    /// Completed: the final response came; only its retransmissions are left to absorb.
+    pub(crate) fn is_completed(&self) -> bool {
+        self.state == State::Completed
+    }
+
     /// Sends the request and arms Timers E (UDP only) and F.
     pub(crate) fn start(&mut self, ctx: &mut ClientCtx<'_>) {
         ctx.send(self.destination, self.request.clone());
@@ -68,17 +74,13 @@ impl ClientNonInvite {
             State::Trying | State::Proceeding => {
                 ctx.disarm(Timer::E);
                 ctx.disarm(Timer::F);
-                self.state = State::Completed;
-                let wait = if self.destination.transport.is_reliable() {
-                    Duration::ZERO
-                } else {
-                    ctx.config().t4
-                };
-                if wait.is_zero() {
-                    self.state = State::Terminated;
-                } else {
-                    ctx.arm(Timer::K, wait);
-                }
+                // Over a stream, or with T4 zero, there is nothing to wait for.
+                self.state =
+                    if self.destination.transport.is_reliable() || ctx.config().t4.is_zero() {
+                        State::Terminated
+                    } else {
+                        State::Completed
+                    };
                 ctx.pass_up(response);
             }
             // Retransmitted responses: the TU has the final already.
@@ -102,7 +104,6 @@ impl ClientNonInvite {
                 ctx.timeout();
                 self.state = State::Terminated;
             }
-            (State::Completed, Timer::K) => self.state = State::Terminated,
             _ => {}
         }
     }

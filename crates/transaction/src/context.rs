@@ -57,7 +57,7 @@ impl<K: Clone + Into<TransactionKey>> Ctx<'_, K> {
         match self.env.now.checked_add(after) {
             Some(at) => {
                 self.env.armed.set(timer, at);
-                self.env.out.timers.push(at, self.env.id, timer);
+                self.env.out.timers.push(at, after, self.env.id, timer);
             }
             None => self.env.armed.clear(timer),
         }

@@ -100,6 +100,16 @@ impl ClientKey {
     pub fn method(&self) -> &str {
         as_str(&self.method)
     }
+
+    /// The same identity in a buffer of its own: see [`ServerKey::detached`].
+    pub(crate) fn detached(&self) -> ClientKey {
+        let method = static_method(&self.method);
+        let mut parts = detach([Some(&self.branch), method.is_none().then_some(&self.method)]);
+        ClientKey {
+            branch: parts[0].take().unwrap_or_default(),
+            method: method.or_else(|| parts[1].take()).unwrap_or_default(),
+        }
+    }
 }
 
 impl ServerKey {
@@ -155,6 +165,53 @@ impl ServerKey {
                 method: invite,
                 ..(**id).clone()
             }))),
+        }
+    }
+
+    /// The same identity in one small buffer of its own. A key's parts are slices of the
+    /// request that created it, which is right while the transaction runs (it holds that
+    /// request anyway) but would keep a whole request alive for each transaction that
+    /// only waits out Timer J or K.
+    pub(crate) fn detached(&self) -> ServerKey {
+        match &self.0 {
+            ServerId::Branch {
+                branch,
+                host,
+                port,
+                method,
+            } => {
+                let known = static_method(method);
+                let [branch, host, method] = detach([
+                    Some(branch),
+                    Some(&host.0),
+                    known.is_none().then_some(method),
+                ]);
+                ServerKey(ServerId::Branch {
+                    branch: branch.unwrap_or_default(),
+                    host: NoCase(host.unwrap_or_default()),
+                    port: *port,
+                    method: known.or(method).unwrap_or_default(),
+                })
+            }
+            ServerId::Legacy(id) => {
+                let [request_uri, to_tag, from_tag, call_id, method, top_via] = detach([
+                    Some(&id.request_uri),
+                    id.to_tag.as_ref(),
+                    id.from_tag.as_ref(),
+                    Some(&id.call_id),
+                    Some(&id.method),
+                    Some(&id.top_via),
+                ]);
+                ServerKey(ServerId::Legacy(Box::new(LegacyId {
+                    request_uri: request_uri.unwrap_or_default(),
+                    to_tag,
+                    from_tag,
+                    call_id: call_id.unwrap_or_default(),
+                    cseq: id.cseq,
+                    method: method.unwrap_or_default(),
+                    top_via: top_via.unwrap_or_default(),
+                })))
+            }
         }
     }
 
@@ -306,6 +363,48 @@ fn method_bytes(buf: &Bytes, method: Method<'_>) -> Bytes {
     Bytes::from_static(known.as_bytes())
 }
 
+/// Copies of `parts` cut from one fresh buffer: one allocation for a whole key.
+fn detach<const N: usize>(parts: [Option<&Bytes>; N]) -> [Option<Bytes>; N] {
+    let len = parts.iter().flatten().map(|p| p.len()).sum();
+    let mut buf = Vec::with_capacity(len);
+    for part in parts.iter().flatten() {
+        buf.extend_from_slice(part);
+    }
+    let buf = Bytes::from(buf);
+    let mut at = 0;
+    parts.map(|part| {
+        part.map(|p| {
+            let copy = buf.slice(at..at + p.len());
+            at += p.len();
+            copy
+        })
+    })
+}
+
+/// The static bytes of a method [`method_bytes`] knows, which need no copy.
+fn static_method(method: &Bytes) -> Option<Bytes> {
+    const KNOWN: [&str; 14] = [
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "INFO",
+        "INVITE",
+        "MESSAGE",
+        "NOTIFY",
+        "OPTIONS",
+        "PRACK",
+        "PUBLISH",
+        "REFER",
+        "REGISTER",
+        "SUBSCRIBE",
+        "UPDATE",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| known.as_bytes() == &method[..])
+        .map(|known| Bytes::from_static(known.as_bytes()))
+}
+
 /// Key parts were cut from `&str` views, so they are UTF-8.
 fn as_str(b: &Bytes) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
@@ -355,6 +454,53 @@ mod tests {
         assert_eq!((k.branch(), k.method()), ("z9hG4bKabc", "FOO"));
         let buf = m.as_bytes().as_ptr_range();
         assert!(buf.contains(&k.branch.as_ptr()) && buf.contains(&k.method.as_ptr()));
+    }
+
+    #[test]
+    fn detached_keys_are_equal_and_own_their_bytes() {
+        let texts = [
+            "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP Host.Example:5070;branch=z9hG4bKq\r\n\
+             CSeq: 2 BYE\r\n\r\n",
+            "FOO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKq\r\nCSeq: 2 FOO\r\n\r\n",
+            "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=1\r\nFrom: <sip:c@d>;tag=f\r\n\
+             To: <sip:a@b>;tag=t\r\nCall-ID: c1\r\nCSeq: 4 BYE\r\n\r\n",
+        ];
+        for text in texts {
+            let m = parse(text);
+            let via = m.top_via().unwrap();
+            let server = ServerKey::new(&m, &via, m.method().unwrap(), ToTag::AsRequest).unwrap();
+            let client = ClientKey::for_response(&m).unwrap();
+            let (server_copy, client_copy) = (server.detached(), client.detached());
+            assert_eq!(server_copy, server);
+            assert_eq!(client_copy, client);
+            assert_eq!(server_copy.to_string(), server.to_string());
+            let mut h = std::collections::HashSet::new();
+            h.insert(server_copy);
+            assert!(h.contains(&server));
+            // Nothing of the request stays referenced: its buffer is freed with it.
+            let buf = m.as_bytes().as_ptr_range();
+            assert!(!buf.contains(&client_copy.branch.as_ptr()));
+            assert!(!buf.contains(&client_copy.method.as_ptr()));
+            let server_copy = h.into_iter().next().unwrap();
+            match &server_copy.0 {
+                ServerId::Branch {
+                    branch,
+                    host,
+                    method,
+                    ..
+                } => {
+                    for part in [branch, &host.0, method] {
+                        assert!(!buf.contains(&part.as_ptr()));
+                    }
+                }
+                ServerId::Legacy(id) => {
+                    for part in [&id.request_uri, &id.call_id, &id.top_via, &id.method] {
+                        assert!(!buf.contains(&part.as_ptr()));
+                    }
+                    assert_eq!(id.to_tag.as_deref(), Some(&b"t"[..]));
+                }
+            }
+        }
     }
 
     #[test]

@@ -8,10 +8,22 @@
 //! state machine, remove the transaction if it terminated, drop stale timers, so that
 //! [`TransactionLayer::poll_timeout`] is always the earliest timer that will really
 //! fire.
+//!
+//! Lingering transactions: a non-INVITE transaction that has its final response over
+//! UDP has nothing left to do but absorb retransmissions, the server for 64*T1 (Timer
+//! J, 32 s: answer each with the final response again), the client for T4 (Timer K,
+//! 5 s: drop them). Every BYE leaves one of each, so at thousands of calls per second
+//! they are most of the layer. They leave the slab for a compact form: the map entry
+//! under a key copied out of the request (so the request's buffer is freed), the
+//! response bytes for a server, and a place in a FIFO per timer, whose deadlines come in
+//! order because every entry waits the same time. Expiry pops the front: no heap, no
+//! 392-byte slot, no parsed message kept for 32 s.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use bytes::Bytes;
 use sihai_sip::builder::{MessageBuilder, reason_phrase};
 use sihai_sip::{Message, Method, Peer};
 use tracing::debug;
@@ -31,12 +43,60 @@ use crate::{Event, TimerConfig, Transmit};
 pub struct TransactionLayer {
     config: TimerConfig,
     slab: Slab,
-    servers: HashMap<ServerKey, TxId>,
-    clients: HashMap<ClientKey, TxId>,
-    /// Live transactions per remote peer, so that a transport error for a peer we have
-    /// nothing with (the common case under an ICMP flood) costs one lookup, not a scan.
+    servers: HashMap<ServerKey, ServerSlot>,
+    clients: HashMap<ClientKey, ClientSlot>,
+    /// Deadlines of lingering transactions, earliest first (see the module's doc).
+    server_expiries: VecDeque<(Instant, ServerKey)>,
+    client_expiries: VecDeque<(Instant, ClientKey)>,
+    lingering: usize,
+    /// Live and lingering transactions per remote peer, so that a transport error for a
+    /// peer we have nothing with (the common case under an ICMP flood) costs one
+    /// lookup, not a scan.
     peers: HashMap<Peer, usize>,
     out: Outputs,
+}
+
+/// Where a server key leads.
+#[derive(Debug)]
+enum ServerSlot {
+    Live(TxId),
+    /// Completed over UDP: each retransmitted request gets `response` again until
+    /// `until` (Timer J).
+    Lingering {
+        response: Bytes,
+        reply_to: Peer,
+        until: Instant,
+    },
+}
+
+/// Where a client key leads.
+#[derive(Debug)]
+enum ClientSlot {
+    Live(TxId),
+    /// Completed over UDP: retransmitted final responses are absorbed until `until`
+    /// (Timer K).
+    Lingering {
+        destination: Peer,
+        until: Instant,
+    },
+}
+
+impl ServerSlot {
+    fn live(&self) -> Option<TxId> {
+        match self {
+            ServerSlot::Live(id) => Some(*id),
+            ServerSlot::Lingering { .. } => None,
+        }
+    }
+}
+
+impl ClientSlot {
+    fn live(&self) -> Option<TxId> {
+        match self {
+            ClientSlot::Live(id) => Some(*id),
+            ClientSlot::Lingering { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -122,6 +182,9 @@ impl TransactionLayer {
             slab: Slab::default(),
             servers: HashMap::new(),
             clients: HashMap::new(),
+            server_expiries: VecDeque::new(),
+            client_expiries: VecDeque::new(),
+            lingering: 0,
             peers: HashMap::new(),
             out: Outputs::default(),
         }
@@ -150,12 +213,19 @@ impl TransactionLayer {
         let Some(status) = response.status() else {
             return Err(TransactionError::NotAResponse);
         };
-        let id = *self
-            .servers
-            .get(key)
-            .ok_or_else(|| TransactionError::NoSuchTransaction(Box::new(key.clone())))?;
+        let id = match self.servers.get(key) {
+            Some(ServerSlot::Live(id)) => *id,
+            Some(ServerSlot::Lingering { .. }) => {
+                return Err(TransactionError::InvalidState {
+                    key: Box::new(key.clone()),
+                    status,
+                    state: "Completed",
+                });
+            }
+            None => return Err(TransactionError::NoSuchTransaction(Box::new(key.clone()))),
+        };
         let result = self.tu_response(now, id, response);
-        self.reap(id);
+        self.reap(now, id);
         self.prune_timers();
         result.map_err(|state| TransactionError::InvalidState {
             key: Box::new(key.clone()),
@@ -211,22 +281,26 @@ impl TransactionLayer {
         let id = self.insert(machine, destination);
         self.start_client(now, id);
         if kind == RequestKind::Cancel
-            && let Some(&invite) = self.clients.get(&key.invite_of_cancel())
+            && let Some(invite) = self
+                .clients
+                .get(&key.invite_of_cancel())
+                .and_then(ClientSlot::live)
         {
             self.cancel_sent(now, invite);
         }
-        self.reap(id);
+        self.reap(now, id);
         self.prune_timers();
         Ok(key)
     }
 
     /// Fires every timer due at or before `now`, earliest first.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((at, id, timer)) = self.out.timers.peek() {
+        self.expire_lingering(now);
+        while let Some((at, id, timer, head)) = self.out.timers.peek() {
             if at > now {
                 break;
             }
-            self.out.timers.pop();
+            self.out.timers.pop(head);
             let Some(tx) = self.slab.get_mut(id) else {
                 continue;
             };
@@ -237,11 +311,12 @@ impl TransactionLayer {
             let (machine, env) = tx.split(now, id, &self.config, &mut self.out);
             match machine {
                 Machine::ServerInvite(key, m) => m.on_timer(&mut Ctx { key, env }, timer),
-                Machine::ServerNonInvite(key, m) => m.on_timer(&mut Ctx { key, env }, timer),
+                // Its only timer, J, is run by the layer (lingering).
+                Machine::ServerNonInvite(..) => {}
                 Machine::ClientInvite(key, m) => m.on_timer(&mut Ctx { key, env }, timer),
                 Machine::ClientNonInvite(key, m) => m.on_timer(&mut Ctx { key, env }, timer),
             }
-            self.reap(id);
+            self.reap(now, id);
         }
         self.prune_timers();
     }
@@ -268,6 +343,9 @@ impl TransactionLayer {
             }
             self.remove(id);
         }
+        if self.peers.contains_key(&destination) {
+            self.lingering_transport_error(destination);
+        }
         self.prune_timers();
     }
 
@@ -281,16 +359,23 @@ impl TransactionLayer {
 
     /// The earliest instant at which [`TransactionLayer::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.out.timers.peek().map(|(at, _, _)| at)
+        [
+            self.out.timers.peek().map(|(at, ..)| at),
+            self.server_expiries.front().map(|(at, _)| *at),
+            self.client_expiries.front().map(|(at, _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    /// Live transactions.
+    /// Transactions not yet terminated, lingering ones included.
     pub fn len(&self) -> usize {
-        self.slab.live
+        self.slab.live + self.lingering
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slab.live == 0
+        self.len() == 0
     }
 
     fn receive_request(&mut self, now: Instant, request: Message, source: Peer) {
@@ -326,11 +411,24 @@ impl TransactionLayer {
             self.receive_ack(now, request, source);
             return;
         };
-        if let Some(&id) = self.servers.get(&key) {
-            // A retransmission: answered from the transaction, never shown to the TU again.
-            self.retransmission(now, id);
-            self.reap(id);
-            return;
+        // A retransmission: answered from the transaction, never shown to the TU again.
+        match self.servers.get(&key) {
+            Some(ServerSlot::Live(id)) => {
+                let id = *id;
+                self.retransmission(now, id);
+                self.reap(now, id);
+                return;
+            }
+            Some(ServerSlot::Lingering {
+                response, reply_to, ..
+            }) => {
+                self.out.transmits.push_back(Transmit {
+                    destination: *reply_to,
+                    payload: response.clone(),
+                });
+                return;
+            }
+            None => {}
         }
         if kind == RequestKind::Cancel {
             self.receive_cancel(now, request, key, reply_to);
@@ -367,20 +465,20 @@ impl TransactionLayer {
         {
             debug!(%source, %key, "dropping ACK for an INVITE with no final response yet");
         }
-        self.reap(id);
+        self.reap(now, id);
     }
 
     fn invite_for_ack(&self, ack: &Message) -> Option<TxId> {
         let via = ack.top_via().ok()?;
         let key = ServerKey::new(ack, &via, Method::Invite, ToTag::AsRequest)?;
         if !key.is_legacy() {
-            return self.servers.get(&key).copied();
+            return self.servers.get(&key).and_then(ServerSlot::live);
         }
         // RFC 2543 (§17.2.3): everything but the To tag as for the INVITE, and the To
         // tag that of our final response. An out-of-dialog INVITE had no To tag.
         let ack_tag = ack.to().ok().and_then(|to| to.tag());
         let out_of_dialog = ServerKey::new(ack, &via, Method::Invite, ToTag::Absent)?;
-        [out_of_dialog, key].iter().filter_map(|k| self.servers.get(k).copied()).find(|&id| {
+        [out_of_dialog, key].iter().filter_map(|k| self.servers.get(k).and_then(ServerSlot::live)).find(|&id| {
             matches!(
                 self.slab.get(id).map(|tx| &tx.machine),
                 Some(Machine::ServerInvite(_, m)) if m.final_to_tag().is_some_and(|tag| tag == ack_tag)
@@ -393,15 +491,17 @@ impl TransactionLayer {
     /// of it only when that INVITE still waits for its final response.
     fn receive_cancel(&mut self, now: Instant, cancel: Message, key: ServerKey, reply_to: Peer) {
         let invite_key = key.as_invite();
-        let invite = self.servers.get(&invite_key).and_then(|&id| {
-            match self.slab.get(id).map(|tx| &tx.machine) {
+        let invite = self
+            .servers
+            .get(&invite_key)
+            .and_then(ServerSlot::live)
+            .and_then(|id| match self.slab.get(id).map(|tx| &tx.machine) {
                 Some(Machine::ServerInvite(_, m)) => Some((
                     m.to_tag().map(str::to_owned),
                     m.state() == server_invite::State::Proceeding,
                 )),
                 _ => None,
-            }
-        });
+            });
         let (status, tag, pending) = match invite {
             // Same To tag as the INVITE's responses, when the TU already chose one.
             Some((tag, pending)) => (200, tag, pending),
@@ -421,16 +521,21 @@ impl TransactionLayer {
                 .events
                 .push_back(Event::Cancelled { invite: invite_key });
         }
-        self.reap(id);
+        self.reap(now, id);
     }
 
     fn receive_response(&mut self, now: Instant, response: Message, source: Peer) {
-        let id = ClientKey::for_response(&response).and_then(|key| self.clients.get(&key).copied());
-        let Some(id) = id else {
-            self.out
-                .events
-                .push_back(Event::StrayResponse { response, source });
-            return;
+        let slot = ClientKey::for_response(&response).map(|key| self.clients.get(&key));
+        let id = match slot {
+            Some(Some(ClientSlot::Live(id))) => *id,
+            // A retransmitted final response; the TU has it already.
+            Some(Some(ClientSlot::Lingering { .. })) => return,
+            Some(None) | None => {
+                self.out
+                    .events
+                    .push_back(Event::StrayResponse { response, source });
+                return;
+            }
         };
         let Some(tx) = self.slab.get_mut(id) else {
             return;
@@ -441,7 +546,7 @@ impl TransactionLayer {
             Machine::ClientNonInvite(key, m) => m.on_response(&mut Ctx { key, env }, response),
             Machine::ServerInvite(..) | Machine::ServerNonInvite(..) => {}
         }
-        self.reap(id);
+        self.reap(now, id);
     }
 
     fn retransmission(&mut self, now: Instant, id: TxId) {
@@ -508,21 +613,185 @@ impl TransactionLayer {
             peer,
         });
         match key {
-            TransactionKey::Server(k) => self.servers.insert(k, id),
-            TransactionKey::Client(k) => self.clients.insert(k, id),
-        };
+            TransactionKey::Server(k) => {
+                self.servers.insert(k, ServerSlot::Live(id));
+            }
+            TransactionKey::Client(k) => {
+                self.clients.insert(k, ClientSlot::Live(id));
+            }
+        }
         *self.peers.entry(peer).or_default() += 1;
         id
     }
 
-    /// Removes the transaction if its machine reached Terminated.
-    fn reap(&mut self, id: TxId) {
-        if self
-            .slab
-            .get(id)
-            .is_some_and(|tx| tx.machine.is_terminated())
+    /// Removes the transaction if its machine reached Terminated, or moves it to the
+    /// lingering form if all it has left is to wait out Timer J or K.
+    fn reap(&mut self, now: Instant, id: TxId) {
+        let Some(tx) = self.slab.get(id) else {
+            return;
+        };
+        let lingers = match &tx.machine {
+            m if m.is_terminated() => {
+                self.remove(id);
+                return;
+            }
+            Machine::ServerNonInvite(_, m) => m.is_completed(),
+            Machine::ClientNonInvite(_, m) => m.is_completed(),
+            Machine::ServerInvite(..) | Machine::ClientInvite(..) => false,
+        };
+        if lingers {
+            self.linger(now, id);
+        }
+    }
+
+    /// Moves a Completed non-INVITE transaction out of the slab into its compact form.
+    /// Its peer count stays: it still sends (a server) and can still fail.
+    fn linger(&mut self, now: Instant, id: TxId) {
+        let Some(tx) = self.slab.remove(id) else {
+            return;
+        };
+        match tx.machine {
+            Machine::ServerNonInvite(key, m) => {
+                self.servers.remove(&key);
+                let until = now.checked_add(self.config.t1x64());
+                let (Some(response), Some(until)) = (m.into_last_response(), until) else {
+                    // Nothing to answer with, or a Timer J beyond time: nothing to wait for.
+                    self.release_peer(tx.peer);
+                    self.out
+                        .events
+                        .push_back(Event::Terminated { key: key.into() });
+                    return;
+                };
+                let key = key.detached();
+                self.servers.insert(
+                    key.clone(),
+                    ServerSlot::Lingering {
+                        response,
+                        reply_to: tx.peer,
+                        until,
+                    },
+                );
+                self.server_expiries.push_back((until, key));
+            }
+            Machine::ClientNonInvite(key, _) => {
+                self.clients.remove(&key);
+                let Some(until) = now.checked_add(self.config.t4) else {
+                    self.release_peer(tx.peer);
+                    self.out
+                        .events
+                        .push_back(Event::Terminated { key: key.into() });
+                    return;
+                };
+                let key = key.detached();
+                self.clients.insert(
+                    key.clone(),
+                    ClientSlot::Lingering {
+                        destination: tx.peer,
+                        until,
+                    },
+                );
+                self.client_expiries.push_back((until, key));
+            }
+            // `reap` lingers only the two above.
+            Machine::ServerInvite(..) | Machine::ClientInvite(..) => return,
+        }
+        self.lingering += 1;
+    }
+
+    /// Ends the lingering transactions whose Timer J or K is due. An entry whose slot
+    /// holds another deadline (or nothing) was ended early by a transport error.
+    fn expire_lingering(&mut self, now: Instant) {
+        while self
+            .server_expiries
+            .front()
+            .is_some_and(|(at, _)| *at <= now)
         {
-            self.remove(id);
+            let Some((at, key)) = self.server_expiries.pop_front() else {
+                break;
+            };
+            if let Entry::Occupied(slot) = self.servers.entry(key)
+                && matches!(slot.get(), ServerSlot::Lingering { until, .. } if *until == at)
+            {
+                let (key, slot) = slot.remove_entry();
+                if let ServerSlot::Lingering { reply_to, .. } = slot {
+                    self.release_peer(reply_to);
+                }
+                self.lingering -= 1;
+                self.out
+                    .events
+                    .push_back(Event::Terminated { key: key.into() });
+            }
+        }
+        while self
+            .client_expiries
+            .front()
+            .is_some_and(|(at, _)| *at <= now)
+        {
+            let Some((at, key)) = self.client_expiries.pop_front() else {
+                break;
+            };
+            if let Entry::Occupied(slot) = self.clients.entry(key)
+                && matches!(slot.get(), ClientSlot::Lingering { until, .. } if *until == at)
+            {
+                let (key, slot) = slot.remove_entry();
+                if let ClientSlot::Lingering { destination, .. } = slot {
+                    self.release_peer(destination);
+                }
+                self.lingering -= 1;
+                self.out
+                    .events
+                    .push_back(Event::Terminated { key: key.into() });
+            }
+        }
+    }
+
+    /// §17.1.4, §17.2.4 for lingering transactions: a scan, as for live ones, paid only
+    /// when the failed peer has some.
+    fn lingering_transport_error(&mut self, destination: Peer) {
+        let servers: Vec<ServerKey> = self
+            .servers
+            .iter()
+            .filter(|(_, slot)| {
+                matches!(slot, ServerSlot::Lingering { reply_to, .. } if *reply_to == destination)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let clients: Vec<ClientKey> = self
+            .clients
+            .iter()
+            .filter(|(_, slot)| {
+                matches!(slot, ClientSlot::Lingering { destination: d, .. } if *d == destination)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let keys = servers
+            .into_iter()
+            .map(|key| {
+                self.servers.remove(&key);
+                TransactionKey::Server(key)
+            })
+            .chain(clients.into_iter().map(|key| {
+                self.clients.remove(&key);
+                TransactionKey::Client(key)
+            }))
+            .collect::<Vec<_>>();
+        for key in keys {
+            debug!(%key, %destination, "transport error");
+            self.lingering -= 1;
+            self.release_peer(destination);
+            self.out
+                .events
+                .push_back(Event::TransportError { key: key.clone() });
+            self.out.events.push_back(Event::Terminated { key });
+        }
+    }
+
+    fn release_peer(&mut self, peer: Peer) {
+        if let Some(count) = self.peers.get_mut(&peer) {
+            *count -= 1;
+            if *count == 0 {
+                self.peers.remove(&peer);
+            }
         }
     }
 
@@ -533,22 +802,17 @@ impl TransactionLayer {
         let key = tx.machine.key();
         match &key {
             TransactionKey::Server(k) => {
-                if self.servers.get(k) == Some(&id) {
+                if self.servers.get(k).and_then(ServerSlot::live) == Some(id) {
                     self.servers.remove(k);
                 }
             }
             TransactionKey::Client(k) => {
-                if self.clients.get(k) == Some(&id) {
+                if self.clients.get(k).and_then(ClientSlot::live) == Some(id) {
                     self.clients.remove(k);
                 }
             }
         }
-        if let Some(count) = self.peers.get_mut(&tx.peer) {
-            *count -= 1;
-            if *count == 0 {
-                self.peers.remove(&tx.peer);
-            }
-        }
+        self.release_peer(tx.peer);
         self.out.events.push_back(Event::Terminated { key });
     }
 
@@ -561,11 +825,11 @@ impl TransactionLayer {
             slab.get(id)
                 .is_some_and(|tx| tx.armed.get(timer) == Some(at))
         };
-        while let Some((at, id, timer)) = self.out.timers.peek() {
+        while let Some((at, id, timer, head)) = self.out.timers.peek() {
             if live(at, id, timer) {
                 break;
             }
-            self.out.timers.pop();
+            self.out.timers.pop(head);
         }
         if self.out.timers.len() > 1024 && self.out.timers.len() > 8 * slab.live {
             self.out.timers.retain(live);

@@ -6,14 +6,15 @@
 //! still arrive (Timer J, 64*T1 over UDP; none over a stream).
 //!
 //! The layer also runs CANCEL through this machine, answering it itself (§9.2).
-
-use std::time::Duration;
+//!
+//! Completed over UDP is all waiting: the layer takes the final response out of the
+//! machine and runs that state itself, compactly, until Timer J
+//! (`layer.rs`, lingering transactions).
 
 use bytes::Bytes;
 use sihai_sip::{Message, Peer};
 
 use crate::context::ServerCtx;
-use crate::timer::Timer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
@@ -82,23 +83,23 @@ impl ServerNonInvite {
             self.state = State::Proceeding;
             return Ok(());
         }
-        self.state = State::Completed;
-        let wait = if self.reply_to.transport.is_reliable() {
-            Duration::ZERO
+        // Over a stream nothing is retransmitted, so there is nothing to wait for.
+        self.state = if self.reply_to.transport.is_reliable() {
+            State::Terminated
         } else {
-            ctx.config().t1x64()
+            State::Completed
         };
-        if wait.is_zero() {
-            self.state = State::Terminated;
-        } else {
-            ctx.arm(Timer::J, wait);
-        }
         Ok(())
     }
 
-    pub(crate) fn on_timer(&mut self, _ctx: &mut ServerCtx<'_>, timer: Timer) {
-        if (self.state, timer) == (State::Completed, Timer::J) {
-            self.state = State::Terminated;
-        }
+    /// Completed: the final response is sent and only its retransmission is left to do.
+    pub(crate) fn is_completed(&self) -> bool {
+        self.state == State::Completed
+    }
+
+    /// The final response, for the layer to answer retransmissions with while it waits
+    /// out Timer J.
+    pub(crate) fn into_last_response(self) -> Option<Bytes> {
+        self.last_response
     }
 }

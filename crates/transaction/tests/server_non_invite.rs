@@ -114,3 +114,61 @@ fn response_without_pending_transaction_is_refused() {
         Err(TransactionError::NoSuchTransaction(k)) if *k == key
     ));
 }
+
+#[test]
+fn waiting_out_timer_j_keeps_only_the_response_not_the_request() {
+    let mut h = Harness::default();
+    let request = bytes::Bytes::from(req("BYE", BRANCH));
+    let bye = sihai_sip::Message::parse(request.clone()).unwrap();
+    h.layer.handle_received(h.now, bye, uac());
+    let key = match h.layer.poll_event() {
+        Some(Event::Request { key, .. }) => key,
+        other => panic!("expected the BYE, got {other:?}"),
+    };
+    // While the TU has to answer, the key holds on to the request's buffer.
+    assert!(!request.is_unique());
+    h.respond(&key, &resp(&req("BYE", BRANCH), 200, Some("t")))
+        .unwrap();
+    drop(key);
+    // Completed: a retransmission is still answered, but the request is let go.
+    assert!(request.is_unique());
+    assert_eq!(h.layer.len(), 1);
+    h.run_until(secs(5));
+    h.recv(&req("BYE", BRANCH), uac());
+    assert_eq!(h.sent_summary(), [(0, "200".into()), (5_000, "200".into())]);
+    assert!(h.event_names().is_empty());
+}
+
+#[test]
+fn a_transport_error_ends_a_completed_transaction_and_only_that_one() {
+    let mut h = Harness::default();
+    let bye = req("BYE", BRANCH);
+    let key = h.recv_new(&bye, uac());
+    h.respond(&key, &resp(&bye, 200, Some("t"))).unwrap();
+    let other = h.recv_new(&req("BYE", "z9hG4bK-other"), uas());
+    h.respond(&other, &resp(&req("BYE", "z9hG4bK-other"), 200, Some("t")))
+        .unwrap();
+    h.take_sent();
+    h.run_until(secs(1));
+
+    h.transport_error(uac());
+    assert_eq!(h.event_names(), ["TransportError", "Terminated"]);
+    assert_eq!(h.layer.len(), 1);
+    // Its state is gone: the same request is new again.
+    let again = h.recv_new(&bye, uac());
+    h.respond(&again, &resp(&bye, 200, Some("t"))).unwrap();
+    // The first one's 32 s deadline passes without touching the second, which has
+    // its own.
+    h.run_until(secs(32));
+    assert_eq!(h.event_names(), ["Terminated"], "only the other peer's BYE");
+    assert_eq!(h.layer.len(), 1);
+    h.recv(&bye, uac());
+    assert_eq!(
+        h.sent_summary(),
+        [(1_000, "200".into()), (32_000, "200".into())]
+    );
+    h.run_until(secs(33));
+    assert_eq!(h.event_names(), ["Terminated"]);
+    assert!(h.layer.is_empty());
+    assert_eq!(h.layer.poll_timeout(), None);
+}
