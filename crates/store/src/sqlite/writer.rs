@@ -16,6 +16,10 @@ const INITIAL_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// Rejections kept for the next `flush` to report (all are logged).
 const MAX_KEPT_REJECTIONS: usize = 1000;
+/// A commit slower than this holds back every ended call's final messages as long (the
+/// durability gate waits for it), long enough for UDP peers to retransmit: worth a
+/// warning that names the disk.
+const SLOW_COMMIT: Duration = Duration::from_millis(200);
 
 type Reply = Sender<Result<(), StoreError>>;
 
@@ -163,11 +167,18 @@ impl Writer {
     }
 
     fn commit_and_reply(&mut self) {
+        let started = Instant::now();
         let result = if self.batch.is_empty() {
             Ok(Vec::new())
         } else {
             self.commit()
         };
+        let took = started.elapsed();
+        if took > SLOW_COMMIT {
+            tracing::warn!(path = %self.path.display(), cdrs = self.batch.len(),
+                took_ms = took.as_millis() as u64,
+                "slow CDR commit: the disk held back the final responses of ended calls");
+        }
         match result {
             Ok(rejected) => {
                 self.batch.clear();
