@@ -35,6 +35,10 @@ const PROMPT_LEVELS: [(&str, i16); 4] = [
 /// 200 ms: ten whole 20 ms frames, so no frame is padded with silence.
 const PROMPT_SAMPLES: usize = 1600;
 
+/// The level of the welcome's first 20 ms frame (its "opening"), which is no prompt's
+/// level: the first packet out of the caller's relay port, checked to arrive.
+const WELCOME_OPENING: i16 = 500;
+
 /// Acme's switchboard, as in the core's menu tests: "1" rings sales, "2" service, "0"
 /// dials an extension (8001 rings the desk); an invalid key or a second of silence
 /// counts as a failure, and the second failure rings sales. Every phone is reached
@@ -136,12 +140,16 @@ default = {{ group = "sales" }}
     )
 }
 
-/// Writes each prompt as 200 ms of its constant level. sihai_media's only WAV writer
-/// is the call recorder, which writes stereo; the daemon mixes a stereo prompt down to
-/// the average of its channels, so equal channels keep the level.
+/// Writes each prompt as 200 ms of its constant level, but for the welcome's opening
+/// frame. sihai_media's only WAV writer is the call recorder, which writes stereo; the
+/// daemon mixes a stereo prompt down to the average of its channels, so equal
+/// channels keep the level.
 fn write_prompts(dir: &Path) {
     for (name, level) in PROMPT_LEVELS {
-        let samples = [level; PROMPT_SAMPLES];
+        let mut samples = [level; PROMPT_SAMPLES];
+        if name == "welcome" {
+            samples[..160].fill(WELCOME_OPENING);
+        }
         let mut wav = WavRecorder::new(std::io::Cursor::new(Vec::new())).expect("WAV header");
         wav.write_frame(&samples, &samples).expect("WAV samples");
         let bytes = wav.finish().expect("finished WAV").into_inner();
@@ -231,6 +239,24 @@ impl MenuCall {
             .and_then(|t| t.split("tag=").nth(1))
             .expect("To tag in the 200")
             .to_string();
+        // The welcome starts as the call is answered, with the port just opened: its
+        // first frame is the first packet the caller gets, and must not be lost.
+        let mut buf = [0u8; 2048];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let n = loop {
+            if let Ok((n, _)) = caller_rtp.recv_from(&mut buf) {
+                break n;
+            }
+            assert!(Instant::now() < deadline, "no RTP to the caller within 2 s");
+        };
+        let opening = RtpPacket::parse(&buf[..n]).expect("RTP").payload().to_vec();
+        assert!(
+            opening
+                .iter()
+                .all(|&b| (i32::from(Law::Ulaw.decode(b)) - i32::from(WELCOME_OPENING)).abs() < 50),
+            "the caller's first packet is the welcome's first frame: {opening:?}\n{}",
+            daemon.log_text()
+        );
         let call = MenuCall {
             daemon,
             _prompts: prompts,
