@@ -5,130 +5,15 @@
 
 mod support;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sihai_media::Law;
+use support::rtp::{
+    assert_released, body_of, is_request, respond, rtp_base, rtp_fields, rtp_packet, rtp_socket,
+    sdp, sdp_target, wait_for,
+};
 use support::{Daemon, UdpClient, header_of, status_of};
-
-/// An even base for the relay's ports, below Linux's ephemeral range, different per
-/// test process and per `slot` (tests in one process run in parallel).
-fn rtp_base(slot: u16) -> u16 {
-    20_000 + (std::process::id() % 250) as u16 * 40 + slot * 20
-}
-
-fn rtp_socket() -> UdpSocket {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind RTP");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
-    socket
-}
-
-/// (payload type, sequence, fifth payload byte) of an RTP packet: the fifth sample of
-/// a 450 Hz tone frame is near its peak (a frame holds exactly nine cycles, so the
-/// first sample of every frame is zero).
-fn rtp_fields(packet: &[u8]) -> (u8, u16, u8) {
-    assert!(packet.len() >= 17 && packet[0] >> 6 == 2, "RTP: {packet:?}");
-    (
-        packet[1] & 0x7f,
-        u16::from_be_bytes([packet[2], packet[3]]),
-        packet[16],
-    )
-}
-
-fn rtp_packet(payload_type: u8, seq: u16, byte: u8) -> Vec<u8> {
-    let mut p = vec![0x80, payload_type];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-    p.extend(std::iter::repeat_n(byte, 160));
-    p
-}
-
-fn body_of(message: &[u8]) -> &str {
-    let text = std::str::from_utf8(message).expect("UTF-8");
-    text.split_once("\r\n\r\n").map_or("", |(_, b)| b)
-}
-
-/// The audio port an SDP body advertises, and its c= address.
-fn sdp_target(sdp: &str) -> SocketAddr {
-    let ip = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("c=IN IP4 "))
-        .expect("c= line")
-        .trim();
-    let port = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("m=audio line");
-    format!("{ip}:{port}").parse().expect("address")
-}
-
-fn sdp(port: u16, formats: &str, rtpmaps: &str) -> String {
-    format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP {formats}\r\n{rtpmaps}"
-    )
-}
-
-/// Waits for a SIP message on `client` matching `want`, skipping others.
-fn wait_for(client: &UdpClient, what: &str, want: impl Fn(&[u8]) -> bool) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Some(m) = client.recv_within(Duration::from_millis(200))
-            && want(&m)
-        {
-            return m;
-        }
-    }
-    panic!("no {what} within 5 s");
-}
-
-fn is_request(m: &[u8], method: &str) -> bool {
-    m.starts_with(format!("{method} ").as_bytes())
-}
-
-/// The phone's response to `request` (status, To tag, optional SDP body).
-fn respond(
-    request: &[u8],
-    status: u16,
-    reason: &str,
-    body: Option<&str>,
-    contact_port: u16,
-) -> Vec<u8> {
-    let mut out = format!("SIP/2.0 {status} {reason}\r\n");
-    for name in ["Via", "From", "Call-ID", "CSeq"] {
-        let text = std::str::from_utf8(request).expect("UTF-8");
-        for line in text.split("\r\n") {
-            if line
-                .split_once(':')
-                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-            {
-                out.push_str(line);
-                out.push_str("\r\n");
-            }
-        }
-    }
-    let to = header_of(request, "To").expect("To");
-    if to.contains("tag=") {
-        out.push_str(&format!("To: {to}\r\n"));
-    } else {
-        out.push_str(&format!("To: {to};tag=phone\r\n"));
-    }
-    out.push_str(&format!(
-        "Contact: <sip:phone@127.0.0.1:{contact_port}>\r\n"
-    ));
-    match body {
-        Some(b) => out.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        )),
-        None => out.push_str("Content-Length: 0\r\n\r\n"),
-    }
-    out.into_bytes()
-}
 
 #[test]
 fn the_caller_hears_ringback_then_the_phone_both_ways_through_the_relay() {
@@ -384,13 +269,6 @@ phones = [{{ number = "13900000001", ring_timeout_s = 20 }}]
     assert_eq!(rows[0].outcome, "answered");
     let cdr = rows[0].clone();
     // Closed: the relay's port for the caller can be bound again.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while UdpSocket::bind(relay_for_caller).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "relay port still bound after the call"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert_released(relay_for_caller);
     (daemon, cdr)
 }

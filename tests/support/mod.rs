@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod rtp;
+
 pub const SIHAI: &str = env!("CARGO_BIN_EXE_sihai");
 
 pub fn repo_path(relative: &str) -> PathBuf {

@@ -74,7 +74,14 @@ impl MediaSockets {
         while let Some(transmit) = core.poll_media_transmit() {
             if let Some(bound) = self.sockets.get(&transmit.from_port) {
                 // Audio that cannot leave now is late anyway: never wait for the socket.
-                if let Err(err) = bound.socket.try_send_to(&transmit.payload, transmit.to) {
+                // A plain non-blocking send, not tokio's `try_send_to`: that one fails
+                // with WouldBlock until the reactor has seen the socket writable, so the
+                // first packet out of a port opened in this turn (a welcome prompt's or
+                // ringback's first frame) would be dropped.
+                let to = socket2::SockAddr::from(transmit.to);
+                if let Err(err) =
+                    socket2::SockRef::from(&*bound.socket).send_to(&transmit.payload, &to)
+                {
                     debug!(port = transmit.from_port, to = %transmit.to, %err, "RTP not sent");
                 }
             }

@@ -1,0 +1,143 @@
+//! Hand-written RTP and SDP for the tests that talk to the relay (`[media] relay =
+//! true`) from plain UDP sockets: the carrier's and the phones' media, SDP bodies, and
+//! the SIP waits and answers a hand-written phone needs.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use super::{UdpClient, header_of};
+
+/// An even base for the relay's ports (`slot` 0 to 3 owns `base..base + 20`), below
+/// Linux's ephemeral range, different per test process and per `slot` (tests in one
+/// process run in parallel).
+pub fn rtp_base(slot: u16) -> u16 {
+    assert!(slot < 4, "four slots of 20 ports per test process");
+    20_000 + (std::process::id() % 125) as u16 * 80 + slot * 20
+}
+
+pub fn rtp_socket() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind RTP");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    socket
+}
+
+/// (payload type, sequence, fifth payload byte) of an RTP packet: the fifth sample of
+/// a 450 Hz tone frame is near its peak (a frame holds exactly nine cycles, so the
+/// first sample of every frame is zero).
+pub fn rtp_fields(packet: &[u8]) -> (u8, u16, u8) {
+    assert!(packet.len() >= 17 && packet[0] >> 6 == 2, "RTP: {packet:?}");
+    (
+        packet[1] & 0x7f,
+        u16::from_be_bytes([packet[2], packet[3]]),
+        packet[16],
+    )
+}
+
+/// 20 ms of audio (160 samples of `byte`), sequence `seq`.
+pub fn rtp_packet(payload_type: u8, seq: u16, byte: u8) -> Vec<u8> {
+    let mut p = vec![0x80, payload_type];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    p.extend(std::iter::repeat_n(byte, 160));
+    p
+}
+
+pub fn body_of(message: &[u8]) -> &str {
+    let text = std::str::from_utf8(message).expect("UTF-8");
+    text.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// The audio port an SDP body advertises, and its c= address.
+pub fn sdp_target(sdp: &str) -> SocketAddr {
+    let ip = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .expect("c= line")
+        .trim();
+    let port = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("m=audio line");
+    format!("{ip}:{port}").parse().expect("address")
+}
+
+pub fn sdp(port: u16, formats: &str, rtpmaps: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP {formats}\r\n{rtpmaps}"
+    )
+}
+
+/// Waits for a SIP message on `client` matching `want`, skipping others.
+pub fn wait_for(client: &UdpClient, what: &str, want: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(m) = client.recv_within(Duration::from_millis(200))
+            && want(&m)
+        {
+            return m;
+        }
+    }
+    panic!("no {what} within 5 s");
+}
+
+pub fn is_request(m: &[u8], method: &str) -> bool {
+    m.starts_with(format!("{method} ").as_bytes())
+}
+
+/// The phone's response to `request` (status, To tag, optional SDP body).
+pub fn respond(
+    request: &[u8],
+    status: u16,
+    reason: &str,
+    body: Option<&str>,
+    contact_port: u16,
+) -> Vec<u8> {
+    let mut out = format!("SIP/2.0 {status} {reason}\r\n");
+    for name in ["Via", "From", "Call-ID", "CSeq"] {
+        let text = std::str::from_utf8(request).expect("UTF-8");
+        for line in text.split("\r\n") {
+            if line
+                .split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+    }
+    let to = header_of(request, "To").expect("To");
+    if to.contains("tag=") {
+        out.push_str(&format!("To: {to}\r\n"));
+    } else {
+        out.push_str(&format!("To: {to};tag=phone\r\n"));
+    }
+    out.push_str(&format!(
+        "Contact: <sip:phone@127.0.0.1:{contact_port}>\r\n"
+    ));
+    match body {
+        Some(b) => out.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => out.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    out.into_bytes()
+}
+
+/// Waits (up to 2 s) until `port` of the relay can be bound again: the call that used
+/// it has released it.
+pub fn assert_released(port: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while UdpSocket::bind(port).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "relay port {port} still bound 2 s after the call"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
