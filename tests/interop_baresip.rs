@@ -12,8 +12,7 @@
 //! as an RFC 4733 telephone-event and key 0x04 ends it.
 //!
 //! The carrier and the service group's phone are hand-written on plain UDP sockets, as
-//! in tests/media.rs. The small RTP/SDP/SIP helpers below are local copies of that
-//! file's until they move to a shared tests/support module.
+//! in tests/media.rs, with the SDP and SIP helpers of `support::rtp`.
 
 mod support;
 
@@ -23,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sihai_media::{Law, RtpPacket};
+use support::rtp::{body_of, is_request, respond, rtp_socket, sdp, sdp_target};
 use support::{Daemon, UdpClient, header_of, status_of};
 
 /// The frequency of the tone baresip sends as its microphone: far enough from the
@@ -254,14 +254,6 @@ fn baresip_ports(base: u16) -> String {
     format!("{}-{}", base + 10, base + 19)
 }
 
-fn rtp_socket() -> UdpSocket {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind RTP");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("RTP read timeout");
-    socket
-}
-
 /// What one G.711 packet carries: how loud, and how often the signal crosses zero.
 #[derive(Debug)]
 struct FrameSound {
@@ -363,33 +355,6 @@ fn write_tone_wav(path: &Path, hz: f64, seconds: f64) {
 
 // ------------------------------------------------------------------ hand-written SIP
 
-fn body_of(message: &[u8]) -> &str {
-    let text = std::str::from_utf8(message).expect("UTF-8 SIP message");
-    text.split_once("\r\n\r\n").map_or("", |(_, body)| body)
-}
-
-/// The audio address an SDP body advertises (its c= address and m=audio port).
-fn sdp_target(sdp: &str) -> SocketAddr {
-    let ip = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("c=IN IP4 "))
-        .expect("c= line")
-        .trim();
-    let port = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("m=audio line");
-    format!("{ip}:{port}").parse().expect("SDP audio address")
-}
-
-fn sdp(port: u16, formats: &str, rtpmaps: &str) -> String {
-    format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP {formats}\r\n{rtpmaps}"
-    )
-}
-
 /// Waits up to `within` for a SIP message on `client` matching `want`, skipping others.
 fn wait_for(
     client: &UdpClient,
@@ -412,45 +377,9 @@ fn wait_for(
     );
 }
 
-fn is_request(message: &[u8], method: &str) -> bool {
-    message.starts_with(format!("{method} ").as_bytes())
-}
-
 fn is_final_response_to(message: &[u8], status: u16, method: &str) -> bool {
     status_of(message) == Some(status)
         && header_of(message, "CSeq").is_some_and(|cseq| cseq.ends_with(method))
-}
-
-/// A UAS's response to `request`, with our To tag and an optional SDP body.
-fn respond(request: &[u8], status: u16, reason: &str, body: Option<&str>, port: u16) -> Vec<u8> {
-    let text = std::str::from_utf8(request).expect("UTF-8 request");
-    let mut out = format!("SIP/2.0 {status} {reason}\r\n");
-    for name in ["Via", "From", "Call-ID", "CSeq"] {
-        for line in text.split("\r\n") {
-            if line
-                .split_once(':')
-                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-            {
-                out.push_str(line);
-                out.push_str("\r\n");
-            }
-        }
-    }
-    let to = header_of(request, "To").expect("To header");
-    if to.contains("tag=") {
-        out.push_str(&format!("To: {to}\r\n"));
-    } else {
-        out.push_str(&format!("To: {to};tag=phone\r\n"));
-    }
-    out.push_str(&format!("Contact: <sip:phone@127.0.0.1:{port}>\r\n"));
-    match body {
-        Some(b) => out.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        )),
-        None => out.push_str("Content-Length: 0\r\n\r\n"),
-    }
-    out.into_bytes()
 }
 
 // ------------------------------------------------------------------ the tests
