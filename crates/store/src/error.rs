@@ -17,11 +17,13 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
-    /// The writer thread could not be started.
-    #[error("{}: cannot start the CDR writer thread: {source}", path.display())]
+    /// The writer or the checkpointer thread could not be started.
+    #[error("{}: cannot start the CDR {thread} thread: {source}", path.display())]
     SpawnWriter {
         /// The database file.
         path: PathBuf,
+        /// Which: "writer" or "checkpoint".
+        thread: &'static str,
         /// Why.
         source: std::io::Error,
     },

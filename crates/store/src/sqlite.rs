@@ -112,6 +112,13 @@ impl Default for StoreOptions {
 /// Dropping the store (or [`close`](SqliteStore::close)) commits what is queued and
 /// stops the writer.
 ///
+/// # Checkpoints
+/// Commits never checkpoint: SQLite's automatic checkpoint runs inside the commit that
+/// fills the WAL to 1,000 pages, copying them into the database file and syncing it,
+/// and every ended call's final response waits for that commit (the durability gate).
+/// A thread of its own checkpoints instead (`PRAGMA wal_checkpoint(PASSIVE)`, which
+/// never blocks the writer) every [`CHECKPOINT_INTERVAL`] and once more at shutdown.
+///
 /// # Reading
 /// Queries and the outbox operations use a second connection; WAL lets them read while
 /// the writer writes. Other processes (`sihai cdr`) may open the same file.
@@ -120,7 +127,13 @@ pub struct SqliteStore {
     tx: mpsc::Sender<Msg>,
     reader: Mutex<Connection>,
     writer: Option<JoinHandle<()>>,
+    /// Dropping the sender stops the checkpointer.
+    checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
+
+/// How often the checkpointer copies the WAL into the database file: often enough that
+/// the WAL stays a few MB at thousands of CDRs per second.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 impl SqliteStore {
     /// Opens (creating if needed, with its parent directories) the database at `path`,
@@ -149,6 +162,7 @@ impl SqliteStore {
         let mut write_conn = connect(&path, &options)?;
         schema::migrate(&mut write_conn, &path)?;
         let reader = connect(&path, &options)?;
+        let checkpointer = spawn_checkpointer(&path, &options)?;
 
         let (tx, rx) = mpsc::channel();
         let writer = writer::Writer::new(write_conn, path.clone(), rx, options);
@@ -157,6 +171,7 @@ impl SqliteStore {
             .spawn(move || writer.run())
             .map_err(|source| StoreError::SpawnWriter {
                 path: path.clone(),
+                thread: "writer",
                 source,
             })?;
         Ok(SqliteStore {
@@ -164,6 +179,7 @@ impl SqliteStore {
             tx,
             reader: Mutex::new(reader),
             writer: Some(handle),
+            checkpointer: Some(checkpointer),
         })
     }
 
@@ -201,6 +217,11 @@ impl SqliteStore {
         let (reply, result) = mpsc::channel();
         let _ = self.tx.send(Msg::Shutdown(reply));
         let _ = handle.join();
+        // After the writer's last commit, so that the final checkpoint has it.
+        if let Some((stop, checkpointer)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = checkpointer.join();
+        }
         // No reply means the writer died (panicked) before the final commit.
         result.recv().unwrap_or_else(|_| {
             Err(StoreError::WriterStopped {
@@ -489,13 +510,51 @@ fn connect(path: &Path, options: &StoreOptions) -> Result<Connection, StoreError
             mode,
         });
     }
+    // No connection checkpoints on commit: the checkpointer thread does (see
+    // "Checkpoints" on `SqliteStore`).
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
         options.synchronous.pragma()
     ))
     .map_err(err("configuring the connection"))?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// Starts the thread that checkpoints the WAL every [`CHECKPOINT_INTERVAL`] on a
+/// connection of its own, until the returned sender is dropped.
+fn spawn_checkpointer(
+    path: &Path,
+    options: &StoreOptions,
+) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
+    let conn = connect(path, options)?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    let shown = path.to_path_buf();
+    let handle = std::thread::Builder::new()
+        .name("sihai-cdr-checkpoint".into())
+        .spawn(move || {
+            let checkpoint = || {
+                // PASSIVE copies what no reader still needs and never waits for the
+                // writer; what it leaves, the next round takes.
+                if let Err(err) =
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(path = %shown.display(), %err, "WAL checkpoint failed; will retry");
+                }
+            };
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_INTERVAL)
+            {
+                checkpoint();
+            }
+            checkpoint();
+        })
+        .map_err(|source| StoreError::SpawnWriter {
+            path: path.to_path_buf(),
+            thread: "checkpoint",
+            source,
+        })?;
+    Ok((stop, handle))
 }
 
 /// A decode problem in a stored row.

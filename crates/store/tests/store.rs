@@ -746,3 +746,30 @@ fn a_version_1_database_gains_the_recording_and_menu_columns_and_keeps_its_cdrs(
 fn open_at(path: &std::path::Path) -> SqliteStore {
     SqliteStore::open(path, Duration::from_millis(5)).unwrap()
 }
+
+#[test]
+fn the_checkpointer_moves_committed_cdrs_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.db");
+    let store = open(&dir);
+    let file_size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = file_size();
+    let base = ts("2026-03-01T00:00:00Z");
+    for i in 0..2000 {
+        store
+            .record(missed_cdr(&format!("c{i}"), base), None)
+            .unwrap();
+    }
+    store.flush().unwrap();
+    // Commits only append to the WAL (no connection checkpoints on commit); the
+    // database file grows when the checkpointer copies the pages over.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while file_size() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the database file is still {before} bytes 5 s after the commit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(all(&store).len(), 2000);
+}
