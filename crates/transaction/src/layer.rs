@@ -698,72 +698,30 @@ impl TransactionLayer {
         self.lingering += 1;
     }
 
-    /// Ends the lingering transactions whose Timer J or K is due. An entry whose slot
-    /// holds another deadline (or nothing) was ended early by a transport error.
+    /// Ends the lingering transactions whose Timer J or K is due.
     fn expire_lingering(&mut self, now: Instant) {
-        while self
-            .server_expiries
-            .front()
-            .is_some_and(|(at, _)| *at <= now)
-        {
-            let Some((at, key)) = self.server_expiries.pop_front() else {
-                break;
-            };
-            if let Entry::Occupied(slot) = self.servers.entry(key)
-                && matches!(slot.get(), ServerSlot::Lingering { until, .. } if *until == at)
-            {
-                let (key, slot) = slot.remove_entry();
-                if let ServerSlot::Lingering { reply_to, .. } = slot {
-                    self.release_peer(reply_to);
-                }
-                self.lingering -= 1;
-                self.out
-                    .events
-                    .push_back(Event::Terminated { key: key.into() });
-            }
-        }
-        while self
-            .client_expiries
-            .front()
-            .is_some_and(|(at, _)| *at <= now)
-        {
-            let Some((at, key)) = self.client_expiries.pop_front() else {
-                break;
-            };
-            if let Entry::Occupied(slot) = self.clients.entry(key)
-                && matches!(slot.get(), ClientSlot::Lingering { until, .. } if *until == at)
-            {
-                let (key, slot) = slot.remove_entry();
-                if let ClientSlot::Lingering { destination, .. } = slot {
-                    self.release_peer(destination);
-                }
-                self.lingering -= 1;
-                self.out
-                    .events
-                    .push_back(Event::Terminated { key: key.into() });
-            }
-        }
+        let (events, peers) = (&mut self.out.events, &mut self.peers);
+        let ended = expire(
+            &mut self.server_expiries,
+            &mut self.servers,
+            now,
+            events,
+            peers,
+        ) + expire(
+            &mut self.client_expiries,
+            &mut self.clients,
+            now,
+            events,
+            peers,
+        );
+        self.lingering -= ended;
     }
 
     /// §17.1.4, §17.2.4 for lingering transactions: a scan, as for live ones, paid only
     /// when the failed peer has some.
     fn lingering_transport_error(&mut self, destination: Peer) {
-        let servers: Vec<ServerKey> = self
-            .servers
-            .iter()
-            .filter(|(_, slot)| {
-                matches!(slot, ServerSlot::Lingering { reply_to, .. } if *reply_to == destination)
-            })
-            .map(|(key, _)| key.clone())
-            .collect();
-        let clients: Vec<ClientKey> = self
-            .clients
-            .iter()
-            .filter(|(_, slot)| {
-                matches!(slot, ClientSlot::Lingering { destination: d, .. } if *d == destination)
-            })
-            .map(|(key, _)| key.clone())
-            .collect();
+        let servers = lingering_with(&self.servers, destination);
+        let clients = lingering_with(&self.clients, destination);
         let keys = servers
             .into_iter()
             .map(|key| {
@@ -787,12 +745,7 @@ impl TransactionLayer {
     }
 
     fn release_peer(&mut self, peer: Peer) {
-        if let Some(count) = self.peers.get_mut(&peer) {
-            *count -= 1;
-            if *count == 0 {
-                self.peers.remove(&peer);
-            }
-        }
+        release_peer(&mut self.peers, peer);
     }
 
     fn remove(&mut self, id: TxId) {
@@ -833,6 +786,81 @@ impl TransactionLayer {
         }
         if self.out.timers.len() > 1024 && self.out.timers.len() > 8 * slab.live {
             self.out.timers.retain(live);
+        }
+    }
+}
+
+/// What [`expire`] needs of a map slot: whether it lingers, until when, with whom.
+trait Lingering {
+    fn lingering(&self) -> Option<(Instant, Peer)>;
+}
+
+impl Lingering for ServerSlot {
+    fn lingering(&self) -> Option<(Instant, Peer)> {
+        match self {
+            ServerSlot::Lingering {
+                until, reply_to, ..
+            } => Some((*until, *reply_to)),
+            ServerSlot::Live(_) => None,
+        }
+    }
+}
+
+impl Lingering for ClientSlot {
+    fn lingering(&self) -> Option<(Instant, Peer)> {
+        match self {
+            ClientSlot::Lingering { until, destination } => Some((*until, *destination)),
+            ClientSlot::Live(_) => None,
+        }
+    }
+}
+
+/// Pops the due deadlines off `queue` and ends their transactions in `slots`; returns
+/// how many ended. A deadline whose slot holds another one (or nothing) belonged to a
+/// transaction a transport error ended early.
+fn expire<K, S>(
+    queue: &mut VecDeque<(Instant, K)>,
+    slots: &mut HashMap<K, S>,
+    now: Instant,
+    events: &mut VecDeque<Event>,
+    peers: &mut HashMap<Peer, usize>,
+) -> usize
+where
+    K: std::hash::Hash + Eq + Into<TransactionKey>,
+    S: Lingering,
+{
+    let mut ended = 0;
+    while queue.front().is_some_and(|(at, _)| *at <= now) {
+        let Some((at, key)) = queue.pop_front() else {
+            break;
+        };
+        if let Entry::Occupied(slot) = slots.entry(key)
+            && let Some((until, peer)) = slot.get().lingering()
+            && until == at
+        {
+            let (key, _) = slot.remove_entry();
+            release_peer(peers, peer);
+            events.push_back(Event::Terminated { key: key.into() });
+            ended += 1;
+        }
+    }
+    ended
+}
+
+/// The keys of the transactions in `slots` lingering with `peer`.
+fn lingering_with<K: Clone, S: Lingering>(slots: &HashMap<K, S>, peer: Peer) -> Vec<K> {
+    slots
+        .iter()
+        .filter(|(_, slot)| slot.lingering().is_some_and(|(_, p)| p == peer))
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+fn release_peer(peers: &mut HashMap<Peer, usize>, peer: Peer) {
+    if let Some(count) = peers.get_mut(&peer) {
+        *count -= 1;
+        if *count == 0 {
+            peers.remove(&peer);
         }
     }
 }
