@@ -190,6 +190,12 @@ impl Server {
                 _ = sweep.tick() => self.sweep_recordings(),
                 Some(datagram) = media.recv() => {
                     core.handle_media(Instant::now(), Timestamp::now(), datagram.port, datagram.source, &datagram.data);
+                    // At a thousand calls a packet arrives every 10 us: relay what is
+                    // queued in the same turn, and send what it produced together.
+                    for _ in 1..INBOUND_BATCH {
+                        let Some(datagram) = media.try_recv() else { break };
+                        core.handle_media(Instant::now(), Timestamp::now(), datagram.port, datagram.source, &datagram.data);
+                    }
                 }
                 () = &mut shutdown => break,
             }

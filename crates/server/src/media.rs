@@ -53,6 +53,11 @@ impl MediaSockets {
         self.rx.recv().await
     }
 
+    /// A datagram already queued, if any: the event loop takes a run of them per turn.
+    pub(crate) fn try_recv(&mut self) -> Option<Datagram> {
+        self.rx.try_recv().ok()
+    }
+
     /// Opens and closes what the core asked for, and sends its relays' packets.
     pub(crate) fn apply(&mut self, core: &mut Core) {
         while let Some(event) = core.poll_port_event() {
