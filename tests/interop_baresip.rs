@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sihai_media::{Law, RtpPacket};
-use support::rtp::{body_of, is_request, respond, rtp_socket, sdp, sdp_target};
+use support::rtp::{body_of, is_request, relay_routing_head, respond, rtp_socket, sdp, sdp_target};
 use support::{Daemon, UdpClient, header_of, status_of};
 
 /// The frequency of the tone baresip sends as its microphone: far enough from the
@@ -390,22 +390,10 @@ fn is_final_response_to(message: &[u8], status: u16, method: &str) -> bool {
 fn baresip_auto_answers_as_the_phone_and_the_caller_hears_it_through_the_relay() {
     let base = rtp_base(0);
     let mut baresip = Baresip::start("13900000001", &baresip_ports(base));
+    let head = relay_routing_head(&relay_ports(base), None, baresip.sip_port);
     let routing = format!(
         r#"
-[media]
-relay = true
-address = "127.0.0.1"
-rtp_ports = "{relay_ports}"
-
-[[trunk]]
-name = "lab"
-sources = ["127.0.0.1"]
-gateway = "sip:{{number}}@127.0.0.1:{baresip_port}"
-
-[[enterprise]]
-id = "acme"
-name = "Acme"
-
+{head}
 [[number]]
 number = "4001234567"
 enterprise = "acme"
@@ -423,8 +411,6 @@ enterprise = "acme"
 strategy = "sequential"
 phones = [{{ number = "13900000001", ring_timeout_s = 10 }}]
 "#,
-        relay_ports = relay_ports(base),
-        baresip_port = baresip.sip_port,
     );
     let daemon = Daemon::start_with("", &routing);
     let sihai = daemon.addr();
@@ -520,23 +506,10 @@ fn baresip_calls_the_voice_menu_and_key_2_rings_the_service_group() {
     write_tone_wav(&prompts.path().join("welcome.wav"), 600.0, 0.5);
     write_tone_wav(&prompts.path().join("menu.wav"), 700.0, 3.0);
     let mut baresip = Baresip::start("13800138000", &baresip_ports(base));
+    let head = relay_routing_head(&relay_ports(base), Some(prompts.path()), phone.port());
     let routing = format!(
         r#"
-[media]
-relay = true
-address = "127.0.0.1"
-rtp_ports = "{relay_ports}"
-prompts = "{prompts}"
-
-[[trunk]]
-name = "lab"
-sources = ["127.0.0.1"]
-gateway = "sip:{{number}}@127.0.0.1:{phone_port}"
-
-[[enterprise]]
-id = "acme"
-name = "Acme"
-
+{head}
 [[number]]
 number = "4007654321"
 enterprise = "acme"
@@ -587,8 +560,6 @@ enterprise = "acme"
 strategy = "sequential"
 phones = [{{ uri = "sip:service@127.0.0.1:{phone_port}", ring_timeout_s = 10 }}]
 "#,
-        relay_ports = relay_ports(base),
-        prompts = prompts.path().display(),
         phone_port = phone.port(),
     );
     let daemon = Daemon::start_with("", &routing);

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use sihai_media::Law;
 use support::rtp::{
-    assert_released, body_of, is_request, respond, rtp_base, rtp_fields, rtp_packet, rtp_socket,
-    sdp, sdp_target, wait_for,
+    assert_released, body_of, is_request, relay_routing_head, respond, rtp_base, rtp_fields,
+    rtp_packet, rtp_socket, sdp, sdp_target, wait_for,
 };
 use support::{Daemon, UdpClient, header_of, status_of};
 
@@ -55,22 +55,10 @@ fn a_recorded_five_second_call_is_a_stereo_wav_with_both_sides() {
 fn call_through_the_relay(record: bool, talk: Duration) -> (Daemon, support::CdrRow) {
     let phone = UdpClient::new();
     let base = rtp_base(u16::from(record));
+    let head = relay_routing_head(&format!("{base}-{}", base + 19), None, phone.port());
     let routing = format!(
         r#"
-[media]
-relay = true
-address = "127.0.0.1"
-rtp_ports = "{base}-{last}"
-
-[[trunk]]
-name = "lab"
-sources = ["127.0.0.1"]
-gateway = "sip:{{number}}@127.0.0.1:{phone_port}"
-
-[[enterprise]]
-id = "acme"
-name = "Acme"
-
+{head}
 [[number]]
 number = "4001234567"
 enterprise = "acme"
@@ -89,8 +77,6 @@ enterprise = "acme"
 strategy = "sequential"
 phones = [{{ number = "13900000001", ring_timeout_s = 20 }}]
 "#,
-        last = base + 19,
-        phone_port = phone.port(),
     );
     let daemon = Daemon::start_with("", &routing);
     let sihai: SocketAddr = format!("127.0.0.1:{}", daemon.port).parse().unwrap();

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use sihai_media::{Law, RtpPacket, WavRecorder};
 use support::rtp::{
-    assert_released, body_of, is_request, respond, rtp_base, rtp_packet, rtp_socket, sdp,
-    sdp_target, wait_for,
+    assert_released, body_of, is_request, relay_routing_head, respond, rtp_base, rtp_packet,
+    rtp_socket, sdp, sdp_target, wait_for,
 };
 use support::{Daemon, UdpClient, header_of, status_of};
 
@@ -46,23 +46,10 @@ const WELCOME_OPENING: i16 = 500;
 /// Request-URI's user tells which phone is rung. Extension dialling waits 10 s between
 /// digits and takes up to six, so only the "#" can end "8001" within a test's waits.
 fn switchboard(base: u16, prompts: &Path, phone_port: u16) -> String {
+    let head = relay_routing_head(&format!("{base}-{}", base + 19), Some(prompts), phone_port);
     format!(
         r##"
-[media]
-relay = true
-address = "127.0.0.1"
-rtp_ports = "{base}-{last}"
-prompts = "{prompts}"
-
-[[trunk]]
-name = "lab"
-sources = ["127.0.0.1"]
-gateway = "sip:{{number}}@127.0.0.1:{phone_port}"
-
-[[enterprise]]
-id = "acme"
-name = "Acme"
-
+{head}
 [[number]]
 number = "{SWITCHBOARD}"
 enterprise = "acme"
@@ -135,8 +122,6 @@ default = {{ group = "sales" }}
 "0" = {{ extension = {{ prompt = "dial", max_digits = 6, inter_digit_timeout = "10s", terminator = "#" }} }}
 "#" = "hangup"
 "##,
-        last = base + 19,
-        prompts = prompts.display(),
     )
 }
 

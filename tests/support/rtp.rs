@@ -3,9 +3,37 @@
 //! the SIP waits and answers a hand-written phone needs.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{UdpClient, header_of};
+
+/// How every relay test's routing starts: the relay on 127.0.0.1 over `rtp_ports`
+/// ("FIRST-LAST"), prompts from `prompts` when given, the trunk "lab" for 127.0.0.1
+/// whose gateway (every phone number) is 127.0.0.1:`gateway_port`, and the enterprise
+/// "acme". The test appends its numbers, plans and groups.
+pub fn relay_routing_head(rtp_ports: &str, prompts: Option<&Path>, gateway_port: u16) -> String {
+    let prompts = prompts.map_or(String::new(), |dir| {
+        format!("prompts = \"{}\"\n", dir.display())
+    });
+    format!(
+        r#"
+[media]
+relay = true
+address = "127.0.0.1"
+rtp_ports = "{rtp_ports}"
+{prompts}
+[[trunk]]
+name = "lab"
+sources = ["127.0.0.1"]
+gateway = "sip:{{number}}@127.0.0.1:{gateway_port}"
+
+[[enterprise]]
+id = "acme"
+name = "Acme"
+"#
+    )
+}
 
 /// An even base for the relay's ports (`slot` 0 to 3 owns `base..base + 20`), below
 /// Linux's ephemeral range, different per test process and per `slot` (tests in one
