@@ -793,12 +793,35 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
         (leg, ok.to().unwrap().tag().unwrap().to_string())
     }
 
-    fn from_caller(method: &str, cseq: u32, caller_tag: &str) -> Bytes {
+    /// A request from the caller in its dialog with us (To the 400 `number`, tagged
+    /// `caller_tag`), with a body of the given content type when there is one.
+    fn caller_request(
+        method: &str,
+        cseq: u32,
+        caller_tag: &str,
+        number: &str,
+        body: Option<(&str, &str)>,
+    ) -> Bytes {
+        let body_headers = body.map_or("Content-Length: 0\r\n".to_string(), |(kind, text)| {
+            format!("Content-Type: {kind}\r\nContent-Length: {}\r\n", text.len())
+        });
         Bytes::from(format!(
             "{method} sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK{method}{cseq}\r\n\
-             From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4001234567@127.0.0.1>;tag={caller_tag}\r\n\
-             Call-ID: call-1@carrier\r\nCSeq: {cseq} {method}\r\nContent-Type: application/dtmf-relay\r\nContent-Length: 10\r\n\r\nSignal=5\r\n"
+             From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:{number}@127.0.0.1>;tag={caller_tag}\r\n\
+             Call-ID: call-1@carrier\r\nCSeq: {cseq} {method}\r\n{body_headers}\r\n{}",
+            body.map_or("", |(_, text)| text)
         ))
+    }
+
+    /// A request from the caller of the plain 400 number, with a DTMF INFO body.
+    fn from_caller(method: &str, cseq: u32, caller_tag: &str) -> Bytes {
+        caller_request(
+            method,
+            cseq,
+            caller_tag,
+            "4001234567",
+            Some(("application/dtmf-relay", "Signal=5\r\n")),
+        )
     }
 
     #[test]
@@ -1552,12 +1575,13 @@ default = { group = "sales" }
     /// The caller's INFO with `signal` (application/dtmf-relay).
     fn info(cseq: u32, caller_tag: &str, signal: char) -> Bytes {
         let body = format!("Signal={signal}\r\nDuration=160\r\n");
-        Bytes::from(format!(
-            "INFO sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKinfo{cseq}\r\n\
-             From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4007654321@127.0.0.1>;tag={caller_tag}\r\n\
-             Call-ID: call-1@carrier\r\nCSeq: {cseq} INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ))
+        caller_request(
+            "INFO",
+            cseq,
+            caller_tag,
+            "4007654321",
+            Some(("application/dtmf-relay", &body)),
+        )
     }
 
     /// A menu call answered: the 200's To tag, the caller's relay port, and the clock.
@@ -1671,11 +1695,7 @@ default = { group = "sales" }
     }
 
     fn from_caller_to_menu(method: &str, cseq: u32, caller_tag: &str) -> Bytes {
-        Bytes::from(format!(
-            "{method} sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK{method}{cseq}\r\n\
-             From: <sip:+8613800138000@192.0.2.7>;tag=carrier\r\nTo: <sip:4007654321@127.0.0.1>;tag={caller_tag}\r\n\
-             Call-ID: call-1@carrier\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
-        ))
+        caller_request(method, cseq, caller_tag, "4007654321", None)
     }
 
     #[test]
