@@ -33,6 +33,13 @@ struct Bound {
 pub(crate) struct MediaSockets {
     address: IpAddr,
     sockets: HashMap<u16, Bound>,
+    /// Receive tasks aborted with their port, until they are gone: an aborted task lets
+    /// go of its socket only when the runtime next gets to it, and until then the port
+    /// cannot be bound again.
+    closing: HashMap<u16, JoinHandle<()>>,
+    /// Ports the core opened again before their previous socket was released; bound on
+    /// a later turn.
+    reopen: Vec<u16>,
     tx: mpsc::Sender<Datagram>,
     rx: mpsc::Receiver<Datagram>,
 }
@@ -43,6 +50,8 @@ impl MediaSockets {
         MediaSockets {
             address,
             sockets: HashMap::new(),
+            closing: HashMap::new(),
+            reopen: Vec::new(),
             tx,
             rx,
         }
@@ -60,6 +69,7 @@ impl MediaSockets {
 
     /// Opens and closes what the core asked for, and sends its relays' packets.
     pub(crate) fn apply(&mut self, core: &mut Core) {
+        self.reopen_released();
         while let Some(event) = core.poll_port_event() {
             match event {
                 PortEvent::Open(port) => {
@@ -69,9 +79,7 @@ impl MediaSockets {
                 }
                 PortEvent::Close(port) => {
                     for p in [port, port.saturating_add(1)] {
-                        if let Some(bound) = self.sockets.remove(&p) {
-                            bound.task.abort();
-                        }
+                        self.close(p);
                     }
                 }
             }
@@ -95,10 +103,44 @@ impl MediaSockets {
         }
     }
 
+    fn close(&mut self, port: u16) {
+        self.reopen.retain(|&p| p != port);
+        if let Some(bound) = self.sockets.remove(&port) {
+            bound.task.abort();
+            self.closing.insert(port, bound.task);
+        }
+    }
+
+    /// Binds the ports whose previous socket has been released since they were asked
+    /// for, and forgets the aborted tasks that are gone.
+    fn reopen_released(&mut self) {
+        self.closing.retain(|_, task| !task.is_finished());
+        if self.reopen.is_empty() {
+            return;
+        }
+        for port in std::mem::take(&mut self.reopen) {
+            self.open(port);
+        }
+    }
+
     fn open(&mut self, port: u16) {
         if self.sockets.contains_key(&port) {
             return;
         }
+        // Reopened (the pool hands ports out round robin; under a saturated event loop a
+        // port can come round before the task of its previous call is gone): bind it
+        // once that socket is released, on a later turn.
+        if self
+            .closing
+            .get(&port)
+            .is_some_and(|task| !task.is_finished())
+        {
+            if !self.reopen.contains(&port) {
+                self.reopen.push(port);
+            }
+            return;
+        }
+        self.closing.remove(&port);
         let addr = SocketAddr::new(self.address, port);
         let socket = match std::net::UdpSocket::bind(addr)
             .and_then(|s| s.set_nonblocking(true).map(|()| s))
@@ -290,6 +332,43 @@ pub(crate) fn sweep_recordings(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_port_reopened_before_its_socket_is_released_is_bound_on_a_later_turn() {
+        let mut sockets = MediaSockets::new("127.0.0.1".parse().unwrap());
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        sockets.open(port);
+        assert!(sockets.sockets.contains_key(&port));
+        // Closed and opened again in the same turn: the aborted task still holds the
+        // socket, so binding now would fail and the call would lose its audio.
+        sockets.close(port);
+        sockets.open(port);
+        assert!(!sockets.sockets.contains_key(&port));
+        assert_eq!(sockets.reopen, [port]);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+            sockets.reopen_released();
+            if sockets.sockets.contains_key(&port) {
+                break;
+            }
+        }
+        assert!(sockets.sockets.contains_key(&port), "bound once released");
+        assert!(sockets.reopen.is_empty() && sockets.closing.is_empty());
+        // Ours again: nobody else can bind it.
+        assert!(std::net::UdpSocket::bind(("127.0.0.1", port)).is_err());
+        // Closed while waiting to be reopened: it stays closed.
+        sockets.close(port);
+        sockets.open(port);
+        sockets.close(port);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+            sockets.reopen_released();
+        }
+        assert!(!sockets.sockets.contains_key(&port));
+        assert!(std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok());
+    }
 
     #[test]
     fn the_sweeper_deletes_only_days_past_each_enterprises_retention() {
