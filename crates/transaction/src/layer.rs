@@ -647,55 +647,59 @@ impl TransactionLayer {
     /// Moves a Completed non-INVITE transaction out of the slab into its compact form.
     /// Its peer count stays: it still sends (a server) and can still fail.
     fn linger(&mut self, now: Instant, id: TxId) {
-        let Some(tx) = self.slab.remove(id) else {
+        let non_invite = |tx: &Tx| {
+            matches!(
+                tx.machine,
+                Machine::ServerNonInvite(..) | Machine::ClientNonInvite(..)
+            )
+        };
+        if !self.slab.get(id).is_some_and(non_invite) {
+            return;
+        }
+        let Some(Tx { machine, peer, .. }) = self.slab.remove(id) else {
             return;
         };
-        match tx.machine {
+        match machine {
             Machine::ServerNonInvite(key, m) => {
                 self.servers.remove(&key);
-                let until = now.checked_add(self.config.t1x64());
-                let (Some(response), Some(until)) = (m.into_last_response(), until) else {
+                let (Some(response), Some(until)) =
+                    (m.into_last_response(), now.checked_add(self.config.t1x64()))
+                else {
                     // Nothing to answer with, or a Timer J beyond time: nothing to wait for.
-                    self.release_peer(tx.peer);
-                    self.out
-                        .events
-                        .push_back(Event::Terminated { key: key.into() });
-                    return;
+                    return self.end_unlingered(peer, key.into());
                 };
                 let key = key.detached();
-                self.servers.insert(
-                    key.clone(),
-                    ServerSlot::Lingering {
-                        response,
-                        reply_to: tx.peer,
-                        until,
-                    },
-                );
+                let slot = ServerSlot::Lingering {
+                    response,
+                    reply_to: peer,
+                    until,
+                };
+                self.servers.insert(key.clone(), slot);
                 self.server_expiries.push_back((until, key));
             }
             Machine::ClientNonInvite(key, _) => {
                 self.clients.remove(&key);
                 let Some(until) = now.checked_add(self.config.t4) else {
-                    self.release_peer(tx.peer);
-                    self.out
-                        .events
-                        .push_back(Event::Terminated { key: key.into() });
-                    return;
+                    return self.end_unlingered(peer, key.into());
                 };
                 let key = key.detached();
-                self.clients.insert(
-                    key.clone(),
-                    ClientSlot::Lingering {
-                        destination: tx.peer,
-                        until,
-                    },
-                );
+                let slot = ClientSlot::Lingering {
+                    destination: peer,
+                    until,
+                };
+                self.clients.insert(key.clone(), slot);
                 self.client_expiries.push_back((until, key));
             }
-            // `reap` lingers only the two above.
+            // Excluded above, before the slab gave the transaction up.
             Machine::ServerInvite(..) | Machine::ClientInvite(..) => return,
         }
         self.lingering += 1;
+    }
+
+    /// A transaction taken out of the slab to linger that has nothing to linger for.
+    fn end_unlingered(&mut self, peer: Peer, key: TransactionKey) {
+        self.release_peer(peer);
+        self.out.events.push_back(Event::Terminated { key });
     }
 
     /// Ends the lingering transactions whose Timer J or K is due.
