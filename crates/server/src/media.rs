@@ -33,9 +33,9 @@ struct Bound {
 pub(crate) struct MediaSockets {
     address: IpAddr,
     sockets: HashMap<u16, Bound>,
-    /// Receive tasks aborted with their port, until they are gone: an aborted task lets
-    /// go of its socket only when the runtime next gets to it, and until then the port
-    /// cannot be bound again.
+    /// Receive tasks aborted with their port, until the port is opened again: an aborted
+    /// task lets go of its socket only when the runtime next gets to it, and until then
+    /// the port cannot be bound again.
     closing: HashMap<u16, JoinHandle<()>>,
     /// Ports the core opened again before their previous socket was released; bound on
     /// a later turn.
@@ -112,9 +112,9 @@ impl MediaSockets {
     }
 
     /// Binds the ports whose previous socket has been released since they were asked
-    /// for, and forgets the aborted tasks that are gone.
+    /// for. Called every turn: nothing to do unless a port waits. (`closing` is pruned
+    /// when its port is opened again, so it never outgrows the port range.)
     fn reopen_released(&mut self) {
-        self.closing.retain(|_, task| !task.is_finished());
         if self.reopen.is_empty() {
             return;
         }
