@@ -1,6 +1,6 @@
 //! The RFC 4475 torture messages sent to the running daemon over UDP (and, for the
 //! stream-framing cases, TCP), each judged by the `pass_if` column of
-//! `shared/conformance/rfc4475/INDEX.tsv`.
+//! `crates/sip/tests/rfc4475/INDEX.tsv`.
 //!
 //! Over UDP the Via sent-by of these messages names hosts that do not exist, so the
 //! test rewrites the top Via's host:port to its own socket before sending (as the
@@ -18,10 +18,10 @@ use sihai_sip::{HeaderName, Message};
 use support::{Daemon, UdpClient, status_of};
 
 fn conformance_dir() -> PathBuf {
-    let dir = support::repo_path("../shared/conformance/rfc4475");
+    let dir = support::repo_path("crates/sip/tests/rfc4475");
     assert!(
         dir.join("INDEX.tsv").exists(),
-        "RFC 4475 messages not found at {} (shared/ must sit beside the repository)",
+        "RFC 4475 messages not found at {} (they ship in the repository)",
         dir.display()
     );
     dir

@@ -2,9 +2,9 @@
 //! them with this crate alone: parse the datagram, run [`check_request`] or
 //! [`check_response`], and cut the same octets as a TCP stream with [`frame`].
 //!
-//! The messages live outside the repository, in `shared/conformance/rfc4475` beside it
-//! (CI clones the repository with `shared/` next to it). When they are missing the test
-//! fails: a conformance suite that silently runs nothing proves nothing.
+//! The messages ship in `tests/rfc4475/` (with their index, digests and provenance).
+//! When they are missing the test fails: a conformance suite that silently runs nothing
+//! proves nothing.
 //!
 //! [`EXPECTED`] says, for every message, what this layer decides and why; the test checks
 //! that this is what the code does, and that the decision satisfies the `pass_if` column
@@ -24,17 +24,14 @@ use sihai_sip::uri::unescape;
 use sihai_sip::validate::{check_request, check_response, is_answerable};
 use sihai_sip::{ContentLength, HeaderName, Message, Method, NameAddr, Scheme, Uri, Via};
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/conformance/rfc4475"
-);
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rfc4475");
 
 fn dir() -> PathBuf {
     let dir = Path::new(DIR);
     assert!(
         dir.join("INDEX.tsv").is_file(),
-        "RFC 4475 torture messages not found at {} (expected shared/conformance/rfc4475 beside the repository, \
-         as CI checks it out); this test must not be skipped",
+        "RFC 4475 torture messages not found at {} (they ship in the repository under crates/sip/tests/rfc4475; \
+         this test must not be skipped",
         dir.display()
     );
     dir.to_path_buf()

@@ -174,7 +174,7 @@ fn directories_are_relative_to_the_configuration_file() {
     let mut lines = super::minimal_with(&[
         "[media]",
         "recordings = \"/var/spool/sihai\"",
-        "prompts = \"../shared/prompts\"",
+        "prompts = \"../common/prompts\"",
         "[[prompt]]",
         "name = \"welcome\"",
         "file = \"zh/welcome.wav\"",
@@ -186,14 +186,14 @@ fn directories_are_relative_to_the_configuration_file() {
     assert_eq!(config.media.recordings, PathBuf::from("/var/spool/sihai"));
     assert_eq!(
         config.media.prompts_dir,
-        PathBuf::from("/etc/sihai/../shared/prompts")
+        PathBuf::from("/etc/sihai/../common/prompts")
     );
     assert_eq!(
         config.prompts,
         vec![
             PromptConfig {
                 name: "welcome".into(),
-                file: PathBuf::from("/etc/sihai/../shared/prompts/zh/welcome.wav"),
+                file: PathBuf::from("/etc/sihai/../common/prompts/zh/welcome.wav"),
             },
             PromptConfig {
                 name: "busy".into(),
