@@ -260,6 +260,20 @@ impl FieldPaths {
     }
 }
 
+/// Every key and value of `text` with its dotted path (`sip.listen[1].address`), keys
+/// before their values, in file order; empty if the text is not valid TOML. For
+/// locating a setting of an already validated file.
+pub(crate) fn key_spans(text: &str) -> Vec<(String, Range<usize>)> {
+    let Ok(root) = DeTable::parse(text) else {
+        return Vec::new();
+    };
+    FieldPaths::index(root.get_ref())
+        .spans
+        .into_iter()
+        .map(|(span, path)| (path, span))
+        .collect()
+}
+
 /// A key as it would be written in TOML: bare when possible, quoted otherwise.
 pub(crate) fn render_key(key: &str) -> String {
     let bare = !key.is_empty()

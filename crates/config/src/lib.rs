@@ -91,6 +91,7 @@ mod names;
 mod number;
 mod plan;
 mod prompt;
+mod reload;
 mod schedule;
 mod sip;
 mod store;
@@ -109,6 +110,7 @@ pub use menu::{MenuActionConfig, MenuConfig, MenuNodeConfig};
 pub use number::{NumberConfig, NumberStatus, normalize_400};
 pub use plan::{EarlyMedia, ListEntry, PROVINCES, PlanConfig, RegionRule};
 pub use prompt::PromptConfig;
+pub use reload::{OnReload, ReloadRule, describe_reload_rules, reload_rules, rule_for};
 pub use schedule::{ScheduleConfig, TimeRange, WEEKDAYS};
 pub use sip::{Listen, SipConfig, TcpSettings, Timers};
 pub use store::StoreConfig;
@@ -165,22 +167,8 @@ impl Config {
     /// Reads and validates a file; errors carry the path, and relative media paths are
     /// resolved against the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let origin = path.display().to_string();
-        let bytes = std::fs::read(path)
-            .map_err(|error| file_error(&origin, 0, 0, format!("cannot read the file: {error}")))?;
-        let text = String::from_utf8(bytes).map_err(|error| {
-            let valid = error.utf8_error().valid_up_to();
-            let bytes = error.as_bytes();
-            let text = String::from_utf8_lossy(bytes.get(..valid).unwrap_or_default());
-            let (line, column) = Source::new(&origin, &text).position(valid);
-            file_error(
-                &origin,
-                line,
-                column,
-                "the file is not valid UTF-8".to_owned(),
-            )
-        })?;
-        Config::from_str(&text, &origin)
+        let text = read_text(path)?;
+        Config::from_str(&text, &path.display().to_string())
     }
 
     /// Parses and validates text; `origin` is the name used in messages, the file's
@@ -308,6 +296,27 @@ impl Config {
         };
         diagnostics.finish(config)
     }
+}
+
+/// The file's text; an unreadable or non-UTF-8 file is an error naming the file (and
+/// where the UTF-8 breaks).
+fn read_text(path: &Path) -> Result<String, ConfigErrors> {
+    let origin = path.display().to_string();
+    let bytes = std::fs::read(path)
+        .map_err(|error| file_error(&origin, 0, 0, format!("cannot read the file: {error}")))?;
+    let text = String::from_utf8(bytes).map_err(|error| {
+        let valid = error.utf8_error().valid_up_to();
+        let bytes = error.as_bytes();
+        let text = String::from_utf8_lossy(bytes.get(..valid).unwrap_or_default());
+        let (line, column) = Source::new(&origin, &text).position(valid);
+        file_error(
+            &origin,
+            line,
+            column,
+            "the file is not valid UTF-8".to_owned(),
+        )
+    })?;
+    Ok(text)
 }
 
 fn file_error(origin: &str, line: usize, column: usize, message: String) -> ConfigErrors {
