@@ -1,13 +1,13 @@
 //! The `sihai` daemon: command-line parsing, logging and signals. Everything else lives
 //! in the crates under `crates/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sihai_config::Config;
-use sihai_server::Server;
+use sihai_server::{LogLevelReloader, Server};
 use tracing::info;
 
 /// glibc's malloc spent ~15 % of the signalling thread under load (consolidating freed
@@ -38,6 +38,14 @@ enum Command {
     Check {
         #[arg(short, long, default_value = "config/sihai.toml")]
         config: PathBuf,
+        /// Also check the file as a reload of this running configuration: a setting
+        /// that needs a restart (a listener, the store, the relay's ports...) and
+        /// differs is an error, as the daemon's reload would reject it.
+        #[arg(long, value_name = "RUNNING")]
+        running: Option<PathBuf>,
+        /// List which settings a reload applies and which need a restart.
+        #[arg(long)]
+        reload_rules: bool,
     },
     /// Print recent call detail records from the store the configuration names.
     Cdr {
@@ -73,16 +81,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match Config::load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                eprintln!("{errors}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Check {
+            config,
+            running,
+            reload_rules,
+        } => check(&config, running.as_deref(), reload_rules),
         Command::Cdr {
             config,
             number,
@@ -121,9 +124,48 @@ fn main() -> ExitCode {
     }
 }
 
+/// `sihai check`: the file alone, or as a reload of `running`.
+fn check(path: &Path, running: Option<&Path>, reload_rules: bool) -> ExitCode {
+    if reload_rules {
+        println!("On reload (SIGHUP, or a change of the file):");
+        print!("{}", sihai_config::describe_reload_rules());
+    }
+    let checked = match running {
+        None => Config::load(path).map(|_| ()),
+        Some(running) => match Config::load(running) {
+            Ok(running) => Config::reload(path, &running).map(|_| ()),
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!(
+                    "{}: the running configuration is not valid",
+                    running.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match checked {
+        Ok(()) => {
+            match running {
+                None => println!("{}: ok", path.display()),
+                Some(running) => println!(
+                    "{}: ok, and every change from {} applies on reload",
+                    path.display(),
+                    running.display()
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    init_logging(&config.log.level);
+    let log_level = init_logging(&config.log.level);
     // One event loop on this thread: the signalling core, its sockets and its timers
     // share it, so a datagram reaches the core without waking another thread (on the
     // multi-threaded runtime every message cost a cross-thread wake-up, ~40 % more CPU
@@ -133,9 +175,10 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let server = Server::bind(config, &path)
+        let mut server = Server::bind(config, &path)
             .await
             .with_context(|| format!("starting with {}", path.display()))?;
+        server.on_log_level(log_level);
         info!(config = %path.display(), "sihai started");
         server.run(shutdown_signal()).await;
         Ok(())
@@ -161,13 +204,35 @@ fn print_cdrs(
     Ok(())
 }
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+/// Logs to stderr at `[log] level` (or `RUST_LOG`, when set, which then also wins over
+/// reloads), with colours only when stderr is a terminal: a file or journald would
+/// store the escape codes. Returns how a reload changes the level.
+fn init_logging(level: &str) -> LogLevelReloader {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let env_decides = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
+    Box::new(move |level: &str| {
+        if env_decides {
+            return Err("RUST_LOG is set and decides the level".into());
+        }
+        // `sihai_config` has validated the directives already.
+        let filter = EnvFilter::try_new(level).map_err(|err| err.to_string())?;
+        handle.reload(filter).map_err(|err| err.to_string())
+    })
 }
 
 /// Completes on SIGINT or SIGTERM.

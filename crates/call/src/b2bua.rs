@@ -359,6 +359,18 @@ impl B2bua {
         Ok(())
     }
 
+    /// Settings a reload may change, for what starts from now on: the `User-Agent` /
+    /// `Server` product token and the media timeout of calls anchored after (calls in
+    /// progress keep theirs).
+    pub fn reconfigure(&mut self, user_agent: &str, media_timeout: Duration) {
+        if self.config.user_agent != user_agent {
+            self.config.user_agent = user_agent.to_owned();
+        }
+        if let Some(media) = self.media.as_mut() {
+            media.set_media_timeout(media_timeout);
+        }
+    }
+
     /// Port pairs free for new calls, when the relay is on.
     pub fn media_ports_available(&self) -> Option<usize> {
         self.media.as_ref().map(MediaPlane::available)

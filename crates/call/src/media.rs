@@ -108,6 +108,12 @@ impl<K: Copy> MediaPlane<K> {
         })
     }
 
+    /// The media timeout of calls anchored from now on (a reload changed it); calls
+    /// already anchored keep theirs.
+    pub fn set_media_timeout(&mut self, timeout: std::time::Duration) {
+        self.settings.relay.media_timeout = timeout;
+    }
+
     /// Ports free for new calls (pairs).
     pub fn available(&self) -> usize {
         self.pool.available()

@@ -45,21 +45,45 @@ const RULES: &[(&str, Rule)] = &[
         "sip.user_agent",
         Rule::Applied("in messages sent from the reload on"),
     ),
-    ("sip.listen", Rule::Restart(listen)),
-    ("sip.timers.t1_ms", Rule::Restart(|c| ms(c.sip.timers.t1))),
-    ("sip.timers.t2_ms", Rule::Restart(|c| ms(c.sip.timers.t2))),
-    ("sip.timers.t4_ms", Rule::Restart(|c| ms(c.sip.timers.t4))),
+    (
+        "sip.listen",
+        Rule::Restart("the sockets are bound at start", listen),
+    ),
+    (
+        "sip.timers.t1_ms",
+        Rule::Restart("they pace the transactions in flight", |c| {
+            ms(c.sip.timers.t1)
+        }),
+    ),
+    (
+        "sip.timers.t2_ms",
+        Rule::Restart("they pace the transactions in flight", |c| {
+            ms(c.sip.timers.t2)
+        }),
+    ),
+    (
+        "sip.timers.t4_ms",
+        Rule::Restart("they pace the transactions in flight", |c| {
+            ms(c.sip.timers.t4)
+        }),
+    ),
     (
         "sip.tcp.idle_timeout_s",
-        Rule::Restart(|c| format!("{}", c.sip.tcp.idle_timeout.as_secs())),
+        Rule::Restart("the TCP transport is set up with it at start", |c| {
+            format!("{}", c.sip.tcp.idle_timeout.as_secs())
+        }),
     ),
     (
         "sip.tcp.max_connections",
-        Rule::Restart(|c| c.sip.tcp.max_connections.to_string()),
+        Rule::Restart("the TCP transport is set up with it at start", |c| {
+            c.sip.tcp.max_connections.to_string()
+        }),
     ),
     (
         "sip.tcp.max_message_bytes",
-        Rule::Restart(|c| c.sip.tcp.max_message_bytes.to_string()),
+        Rule::Restart("the TCP transport is set up with it at start", |c| {
+            c.sip.tcp.max_message_bytes.to_string()
+        }),
     ),
     (
         "log.level",
@@ -67,21 +91,32 @@ const RULES: &[(&str, Rule)] = &[
     ),
     (
         "store.sqlite",
-        Rule::Restart(|c| format!("{:?}", c.store.sqlite.display().to_string())),
+        Rule::Restart("the store is opened at start", |c| {
+            format!("{:?}", c.store.sqlite.display().to_string())
+        }),
     ),
     (
         "store.commit_interval_ms",
-        Rule::Restart(|c| ms(c.store.commit_interval)),
+        Rule::Restart("the store is opened at start", |c| {
+            ms(c.store.commit_interval)
+        }),
     ),
     ("alerts", Rule::Applied("from the next delivery attempt")),
-    ("media.relay", Rule::Restart(|c| c.media.relay.to_string())),
+    (
+        "media.relay",
+        Rule::Restart("the relay's port pool is set up at start", |c| {
+            c.media.relay.to_string()
+        }),
+    ),
     (
         "media.address",
-        Rule::Restart(|c| format!("{:?}", c.media.address.to_string())),
+        Rule::Restart("the relay's port pool is set up at start", |c| {
+            format!("{:?}", c.media.address.to_string())
+        }),
     ),
     (
         "media.rtp_ports",
-        Rule::Restart(|c| {
+        Rule::Restart("the relay's port pool is set up at start", |c| {
             format!(
                 "\"{}-{}\"",
                 c.media.rtp_ports.start(),
@@ -118,10 +153,9 @@ const RULES: &[(&str, Rule)] = &[
 #[derive(Clone, Copy)]
 enum Rule {
     Applied(&'static str),
-    Restart(Render),
+    /// Why, and the running value.
+    Restart(&'static str, Render),
 }
-
-const RESTART_NOTE: &str = "bound or sized when the daemon starts";
 
 /// Every setting and what a reload does with it, in the file's order.
 pub fn reload_rules() -> impl Iterator<Item = ReloadRule> {
@@ -131,10 +165,10 @@ pub fn reload_rules() -> impl Iterator<Item = ReloadRule> {
             on_reload: OnReload::Applied,
             note,
         },
-        Rule::Restart(_) => ReloadRule {
+        Rule::Restart(note, _) => ReloadRule {
             field,
             on_reload: OnReload::NeedsRestart,
-            note: RESTART_NOTE,
+            note,
         },
     })
 }
@@ -179,7 +213,7 @@ impl Config {
         let changed: Vec<(&str, String, String)> = RULES
             .iter()
             .filter_map(|(field, rule)| match rule {
-                Rule::Restart(render) => {
+                Rule::Restart(_, render) => {
                     let (was, now) = (render(running), render(&config));
                     (was != now).then_some((*field, was, now))
                 }

@@ -127,6 +127,15 @@ impl Core {
         self.calls.enable_media(settings)
     }
 
+    /// What a reload may change in the core: the product token in `User-Agent` and
+    /// `Server`, and the media timeout of calls set up from now on.
+    pub fn reconfigure(&mut self, user_agent: &str, media_timeout: std::time::Duration) {
+        if self.user_agent != user_agent {
+            self.user_agent = user_agent.to_owned();
+        }
+        self.calls.reconfigure(user_agent, media_timeout);
+    }
+
     /// The prompts calls may play, by `[[prompt]]` name.
     pub fn set_prompts(
         &mut self,

@@ -1,7 +1,8 @@
 //! sihai's SIP endpoint: binds the configured transports, runs the protocol [`Core`]
 //! (transactions, call control) on every message and timer, sends what it produces,
 //! stores each finished call's record, delivers missed-call alerts and swaps in a new
-//! routing snapshot when the configuration changes. This is the only place where the
+//! configuration (and its routing snapshot) when the file changes, or rejects the
+//! change whole when it touches a setting that needs a restart. This is the only place where the
 //! sans-IO crates meet tokio, files and signals.
 
 pub mod alerts;
@@ -20,7 +21,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use jiff::Timestamp;
 use sihai_call::B2buaConfig;
-use sihai_config::{Config, ConfigErrors};
+use sihai_config::Config;
 use sihai_routing::RoutingTable;
 use sihai_sip::framing::FrameLimits;
 use sihai_sip::{Peer, Transport};
@@ -42,15 +43,23 @@ pub enum ServerError {
     Store(#[from] StoreError),
 }
 
+/// Applies a new `[log] level` to the running logger; `Err` says why it could not
+/// (e.g. `RUST_LOG` decides the level).
+pub type LogLevelReloader = Box<dyn Fn(&str) -> Result<(), String>>;
+
 /// A running endpoint.
 pub struct Server {
     transports: Transports,
     stats: Arc<Stats>,
-    config: Config,
+    /// The running configuration, replaced whole by every accepted reload; whatever
+    /// reads settings while running (the alert worker, the recording sweep) loads it
+    /// from here, so it always sees the configuration the file had when last accepted.
+    config: Arc<ArcSwap<Config>>,
     config_path: PathBuf,
     routing: Arc<ArcSwap<RoutingTable>>,
     store: Arc<dyn CdrStore>,
     inbound: mpsc::Receiver<sihai_transport::Received>,
+    log_level: Option<LogLevelReloader>,
 }
 
 impl Server {
@@ -89,12 +98,23 @@ impl Server {
         Ok(Server {
             transports,
             stats: Arc::new(Stats::default()),
-            config,
+            config: Arc::new(ArcSwap::from_pointee(config)),
             config_path: config_path.to_path_buf(),
             routing,
             store,
             inbound,
+            log_level: None,
         })
+    }
+
+    /// The running configuration, as replaced by each accepted reload.
+    pub fn config(&self) -> Arc<ArcSwap<Config>> {
+        self.config.clone()
+    }
+
+    /// How a reload that changes `[log] level` applies it.
+    pub fn on_log_level(&mut self, reloader: LogLevelReloader) {
+        self.log_level = Some(reloader);
     }
 
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
@@ -109,19 +129,20 @@ impl Server {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let addrs = self.transports.local_addrs();
         let first = |t: Transport| addrs.iter().find(|(tt, _)| *tt == t).map(|(_, a)| *a);
-        let timers = &self.config.sip.timers;
+        let config = self.config.load_full();
+        let timers = &config.sip.timers;
         let b2bua = B2buaConfig {
             timers: TimerConfig {
                 t1: timers.t1,
                 t2: timers.t2,
                 t4: timers.t4,
             },
-            user_agent: self.config.sip.user_agent.clone(),
+            user_agent: config.sip.user_agent.clone(),
             udp: first(Transport::Udp),
             tcp: first(Transport::Tcp),
         };
         let mut core = Core::new(b2bua, self.routing.clone(), self.stats.clone());
-        let media_config = &self.config.media;
+        let media_config = &config.media;
         if media_config.relay {
             let settings = sihai_call::media::MediaSettings {
                 address: media_config.address,
@@ -139,15 +160,15 @@ impl Server {
             }
         }
         let mut media = media::MediaSockets::new(media_config.address);
-        core.set_prompts(Arc::new(media::load_prompts(&self.config)));
+        core.set_prompts(Arc::new(media::load_prompts(&config)));
         let mut recorders = media::Recorders::new(media_config.recordings.clone());
         let mut sweep = tokio::time::interval(RECORDING_SWEEP_INTERVAL);
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let alerts = tokio::spawn(alerts::run(
             self.store.clone(),
-            self.config.alerts.webhook_timeout,
-            self.config.alerts.max_attempts,
+            config.alerts.webhook_timeout,
+            config.alerts.max_attempts,
             Duration::from_millis(500),
             stop_rx.clone(),
         ));
@@ -185,6 +206,11 @@ impl Server {
                 Some(trigger) = reload_rx.recv() => {
                     if let Some(config) = self.reload(trigger) {
                         core.set_prompts(Arc::new(media::load_prompts(&config)));
+                        core.reconfigure(&config.sip.user_agent, config.media.media_timeout);
+                        recorders.set_dir(&config.media.recordings);
+                        // A new enterprise, or a shorter retention, applies now rather
+                        // than at the next hourly sweep.
+                        self.sweep_recordings();
                     }
                 }
                 _ = sweep.tick() => self.sweep_recordings(),
@@ -260,11 +286,12 @@ impl Server {
         }
     }
 
-    /// Deletes recordings past their enterprise's retention, off the event loop.
+    /// Deletes recordings past their enterprise's retention under the running
+    /// configuration, off the event loop.
     fn sweep_recordings(&self) {
-        let dir = self.config.media.recordings.clone();
-        let retention: Vec<(String, u32)> = self
-            .config
+        let config = self.config.load();
+        let dir = config.media.recordings.clone();
+        let retention: Vec<(String, u32)> = config
             .enterprises
             .iter()
             .map(|e| (e.id.clone(), e.recording_retention_days))
@@ -279,15 +306,29 @@ impl Server {
         });
     }
 
-    /// Validates the configuration file and swaps in its routing table; a file with
-    /// errors is rejected whole and the running table stays.
-    fn reload(&mut self, trigger: &str) -> Option<Config> {
-        match load_routing(&self.config_path) {
-            Ok((config, table)) => {
+    /// Validates the configuration file as a replacement for the running one and, if
+    /// every change can be applied on reload, swaps in it and its routing table. A file
+    /// with errors, or one that changes a setting that needs a restart (a listener, the
+    /// store, the relay's address or ports...: `sihai_config::reload_rules`), is
+    /// rejected whole and the running configuration stays.
+    fn reload(&mut self, trigger: &str) -> Option<Arc<Config>> {
+        let running = self.config.load_full();
+        match Config::reload(&self.config_path, &running) {
+            Ok(config) => {
+                let table = RoutingTable::compile(&config);
                 let numbers = table.numbers.len();
+                let config = Arc::new(config);
                 self.routing.store(Arc::new(table));
-                if config.sip.listen != self.config.sip.listen {
-                    warn!("listen addresses changed: they take effect at the next restart");
+                self.config.store(config.clone());
+                if config.log.level != running.log.level
+                    && let Some(set_level) = &self.log_level
+                {
+                    match set_level(&config.log.level) {
+                        Ok(()) => info!(trigger, level = %config.log.level, "log level changed"),
+                        Err(why) => {
+                            warn!(trigger, level = %config.log.level, "log level not changed: {why}")
+                        }
+                    }
                 }
                 info!(trigger, numbers, "configuration reloaded");
                 Some(config)
@@ -338,12 +379,6 @@ async fn durability_gate(
             warn!(%destination, %err, "send failed");
         }
     }
-}
-
-fn load_routing(path: &Path) -> Result<(Config, RoutingTable), ConfigErrors> {
-    let config = Config::load(path)?;
-    let table = RoutingTable::compile(&config);
-    Ok((config, table))
 }
 
 /// SIGHUP, and a change of the file's modification time (checked every second).

@@ -228,6 +228,14 @@ impl Recorders {
         }
     }
 
+    /// Where recordings started from now on are written (a reload changed it);
+    /// recordings already open stay where they are.
+    pub(crate) fn set_dir(&mut self, dir: &std::path::Path) {
+        if self.dir != dir {
+            self.dir = dir.to_path_buf();
+        }
+    }
+
     pub(crate) fn apply(&mut self, core: &mut Core) {
         use sihai_call::media::RecordingOutput;
         while let Some(output) = core.poll_recording() {
