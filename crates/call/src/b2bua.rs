@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use sihai_config::PhoneTarget;
-use sihai_hunt::{GroupState, Hunt, HuntAction, HuntResult, PhoneOutcome, Strategy};
+use sihai_hunt::{
+    GroupState, Hunt, HuntAction, HuntResult, KeyedGroupState, PhoneOutcome, Strategy,
+};
 use sihai_region::RegionTable;
 use sihai_routing::admission::NumberLimits;
 use sihai_routing::route::CallerRegion;
@@ -151,46 +153,75 @@ struct GroupEntry {
     /// The configuration the phone list was built from (identity tells a reload).
     config: Arc<sihai_routing::Group>,
     phones: Arc<[sihai_hunt::Phone]>,
-    state: GroupState,
+    /// Channel counts, idle times and round-robin position, by phone identity so that
+    /// they follow the phones across a reload whatever the new list's shape.
+    state: KeyedGroupState<PhoneTarget>,
 }
 
 impl GroupEntry {
     fn new(group: &Arc<sihai_routing::Group>) -> GroupEntry {
-        let phones: Arc<[sihai_hunt::Phone]> = group
-            .phones
-            .iter()
-            .map(|p| sihai_hunt::Phone {
-                ring_timeout: p.ring_timeout,
-                capacity: p.capacity,
-                weight: p.weight,
-                enabled: p.enabled,
-            })
-            .collect();
         GroupEntry {
             config: group.clone(),
-            state: GroupState::new(phones.len()),
-            phones,
+            state: KeyedGroupState::new(phone_keys(group)),
+            phones: hunt_phones(group),
         }
+    }
+
+    /// The group as a reload left it: the hunt's phones rebuilt, the counters carried
+    /// over phone by phone.
+    fn relist(&mut self, group: &Arc<sihai_routing::Group>) {
+        self.state.relist(&phone_keys(group));
+        self.phones = hunt_phones(group);
+        self.config = group.clone();
     }
 }
 
-/// The shared counters of `group`, created on first use.
-fn group_state<'a>(
-    groups: &'a mut HashMap<String, GroupEntry>,
+fn phone_keys(group: &sihai_routing::Group) -> Vec<PhoneTarget> {
+    group.phones.iter().map(|p| p.target.clone()).collect()
+}
+
+fn hunt_phones(group: &sihai_routing::Group) -> Arc<[sihai_hunt::Phone]> {
+    group
+        .phones
+        .iter()
+        .map(|p| sihai_hunt::Phone {
+            ring_timeout: p.ring_timeout,
+            capacity: p.capacity,
+            weight: p.weight,
+            enabled: p.enabled,
+        })
+        .collect()
+}
+
+/// Runs `f` (a step of a hunt over `group`'s phone list) on the group's shared
+/// counters. A call whose hunt started on another version of the group (before a
+/// reload) indexes its phones into that version's list: its steps are translated to
+/// the same phones, by identity, in the current state.
+fn with_group_state<R>(
+    groups: &mut HashMap<String, GroupEntry>,
     group: &Arc<sihai_routing::Group>,
-) -> &'a mut GroupState {
+    f: impl FnOnce(&mut GroupState) -> R,
+) -> R {
+    // Looked up before inserting: the entry exists on every step but the first, and
+    // `entry()` would allocate the name each time.
     if !groups.contains_key(&group.name) {
         groups.insert(group.name.clone(), GroupEntry::new(group));
     }
-    match groups.get_mut(&group.name) {
-        Some(entry) => &mut entry.state,
-        None => unreachable!("inserted above"),
+    let Some(entry) = groups.get_mut(&group.name) else {
+        unreachable!("inserted above")
+    };
+    if Arc::ptr_eq(&entry.config, group) {
+        f(entry.state.current())
+    } else {
+        entry
+            .state
+            .with_list(group.phones.iter().map(|p| &p.target), f)
     }
 }
 
 /// A hunt of `group`'s phones, started unless the call waits for its menu first. A
-/// reload that replaced the group carries its counters over while the phone list keeps
-/// its shape; a different list starts afresh.
+/// reload that replaced the group carries its counters over by phone identity, so that
+/// calls still up from before keep their phones' channels.
 fn new_hunt(
     groups: &mut HashMap<String, GroupEntry>,
     group: &Arc<sihai_routing::Group>,
@@ -202,13 +233,7 @@ fn new_hunt(
         .entry(group.name.clone())
         .or_insert_with(|| GroupEntry::new(group));
     if !Arc::ptr_eq(&entry.config, group) {
-        let fresh = GroupEntry::new(group);
-        if fresh.phones.len() == entry.phones.len() {
-            entry.config = fresh.config;
-            entry.phones = fresh.phones;
-        } else {
-            *entry = fresh;
-        }
+        entry.relist(group);
     }
     let mut hunt = Hunt::new(
         strategy(group.strategy),
@@ -218,7 +243,7 @@ fn new_hunt(
         rand::random(),
     );
     if start {
-        hunt.start(&mut entry.state, now);
+        hunt.start(entry.state.current(), now);
     }
     hunt
 }
@@ -854,8 +879,9 @@ impl B2bua {
         };
         call.outcome.get_or_insert(Outcome::Cancelled);
         if std::mem::take(&mut menu.hunting) {
-            let state = group_state(&mut self.groups, &call.route.group);
-            call.hunt.on_cancelled_by_caller(state, now);
+            with_group_state(&mut self.groups, &call.route.group, |state| {
+                call.hunt.on_cancelled_by_caller(state, now)
+            });
             self.drive(tx, id, now, wall);
         }
     }
@@ -1087,19 +1113,18 @@ impl B2bua {
         };
         let Some(destination) = destination_of(&uri) else {
             warn!(call = id, %uri, "phone URI has no IP destination");
-            call.hunt.on_outcome(
-                group_state(&mut self.groups, &call.route.group),
-                phone,
-                PhoneOutcome::Failed(503),
-                now,
-            );
+            with_group_state(&mut self.groups, &call.route.group, |state| {
+                call.hunt
+                    .on_outcome(state, phone, PhoneOutcome::Failed(503), now)
+            });
             return;
         };
         let Some(local) = local_for(&self.config, destination.transport) else {
             warn!(call = id, transport = %destination.transport, "no listener for the phone's transport");
-            let state = group_state(&mut self.groups, &call.route.group);
-            call.hunt
-                .on_outcome(state, phone, PhoneOutcome::Failed(503), now);
+            with_group_state(&mut self.groups, &call.route.group, |state| {
+                call.hunt
+                    .on_outcome(state, phone, PhoneOutcome::Failed(503), now)
+            });
             return;
         };
         // Phones ring only while the caller's INVITE is unsettled, so it is still here,
@@ -1138,9 +1163,10 @@ impl B2bua {
             }
             Err(err) => {
                 warn!(call = id, %err, "cannot start the phone's INVITE");
-                let state = group_state(&mut self.groups, &call.route.group);
-                call.hunt
-                    .on_outcome(state, phone, PhoneOutcome::Failed(503), now);
+                with_group_state(&mut self.groups, &call.route.group, |state| {
+                    call.hunt
+                        .on_outcome(state, phone, PhoneOutcome::Failed(503), now)
+                });
             }
         }
     }
@@ -1373,9 +1399,10 @@ impl B2bua {
                 call.ring_at.get_or_insert(wall);
                 call.answered_instant = Some(now);
                 call.max_call_at = Some(now + call.route.number.plan.max_call);
-                let state = group_state(&mut self.groups, &call.route.group);
-                call.hunt
-                    .on_outcome(state, phone, PhoneOutcome::Answered, now);
+                with_group_state(&mut self.groups, &call.route.group, |state| {
+                    call.hunt
+                        .on_outcome(state, phone, PhoneOutcome::Answered, now)
+                });
 
                 if call.menu.is_some() {
                     // The menu answered the caller already: bridge the phone in.
@@ -1438,8 +1465,9 @@ impl B2bua {
                 let phone = leg.phone;
                 let outcome =
                     PhoneOutcome::from_final_status(status).unwrap_or(PhoneOutcome::Failed(status));
-                let state = group_state(&mut self.groups, &call.route.group);
-                call.hunt.on_outcome(state, phone, outcome, now);
+                with_group_state(&mut self.groups, &call.route.group, |state| {
+                    call.hunt.on_outcome(state, phone, outcome, now)
+                });
                 self.drive(tx, id, now, wall);
             }
         }
@@ -1518,8 +1546,9 @@ impl B2bua {
         } else {
             PhoneOutcome::Failed(503)
         };
-        let state = group_state(&mut self.groups, &call.route.group);
-        call.hunt.on_outcome(state, phone, outcome, now);
+        with_group_state(&mut self.groups, &call.route.group, |state| {
+            call.hunt.on_outcome(state, phone, outcome, now)
+        });
         self.drive(tx, id, now, wall);
     }
 
@@ -1545,8 +1574,9 @@ impl B2bua {
         info!(call = id, "caller cancelled");
         call.outcome = Some(Outcome::Cancelled);
         call.hangup = Some((HangupSide::Caller, "CANCEL".into()));
-        let state = group_state(&mut self.groups, &call.route.group);
-        call.hunt.on_cancelled_by_caller(state, now);
+        with_group_state(&mut self.groups, &call.route.group, |state| {
+            call.hunt.on_cancelled_by_caller(state, now)
+        });
         self.drive(tx, id, now, wall);
     }
 
@@ -1906,8 +1936,9 @@ impl B2bua {
             self.end_call(tx, id, now, wall);
             return;
         }
-        let state = group_state(&mut self.groups, &call.route.group);
-        call.hunt.handle_timeout(state, now);
+        with_group_state(&mut self.groups, &call.route.group, |state| {
+            call.hunt.handle_timeout(state, now)
+        });
         // Whatever the hunt cancels now, it cancels because time ran out: to the phone,
         // a call it did not answer.
         self.drive_cancelling_as(tx, id, now, wall, "no_answer");
@@ -2010,12 +2041,10 @@ impl B2bua {
         }
         if let Some(i) = call.answered_leg
             && let Some(leg) = call.legs.get(i)
-            && let Some(state) = self
-                .groups
-                .get_mut(&call.route.group.name)
-                .map(|g| &mut g.state)
         {
-            Hunt::release(state, leg.phone, now);
+            with_group_state(&mut self.groups, &call.route.group, |state| {
+                Hunt::release(state, leg.phone, now)
+            });
         }
         let talk_seconds = call
             .answered_instant

@@ -61,10 +61,13 @@
 //!   [`Strategy::LongestIdle`].
 //!
 //! The hunt touches the state only inside the calls that receive it (`&mut GroupState`,
-//! no atomics, no locks): the daemon keeps one `Mutex<GroupState>` per group and per
-//! configuration snapshot and holds it for the duration of one call into the hunt,
-//! which is a few microseconds with no I/O. A call answered under an old snapshot must
-//! be released into the state it was counted in.
+//! no atomics, no locks). The daemon keeps one state per group for as long as it runs,
+//! as a [`KeyedGroupState`] that knows each phone's identity: a reload that changes the
+//! group's phone list (adds, removes or reorders phones) carries every phone's
+//! channels in use and idle time over to its place in the new list, and a call hunted
+//! on the old list reaches the state through [`KeyedGroupState::with_list`], which
+//! translates its phone indexes, so its release frees the right phone and capacity
+//! holds across the reload.
 //!
 //! # Late and stray outcomes
 //!
@@ -103,7 +106,7 @@ mod state;
 use std::time::Duration;
 
 pub use hunt::Hunt;
-pub use state::GroupState;
+pub use state::{GroupState, KeyedGroupState};
 
 /// A phone's position in its group's phone list (the list order is the priority order).
 pub type PhoneIndex = usize;

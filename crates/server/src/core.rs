@@ -978,6 +978,68 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
         );
     }
 
+    /// A reload that puts a new phone first does not reset the group's counters: the
+    /// phone talking since before keeps its channel (capacity 1) until its call ends,
+    /// and that call's end frees it in the new list.
+    #[test]
+    fn a_group_reloaded_with_another_phone_keeps_a_busy_phone_busy() {
+        let mut core = core();
+        let t0 = Instant::now();
+        let (_, caller_tag) = answered_call(&mut core, t0);
+        let reloaded = CONFIG.replace(
+            "phones = [{ number = \"13900000001\"",
+            "phones = [{ number = \"13900000003\" }, { number = \"13900000001\"",
+        );
+        assert_ne!(reloaded, CONFIG);
+        let config = sihai_config::Config::from_str(&reloaded, "test.toml").unwrap();
+        core.routing.store(Arc::new(RoutingTable::compile(&config)));
+
+        // Each later call: the new phone is busy, so the hunt moves on.
+        let phones_rung = |core: &mut Core, n: u32, at: Instant| -> Vec<String> {
+            let call = CALL
+                .replace("call-1@carrier", &format!("call-{n}@carrier"))
+                .replace("z9hG4bKcall1", &format!("z9hG4bKcall{n}"));
+            core.handle_received(at, wall(), Bytes::from(call), udp_peer());
+            let mut rung = Vec::new();
+            for _ in 0..3 {
+                let invites = requests_to_phones(&parsed(&drain(core)), Method::Invite);
+                let Some(invite) = invites.first() else { break };
+                rung.push(invite.request_uri().unwrap().to_string());
+                phone_says(core, at, invite, 486, &format!("busy{n}"), None);
+            }
+            rung
+        };
+        assert_eq!(
+            phones_rung(&mut core, 2, t0),
+            [
+                "sip:13900000003@127.0.0.1:5080",
+                "sip:13900000002@127.0.0.1:5080"
+            ],
+            "13900000001 is still on the call from before the reload"
+        );
+        while core.poll_record().is_some() {}
+
+        // The first call ends; its phone is free in the new list.
+        let t1 = t0 + Duration::from_secs(30);
+        core.handle_received(
+            t1,
+            wall(),
+            caller_request("BYE", 2, &caller_tag, "4001234567", None),
+            udp_peer(),
+        );
+        drain(&mut core);
+        let (cdr, _) = core.poll_record().expect("the first call's record");
+        assert_eq!(cdr.answered_by.as_deref(), Some("13900000001"));
+        assert_eq!(
+            phones_rung(&mut core, 3, t1),
+            [
+                "sip:13900000003@127.0.0.1:5080",
+                "sip:13900000001@127.0.0.1:5080",
+                "sip:13900000002@127.0.0.1:5080"
+            ]
+        );
+    }
+
     #[test]
     fn per_number_limits_refuse_with_486_and_503() {
         let limited = CONFIG.replace("plan = \"main\"\n", "plan = \"main\"\nmax_concurrent = 1\n");
