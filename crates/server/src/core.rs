@@ -459,6 +459,28 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
     }
 
     #[test]
+    fn a_reconfigured_user_agent_is_sent_from_then_on() {
+        let mut core = core();
+        let broken = INVITE.replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
+        let server_header = |core: &mut Core, branch: &str| {
+            let request = broken.replace("z9hG4bKcore1", branch);
+            core.handle_received(Instant::now(), wall(), Bytes::from(request), udp_peer());
+            let sent = drain(core);
+            let response = Message::parse(sent[0].payload.clone()).unwrap();
+            response.header(HeaderName::Server).map(str::to_string)
+        };
+        assert_eq!(
+            server_header(&mut core, "z9hG4bKua1").as_deref(),
+            Some("sihai-test")
+        );
+        core.reconfigure("sihai-reloaded", std::time::Duration::from_secs(5));
+        assert_eq!(
+            server_header(&mut core, "z9hG4bKua2").as_deref(),
+            Some("sihai-reloaded")
+        );
+    }
+
+    #[test]
     fn a_via_with_broken_parameters_still_gets_its_400() {
         let mut core = core();
         let broken = INVITE.replace("branch=z9hG4bKcore1;rport", "branch=z9hG4bKcore1;;");
