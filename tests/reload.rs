@@ -296,8 +296,9 @@ fn a_group_keeps_its_busy_phone_busy_across_a_reload_that_adds_a_phone() {
     let held_uri = held.uri("13900000001");
     let spare_uri = spare.uri("13900000002");
     let daemon = Daemon::start_with("", &routing("", &[phone(&held_uri), phone(&spare_uri)], ""));
+    // Long enough to outlast the reload and the second call on a loaded machine.
     let mut first = Caller::new(&daemon, "uac_answered.xml")
-        .talking_ms(8000)
+        .talking_ms(15_000)
         .spawn();
     daemon.wait_for_log("call answered", 1, Duration::from_secs(10));
 
@@ -314,7 +315,7 @@ fn a_group_keeps_its_busy_phone_busy_across_a_reload_that_adds_a_phone() {
         ),
     );
     daemon.hangup();
-    daemon.wait_for_log(RELOADED, 1, Duration::from_secs(5));
+    daemon.wait_for_log(RELOADED, 1, Duration::from_secs(10));
     // The first call is still up: `held` is at its capacity and is passed over.
     Caller::new(&daemon, "uac_answered.xml").run();
     let rows = daemon.wait_for_cdrs(1);
@@ -328,7 +329,7 @@ fn a_group_keeps_its_busy_phone_busy_across_a_reload_that_adds_a_phone() {
     );
 
     // The first call ends, which frees `held` in the new list.
-    first.finish(Duration::from_secs(30), &daemon);
+    first.finish(Duration::from_secs(40), &daemon);
     let rows = daemon.wait_for_cdrs(2);
     assert_eq!(rows.len(), 2, "{rows:#?}");
     Caller::new(&daemon, "uac_answered.xml").run();
