@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod routing;
 pub mod rtp;
+pub mod stats;
 
 pub const SIHAI: &str = env!("CARGO_BIN_EXE_sihai");
 
@@ -238,6 +240,45 @@ pub fn options(client: &UdpClient, port: u16, call_id: &str) -> Vec<u8> {
          To: <sip:4001234567@127.0.0.1:{port}>\r\n\
          Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         cport = client.port()
+    )
+    .into_bytes()
+}
+
+/// A hand-written INVITE without SDP from `client` to the daemon on `port`: a call to
+/// `dialled` from `caller`, told apart by `call_id` (letters, digits and dashes: it is
+/// also the branch's stem).
+pub fn invite(
+    client: &UdpClient,
+    port: u16,
+    call_id: &str,
+    caller: &str,
+    dialled: &str,
+) -> Vec<u8> {
+    format!(
+        "INVITE sip:{dialled}@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{cport};branch=z9hG4bK{call_id}\r\n\
+         From: <sip:{caller}@127.0.0.1:{cport}>;tag=carrier\r\n\
+         To: <sip:{dialled}@127.0.0.1:{port}>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:{caller}@127.0.0.1:{cport}>\r\nContent-Length: 0\r\n\r\n",
+        cport = client.port()
+    )
+    .into_bytes()
+}
+
+/// The ACK for a non-2xx final `response` to a hand-written [`invite`]: the INVITE's
+/// Request-URI, Via, From and Call-ID, the response's To (RFC 3261 §17.1.1.3).
+pub fn ack_for_failure(invite: &[u8], response: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(invite).expect("UTF-8 INVITE");
+    let uri = text.split_whitespace().nth(1).expect("INVITE Request-URI");
+    let copy = |name: &str| header_of(invite, name).expect("INVITE header");
+    format!(
+        "ACK {uri} SIP/2.0\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\n\
+         CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        copy("Via"),
+        copy("From"),
+        header_of(response, "To").expect("To of the response"),
+        copy("Call-ID"),
     )
     .into_bytes()
 }
@@ -593,6 +634,19 @@ impl<'a> Caller<'a> {
         Caller::with(
             daemon,
             Scenario::Template("uac_refused.xml", vec![("STATUS", status.to_string())]),
+        )
+    }
+
+    /// A call from a caller who withholds their number as a carrier signals it (an
+    /// anonymous From, the number only in P-Asserted-Identity, `Privacy: id`) that must
+    /// be refused with `status` (tests/sipp/uac_refused_privacy.xml).
+    pub fn refused_withholding_identity(daemon: &'a Daemon, status: u16) -> Caller<'a> {
+        Caller::with(
+            daemon,
+            Scenario::Template(
+                "uac_refused_privacy.xml",
+                vec![("STATUS", status.to_string())],
+            ),
         )
     }
 
