@@ -25,11 +25,12 @@ const DESK_PHONE: &str = "13900000004";
 
 /// Each prompt's constant sample value: far enough apart that µ-law's rounding (at
 /// most ±64 at these levels) never makes one look like another.
-const PROMPT_LEVELS: [(&str, i16); 4] = [
+const PROMPT_LEVELS: [(&str, i16); 5] = [
     ("welcome", 1000),
     ("menu", 2000),
     ("invalid", 3000),
     ("dial", 4000),
+    ("service-menu", 5000),
 ];
 
 /// 200 ms: ten whole 20 ms frames, so no frame is padded with silence.
@@ -40,8 +41,9 @@ const PROMPT_SAMPLES: usize = 1600;
 const WELCOME_OPENING: i16 = 500;
 
 /// Acme's switchboard, as in the core's menu tests: "1" rings sales, "2" service, "0"
-/// dials an extension (8001 rings the desk); an invalid key or a second of silence
-/// counts as a failure, and the second failure rings sales. Every phone is reached
+/// dials an extension (8001 rings the desk), "3" opens a second level, the service
+/// menu ("1" rings the desk, "2" service, "*" goes back); an invalid key or a second of
+/// silence in the main menu counts as a failure, and the second failure rings sales. Every phone is reached
 /// through the trunk's gateway, the test's one hand-written phone socket; the
 /// Request-URI's user tells which phone is rung. Extension dialling waits 10 s between
 /// digits and takes up to six, so only the "#" can end "8001" within a test's waits.
@@ -120,7 +122,24 @@ default = {{ group = "sales" }}
 "1" = {{ group = "sales" }}
 "2" = {{ group = "service" }}
 "0" = {{ extension = {{ prompt = "dial", max_digits = 6, inter_digit_timeout = "10s", terminator = "#" }} }}
+"3" = {{ menu = "service" }}
 "#" = "hangup"
+
+[[prompt]]
+name = "service-menu"
+file = "service-menu.wav"
+
+[[menu.node]]
+name = "service"
+prompt = "service-menu"
+timeout = "5s"
+invalid = "invalid"
+default = "previous"
+
+[menu.node.options]
+"1" = {{ group = "desk" }}
+"2" = {{ group = "service" }}
+"*" = "previous"
 "##,
     )
 }
@@ -528,6 +547,45 @@ fn an_invalid_key_replays_the_menu_then_silence_rings_sales_until_nobody_answers
         "no valid key: the default, not a choice: {cdr:?}"
     );
     assert_eq!(cdr.attempts, format!("{SALES_PHONE}:no_answer"), "{cdr:?}");
+    assert_released(call.relay_for_caller);
+    assert_released(relay_for_phone);
+}
+
+#[test]
+fn a_key_opens_the_second_level_and_a_key_there_rings_its_group() {
+    let mut call = MenuCall::answered(3, "menu-two-levels");
+    call.hear(&["welcome", "menu"]);
+    call.press_over_rtp('3');
+    // The second level's own prompt, not the main menu again.
+    call.hear(&["welcome", "menu", "service-menu"]);
+    call.press_over_rtp('1');
+
+    let (invite, relay_for_phone) = call.phone_rung(DESK_PHONE);
+    let phone_rtp = rtp_socket();
+    let answer = sdp(
+        phone_rtp.local_addr().expect("phone RTP").port(),
+        "0",
+        "a=rtpmap:0 PCMU/8000\r\n",
+    );
+    call.phone_says(&invite, 200, "OK", Some(&answer));
+    wait_for(&call.phone, "ACK to the phone", |m| is_request(m, "ACK"));
+    let from_phone = Law::Ulaw.encode(-6000);
+    for seq in 1..=10 {
+        phone_rtp
+            .send_to(&rtp_packet(0, seq, from_phone), relay_for_phone)
+            .expect("send phone RTP");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_for_audio(&call.caller_rtp, from_phone, "the caller hears the desk");
+
+    call.request_answered("BYE", "", "");
+    let phone_bye = wait_for(&call.phone, "BYE to the phone", |m| is_request(m, "BYE"));
+    call.phone_says(&phone_bye, 200, "OK", None);
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.outcome, "answered", "{cdr:?}");
+    assert_eq!(cdr.answered_by, DESK_PHONE, "{cdr:?}");
+    assert_eq!(cdr.menu, "3>1", "both levels' keys: {cdr:?}");
     assert_released(call.relay_for_caller);
     assert_released(relay_for_phone);
 }
