@@ -254,3 +254,35 @@ fn hunt_timeout_ends_the_hunt_before_the_phones_ring_timeout() {
         "{cdr:#?}"
     );
 }
+
+#[test]
+fn a_disabled_phone_is_never_rung() {
+    // First in a sequential list, but `enabled = false`: the call goes straight to the
+    // second phone. Were it rung, nobody would answer it and the CDR would show it.
+    let mut answers = Phone::start("uas_answer.xml", 1, 0);
+    let disabled = format!("sip:13900000001@127.0.0.1:{}", support::free_port());
+    let daemon = Daemon::start_with(
+        "",
+        &routing(
+            "",
+            "group = \"sales\"",
+            &group(
+                "sales",
+                "sequential",
+                &[
+                    phone(&disabled, "enabled = false"),
+                    phone(&answers.uri("13900000002"), ""),
+                ],
+            ),
+        ),
+    );
+    Caller::new(&daemon, "uac_answered.xml").run();
+    answers.finish(&daemon);
+    let cdr = only_cdr(&daemon);
+    assert_eq!(cdr.outcome, "answered", "{cdr:#?}");
+    assert_eq!(
+        cdr.attempts,
+        attempts(&[(&answers, "13900000002", "answered")]),
+        "{cdr:#?}"
+    );
+}

@@ -164,6 +164,12 @@ fn anonymous_callers_are_refused_with_433_anonymity_disallowed() {
         "RFC 5079's reason phrase:\n{}",
         run.messages
     );
+    // [sip] user_agent names the server in its responses.
+    assert!(
+        run.messages.contains("Server: sihai-test"),
+        "{}",
+        run.messages
+    );
     // No number at all: the From user says so.
     Caller::refused(&daemon, 433).caller("anonymous").run();
     // A caller who shows their number still gets through.
@@ -200,12 +206,53 @@ fn anonymous_callers_get_through_when_the_plan_allows_them() {
         invite.contains("From: <sip:anonymous@") || invite.contains("From: \"Anonymous\""),
         "the phone is not shown a number: {invite}"
     );
+    // [sip] user_agent names sihai in the requests it originates.
+    assert!(invite.contains("User-Agent: sihai-test"), "{invite}");
     let cdr = only_cdr(&daemon);
     assert_eq!(cdr.caller, "anonymous");
     assert_eq!(cdr.outcome, "answered");
 }
 
 // ------------------------------------------------------------------ the number's limits
+
+#[test]
+fn a_suspended_number_is_refused_with_480_and_rings_nobody() {
+    let mut answers = Phone::start("uas_answer.xml", 1, 0);
+    // The same enterprise and plan, with a second number that is suspended (in
+    // arrears): its calls are refused, the active number's still ring.
+    let daemon = Daemon::start_with(
+        "",
+        &routing(
+            "",
+            "group = \"sales\"",
+            &format!(
+                "{}\n[[number]]\nnumber = \"4007654321\"\nenterprise = \"acme\"\nstatus = \"suspended\"\nplan = \"main\"\n",
+                group(
+                    "sales",
+                    "sequential",
+                    &[phone(&answers.uri("13900000001"), "")],
+                )
+            ),
+        ),
+    );
+    Caller::refused(&daemon, 480).dialling("4007654321").run();
+    Caller::new(&daemon, "uac_answered.xml").run();
+    answers.finish(&daemon);
+
+    let rows = daemon.wait_for_cdrs(2);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let suspended = rows
+        .iter()
+        .find(|r| r.number == "4007654321")
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    assert_eq!(suspended.outcome, "rejected", "{suspended:#?}");
+    assert_eq!(suspended.hangup, "system 480", "{suspended:#?}");
+    assert_eq!(suspended.attempts, "", "{suspended:#?}");
+    assert!(
+        rows.iter()
+            .any(|r| r.number == "4001234567" && r.outcome == "answered")
+    );
+}
 
 #[test]
 fn max_concurrent_refuses_the_call_over_the_limit_with_486() {
