@@ -25,12 +25,14 @@ const DESK_PHONE: &str = "13900000004";
 
 /// Each prompt's constant sample value: far enough apart that µ-law's rounding (at
 /// most ±64 at these levels) never makes one look like another.
-const PROMPT_LEVELS: [(&str, i16); 5] = [
+const PROMPT_LEVELS: [(&str, i16); 7] = [
     ("welcome", 1000),
     ("menu", 2000),
     ("invalid", 3000),
     ("dial", 4000),
     ("service-menu", 5000),
+    ("main-ringback", 6000),
+    ("desk-ringback", 7000),
 ];
 
 /// 200 ms: ten whole 20 ms frames, so no frame is padded with silence.
@@ -43,7 +45,10 @@ const WELCOME_OPENING: i16 = 500;
 /// Acme's switchboard, as in the core's menu tests: "1" rings sales, "2" service, "0"
 /// dials an extension (8001 rings the desk), "3" opens a second level, the service
 /// menu ("1" rings the desk, "2" service, "*" goes back); an invalid key or a second of
-/// silence in the main menu counts as a failure, and the second failure rings sales. Every phone is reached
+/// silence in the main menu counts as a failure, and the second failure rings sales.
+/// While phones ring the caller hears the main node's ringback for a choice made
+/// there, the extension's own for 8001, and the ringing tone for the service menu's
+/// choices (neither it nor the number has a ringback). Every phone is reached
 /// through the trunk's gateway, the test's one hand-written phone socket; the
 /// Request-URI's user tells which phone is rung. Extension dialling waits 10 s between
 /// digits and takes up to six, so only the "#" can end "8001" within a test's waits.
@@ -87,6 +92,15 @@ phones = [{{ number = "{DESK_PHONE}", ring_timeout_s = 10 }}]
 enterprise = "acme"
 number = "8001"
 group = "desk"
+ringback = "desk-ringback"
+
+[[prompt]]
+name = "main-ringback"
+file = "main-ringback.wav"
+
+[[prompt]]
+name = "desk-ringback"
+file = "desk-ringback.wav"
 
 [[prompt]]
 name = "welcome"
@@ -116,6 +130,7 @@ prompt = "menu"
 timeout = "1s"
 retries = 2
 invalid = "invalid"
+ringback = "main-ringback"
 default = {{ group = "sales" }}
 
 [menu.node.options]
@@ -442,6 +457,8 @@ fn key_2_by_telephone_event_rings_the_service_phone_and_the_call_is_bridged() {
 
     let (invite, relay_for_phone) = call.phone_rung(SERVICE_PHONE);
     assert_ne!(relay_for_phone, call.relay_for_caller, "a port per leg");
+    // While it rings, the caller hears the main node's ringback.
+    call.hear(&["welcome", "menu", "main-ringback"]);
     let phone_rtp = rtp_socket();
     let answer = sdp(
         phone_rtp.local_addr().expect("phone RTP").port(),
@@ -497,6 +514,8 @@ fn extension_8001_dialled_by_info_rings_the_desk_and_hanging_up_cancels_it() {
 
     let (invite, relay_for_phone) = call.phone_rung(DESK_PHONE);
     call.phone_says(&invite, 180, "Ringing", None);
+    // The extension's ringback wins over the node's.
+    call.hear(&["welcome", "menu", "dial", "desk-ringback"]);
     // The caller hangs up while the desk rings.
     call.request_answered("BYE", "", "");
     call.phone_cancelled(&invite);
@@ -586,6 +605,30 @@ fn a_key_opens_the_second_level_and_a_key_there_rings_its_group() {
     assert_eq!(cdr.outcome, "answered", "{cdr:?}");
     assert_eq!(cdr.answered_by, DESK_PHONE, "{cdr:?}");
     assert_eq!(cdr.menu, "3>1", "both levels' keys: {cdr:?}");
+    assert_released(call.relay_for_caller);
+    assert_released(relay_for_phone);
+}
+
+#[test]
+fn star_in_the_second_level_goes_back_to_the_main_menu() {
+    let mut call = MenuCall::answered(4, "menu-back");
+    call.hear(&["welcome", "menu"]);
+    call.press_over_rtp('3');
+    call.hear(&["welcome", "menu", "service-menu"]);
+    call.press_over_rtp('*');
+    call.hear(&["welcome", "menu", "service-menu", "menu"]);
+    // "2" in the main menu rings service (in the service menu it would too: the
+    // prompts heard above show which menu took it).
+    call.press_over_rtp('2');
+    let (invite, relay_for_phone) = call.phone_rung(SERVICE_PHONE);
+    call.phone_says(&invite, 180, "Ringing", None);
+    call.hear(&["welcome", "menu", "service-menu", "menu", "main-ringback"]);
+    call.request_answered("BYE", "", "");
+    call.phone_cancelled(&invite);
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.outcome, "cancelled", "{cdr:?}");
+    assert_eq!(cdr.menu, "3>*>2", "{cdr:?}");
     assert_released(call.relay_for_caller);
     assert_released(relay_for_phone);
 }
