@@ -63,12 +63,14 @@ fn max_call_s_cuts_the_call_with_bye_to_both_sides_at_the_limit() {
 
 /// The relay on `rtp_base(slot)`, `media_timeout = "2s"`, 4001234567 ringing one phone
 /// `13900000001` through the gateway at 127.0.0.1:`gateway`, with `number_extra` set
-/// on the number (e.g. its ringback) and `rest` appended (e.g. prompts).
+/// on the number (e.g. its ringback), `plan_extra` on its plan, and `rest` appended
+/// (e.g. prompts).
 fn relay_routing(
     slot: u16,
     gateway: u16,
     prompts: Option<&std::path::Path>,
     number_extra: &str,
+    plan_extra: &str,
     rest: &str,
 ) -> String {
     let base = rtp_base(slot);
@@ -92,6 +94,7 @@ plan = "main"
 name = "main"
 enterprise = "acme"
 group = "desk"
+{plan_extra}
 
 [[group]]
 name = "desk"
@@ -108,7 +111,7 @@ phones = [{{ number = "13900000001", ring_timeout_s = 20 }}]
 fn media_timeout_ends_an_answered_call_that_sends_no_audio() {
     // Neither sipp sends RTP; both wait for sihai's BYE.
     let mut answers = Phone::start("uas_answer.xml", 1, 0);
-    let daemon = Daemon::start_with("", &relay_routing(0, answers.port, None, "", ""));
+    let daemon = Daemon::start_with("", &relay_routing(0, answers.port, None, "", "", ""));
     let started = Instant::now();
     Caller::new(&daemon, "uac_phone_hangs_up.xml").run();
     let took = started.elapsed();
@@ -131,7 +134,7 @@ fn media_timeout_watches_a_caller_silent_while_ringing_once_the_call_is_answered
     // still end on the caller's silence, counted from the answer, not run until
     // max_call_s.
     let phone_sip = UdpClient::new();
-    let daemon = Daemon::start_with("", &relay_routing(1, phone_sip.port(), None, "", ""));
+    let daemon = Daemon::start_with("", &relay_routing(1, phone_sip.port(), None, "", "", ""));
     let mut caller = Caller::new(&daemon, "uac_phone_hangs_up.xml").spawn();
 
     let invite = wait_for(&phone_sip, "INVITE to the phone", |m| {
@@ -219,6 +222,7 @@ fn the_caller_hears_the_numbers_own_ringback_wav_while_the_phone_rings() {
             phone_sip.port(),
             Some(prompts.path()),
             "ringback = \"hold\"",
+            "",
             "[[prompt]]\nname = \"hold\"\nfile = \"hold.wav\"\n",
         ),
     );
@@ -287,4 +291,88 @@ fn the_caller_hears_the_numbers_own_ringback_wav_while_the_phone_rings() {
             .all(|w| w[1] == (w[0] + 1) % RINGBACK_FRAMES),
         "the prompt's frames in order, looped: {frames:?}"
     );
+}
+
+#[test]
+fn with_early_media_from_the_phone_the_caller_hears_the_phones_own_audio() {
+    // early_media = "phone": the ringing phone's 183 audio (a mobile carrier's own
+    // 彩铃, say) reaches the caller instead of our ringback.
+    let phone_sip = UdpClient::new();
+    let daemon = Daemon::start_with(
+        "",
+        &relay_routing(3, phone_sip.port(), None, "", "early_media = \"phone\"", ""),
+    );
+    let caller = UdpClient::new();
+    let caller_rtp = rtp_socket();
+    let offer = sdp(
+        caller_rtp.local_addr().expect("caller RTP").port(),
+        "0",
+        "a=rtpmap:0 PCMU/8000\r\n",
+    );
+    caller.send(
+        &caller_invite(
+            &caller,
+            daemon.port,
+            "phone-early-media",
+            "4001234567",
+            &offer,
+        ),
+        daemon.addr(),
+    );
+    let invite = wait_for(&phone_sip, "INVITE to the phone", |m| {
+        is_request(m, "INVITE")
+    });
+    let relay_for_phone = sdp_target(body_of(&invite));
+    let phone_rtp = rtp_socket();
+    let early = sdp(
+        phone_rtp.local_addr().expect("phone RTP").port(),
+        "0",
+        "a=rtpmap:0 PCMU/8000\r\n",
+    );
+    phone_sip.send(
+        &respond(
+            &invite,
+            183,
+            "Session Progress",
+            Some(&early),
+            phone_sip.port(),
+        ),
+        daemon.addr(),
+    );
+    wait_for(&caller, "183 with the relay's SDP", |m| {
+        status_of(m) == Some(183)
+    });
+
+    // The phone plays its own ringback for a second, a level no tone has.
+    let from_phone = Law::Ulaw.encode(-5000);
+    let mut heard = 0;
+    let mut other = 0;
+    let mut buf = [0u8; 2048];
+    for seq in 1..=50u16 {
+        phone_rtp
+            .send_to(&rtp_packet(0, seq, from_phone), relay_for_phone)
+            .expect("send phone RTP");
+        let until = Instant::now() + Duration::from_millis(20);
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            caller_rtp
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .expect("timeout");
+            let Ok((n, _)) = caller_rtp.recv_from(&mut buf) else {
+                break;
+            };
+            let packet = RtpPacket::parse(&buf[..n]).expect("RTP");
+            if !packet.payload().is_empty() && packet.payload().iter().all(|&b| b == from_phone) {
+                heard += 1;
+            } else if heard > 0 {
+                // Once the phone's audio flows, nothing else is mixed in.
+                other += 1;
+            }
+        }
+    }
+    assert!(
+        heard >= 40,
+        "the caller heard {heard} of the phone's 50 packets:\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(other, 0, "other audio after the phone's began");
 }
