@@ -281,15 +281,24 @@ fn the_caller_hears_the_numbers_own_ringback_wav_while_the_phone_rings() {
         "~50 packets in a second, got {}",
         frames.len()
     );
-    assert_eq!(
-        frames[0], 0,
+    // In order and looped. The relay plays by the clock: a tick the loaded event loop
+    // runs late sends the frame due then, so a frame may be skipped now and then, but
+    // never repeated or played out of order.
+    assert!(
+        frames[0] < 4,
         "the prompt starts at its beginning: {frames:?}"
     );
+    let steps: Vec<usize> = frames
+        .windows(2)
+        .map(|w| (w[1] + RINGBACK_FRAMES - w[0]) % RINGBACK_FRAMES)
+        .collect();
     assert!(
-        frames
-            .windows(2)
-            .all(|w| w[1] == (w[0] + 1) % RINGBACK_FRAMES),
+        steps.iter().all(|s| (1..=4).contains(s)),
         "the prompt's frames in order, looped: {frames:?}"
+    );
+    assert!(
+        steps.iter().filter(|&&s| s == 1).count() * 4 >= steps.len() * 3,
+        "mostly frame after frame: {frames:?}"
     );
 }
 
