@@ -2,8 +2,10 @@
 //! phones ring, driven end to end: the plan's `max_call_s` cuts an answered call with a
 //! BYE to both sides; `[media] media_timeout` ends an answered call whose audio stopped
 //! (through the RTP relay); a number's own ringback WAV is what the caller receives
-//! while the phone rings, frame by frame, instead of the 450 Hz tone. Timers are set
-//! small (2 s) to keep the suite fast; every check on time has generous margins.
+//! while the phone rings, frame by frame, instead of the 450 Hz tone; a plan's
+//! `early_media = "phone"` passes the phone's own early audio instead; and a call that
+//! finds `rtp_ports` used up is refused with 503. Timers are set small (2 s) to keep
+//! the suite fast; every check on time has generous margins.
 
 mod support;
 
@@ -203,7 +205,7 @@ fn media_timeout_watches_a_caller_silent_while_ringing_once_the_call_is_answered
 /// is (a 450 Hz tone frame is no constant, silence is level 0).
 fn ringback_level(frame: usize) -> i16 {
     let size = 500 * (frame as i16 + 1);
-    if frame % 2 == 0 { size } else { -size }
+    if frame.is_multiple_of(2) { size } else { -size }
 }
 const RINGBACK_FRAMES: usize = 16;
 
@@ -384,4 +386,66 @@ fn with_early_media_from_the_phone_the_caller_hears_the_phones_own_audio() {
         daemon.log_text()
     );
     assert_eq!(other, 0, "other audio after the phone's began");
+}
+
+// ------------------------------------------------------------------ relay ports
+
+#[test]
+fn a_call_finding_no_free_relay_ports_is_refused_with_503() {
+    // rtp_ports holds two pairs: one call's (caller and phone). While it rings, the
+    // next call with SDP finds the pool empty.
+    let phone_sip = UdpClient::new();
+    let base = rtp_base(4);
+    let head = relay_routing_head_with(&format!("{base}-{}", base + 3), None, phone_sip.port(), "");
+    let daemon = Daemon::start_with(
+        "",
+        &format!(
+            "{head}\n[[number]]\nnumber = \"4001234567\"\nenterprise = \"acme\"\nstatus = \"active\"\nplan = \"main\"\n\
+             [[plan]]\nname = \"main\"\nenterprise = \"acme\"\ngroup = \"desk\"\n\
+             [[group]]\nname = \"desk\"\nenterprise = \"acme\"\nstrategy = \"sequential\"\n\
+             phones = [{{ number = \"13900000001\", ring_timeout_s = 20 }}]\n"
+        ),
+    );
+    let caller = UdpClient::new();
+    let caller_rtp = rtp_socket();
+    let offer = sdp(
+        caller_rtp.local_addr().expect("caller RTP").port(),
+        "0",
+        "a=rtpmap:0 PCMU/8000\r\n",
+    );
+    caller.send(
+        &caller_invite(&caller, daemon.port, "ports-1", "4001234567", &offer),
+        daemon.addr(),
+    );
+    let invite = wait_for(&phone_sip, "INVITE to the phone", |m| {
+        is_request(m, "INVITE")
+    });
+    phone_sip.send(
+        &respond(&invite, 180, "Ringing", None, phone_sip.port()),
+        daemon.addr(),
+    );
+    wait_for(&caller, "183 for the first call", |m| {
+        status_of(m) == Some(183)
+    });
+
+    let second = UdpClient::new();
+    second.send(
+        &caller_invite(&second, daemon.port, "ports-2", "4001234567", &offer),
+        daemon.addr(),
+    );
+    let refused = wait_for(&second, "the second call's final response", |m| {
+        status_of(m).is_some_and(|s| s >= 200)
+    });
+    assert_eq!(
+        status_of(&refused),
+        Some(503),
+        "{}",
+        String::from_utf8_lossy(&refused)
+    );
+    assert!(
+        phone_sip
+            .recv_within(Duration::from_millis(300))
+            .is_none_or(|m| !is_request(&m, "INVITE")),
+        "the refused call rang nobody"
+    );
 }
