@@ -46,7 +46,7 @@ const WELCOME_OPENING: i16 = 500;
 /// dials an extension (8001 rings the desk), "3" opens a second level, the service
 /// menu ("1" rings the desk, "2" service, "*" goes back); an invalid key or a second of
 /// silence in the main menu counts as a failure, and the second failure rings sales.
-/// While phones ring the caller hears the main node's ringback for a choice made
+/// "#" hangs up. While phones ring the caller hears the main node's ringback for a choice made
 /// there, the extension's own for 8001, and the ringing tone for the service menu's
 /// choices (neither it nor the number has a ringback). Every phone is reached
 /// through the trunk's gateway, the test's one hand-written phone socket; the
@@ -631,4 +631,33 @@ fn star_in_the_second_level_goes_back_to_the_main_menu() {
     assert_eq!(cdr.menu, "3>*>2", "{cdr:?}");
     assert_released(call.relay_for_caller);
     assert_released(relay_for_phone);
+}
+
+#[test]
+fn the_hangup_key_ends_the_call_with_a_bye_to_the_caller() {
+    let mut call = MenuCall::answered(5, "menu-hangup");
+    call.hear(&["welcome", "menu"]);
+    call.press_over_rtp('#');
+    let bye = wait_for(&call.caller, "BYE to the caller", |m| is_request(m, "BYE"));
+    assert!(
+        header_of(&bye, "From").is_some_and(|f| f.contains(&format!("tag={}", call.menu_tag))),
+        "the BYE is in the menu's dialog: {}",
+        String::from_utf8_lossy(&bye)
+    );
+    call.caller.send(
+        &respond(&bye, 200, "OK", None, call.caller.port()),
+        call.daemon.addr(),
+    );
+    assert!(
+        call.phone
+            .recv_within(Duration::from_millis(300))
+            .is_none_or(|m| !is_request(&m, "INVITE")),
+        "no phone rings"
+    );
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.outcome, "cancelled", "{cdr:?}");
+    assert_eq!(cdr.attempts, "", "{cdr:?}");
+    assert_eq!(cdr.hangup, "system menu_hangup", "{cdr:?}");
+    assert_released(call.relay_for_caller);
 }

@@ -150,6 +150,55 @@ fn callers_from_a_blocked_city_are_declined_and_the_rest_of_its_province_is_not(
     assert_eq!(through.answered_by, answers.uri("13900000001"));
 }
 
+#[test]
+fn a_blacklist_prefix_declines_every_number_it_starts() {
+    // "170*": every number of the 170 segment (virtual operators), and only those.
+    let (daemon, mut answers) = daemon_with_one_phone("blacklist = [\"170*\"]", 1);
+    Caller::refused(&daemon, 603).caller("17012345678").run();
+    Caller::refused(&daemon, 603).caller("17099999999").run();
+    Caller::new(&daemon, "uac_answered.xml")
+        .caller("17112345678")
+        .run();
+    answers.finish(&daemon);
+
+    let rows = daemon.wait_for_cdrs(3);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    for caller in ["17012345678", "17099999999"] {
+        let cdr = cdr_from(&rows, caller);
+        assert_eq!(cdr.outcome, "blacklisted", "{cdr:#?}");
+        assert_eq!(cdr.hangup, "system 603", "{cdr:#?}");
+    }
+    assert_eq!(cdr_from(&rows, "17112345678").outcome, "answered");
+}
+
+#[test]
+fn a_number_written_with_dashes_is_reached_by_its_digits() {
+    // "400-765-4321" in the file, dialled as the carrier sends it: 4007654321.
+    let mut answers = Phone::start("uas_answer.xml", 1, 0);
+    let daemon = Daemon::start_with(
+        "",
+        &routing(
+            "",
+            "group = \"sales\"",
+            &format!(
+                "{}\n[[number]]\nnumber = \"400-765-4321\"\nenterprise = \"acme\"\nstatus = \"active\"\nplan = \"main\"\n",
+                group(
+                    "sales",
+                    "sequential",
+                    &[phone(&answers.uri("13900000001"), "")],
+                )
+            ),
+        ),
+    );
+    Caller::new(&daemon, "uac_answered.xml")
+        .dialling("4007654321")
+        .run();
+    answers.finish(&daemon);
+    let cdr = only_cdr(&daemon);
+    assert_eq!(cdr.number, "4007654321", "{cdr:#?}");
+    assert_eq!(cdr.outcome, "answered", "{cdr:#?}");
+}
+
 // ------------------------------------------------------------------ anonymous callers
 
 #[test]
