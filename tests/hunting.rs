@@ -31,7 +31,7 @@ fn hunt_many(strategy: &str, settings: &[&str], calls: u32) -> (Vec<String>, Vec
     // point of the test. They are killed when dropped.
     let phones: Vec<Phone> = settings
         .iter()
-        .map(|_| Phone::start("uas_answer.xml", calls, 0))
+        .map(|_| Phone::start_for("uas_answer.xml", calls, 0, 150))
         .collect();
     let uris: Vec<String> = phones
         .iter()
@@ -52,6 +52,7 @@ fn hunt_many(strategy: &str, settings: &[&str], calls: u32) -> (Vec<String>, Vec
     Caller::new(&daemon, "uac_answered.xml")
         .calls(calls, 40)
         .at_most(1)
+        .within_s(120)
         .run();
     let mut rows = daemon.wait_for_cdrs(calls as usize);
     assert_eq!(rows.len(), calls as usize);

@@ -447,7 +447,16 @@ impl SippProcess {
             .args(args)
             .arg("-sf")
             .arg(&path)
-            .args(["-nostdin", "-timeout", "30s", "-timeout_error"])
+            .arg("-nostdin")
+            .args(
+                // Unless the caller gives its own: a run of many calls may need longer.
+                if args.iter().any(|a| a == "-timeout") {
+                    &[][..]
+                } else {
+                    &["-timeout", "30s"][..]
+                },
+            )
+            .arg("-timeout_error")
             .args(["-trace_err", "-error_file", &log("errors.log")])
             .args(["-trace_msg", "-message_file", &log("messages.log")])
             .args(["-trace_stat", "-stf", &log("stat.csv"), "-fd", "1"])
@@ -541,8 +550,16 @@ impl Phone {
     /// `scenario` from tests/sipp/, `pause_ms` for its `<pause/>` (how long it talks
     /// before hanging up, where it does).
     pub fn start(scenario: &'static str, calls: u32, pause_ms: u64) -> Phone {
+        Phone::start_for(scenario, calls, pause_ms, 30)
+    }
+
+    /// [`start`](Phone::start) for a phone that may have to wait up to `timeout_s`
+    /// seconds for all its calls (30 by default).
+    pub fn start_for(scenario: &'static str, calls: u32, pause_ms: u64, timeout_s: u64) -> Phone {
         let port = free_port();
         let args = [
+            "-timeout".to_string(),
+            format!("{timeout_s}s"),
             "-i".to_string(),
             "127.0.0.1".into(),
             "-p".into(),
@@ -621,6 +638,8 @@ pub struct Caller<'a> {
     limit: Option<u32>,
     pause_ms: u64,
     tcp: bool,
+    /// sipp's overall timeout for the whole run, in seconds.
+    timeout_s: u64,
 }
 
 impl<'a> Caller<'a> {
@@ -662,6 +681,7 @@ impl<'a> Caller<'a> {
             limit: None,
             pause_ms: 0,
             tcp: false,
+            timeout_s: 30,
         }
     }
 
@@ -708,6 +728,13 @@ impl<'a> Caller<'a> {
         self
     }
 
+    /// Gives the whole run up to `seconds` (30 by default): for many calls on a
+    /// loaded machine.
+    pub fn within_s(mut self, seconds: u64) -> Self {
+        self.timeout_s = seconds;
+        self
+    }
+
     /// Starts sipp in the background.
     pub fn spawn(self) -> SippProcess {
         let mut args = vec![
@@ -727,6 +754,8 @@ impl<'a> Caller<'a> {
             self.rate.to_string(),
             "-d".into(),
             self.pause_ms.to_string(),
+            "-timeout".into(),
+            format!("{}s", self.timeout_s),
         ];
         if let Some(limit) = self.limit {
             args.extend(["-l".into(), limit.to_string()]);
@@ -750,7 +779,7 @@ impl<'a> Caller<'a> {
     /// Places the calls and asserts that every one went as the scenario says.
     pub fn run(self) -> SippRun {
         let daemon = self.daemon;
-        let within = Duration::from_secs(60);
+        let within = Duration::from_secs(self.timeout_s.max(30) + 30);
         self.spawn().finish(within, daemon)
     }
 }
