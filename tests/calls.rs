@@ -11,87 +11,8 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::{Caller, CdrRow, Daemon, Phone, free_port, read_cdrs, wait_for_cdrs};
-
-// ------------------------------------------------------------------ configuration
-
-/// The trunk (127.0.0.1 only), enterprise `acme` (plus `enterprise` settings), its
-/// number 4001234567 routed by plan `main` (whose settings, group included, are
-/// `plan`), then `rest`: groups, schedules. Phones given by number go nowhere.
-fn routing(enterprise: &str, plan: &str, rest: &str) -> String {
-    routing_via(free_port(), enterprise, plan, rest)
-}
-
-/// [`routing`] with the trunk's gateway, where phones given by number are called, on
-/// 127.0.0.1:`gateway`.
-fn routing_via(gateway: u16, enterprise: &str, plan: &str, rest: &str) -> String {
-    format!(
-        r#"
-[[trunk]]
-name = "lab"
-sources = ["127.0.0.1"]
-gateway = "sip:{{number}}@127.0.0.1:{gateway}"
-
-[[enterprise]]
-id = "acme"
-name = "Acme"
-{enterprise}
-
-[[number]]
-number = "4001234567"
-enterprise = "acme"
-status = "active"
-plan = "main"
-
-[[plan]]
-name = "main"
-enterprise = "acme"
-{plan}
-
-{rest}
-"#
-    )
-}
-
-/// A `[[group]]` of `acme`.
-fn group(name: &str, strategy: &str, phones: &[String]) -> String {
-    format!(
-        "[[group]]\nname = \"{name}\"\nenterprise = \"acme\"\nstrategy = \"{strategy}\"\nphones = [\n  {}\n]\n",
-        phones.join(",\n  ")
-    )
-}
-
-/// A phone given by URI, with extra settings such as `ring_timeout_s = 2`.
-fn phone(uri: &str, settings: &str) -> String {
-    if settings.is_empty() {
-        format!("{{ uri = \"{uri}\" }}")
-    } else {
-        format!("{{ uri = \"{uri}\", {settings} }}")
-    }
-}
-
-/// A phone nobody plays: a call routed to it finds nobody there (or rings a second
-/// unanswered) and fails, so a test whose call must not go there notices.
-fn nobody() -> String {
-    phone(
-        &format!("sip:13900000099@127.0.0.1:{}", free_port()),
-        "ring_timeout_s = 1",
-    )
-}
-
-fn only_cdr(daemon: &Daemon) -> CdrRow {
-    let rows = daemon.wait_for_cdrs(1);
-    assert_eq!(rows.len(), 1, "{rows:#?}");
-    rows.into_iter().next().expect("one CDR")
-}
-
-/// `uri:result` per phone tried, as `sihai cdr` prints them.
-fn attempts(list: &[(&Phone, &str, &str)]) -> String {
-    list.iter()
-        .map(|(p, user, result)| format!("{}:{result}", p.uri(user)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+use support::routing::{attempts, group, nobody, only_cdr, phone, routing, routing_via};
+use support::{Caller, CdrRow, Daemon, Phone, read_cdrs, wait_for_cdrs};
 
 // ------------------------------------------------------------------ hunting
 

@@ -25,11 +25,14 @@ const DESK_PHONE: &str = "13900000004";
 
 /// Each prompt's constant sample value: far enough apart that µ-law's rounding (at
 /// most ±64 at these levels) never makes one look like another.
-const PROMPT_LEVELS: [(&str, i16); 4] = [
+const PROMPT_LEVELS: [(&str, i16); 7] = [
     ("welcome", 1000),
     ("menu", 2000),
     ("invalid", 3000),
     ("dial", 4000),
+    ("service-menu", 5000),
+    ("main-ringback", 6000),
+    ("desk-ringback", 7000),
 ];
 
 /// 200 ms: ten whole 20 ms frames, so no frame is padded with silence.
@@ -40,8 +43,12 @@ const PROMPT_SAMPLES: usize = 1600;
 const WELCOME_OPENING: i16 = 500;
 
 /// Acme's switchboard, as in the core's menu tests: "1" rings sales, "2" service, "0"
-/// dials an extension (8001 rings the desk); an invalid key or a second of silence
-/// counts as a failure, and the second failure rings sales. Every phone is reached
+/// dials an extension (8001 rings the desk), "3" opens a second level, the service
+/// menu ("1" rings the desk, "2" service, "*" goes back); an invalid key or a second of
+/// silence in the main menu counts as a failure, and the second failure rings sales.
+/// "#" hangs up. While phones ring the caller hears the main node's ringback for a choice made
+/// there, the extension's own for 8001, and the ringing tone for the service menu's
+/// choices (neither it nor the number has a ringback). Every phone is reached
 /// through the trunk's gateway, the test's one hand-written phone socket; the
 /// Request-URI's user tells which phone is rung. Extension dialling waits 10 s between
 /// digits and takes up to six, so only the "#" can end "8001" within a test's waits.
@@ -85,6 +92,15 @@ phones = [{{ number = "{DESK_PHONE}", ring_timeout_s = 10 }}]
 enterprise = "acme"
 number = "8001"
 group = "desk"
+ringback = "desk-ringback"
+
+[[prompt]]
+name = "main-ringback"
+file = "main-ringback.wav"
+
+[[prompt]]
+name = "desk-ringback"
+file = "desk-ringback.wav"
 
 [[prompt]]
 name = "welcome"
@@ -114,13 +130,31 @@ prompt = "menu"
 timeout = "1s"
 retries = 2
 invalid = "invalid"
+ringback = "main-ringback"
 default = {{ group = "sales" }}
 
 [menu.node.options]
 "1" = {{ group = "sales" }}
 "2" = {{ group = "service" }}
 "0" = {{ extension = {{ prompt = "dial", max_digits = 6, inter_digit_timeout = "10s", terminator = "#" }} }}
+"3" = {{ menu = "service" }}
 "#" = "hangup"
+
+[[prompt]]
+name = "service-menu"
+file = "service-menu.wav"
+
+[[menu.node]]
+name = "service"
+prompt = "service-menu"
+timeout = "5s"
+invalid = "invalid"
+default = "previous"
+
+[menu.node.options]
+"1" = {{ group = "desk" }}
+"2" = {{ group = "service" }}
+"*" = "previous"
 "##,
     )
 }
@@ -423,6 +457,8 @@ fn key_2_by_telephone_event_rings_the_service_phone_and_the_call_is_bridged() {
 
     let (invite, relay_for_phone) = call.phone_rung(SERVICE_PHONE);
     assert_ne!(relay_for_phone, call.relay_for_caller, "a port per leg");
+    // While it rings, the caller hears the main node's ringback.
+    call.hear(&["welcome", "menu", "main-ringback"]);
     let phone_rtp = rtp_socket();
     let answer = sdp(
         phone_rtp.local_addr().expect("phone RTP").port(),
@@ -478,6 +514,8 @@ fn extension_8001_dialled_by_info_rings_the_desk_and_hanging_up_cancels_it() {
 
     let (invite, relay_for_phone) = call.phone_rung(DESK_PHONE);
     call.phone_says(&invite, 180, "Ringing", None);
+    // The extension's ringback wins over the node's.
+    call.hear(&["welcome", "menu", "dial", "desk-ringback"]);
     // The caller hangs up while the desk rings.
     call.request_answered("BYE", "", "");
     call.phone_cancelled(&invite);
@@ -530,4 +568,96 @@ fn an_invalid_key_replays_the_menu_then_silence_rings_sales_until_nobody_answers
     assert_eq!(cdr.attempts, format!("{SALES_PHONE}:no_answer"), "{cdr:?}");
     assert_released(call.relay_for_caller);
     assert_released(relay_for_phone);
+}
+
+#[test]
+fn a_key_opens_the_second_level_and_a_key_there_rings_its_group() {
+    let mut call = MenuCall::answered(3, "menu-two-levels");
+    call.hear(&["welcome", "menu"]);
+    call.press_over_rtp('3');
+    // The second level's own prompt, not the main menu again.
+    call.hear(&["welcome", "menu", "service-menu"]);
+    call.press_over_rtp('1');
+
+    let (invite, relay_for_phone) = call.phone_rung(DESK_PHONE);
+    let phone_rtp = rtp_socket();
+    let answer = sdp(
+        phone_rtp.local_addr().expect("phone RTP").port(),
+        "0",
+        "a=rtpmap:0 PCMU/8000\r\n",
+    );
+    call.phone_says(&invite, 200, "OK", Some(&answer));
+    wait_for(&call.phone, "ACK to the phone", |m| is_request(m, "ACK"));
+    let from_phone = Law::Ulaw.encode(-6000);
+    for seq in 1..=10 {
+        phone_rtp
+            .send_to(&rtp_packet(0, seq, from_phone), relay_for_phone)
+            .expect("send phone RTP");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_for_audio(&call.caller_rtp, from_phone, "the caller hears the desk");
+
+    call.request_answered("BYE", "", "");
+    let phone_bye = wait_for(&call.phone, "BYE to the phone", |m| is_request(m, "BYE"));
+    call.phone_says(&phone_bye, 200, "OK", None);
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.outcome, "answered", "{cdr:?}");
+    assert_eq!(cdr.answered_by, DESK_PHONE, "{cdr:?}");
+    assert_eq!(cdr.menu, "3>1", "both levels' keys: {cdr:?}");
+    assert_released(call.relay_for_caller);
+    assert_released(relay_for_phone);
+}
+
+#[test]
+fn star_in_the_second_level_goes_back_to_the_main_menu() {
+    let mut call = MenuCall::answered(4, "menu-back");
+    call.hear(&["welcome", "menu"]);
+    call.press_over_rtp('3');
+    call.hear(&["welcome", "menu", "service-menu"]);
+    call.press_over_rtp('*');
+    call.hear(&["welcome", "menu", "service-menu", "menu"]);
+    // "2" in the main menu rings service (in the service menu it would too: the
+    // prompts heard above show which menu took it).
+    call.press_over_rtp('2');
+    let (invite, relay_for_phone) = call.phone_rung(SERVICE_PHONE);
+    call.phone_says(&invite, 180, "Ringing", None);
+    call.hear(&["welcome", "menu", "service-menu", "menu", "main-ringback"]);
+    call.request_answered("BYE", "", "");
+    call.phone_cancelled(&invite);
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.outcome, "cancelled", "{cdr:?}");
+    assert_eq!(cdr.menu, "3>*>2", "{cdr:?}");
+    assert_released(call.relay_for_caller);
+    assert_released(relay_for_phone);
+}
+
+#[test]
+fn the_hangup_key_ends_the_call_with_a_bye_to_the_caller() {
+    let mut call = MenuCall::answered(5, "menu-hangup");
+    call.hear(&["welcome", "menu"]);
+    call.press_over_rtp('#');
+    let bye = wait_for(&call.caller, "BYE to the caller", |m| is_request(m, "BYE"));
+    assert!(
+        header_of(&bye, "From").is_some_and(|f| f.contains(&format!("tag={}", call.menu_tag))),
+        "the BYE is in the menu's dialog: {}",
+        String::from_utf8_lossy(&bye)
+    );
+    call.caller.send(
+        &respond(&bye, 200, "OK", None, call.caller.port()),
+        call.daemon.addr(),
+    );
+    assert!(
+        call.phone
+            .recv_within(Duration::from_millis(300))
+            .is_none_or(|m| !is_request(&m, "INVITE")),
+        "no phone rings"
+    );
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.outcome, "cancelled", "{cdr:?}");
+    assert_eq!(cdr.attempts, "", "{cdr:?}");
+    assert_eq!(cdr.hangup, "system menu_hangup", "{cdr:?}");
+    assert_released(call.relay_for_caller);
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod routing;
 pub mod rtp;
+pub mod stats;
 
 pub const SIHAI: &str = env!("CARGO_BIN_EXE_sihai");
 
@@ -242,6 +244,45 @@ pub fn options(client: &UdpClient, port: u16, call_id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A hand-written INVITE without SDP from `client` to the daemon on `port`: a call to
+/// `dialled` from `caller`, told apart by `call_id` (letters, digits and dashes: it is
+/// also the branch's stem).
+pub fn invite(
+    client: &UdpClient,
+    port: u16,
+    call_id: &str,
+    caller: &str,
+    dialled: &str,
+) -> Vec<u8> {
+    format!(
+        "INVITE sip:{dialled}@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{cport};branch=z9hG4bK{call_id}\r\n\
+         From: <sip:{caller}@127.0.0.1:{cport}>;tag=carrier\r\n\
+         To: <sip:{dialled}@127.0.0.1:{port}>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:{caller}@127.0.0.1:{cport}>\r\nContent-Length: 0\r\n\r\n",
+        cport = client.port()
+    )
+    .into_bytes()
+}
+
+/// The ACK for a non-2xx final `response` to a hand-written [`invite`]: the INVITE's
+/// Request-URI, Via, From and Call-ID, the response's To (RFC 3261 §17.1.1.3).
+pub fn ack_for_failure(invite: &[u8], response: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(invite).expect("UTF-8 INVITE");
+    let uri = text.split_whitespace().nth(1).expect("INVITE Request-URI");
+    let copy = |name: &str| header_of(invite, name).expect("INVITE header");
+    format!(
+        "ACK {uri} SIP/2.0\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\n\
+         CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        copy("Via"),
+        copy("From"),
+        header_of(response, "To").expect("To of the response"),
+        copy("Call-ID"),
+    )
+    .into_bytes()
+}
+
 /// Status code of a response datagram.
 pub fn status_of(message: &[u8]) -> Option<u16> {
     let text = std::str::from_utf8(message).ok()?;
@@ -406,7 +447,16 @@ impl SippProcess {
             .args(args)
             .arg("-sf")
             .arg(&path)
-            .args(["-nostdin", "-timeout", "30s", "-timeout_error"])
+            .arg("-nostdin")
+            .args(
+                // Unless the caller gives its own: a run of many calls may need longer.
+                if args.iter().any(|a| a == "-timeout") {
+                    &[][..]
+                } else {
+                    &["-timeout", "30s"][..]
+                },
+            )
+            .arg("-timeout_error")
             .args(["-trace_err", "-error_file", &log("errors.log")])
             .args(["-trace_msg", "-message_file", &log("messages.log")])
             .args(["-trace_stat", "-stf", &log("stat.csv"), "-fd", "1"])
@@ -500,8 +550,16 @@ impl Phone {
     /// `scenario` from tests/sipp/, `pause_ms` for its `<pause/>` (how long it talks
     /// before hanging up, where it does).
     pub fn start(scenario: &'static str, calls: u32, pause_ms: u64) -> Phone {
+        Phone::start_for(scenario, calls, pause_ms, 30)
+    }
+
+    /// [`start`](Phone::start) for a phone that may have to wait up to `timeout_s`
+    /// seconds for all its calls (30 by default).
+    pub fn start_for(scenario: &'static str, calls: u32, pause_ms: u64, timeout_s: u64) -> Phone {
         let port = free_port();
         let args = [
+            "-timeout".to_string(),
+            format!("{timeout_s}s"),
             "-i".to_string(),
             "127.0.0.1".into(),
             "-p".into(),
@@ -580,6 +638,8 @@ pub struct Caller<'a> {
     limit: Option<u32>,
     pause_ms: u64,
     tcp: bool,
+    /// sipp's overall timeout for the whole run, in seconds.
+    timeout_s: u64,
 }
 
 impl<'a> Caller<'a> {
@@ -596,6 +656,19 @@ impl<'a> Caller<'a> {
         )
     }
 
+    /// A call from a caller who withholds their number as a carrier signals it (an
+    /// anonymous From, the number only in P-Asserted-Identity, `Privacy: id`) that must
+    /// be refused with `status` (tests/sipp/uac_refused_privacy.xml).
+    pub fn refused_withholding_identity(daemon: &'a Daemon, status: u16) -> Caller<'a> {
+        Caller::with(
+            daemon,
+            Scenario::Template(
+                "uac_refused_privacy.xml",
+                vec![("STATUS", status.to_string())],
+            ),
+        )
+    }
+
     fn with(daemon: &'a Daemon, scenario: Scenario) -> Caller<'a> {
         Caller {
             daemon,
@@ -608,6 +681,7 @@ impl<'a> Caller<'a> {
             limit: None,
             pause_ms: 0,
             tcp: false,
+            timeout_s: 30,
         }
     }
 
@@ -654,6 +728,13 @@ impl<'a> Caller<'a> {
         self
     }
 
+    /// Gives the whole run up to `seconds` (30 by default): for many calls on a
+    /// loaded machine.
+    pub fn within_s(mut self, seconds: u64) -> Self {
+        self.timeout_s = seconds;
+        self
+    }
+
     /// Starts sipp in the background.
     pub fn spawn(self) -> SippProcess {
         let mut args = vec![
@@ -673,6 +754,8 @@ impl<'a> Caller<'a> {
             self.rate.to_string(),
             "-d".into(),
             self.pause_ms.to_string(),
+            "-timeout".into(),
+            format!("{}s", self.timeout_s),
         ];
         if let Some(limit) = self.limit {
             args.extend(["-l".into(), limit.to_string()]);
@@ -696,7 +779,7 @@ impl<'a> Caller<'a> {
     /// Places the calls and asserts that every one went as the scenario says.
     pub fn run(self) -> SippRun {
         let daemon = self.daemon;
-        let within = Duration::from_secs(60);
+        let within = Duration::from_secs(self.timeout_s.max(30) + 30);
         self.spawn().finish(within, daemon)
     }
 }

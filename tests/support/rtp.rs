@@ -13,6 +13,17 @@ use super::{UdpClient, header_of};
 /// whose gateway (every phone number) is 127.0.0.1:`gateway_port`, and the enterprise
 /// "acme". The test appends its numbers, plans and groups.
 pub fn relay_routing_head(rtp_ports: &str, prompts: Option<&Path>, gateway_port: u16) -> String {
+    relay_routing_head_with(rtp_ports, prompts, gateway_port, "")
+}
+
+/// [`relay_routing_head`] with more `[media]` settings (`media_extra`, e.g.
+/// `media_timeout = "2s"`).
+pub fn relay_routing_head_with(
+    rtp_ports: &str,
+    prompts: Option<&Path>,
+    gateway_port: u16,
+    media_extra: &str,
+) -> String {
     let prompts = prompts.map_or(String::new(), |dir| {
         format!("prompts = \"{}\"\n", dir.display())
     });
@@ -22,7 +33,7 @@ pub fn relay_routing_head(rtp_ports: &str, prompts: Option<&Path>, gateway_port:
 relay = true
 address = "127.0.0.1"
 rtp_ports = "{rtp_ports}"
-{prompts}
+{prompts}{media_extra}
 [[trunk]]
 name = "lab"
 sources = ["127.0.0.1"]
@@ -35,12 +46,13 @@ name = "Acme"
     )
 }
 
-/// An even base for the relay's ports (`slot` 0 to 3 owns `base..base + 20`), below
+/// An even base for the relay's ports (`slot` 0 to 5 owns `base..base + 20`), below
 /// Linux's ephemeral range, different per test process and per `slot` (tests in one
 /// process run in parallel).
 pub fn rtp_base(slot: u16) -> u16 {
-    assert!(slot < 4, "four slots of 20 ports per test process");
-    20_000 + (std::process::id() % 125) as u16 * 80 + slot * 20
+    assert!(slot < 6, "six slots of 20 ports per test process");
+    // Up to 29959: tests/interop_baresip.rs has 30000 and up.
+    20_000 + (std::process::id() % 83) as u16 * 120 + slot * 20
 }
 
 pub fn rtp_socket() -> UdpSocket {
@@ -168,4 +180,50 @@ pub fn assert_released(port: SocketAddr) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Writes `samples` as a plain 8 kHz, 16-bit mono PCM WAV file, the kind an enterprise
+/// uploads as its ringback or menu prompt.
+pub fn write_mono_wav(path: &Path, samples: &[i16]) {
+    let data_len = u32::try_from(samples.len() * 2).expect("a short prompt");
+    let mut bytes = Vec::with_capacity(44 + samples.len() * 2);
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
+    bytes.extend_from_slice(&8000u32.to_le_bytes());
+    bytes.extend_from_slice(&16_000u32.to_le_bytes()); // bytes per second
+    bytes.extend_from_slice(&2u16.to_le_bytes()); // block align
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        bytes.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// The carrier's INVITE from 13800138000 to `dialled`, with the SDP `offer`, sent from
+/// `client` to the daemon on `port`; `call_id` (letters, digits and dashes) is also the
+/// branch's stem.
+pub fn caller_invite(
+    client: &UdpClient,
+    port: u16,
+    call_id: &str,
+    dialled: &str,
+    offer: &str,
+) -> Vec<u8> {
+    format!(
+        "INVITE sip:{dialled}@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{cport};branch=z9hG4bK{call_id};rport\r\n\
+         From: <sip:13800138000@127.0.0.1>;tag=carrier\r\nTo: <sip:{dialled}@127.0.0.1>\r\n\
+         Call-ID: {call_id}@test\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:13800138000@127.0.0.1:{cport}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
+        cport = client.port(),
+        len = offer.len()
+    )
+    .into_bytes()
 }

@@ -116,6 +116,15 @@ impl Peer {
         self.watched_since.get_or_insert(now);
     }
 
+    /// Watches the leg afresh from `now` if it timed out already: its earlier report
+    /// was for a phase the call has left.
+    fn rewatch_if_timed_out(&mut self, now: Instant) {
+        if self.timed_out {
+            self.timed_out = false;
+            self.watched_since = Some(now);
+        }
+    }
+
     fn timeout_deadline(&self, timeout: Duration) -> Option<Instant> {
         if self.timed_out {
             return None;
@@ -215,7 +224,8 @@ impl Outbox {
 /// The caller must send from the start; the phone from the moment the call passes its
 /// early media or is bridged. A leg that sent nothing (RTP, or RTCP from the leg's
 /// address, which keeps a call on hold alive) for [`RelayConfig::media_timeout`]
-/// raises [`MediaEvent::MediaTimeout`] once.
+/// raises [`MediaEvent::MediaTimeout`] once; a caller reported before the first bridge
+/// is watched again from that bridge on, and reported again if still silent.
 ///
 /// # RTCP
 ///
@@ -247,6 +257,8 @@ pub struct CallMedia {
     to_phone: OutStream,
     mode: Mode,
     recording: bool,
+    /// The legs have been bridged at some point (the phone answered).
+    answered: bool,
     recorder: Recorder,
     stats: MediaStats,
     outbox: Outbox,
@@ -300,6 +312,7 @@ impl CallMedia {
             to_phone,
             mode: Mode::Idle,
             recording: false,
+            answered: false,
             recorder: Recorder::default(),
             stats: MediaStats::default(),
             outbox: Outbox::new(),
@@ -368,6 +381,13 @@ impl CallMedia {
         self.mode = Mode::Bridged;
         if let Some(phone) = &mut self.phone {
             phone.watch(now);
+        }
+        // A caller silent while the phones rang was reported then, and the B2BUA lets
+        // that pass (carriers often send nothing before the answer); from the answer on
+        // the silence counts again, or a caller whose network died would hold the call
+        // until max_call_s.
+        if !std::mem::replace(&mut self.answered, true) {
+            self.caller.rewatch_if_timed_out(now);
         }
         self.update_recorder(now);
     }

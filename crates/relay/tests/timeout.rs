@@ -105,6 +105,42 @@ fn the_phone_is_watched_from_early_media_or_the_answer() {
 }
 
 #[test]
+fn a_caller_silent_while_ringing_is_watched_again_from_the_answer() {
+    // The caller's carrier sends nothing before the answer: reported while ringing
+    // (the B2BUA lets that pass), and again if it stays silent once bridged.
+    let t0 = Instant::now();
+    let mut call = new_call(caller_media(Law::Alaw), t0);
+    call.set_phone(phone_media(Law::Alaw), t0).unwrap();
+    call.handle_timeout(t0 + TIMEOUT);
+    assert_eq!(
+        events(&mut call),
+        vec![MediaEvent::MediaTimeout { leg: Leg::Caller }]
+    );
+
+    let answered = t0 + TIMEOUT + Duration::from_secs(5);
+    call.bridge(answered);
+    drain(&mut call);
+    // The phone talks throughout; the caller stays silent.
+    for step in 0..10u16 {
+        call.handle_packet(
+            answered + Duration::from_secs(3) * u32::from(step),
+            PHONE_PORT,
+            phone_sdp(),
+            &audio(Law::Alaw, PHONE_SSRC, step, 0, 0),
+        );
+    }
+    drain(&mut call);
+    assert_eq!(call.poll_timeout(), Some(answered + TIMEOUT));
+    call.handle_timeout(answered + TIMEOUT - ms(1));
+    assert!(events(&mut call).is_empty());
+    call.handle_timeout(answered + TIMEOUT);
+    assert_eq!(
+        events(&mut call),
+        vec![MediaEvent::MediaTimeout { leg: Leg::Caller }]
+    );
+}
+
+#[test]
 fn early_media_starts_the_watch_and_a_new_phone_restarts_it() {
     let t0 = Instant::now();
     let mut call = new_call(caller_media(Law::Alaw), t0);

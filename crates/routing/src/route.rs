@@ -129,7 +129,10 @@ pub fn route(
     let plan = &entry.plan;
     if caller.is_anonymous() {
         if plan.reject_anonymous {
-            // RFC 5079.
+            // RFC 5079 defines 433 for exactly this, and 3GPP's anonymous communication
+            // rejection (TS 24.611), which carriers' IMS networks run, sends it too; a
+            // peer that does not know it treats it as 400 (RFC 3261 §8.1.3.2), still a
+            // refusal. The other screening refusals are 603 Decline.
             return reject(
                 RejectKind::Anonymous,
                 433,
