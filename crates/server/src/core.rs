@@ -1753,4 +1753,7 @@ default = { group = "sales" }
             "ports back in the pool"
         );
     }
+
+    /// Announcements instead of bare error codes.
+    mod announcements;
 }
