@@ -96,6 +96,9 @@ fn shipped_prompt(name: &str) -> Prompt {
     Prompt::from_audio(&sihai_media::read_wav(&bytes).expect("a WAV the daemon reads"))
 }
 
+/// An RTP packet the carrier received, and where from.
+type Received = (SocketAddr, Vec<u8>);
+
 /// A carrier placing one call to `number` with a PCMU offer from its own RTP socket.
 struct Carrier {
     sip: UdpClient,
@@ -142,7 +145,7 @@ impl Carrier {
     /// Listens (up to `within`) until a final response comes, collecting every RTP
     /// packet meanwhile; returns the responses received (provisional ones included)
     /// and the packets with the address they came from.
-    fn listen_until_final(&self, within: Duration) -> (Vec<Vec<u8>>, Vec<(SocketAddr, Vec<u8>)>) {
+    fn listen_until_final(&self, within: Duration) -> (Vec<Vec<u8>>, Vec<Received>) {
         let deadline = Instant::now() + within;
         let mut responses = Vec::new();
         let mut packets = Vec::new();
