@@ -168,6 +168,22 @@ impl Carrier {
         );
     }
 
+    /// Cancels the INVITE (RFC 3261 §9.1: its Via branch, CSeq number and headers).
+    fn cancel(&self) {
+        let cancel = format!(
+            "CANCEL sip:{number}@127.0.0.1:{port} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{cport};branch=z9hG4bK{branch};rport\r\n\
+             From: <sip:13800138000@127.0.0.1>;tag=carrier\r\nTo: <sip:{number}@127.0.0.1>\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            number = self.number,
+            port = self.sihai.port(),
+            cport = self.sip.port(),
+            call_id = self.call_id,
+            branch = branch_of(&self.call_id),
+        );
+        self.sip.send(cancel.as_bytes(), self.sihai);
+    }
+
     /// ACKs the final (non-2xx) response, in the INVITE's transaction.
     fn ack(&self, final_response: &[u8]) {
         let to = header_of(final_response, "To").expect("To");
@@ -343,4 +359,58 @@ fn a_number_without_announcements_still_gets_the_bare_status_at_once() {
     let rows = daemon.wait_for_cdrs(1);
     assert_eq!(rows[0].outcome, "busy");
     assert_eq!(rows[0].announcement, "");
+}
+
+#[test]
+fn a_caller_hanging_up_during_the_announcement_gets_487_and_the_outcome_stays() {
+    let phone = UdpClient::new();
+    let base = rtp_base(3);
+    let daemon = Daemon::start_with("", &routing(base, phone.port()));
+
+    let carrier = Carrier::call(&daemon, "4001234570", "cancel-1@test");
+    let progress = wait_for(&carrier.sip, "183", |m| status_of(m) == Some(183));
+    let relay = sdp_target(body_of(&progress));
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut heard = 0;
+    while heard < 10 && Instant::now() < deadline {
+        if carrier.rtp.recv_from(&mut buf).is_ok() {
+            heard += 1;
+        }
+    }
+    assert_eq!(
+        heard, 10,
+        "the announcement plays before the caller gives up"
+    );
+    carrier.cancel();
+    let mut statuses = Vec::new();
+    let mut invite_final = None;
+    while statuses.len() < 2 {
+        let m = wait_for(&carrier.sip, "200 for the CANCEL and 487", |m| {
+            status_of(m).is_some_and(|s| s >= 200)
+        });
+        if header_of(&m, "CSeq").is_some_and(|c| c.ends_with("INVITE")) {
+            invite_final = Some(m.clone());
+        }
+        statuses.push(status_of(&m));
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [Some(200), Some(487)]);
+    carrier.ack(&invite_final.expect("the INVITE's final response"));
+
+    let rows = daemon.wait_for_cdrs(1);
+    assert_eq!(
+        rows[0].outcome, "after_hours",
+        "the outcome is what was announced"
+    );
+    assert_eq!(rows[0].hangup, "caller CANCEL");
+    assert_eq!(rows[0].announcement, "after-hours");
+    assert_released(relay);
+    // Nothing more plays once the ports are closed.
+    while carrier.rtp.recv_from(&mut buf).is_ok() {}
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        carrier.rtp.recv_from(&mut buf).is_err(),
+        "RTP after the 487"
+    );
 }
