@@ -261,6 +261,10 @@ fn rejection_cause(rejection: &Rejection) -> String {
     }
 }
 
+/// A refused caller is anchored for an announcement only while at least
+/// 1/`ANNOUNCEMENT_FREE_PORTS_DIVISOR` of the relay's port pairs are free.
+const ANNOUNCEMENT_FREE_PORTS_DIVISOR: usize = 4;
+
 /// How long past a prompt's own length its end may be reported before the call is
 /// released anyway: the relay's ticks run late under load, never by seconds.
 const ANNOUNCEMENT_SLACK: Duration = Duration::from_secs(2);
@@ -1171,6 +1175,15 @@ impl B2bua {
                 None
             }
             None if playable => match (self.media.as_mut(), sdp_body(invite)) {
+                // Messages come after calls: with less than a quarter of the ports
+                // free, a caller who cannot be put through gets the bare status, and
+                // a flood of refused callers cannot starve the calls that can.
+                (Some(plane), Some(_))
+                    if plane.available() * ANNOUNCEMENT_FREE_PORTS_DIVISOR < plane.capacity() =>
+                {
+                    debug!("announcement skipped: the relay's ports are scarce");
+                    None
+                }
                 (Some(plane), Some(offer)) => {
                     match plane.anchor(self.next_id, &offer, now, rand::random()) {
                         Ok(anchor) => Some(Box::new(anchor)),

@@ -486,3 +486,30 @@ fn a_call_the_menu_answered_hears_the_announcement_before_the_bye() {
     assert_eq!(cdr.menu_path.as_deref(), Some("1"));
     assert_all_ports_back(&mut core);
 }
+
+#[test]
+fn with_few_relay_ports_free_a_refused_caller_gets_the_bare_status() {
+    let mut core = announcing_core_with(&announced_config());
+    // Two ringing calls hold four of the five port pairs.
+    for i in 2..4 {
+        let invite = String::from_utf8(offered_call("4001234567", "13800138000").to_vec())
+            .unwrap()
+            .replace("call-1@carrier", &format!("call-{i}@carrier"))
+            .replace("z9hG4bKcall1", &format!("z9hG4bKcall{i}"));
+        let (heard, _, _) = place(&mut core, Bytes::from(invite));
+        assert_eq!(requests_to_phones(&heard.sent, Method::Invite).len(), 1);
+    }
+    assert_eq!(core.media_ports_available(), Some(1));
+    let (heard, _, opened) = place(&mut core, offered_call("4000000003", "13800138000"));
+    assert_eq!(
+        statuses_to_caller(&heard.sent),
+        [100, 480],
+        "calls before messages"
+    );
+    assert!(opened.is_empty());
+    let (cdr, _) = core.poll_record().expect("a CDR");
+    assert_eq!(
+        (cdr.outcome, cdr.announcement),
+        (sihai_store::Outcome::AfterHours, None)
+    );
+}
