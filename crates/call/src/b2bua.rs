@@ -13,7 +13,6 @@ use sihai_config::{AnnouncementCase, PhoneTarget};
 use sihai_hunt::{GroupState, Hunt, HuntAction, HuntResult, PhoneOutcome, Strategy};
 use sihai_region::RegionTable;
 use sihai_routing::admission::NumberLimits;
-use sihai_routing::model::NumberEntry;
 use sihai_routing::route::CallerRegion;
 use sihai_routing::{
     CallRequest, Caller, Decision, RejectKind, Rejection, Route, RoutingTable, route,
@@ -217,9 +216,9 @@ struct Refusal {
 impl Refusal {
     /// A routing rejection that an announcement may explain: the number is known (so
     /// the caller reached an enterprise) and the kind has an announcement case.
-    fn of_rejection(rejection: &Rejection, number: Option<&Arc<NumberEntry>>) -> Option<Refusal> {
+    fn of_rejection(rejection: &Rejection) -> Option<Refusal> {
         let case = rejection.kind.announcement()?;
-        let number = number?;
+        let number = rejection.number.as_ref()?;
         let trunk = rejection.trunk.clone()?;
         Some(Refusal {
             route: Route {
@@ -694,7 +693,7 @@ impl B2bua {
         let route = match decision {
             Decision::Reject(rejection) => {
                 info!(status = rejection.status, kind = ?rejection.kind, caller = %rejection.caller.as_str(), "call rejected");
-                if let Some(refusal) = Refusal::of_rejection(&rejection, rejection.number.as_ref())
+                if let Some(refusal) = Refusal::of_rejection(&rejection)
                     && self.refuse_with_announcement(
                         tx, refusal, &key, &invite, source, None, now, wall,
                     )
