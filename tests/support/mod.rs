@@ -804,6 +804,8 @@ pub struct CdrRow {
     pub recording: String,
     /// The voice-menu keys pressed (`1>3`), empty when the plan has no menu.
     pub menu: String,
+    /// The announcement (prompt name) played before an unanswered call was released.
+    pub announcement: String,
 }
 
 /// The CDRs (newest first) in the store that the configuration at `config` names,
@@ -838,7 +840,8 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
             "hangup",
             "attempts",
             "recording",
-            "menu"
+            "menu",
+            "announcement"
         ]
     );
     records
@@ -858,7 +861,8 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
                 attempts,
                 recording,
                 menu,
-            ]: [String; 14] = f.try_into().expect("14 CSV fields");
+                announcement,
+            ]: [String; 15] = f.try_into().expect("15 CSV fields");
             CdrRow {
                 number,
                 caller,
@@ -874,6 +878,7 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
                 attempts,
                 recording,
                 menu,
+                announcement,
             }
         })
         .collect()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use sihai_config::PhoneTarget;
+use sihai_config::{AnnouncementCase, PhoneTarget};
 use sihai_hunt::{
     GroupState, Hunt, HuntAction, HuntResult, KeyedGroupState, PhoneOutcome, Strategy,
 };
@@ -126,7 +126,149 @@ struct Call {
     scheduled: Option<Instant>,
     /// The voice menu the caller was answered with, when the plan starts with one.
     menu: Option<Box<MenuCall>>,
+    /// The announcement explaining why the call cannot go through, once it started.
+    announcement: Option<Box<Announcement>>,
+    /// The call counts against its number's limits (it was admitted), and gives its
+    /// place back when it ends.
+    admitted: bool,
+    /// Ending unanswered raises a missed-call alert (not for callers refused on purpose).
+    alerts_missed: bool,
 }
+
+impl Call {
+    /// A call for `invite`, arrived from `source`, with nothing sent back yet.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        id: CallId,
+        route: Route,
+        key: ServerKey,
+        invite: Message,
+        invite_id: (String, String, u32),
+        source: Peer,
+        hunt: Hunt,
+        anchor: Option<Box<Anchor>>,
+        wall: Timestamp,
+    ) -> Call {
+        Call {
+            record_id: format!("{}-{id}", new_token()),
+            route,
+            inbound_key: Some(key),
+            inbound_invite: Some(invite),
+            inbound_identity: invite_id,
+            inbound_source: source,
+            inbound_tag: new_token(),
+            inbound_dialog: None,
+            inbound_final_sent: false,
+            legs: Vec::new(),
+            hunt,
+            answered_leg: None,
+            relayed_ringing: false,
+            setup_at: wall,
+            ring_at: None,
+            answer_at: None,
+            answered_instant: None,
+            pending_2xx: None,
+            max_call_at: None,
+            hangup: None,
+            outcome: None,
+            relays: Vec::new(),
+            anchor,
+            recording: None,
+            scheduled: None,
+            menu: None,
+            announcement: None,
+            admitted: true,
+            alerts_missed: true,
+        }
+    }
+}
+
+/// An announcement playing to the caller (after hours, busy, no answer, suspended,
+/// refused) before the call is released: with its final status while the caller's
+/// INVITE is unanswered (early media), with a BYE when a voice menu answered it.
+#[derive(Debug)]
+struct Announcement {
+    /// The `[[prompt]]` name, for the CDR.
+    name: String,
+    prompt: sihai_media::Prompt,
+    /// Times it is still to play after the current one.
+    plays_left: u32,
+    /// The final response to the caller's INVITE once it has played.
+    status: u16,
+    reason: &'static str,
+    /// If the relay never reports the prompt's end (it always should), the call is
+    /// released at this instant all the same.
+    deadline: Instant,
+}
+
+/// A call refused before any phone rang, as its CDR and announcement need it.
+#[derive(Debug)]
+struct Refusal {
+    route: Route,
+    case: AnnouncementCase,
+    status: u16,
+    reason: &'static str,
+    outcome: Outcome,
+    /// The CDR's hangup cause.
+    cause: String,
+    /// Whether the enterprise is told of the missed call.
+    alerts: bool,
+}
+
+impl Refusal {
+    /// A routing rejection that an announcement may explain: the number is known (so
+    /// the caller reached an enterprise) and the kind has an announcement case.
+    fn of_rejection(rejection: &Rejection) -> Option<Refusal> {
+        let case = rejection.kind.announcement()?;
+        let number = rejection.number.as_ref()?;
+        let trunk = rejection.trunk.clone()?;
+        Some(Refusal {
+            route: Route {
+                trunk,
+                number: number.clone(),
+                caller: rejection.caller.clone(),
+                region: rejection.region.clone(),
+                group: number.plan.group.clone(),
+                after_hours: rejection.kind == RejectKind::AfterHours,
+            },
+            case,
+            status: rejection.status,
+            reason: rejection.reason,
+            outcome: rejection_outcome(rejection.kind),
+            cause: rejection_cause(rejection),
+            alerts: rejection.alerts(),
+        })
+    }
+}
+
+/// The CDR outcome of a routing rejection.
+fn rejection_outcome(kind: RejectKind) -> Outcome {
+    match kind {
+        RejectKind::Blacklisted
+        | RejectKind::NotWhitelisted
+        | RejectKind::BlockedRegion
+        | RejectKind::Anonymous => Outcome::Blacklisted,
+        RejectKind::AfterHours => Outcome::AfterHours,
+        _ => Outcome::Rejected,
+    }
+}
+
+/// The CDR hangup cause of a routing rejection.
+fn rejection_cause(rejection: &Rejection) -> String {
+    if rejection.alerts() {
+        "after_hours".to_string()
+    } else {
+        rejection.status.to_string()
+    }
+}
+
+/// A refused caller is anchored for an announcement only while at least
+/// 1/`ANNOUNCEMENT_FREE_PORTS_DIVISOR` of the relay's port pairs are free.
+const ANNOUNCEMENT_FREE_PORTS_DIVISOR: usize = 4;
+
+/// How long past a prompt's own length its end may be reported before the call is
+/// released anyway: the relay's ticks run late under load, never by seconds.
+const ANNOUNCEMENT_SLACK: Duration = Duration::from_secs(2);
 
 /// A call answered by its plan's voice menu: the walk through the menu, the prompts it
 /// asked for, and what hunting needs once the menu has decided.
@@ -477,6 +619,16 @@ impl B2bua {
                 sihai_relay::MediaEvent::PlaybackFinished => menu_inputs.push(None),
             }
         }
+        if call.announcement.is_some() {
+            // Keys are not for anyone, and a caller silent during a short, bounded
+            // announcement is no reason to cut it.
+            if menu_inputs.iter().any(Option::is_none) {
+                self.announcement_played(tx, id, now, wall);
+            } else {
+                self.schedule(id);
+            }
+            return;
+        }
         if timed_out && call.answered_leg.is_none() && call.menu.is_some() {
             call.hangup
                 .get_or_insert((HangupSide::System, "media_timeout".into()));
@@ -578,6 +730,13 @@ impl B2bua {
         let route = match decision {
             Decision::Reject(rejection) => {
                 info!(status = rejection.status, kind = ?rejection.kind, caller = %rejection.caller.as_str(), "call rejected");
+                if let Some(refusal) = Refusal::of_rejection(&rejection)
+                    && self.refuse_with_announcement(
+                        tx, refusal, &key, &invite, source, None, now, wall,
+                    )
+                {
+                    return;
+                }
                 self.reject(tx, &key, &invite, &rejection, now, wall);
                 return;
             }
@@ -607,9 +766,6 @@ impl B2bua {
         }
         let limits = self.limits.entry(number.number.clone()).or_default();
         if let Err(refusal) = limits.admit(number.max_concurrent, number.max_cps, now) {
-            if let (Some(plane), Some(anchor)) = (self.media.as_mut(), anchor.as_deref()) {
-                plane.release(anchor);
-            }
             let status = refusal.status();
             info!(number = %number.number, status, "call refused by limits");
             let outcome = if status == 486 {
@@ -617,6 +773,33 @@ impl B2bua {
             } else {
                 Outcome::Rejected
             };
+            if status == 486 {
+                // The number is as busy as it may be: the caller may be told so.
+                let refusal = Refusal {
+                    route: route.clone(),
+                    case: AnnouncementCase::Busy,
+                    status,
+                    reason: reason_phrase(status),
+                    outcome,
+                    cause: status.to_string(),
+                    alerts: false,
+                };
+                if self.refuse_with_announcement(
+                    tx,
+                    refusal,
+                    &key,
+                    &invite,
+                    source,
+                    anchor.take(),
+                    now,
+                    wall,
+                ) {
+                    return;
+                }
+            }
+            if let (Some(plane), Some(anchor)) = (self.media.as_mut(), anchor.as_deref()) {
+                plane.release(anchor);
+            }
             self.refuse(tx, &key, &invite, &route, status, outcome, now, wall);
             return;
         }
@@ -638,36 +821,18 @@ impl B2bua {
 
         let id = self.next_id;
         self.next_id += 1;
-        let inbound_tag = new_token();
         info!(call = id, number = %number.number, caller = %route.caller.as_str(), group = %group.name, after_hours = route.after_hours, "call routed");
-        let call = Call {
-            record_id: format!("{}-{id}", new_token()),
+        let call = Call::new(
+            id,
             route,
-            inbound_key: Some(key.clone()),
-            inbound_invite: Some(invite),
-            inbound_identity: invite_id.clone(),
-            inbound_source: source,
-            inbound_tag,
-            inbound_dialog: None,
-            inbound_final_sent: false,
-            legs: Vec::new(),
+            key.clone(),
+            invite,
+            invite_id.clone(),
+            source,
             hunt,
-            answered_leg: None,
-            relayed_ringing: false,
-            setup_at: wall,
-            ring_at: None,
-            answer_at: None,
-            answered_instant: None,
-            pending_2xx: None,
-            max_call_at: None,
-            hangup: None,
-            outcome: None,
-            relays: Vec::new(),
             anchor,
-            recording: None,
-            scheduled: None,
-            menu: None,
-        };
+            wall,
+        );
         self.by_server_key.insert(key, id);
         self.inbound_invites.insert(invite_id, id);
         self.calls.insert(id, Box::new(call));
@@ -981,14 +1146,7 @@ impl B2bua {
             // Not a call for any enterprise: counted and logged, no CDR.
             return;
         }
-        let outcome = match rejection.kind {
-            RejectKind::Blacklisted
-            | RejectKind::NotWhitelisted
-            | RejectKind::BlockedRegion
-            | RejectKind::Anonymous => Outcome::Blacklisted,
-            RejectKind::AfterHours => Outcome::AfterHours,
-            _ => Outcome::Rejected,
-        };
+        let outcome = rejection_outcome(rejection.kind);
         let number = rejection.number.as_ref().map_or_else(
             || request_user(invite).unwrap_or_default().to_string(),
             |n| n.number.clone(),
@@ -998,11 +1156,7 @@ impl B2bua {
             .as_ref()
             .map(|n| n.enterprise.id.clone())
             .unwrap_or_default();
-        let cause = if rejection.alerts() {
-            "after_hours".to_string()
-        } else {
-            rejection.status.to_string()
-        };
+        let cause = rejection_cause(rejection);
         let cdr = refused_cdr(
             number,
             enterprise,
@@ -1021,6 +1175,267 @@ impl B2bua {
             None
         };
         self.records.push_back((cdr, alert));
+    }
+
+    // ---------------------------------------------------------------- announcements
+
+    /// Refuses a call after playing its number's announcement for the refusal's case,
+    /// if there is one to play (the relay is on, the caller offered SDP, the prompt is
+    /// loaded): the call is anchored (on `anchor` when it already is), answered with
+    /// early media and released with the refusal's status once the announcement has
+    /// played. `false` when there is nothing to play; `anchor`, if given, is then back
+    /// in the pool and the caller is still to be answered.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse_with_announcement(
+        &mut self,
+        tx: &mut TransactionLayer,
+        refusal: Refusal,
+        key: &ServerKey,
+        invite: &Message,
+        source: Peer,
+        anchor: Option<Box<Anchor>>,
+        now: Instant,
+        wall: Timestamp,
+    ) -> bool {
+        let playable = refusal
+            .route
+            .number
+            .announcements
+            .get(refusal.case)
+            .is_some_and(|name| self.prompts.contains_key(name));
+        let anchor = match anchor {
+            Some(anchor) if playable => Some(anchor),
+            Some(anchor) => {
+                if let Some(plane) = self.media.as_mut() {
+                    plane.release(&anchor);
+                }
+                None
+            }
+            None if playable => match (self.media.as_mut(), sdp_body(invite)) {
+                // Messages come after calls: with less than a quarter of the ports
+                // free, a caller who cannot be put through gets the bare status, and
+                // a flood of refused callers cannot starve the calls that can.
+                (Some(plane), Some(_))
+                    if plane.available() * ANNOUNCEMENT_FREE_PORTS_DIVISOR < plane.capacity() =>
+                {
+                    debug!("announcement skipped: the relay's ports are scarce");
+                    None
+                }
+                (Some(plane), Some(offer)) => {
+                    match plane.anchor(self.next_id, &offer, now, rand::random()) {
+                        Ok(anchor) => Some(Box::new(anchor)),
+                        Err(error) => {
+                            // The caller still learns why, from the status alone.
+                            debug!(%error, "announcement skipped: the caller's media cannot be anchored");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        let Some(anchor) = anchor else {
+            return false;
+        };
+        let Some(invite_id) = invite_identity(invite) else {
+            if let Some(plane) = self.media.as_mut() {
+                plane.release(&anchor);
+            }
+            return false;
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        // No phone rings: the hunt is never started.
+        let hunt = new_hunt(
+            &mut self.groups,
+            &refusal.route.group,
+            refusal.route.number.plan.hunt_timeout,
+            now,
+            false,
+        );
+        let mut call = Call::new(
+            id,
+            refusal.route,
+            key.clone(),
+            invite.clone(),
+            invite_id.clone(),
+            source,
+            hunt,
+            Some(anchor),
+            wall,
+        );
+        call.admitted = false;
+        call.alerts_missed = refusal.alerts;
+        call.outcome = Some(refusal.outcome);
+        call.hangup = Some((HangupSide::System, refusal.cause));
+        self.by_server_key.insert(key.clone(), id);
+        self.inbound_invites.insert(invite_id, id);
+        self.calls.insert(id, Box::new(call));
+        if !self.announce(
+            tx,
+            id,
+            refusal.case,
+            refusal.status,
+            refusal.reason,
+            now,
+            wall,
+        ) {
+            // Checked above, so this does not happen; if it did, the bare status goes.
+            self.release_bare(tx, id, refusal.status, refusal.reason, now, wall);
+        }
+        true
+    }
+
+    /// Plays the number's announcement for `case` to the caller of call `id`, which
+    /// is anchored, then releases the call with `status` (or, answered by a voice menu,
+    /// with a BYE). `false` when there is no announcement to play.
+    #[allow(clippy::too_many_arguments)]
+    fn announce(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        case: AnnouncementCase,
+        status: u16,
+        reason: &'static str,
+        now: Instant,
+        wall: Timestamp,
+    ) -> bool {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        let Some(name) = call.route.number.announcements.get(case) else {
+            return false;
+        };
+        let Some(anchor) = call.anchor.as_mut() else {
+            return false;
+        };
+        let Some(prompt) = self.prompts.get(name) else {
+            // `sihai check` knows the name; the file did not load.
+            warn!(call = id, prompt = %name, "announcement not loaded; the bare status goes");
+            return false;
+        };
+        let plays = call.route.number.announcement_plays.max(1);
+        info!(call = id, prompt = %name, plays, status, "announcing");
+        anchor.relay.play(
+            sihai_relay::Source::Prompt {
+                prompt: prompt.clone(),
+                repeat: false,
+            },
+            now,
+        );
+        call.announcement = Some(Box::new(Announcement {
+            name: name.to_owned(),
+            prompt: prompt.clone(),
+            plays_left: plays - 1,
+            status,
+            reason,
+            deadline: now + prompt.duration() + ANNOUNCEMENT_SLACK,
+        }));
+        // Early media: the caller hears it on the relay's SDP, answered by nothing (a
+        // 183 went already if phones rang).
+        if !call.inbound_final_sent
+            && !call.relayed_ringing
+            && let (Some(invite), Some(key)) = (&call.inbound_invite, &call.inbound_key)
+        {
+            let contact = contact_value(
+                local_for(&self.config, call.inbound_source.transport),
+                call.inbound_source.transport,
+            );
+            let progress = MessageBuilder::response_to(
+                invite,
+                183,
+                "Session Progress",
+                Some(&call.inbound_tag),
+            )
+            .header(HeaderName::Contact, &contact)
+            .header(HeaderName::Server, &self.config.user_agent)
+            .body("application/sdp", anchor.caller_sdp.as_bytes());
+            let _ = tx.respond(now, key, progress);
+            call.relayed_ringing = true;
+        }
+        self.after_media(tx, id, now, wall);
+        true
+    }
+
+    /// The announcement reached its end: again, or release the call.
+    fn announcement_played(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let (Some(announcement), Some(anchor)) = (call.announcement.as_mut(), call.anchor.as_mut())
+        else {
+            self.release_announced(tx, id, now, wall);
+            return;
+        };
+        if announcement.plays_left == 0 {
+            self.release_announced(tx, id, now, wall);
+            return;
+        }
+        announcement.plays_left -= 1;
+        announcement.deadline = now + announcement.prompt.duration() + ANNOUNCEMENT_SLACK;
+        anchor.relay.play(
+            sihai_relay::Source::Prompt {
+                prompt: announcement.prompt.clone(),
+                repeat: false,
+            },
+            now,
+        );
+        self.after_media(tx, id, now, wall);
+    }
+
+    /// Ends a call whose announcement has played (or was cut short): the caller's
+    /// INVITE gets the announcement's final status, or a caller a menu answered gets
+    /// a BYE. The CDR keeps the outcome the announcement explained.
+    fn release_announced(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some((status, reason)) = call.announcement.as_ref().map(|a| (a.status, a.reason))
+        else {
+            return;
+        };
+        if call.inbound_final_sent {
+            self.bye(tx, id, Side::Inbound, now);
+            self.end_call(tx, id, now, wall);
+        } else {
+            self.release_bare(tx, id, status, reason, now, wall);
+        }
+    }
+
+    /// Answers the unanswered caller's INVITE with `status` and ends the call.
+    fn release_bare(
+        &mut self,
+        tx: &mut TransactionLayer,
+        id: CallId,
+        status: u16,
+        reason: &str,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let (Some(invite), Some(key)) = (&call.inbound_invite, &call.inbound_key) {
+            let resp = MessageBuilder::response_to(invite, status, reason, Some(&call.inbound_tag))
+                .header(HeaderName::Server, &self.config.user_agent)
+                .build();
+            let _ = tx.respond(now, key, resp);
+        }
+        call.inbound_final_sent = true;
+        self.end_call(tx, id, now, wall);
     }
 
     // ---------------------------------------------------------------- hunting
@@ -1056,15 +1471,29 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.answered_leg.is_none()
+        let failed = match call.hunt.result() {
+            Some(HuntResult::Failed { status }) if call.answered_leg.is_none() => Some(status),
+            _ => None,
+        };
+        if let Some(hunt_status) = failed
             && !call.inbound_final_sent
-            && let Some(HuntResult::Failed { status }) = call.hunt.result()
+            && call.announcement.is_none()
         {
-            let hunt_status = status;
             let status = if call.outcome == Some(Outcome::Cancelled) {
                 487
             } else {
                 caller_status(hunt_status)
+            };
+            call.outcome.get_or_insert(hunt_outcome(hunt_status));
+            call.hangup
+                .get_or_insert((HangupSide::System, hunt_status.to_string()));
+            if let Some(case) = failure_announcement(status)
+                && self.announce(tx, id, case, status, reason_phrase(status), now, wall)
+            {
+                return;
+            }
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
             };
             if let (Some(invite), Some(key)) = (&call.inbound_invite, &call.inbound_key) {
                 let resp = MessageBuilder::response_to(
@@ -1078,20 +1507,26 @@ impl B2bua {
                 let _ = tx.respond(now, key, resp);
             }
             call.inbound_final_sent = true;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(hunt_status) = failed
+            && let Some(menu) = call.menu.as_mut()
+            && menu.hunting
+        {
+            // The menu answered the caller, so nobody picking up ends the call with a BYE
+            // (after the announcement for it, when there is one).
+            menu.hunting = false;
             call.outcome.get_or_insert(hunt_outcome(hunt_status));
             call.hangup
                 .get_or_insert((HangupSide::System, hunt_status.to_string()));
-        }
-        if call.answered_leg.is_none()
-            && let Some(menu) = call.menu.as_mut()
-            && menu.hunting
-            && let Some(HuntResult::Failed { status }) = call.hunt.result()
-        {
-            // The menu answered the caller, so nobody picking up ends the call with a BYE.
-            menu.hunting = false;
-            call.outcome.get_or_insert(hunt_outcome(status));
-            call.hangup
-                .get_or_insert((HangupSide::System, status.to_string()));
+            let status = caller_status(hunt_status);
+            if let Some(case) = failure_announcement(status)
+                && self.announce(tx, id, case, status, reason_phrase(status), now, wall)
+            {
+                return;
+            }
             self.bye(tx, id, Side::Inbound, now);
             self.end_call(tx, id, now, wall);
             return;
@@ -1571,6 +2006,17 @@ impl B2bua {
         if call.answered_leg.is_some() || call.inbound_final_sent {
             return;
         }
+        if call.announcement.is_some() {
+            // The outcome stays what the announcement was explaining.
+            info!(call = id, "caller cancelled during the announcement");
+            call.hangup = Some((HangupSide::Caller, "CANCEL".into()));
+            if let Some(a) = call.announcement.as_mut() {
+                a.status = 487;
+                a.reason = reason_phrase(487);
+            }
+            self.release_announced(tx, id, now, wall);
+            return;
+        }
         info!(call = id, "caller cancelled");
         call.outcome = Some(Outcome::Cancelled);
         call.hangup = Some((HangupSide::Caller, "CANCEL".into()));
@@ -1893,6 +2339,18 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if call
+            .announcement
+            .as_ref()
+            .is_some_and(|a| now >= a.deadline)
+        {
+            warn!(
+                call = id,
+                "announcement did not report its end; releasing the call"
+            );
+            self.release_announced(tx, id, now, wall);
+            return;
+        }
         if let Some(p) = &mut call.pending_2xx {
             if now >= p.give_up {
                 // No ACK for our 2xx: the caller's side is gone (§13.3.1.4).
@@ -1955,6 +2413,7 @@ impl B2bua {
             call.max_call_at,
             call.anchor.as_ref().and_then(|a| a.relay.poll_timeout()),
             call.menu.as_ref().and_then(|m| m.walk.poll_timeout()),
+            call.announcement.as_ref().map(|a| a.deadline),
         ]
         .into_iter()
         .flatten()
@@ -1980,8 +2439,11 @@ impl B2bua {
             return;
         };
         let hunting_over = call.hunt.result().is_some();
-        let unanswered_and_final =
-            call.answered_leg.is_none() && call.inbound_final_sent && hunting_over;
+        // An announcement ends the call itself once it has played.
+        let unanswered_and_final = call.answered_leg.is_none()
+            && call.inbound_final_sent
+            && hunting_over
+            && call.announcement.is_none();
         if unanswered_and_final {
             self.end_call(tx, id, now, wall);
         }
@@ -2036,7 +2498,9 @@ impl B2bua {
                 let _ = tx.respond(now, &original, resp);
             }
         }
-        if let Some(limits) = self.limits.get_mut(&call.route.number.number) {
+        if call.admitted
+            && let Some(limits) = self.limits.get_mut(&call.route.number.number)
+        {
             limits.release();
         }
         if let Some(i) = call.answered_leg
@@ -2096,12 +2560,13 @@ impl B2bua {
             hangup_cause,
             recording: call.recording.as_deref().map(str::to_owned),
             menu_path: call.menu.as_ref().map(|m| m.walk.path().to_owned()),
+            announcement: call.announcement.as_ref().map(|a| a.name.clone()),
         };
         if let Some(name) = call.recording.take() {
             self.recorded
                 .push_back(crate::media::RecordingOutput::Finished { name });
         }
-        let alert = if outcome == Outcome::Answered {
+        let alert = if outcome == Outcome::Answered || !call.alerts_missed {
             None
         } else {
             missed_call_alert(&cdr, &call.route.number.enterprise)
@@ -2190,6 +2655,16 @@ fn caller_status(hunt_status: u16) -> u16 {
     match hunt_status {
         486 | 487 | 603 => hunt_status,
         _ => 480,
+    }
+}
+
+/// The announcement for a hunt that failed with `caller_status` (as the caller would
+/// get it): busy everywhere, or nobody answered. Cancelled and declined calls get none.
+fn failure_announcement(caller_status: u16) -> Option<AnnouncementCase> {
+    match caller_status {
+        486 => Some(AnnouncementCase::Busy),
+        480 => Some(AnnouncementCase::NoAnswer),
+        _ => None,
     }
 }
 
@@ -2410,6 +2885,7 @@ fn refused_cdr(
         hangup_cause: Some(cause),
         recording: None,
         menu_path: None,
+        announcement: None,
     }
 }
 

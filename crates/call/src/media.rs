@@ -119,6 +119,11 @@ impl<K: Copy> MediaPlane<K> {
         self.pool.available()
     }
 
+    /// Port pairs in the pool, free or not.
+    pub fn capacity(&self) -> usize {
+        self.pool.capacity()
+    }
+
     /// Answers the caller's `offer` and prepares the phones' offer, holding two port
     /// pairs for `call` until [`MediaPlane::release`].
     pub fn anchor(

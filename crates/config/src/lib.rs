@@ -76,6 +76,7 @@
 //! ```
 
 mod alerts;
+mod announcement;
 mod check;
 mod diagnostics;
 mod document;
@@ -100,6 +101,9 @@ mod trunk;
 use std::path::Path;
 
 pub use alerts::AlertConfig;
+pub use announcement::{
+    AnnouncementCase, Announcements, DEFAULT_ANNOUNCEMENT_PLAYS, MAX_ANNOUNCEMENT_PLAYS,
+};
 pub use enterprise::{DEFAULT_RECORDING_RETENTION_DAYS, Enterprise};
 pub use error::{ConfigError, ConfigErrors};
 pub use extension::{ExtensionConfig, MAX_EXTENSION_DIGITS};
@@ -121,8 +125,8 @@ use document::Document;
 
 /// The whole validated configuration.
 ///
-/// Every name resolves: each number's enterprise, plan and ringback; each plan's group,
-/// menu, schedule, after-hours group and region groups; each menu's prompts, groups and
+/// Every name resolves: each number's enterprise, plan, ringback and announcements; each
+/// plan's group, menu, schedule, after-hours group, region groups and announcements; each menu's prompts, groups and
 /// nodes; each extension's group and ringback; each entry's enterprise. A number, its
 /// plan, the plan's menu and groups, and the menu's groups all belong to the same
 /// enterprise. Lists keep the file's order.
@@ -264,6 +268,7 @@ impl Config {
             groups: &group_names,
             schedules: &schedule_names,
             menus: &menu_names,
+            prompts: &prompt_names,
         };
         let (plans, plan_names) = plan::validate(raw_plans, &plan_catalogs, d);
         let number_catalogs = number::Catalogs {

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::announcement::{self, Announcements, RawAnnouncements};
 use crate::check::entry_field;
 use crate::diagnostics::Diagnostics;
 use crate::document::ArraySection;
@@ -45,6 +46,10 @@ pub struct NumberConfig {
     pub ringback: Option<String>,
     /// Record bridged calls (from answer to hang-up) into [`crate::MediaConfig::recordings`].
     pub record: bool,
+    /// Announcements of this number's own, each case set here overriding the plan's.
+    pub announcements: Announcements,
+    /// How many times an announcement plays; `None` = the plan's setting.
+    pub announcement_plays: Option<u32>,
 }
 
 /// The canonical form of a 400 number written with optional `-` or space separators
@@ -79,6 +84,8 @@ pub(crate) struct RawNumber {
     max_cps: Option<Spanned<u64>>,
     ringback: Option<Spanned<String>>,
     record: Option<bool>,
+    announcements: Option<RawAnnouncements>,
+    announcement_plays: Option<Spanned<u64>>,
 }
 
 /// What the numbers refer to.
@@ -139,6 +146,17 @@ pub(crate) fn validate(
         if let Some(ringback) = &entry.ringback {
             prompts.check_reference(ringback, format!("{field}.ringback"), None, diagnostics);
         }
+        let announcements = announcement::validate(
+            entry.announcements.as_ref(),
+            &format!("{field}.announcements"),
+            prompts,
+            diagnostics,
+        );
+        let announcement_plays = announcement::plays(
+            entry.announcement_plays.as_ref(),
+            || format!("{field}.announcement_plays"),
+            diagnostics,
+        );
         let max_concurrent = limit(
             entry.max_concurrent.as_ref(),
             MAX_CONCURRENT,
@@ -163,6 +181,8 @@ pub(crate) fn validate(
             max_cps,
             ringback: entry.ringback.map(Spanned::into_inner),
             record: entry.record.unwrap_or(false),
+            announcements,
+            announcement_plays,
         });
     }
     numbers

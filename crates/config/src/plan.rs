@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::announcement::{self, Announcements, DEFAULT_ANNOUNCEMENT_PLAYS, RawAnnouncements};
 use crate::check::{self, entry_field};
 use crate::diagnostics::Diagnostics;
 use crate::document::ArraySection;
@@ -150,6 +151,10 @@ pub struct PlanConfig {
     pub block_cities: Vec<String>,
     /// Refuse callers who withhold their number.
     pub reject_anonymous: bool,
+    /// The `[[prompt]]` played, per case, instead of a bare error status.
+    pub announcements: Announcements,
+    /// How many times an announcement plays; 1 to 5, default 1.
+    pub announcement_plays: u32,
 }
 
 /// One `[[plan]]` as written.
@@ -171,6 +176,8 @@ pub(crate) struct RawPlan {
     block_provinces: Option<Vec<Spanned<String>>>,
     block_cities: Option<Vec<Spanned<String>>>,
     reject_anonymous: Option<bool>,
+    announcements: Option<RawAnnouncements>,
+    announcement_plays: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -198,6 +205,7 @@ pub(crate) struct Catalogs<'c> {
     pub groups: &'c Catalog,
     pub schedules: &'c Catalog,
     pub menus: &'c Catalog,
+    pub prompts: &'c Catalog,
 }
 
 /// The validation pass for `[[plan]]`: the plans, and the catalog of their names with
@@ -301,6 +309,18 @@ pub(crate) fn validate(
                 diagnostics,
             ),
             reject_anonymous: entry.reject_anonymous.unwrap_or(false),
+            announcements: announcement::validate(
+                entry.announcements.as_ref(),
+                &format!("{field}.announcements"),
+                catalogs.prompts,
+                diagnostics,
+            ),
+            announcement_plays: announcement::plays(
+                entry.announcement_plays.as_ref(),
+                || format!("{field}.announcement_plays"),
+                diagnostics,
+            )
+            .unwrap_or(DEFAULT_ANNOUNCEMENT_PLAYS),
         });
     }
     names.add_malformed(&raw, diagnostics);

@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sihai_config::{Config, DEFAULT_RTP_PORTS, EarlyMedia, MenuActionConfig, PromptConfig};
+use sihai_config::{
+    AnnouncementCase, Config, DEFAULT_RTP_PORTS, EarlyMedia, MenuActionConfig, NumberStatus,
+    PromptConfig,
+};
 
 fn sample_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/sihai.toml")
@@ -83,6 +86,9 @@ fn the_sample_declares_the_default_prompts() {
         "after-hours",
         "busy",
         "dial-extension",
+        "no-answer",
+        "suspended",
+        "refused",
     ] {
         let prompt = config
             .prompts
@@ -226,6 +232,38 @@ fn every_prompt_of_the_sample_ships_as_a_wav_file() {
             "{}: {} is not a WAV file",
             prompt.name,
             prompt.file.display()
+        );
+    }
+}
+
+#[test]
+fn the_sample_numbers_announce_every_case() {
+    let config = sample();
+    for case in AnnouncementCase::ALL {
+        let announcing = config.numbers.iter().find(|number| {
+            let plan = config
+                .plans
+                .iter()
+                .find(|plan| plan.name == number.plan)
+                .expect("the number's plan");
+            let applies = match case {
+                AnnouncementCase::Suspended => number.status == NumberStatus::Suspended,
+                AnnouncementCase::AfterHours => {
+                    plan.schedule.is_some() && plan.after_hours.is_none()
+                }
+                _ => number.status == NumberStatus::Active,
+            };
+            applies
+                && number
+                    .announcements
+                    .or(&plan.announcements)
+                    .get(case)
+                    .is_some()
+        });
+        assert!(
+            announcing.is_some(),
+            "no sample number plays a {} announcement",
+            case.key()
         );
     }
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sihai_config::{Config, HuntStrategy, IpNet, NumberStatus, PhoneTarget};
+use sihai_config::{Announcements, Config, HuntStrategy, IpNet, NumberStatus, PhoneTarget};
 
 use crate::lists::NumberList;
 use crate::region_name;
@@ -116,6 +116,11 @@ pub struct NumberEntry {
     pub ringback: Option<String>,
     /// Whether answered calls to this number are recorded.
     pub record: bool,
+    /// The prompts played instead of a bare error status: the number's own, else its
+    /// plan's, per case.
+    pub announcements: Announcements,
+    /// How many times an announcement plays: the number's setting, else its plan's.
+    pub announcement_plays: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -266,10 +271,13 @@ impl RoutingTable {
                 )
             })
             .collect();
+        let plan_configs: HashMap<&str, &sihai_config::PlanConfig> =
+            config.plans.iter().map(|p| (p.name.as_str(), p)).collect();
         let numbers = config
             .numbers
             .iter()
             .filter_map(|n| {
+                let plan_config = plan_configs.get(n.plan.as_str())?;
                 let entry = NumberEntry {
                     number: n.number.clone(),
                     enterprise: enterprises.get(n.enterprise.as_str())?.clone(),
@@ -279,6 +287,10 @@ impl RoutingTable {
                     max_cps: n.max_cps,
                     ringback: n.ringback.clone(),
                     record: n.record,
+                    announcements: n.announcements.or(&plan_config.announcements),
+                    announcement_plays: n
+                        .announcement_plays
+                        .unwrap_or(plan_config.announcement_plays),
                 };
                 Some((n.number.clone(), Arc::new(entry)))
             })

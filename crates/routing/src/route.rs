@@ -10,6 +10,8 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use sihai_region::RegionTable;
 
+use sihai_config::AnnouncementCase;
+
 use crate::model::{Group, NumberEntry, RoutingTable, Trunk};
 use crate::number::{Caller, normalise_400, normalise_caller};
 
@@ -56,6 +58,22 @@ pub enum RejectKind {
     AfterHours,
 }
 
+impl RejectKind {
+    /// The announcement that may explain this refusal to the caller. Calls that are no
+    /// enterprise's (an untrusted source, an unknown number) never get one.
+    pub fn announcement(self) -> Option<AnnouncementCase> {
+        match self {
+            RejectKind::UntrustedSource | RejectKind::UnknownNumber => None,
+            RejectKind::Suspended => Some(AnnouncementCase::Suspended),
+            RejectKind::Anonymous
+            | RejectKind::Blacklisted
+            | RejectKind::NotWhitelisted
+            | RejectKind::BlockedRegion => Some(AnnouncementCase::Refused),
+            RejectKind::AfterHours => Some(AnnouncementCase::AfterHours),
+        }
+    }
+}
+
 /// Refuse the call with `status`.
 #[derive(Debug, Clone)]
 pub struct Rejection {
@@ -64,6 +82,8 @@ pub struct Rejection {
     pub reason: &'static str,
     /// Known once the number resolved (for the CDR and the alert).
     pub number: Option<Arc<NumberEntry>>,
+    /// The trunk the call came in on, once the source was recognised.
+    pub trunk: Option<Arc<Trunk>>,
     pub caller: Caller,
     pub region: Option<CallerRegion>,
 }
@@ -73,6 +93,12 @@ impl Rejection {
     /// tried to reach them). Screened callers are refused on purpose and do not alert.
     pub fn alerts(&self) -> bool {
         self.kind == RejectKind::AfterHours
+    }
+
+    /// The `[[prompt]]` to play before the refusal, if the number has one for its case.
+    pub fn announcement(&self) -> Option<&str> {
+        let case = self.kind.announcement()?;
+        self.number.as_ref()?.announcements.get(case)
     }
 }
 
@@ -101,18 +127,20 @@ pub fn route(
             province: r.province.to_string(),
             city: r.city.to_string(),
         });
+    let trunk = table.trunk_for(request.source);
     let reject = |kind, status, reason, number: Option<&Arc<NumberEntry>>| {
         Decision::Reject(Rejection {
             kind,
             status,
             reason,
             number: number.cloned(),
+            trunk: trunk.cloned(),
             caller: caller.clone(),
             region: region.clone(),
         })
     };
 
-    let Some(trunk) = table.trunk_for(request.source) else {
+    let Some(trunk) = trunk else {
         return reject(RejectKind::UntrustedSource, 403, "Forbidden", None);
     };
     let Some(entry) = normalise_400(request.dialled).and_then(|n| table.numbers.get(&n)) else {
@@ -430,6 +458,68 @@ phones = [{ number = "13900000003" }]
             }
             Decision::Route(_) => panic!("routed from a blocked province"),
         }
+    }
+
+    #[test]
+    fn refusals_name_their_numbers_announcement_but_strangers_get_none() {
+        let config = CONFIG.replace(
+            "name = \"strict\"\n",
+            "name = \"strict\"\nannouncements = { refused = \"go-away\", suspended = \"closed\" }\n",
+        )
+        .replace(
+            "status = \"suspended\"\n",
+            "status = \"suspended\"\nannouncements = { suspended = \"closed\" }\n",
+        ) + "[[prompt]]\nname = \"go-away\"\nfile = \"go-away.wav\"\n\
+             [[prompt]]\nname = \"closed\"\nfile = \"closed.wav\"\n";
+        let config = Config::from_str(&config, "test.toml").unwrap();
+        let table = RoutingTable::compile(&config);
+        let decide = |source: [u8; 4], dialled, caller| {
+            let request = CallRequest {
+                source: source.into(),
+                dialled,
+                caller,
+                privacy: false,
+            };
+            match route(
+                &table,
+                RegionTable::embedded(),
+                &request,
+                Timestamp::now(),
+                &crate::schedule::china_time_zone(),
+            ) {
+                Decision::Reject(r) => r,
+                Decision::Route(_) => panic!("routed"),
+            }
+        };
+        let refused = decide([192, 0, 2, 7], "4000000002", "13900000009");
+        assert_eq!(refused.kind, RejectKind::NotWhitelisted);
+        assert_eq!(refused.announcement(), Some("go-away"));
+        assert!(refused.trunk.is_some());
+        // The suspended number's plan ("open") has none: the number's own plays.
+        assert_eq!(
+            decide([192, 0, 2, 7], "4000000001", "13800138000").announcement(),
+            Some("closed")
+        );
+        // Other numbers on "open" have none.
+        assert_eq!(
+            decide([192, 0, 2, 7], "4001234567", "13900000000").announcement(),
+            None
+        );
+        assert_eq!(
+            decide([192, 0, 2, 7], "4009999999", "13800138000").announcement(),
+            None
+        );
+        let stranger = decide([198, 51, 100, 1], "4000000002", "13900000009");
+        assert_eq!((stranger.status, stranger.announcement()), (403, None));
+        assert_eq!(RejectKind::UnknownNumber.announcement(), None);
+        assert_eq!(
+            RejectKind::Suspended.announcement(),
+            Some(AnnouncementCase::Suspended)
+        );
+        assert_eq!(
+            RejectKind::BlockedRegion.announcement(),
+            Some(AnnouncementCase::Refused)
+        );
     }
 
     #[test]

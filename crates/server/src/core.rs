@@ -1846,4 +1846,7 @@ default = { group = "sales" }
             "ports back in the pool"
         );
     }
+
+    /// Announcements instead of bare error codes.
+    mod announcements;
 }

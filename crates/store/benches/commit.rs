@@ -33,6 +33,7 @@ fn answered_call(n: u64, at: Timestamp) -> Cdr {
         hangup_cause: Some("BYE".into()),
         recording: None,
         menu_path: None,
+        announcement: None,
     }
 }
 

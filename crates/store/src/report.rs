@@ -1,13 +1,15 @@
 //! Printing CDRs for `sihai cdr`: an aligned table for people, CSV for spreadsheets.
 //!
 //! Both have the same columns, in this order: `number, caller, region, answered_by,
-//! setup, ring, answer, end, talk_s, outcome, hangup, attempts, recording`. Times are local time in
+//! setup, ring, answer, end, talk_s, outcome, hangup, attempts, recording, menu,
+//! announcement`. Times are local time in
 //! `Asia/Shanghai` (the service's time zone, whatever the machine's), as
 //! `YYYY-MM-DD HH:MM:SS`; the table shortens ring, answer and end to `HH:MM:SS` when they
 //! fall on the setup's date. `region` is "province city" (one name when they are the
 //! same, as for 北京); `hangup` is "side cause" (e.g. `caller BYE`); `attempts` is
 //! `phone:result` per phone tried, in order, separated by ", "; `recording` is the WAV
-//! file of a recorded call.
+//! file of a recorded call; `menu` the voice-menu keys pressed; `announcement` the
+//! prompt an unanswered caller heard before the release.
 //!
 //! Missing values print as `-` in the table and as empty fields in the CSV.
 
@@ -20,7 +22,7 @@ use jiff::tz::TimeZone;
 use crate::Cdr;
 
 /// The column names, as printed in both headers.
-pub const COLUMNS: [&str; 14] = [
+pub const COLUMNS: [&str; 15] = [
     "number",
     "caller",
     "region",
@@ -35,6 +37,7 @@ pub const COLUMNS: [&str; 14] = [
     "attempts",
     "recording",
     "menu",
+    "announcement",
 ];
 
 const TALK_COLUMN: usize = 8;
@@ -120,7 +123,7 @@ enum Style {
 }
 
 /// One CDR's fields, in [`COLUMNS`] order; empty when missing.
-fn fields(cdr: &Cdr, style: Style) -> [String; 14] {
+fn fields(cdr: &Cdr, style: Style) -> [String; 15] {
     let setup = local(cdr.setup_at);
     let later = |t: Option<Timestamp>| match t.map(local) {
         None => String::new(),
@@ -162,6 +165,7 @@ fn fields(cdr: &Cdr, style: Style) -> [String; 14] {
         attempts,
         cdr.recording.clone().unwrap_or_default(),
         cdr.menu_path.clone().unwrap_or_default(),
+        cdr.announcement.clone().unwrap_or_default(),
     ]
 }
 
@@ -243,6 +247,7 @@ mod tests {
             hangup_cause: Some("BYE".into()),
             recording: None,
             menu_path: Some("1>3".into()),
+            announcement: None,
         }
     }
 
@@ -265,6 +270,7 @@ mod tests {
             hangup_cause: Some("timeout, \"all\"".into()),
             recording: None,
             menu_path: None,
+            announcement: Some("no-answer".into()),
             ..answered()
         }
     }
@@ -275,10 +281,10 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4, "{table}");
         let expected = [
-            "number      caller       region     answered_by  setup                ring      answer    end                  talk_s  outcome    hangup          attempts                                recording  menu",
-            "----------  -----------  ---------  -----------  -------------------  --------  --------  -------------------  ------  ---------  --------------  --------------------------------------  ---------  ----",
-            "4001234567  13812345678  广东 深圳  13900000002  2026-03-02 09:59:58  09:59:59  10:00:05  10:01:10                 65  answered   caller BYE      13900000001:busy, 13900000002:answered  -          1>3",
-            "4001234567  anonymous    北京       -            2026-03-02 23:59:50  -         -         2026-03-03 00:00:20       0  no_answer  timeout, \"all\"  -                                       -          -",
+            "number      caller       region     answered_by  setup                ring      answer    end                  talk_s  outcome    hangup          attempts                                recording  menu  announcement",
+            "----------  -----------  ---------  -----------  -------------------  --------  --------  -------------------  ------  ---------  --------------  --------------------------------------  ---------  ----  ------------",
+            "4001234567  13812345678  广东 深圳  13900000002  2026-03-02 09:59:58  09:59:59  10:00:05  10:01:10                 65  answered   caller BYE      13900000001:busy, 13900000002:answered  -          1>3   -",
+            "4001234567  anonymous    北京       -            2026-03-02 23:59:50  -         -         2026-03-03 00:00:20       0  no_answer  timeout, \"all\"  -                                       -          -     no-answer",
         ];
         assert_eq!(lines, expected, "\n{table}");
         assert!(table.lines().all(|l| l == l.trim_end()));
@@ -296,12 +302,12 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "number,caller,region,answered_by,setup,ring,answer,end,talk_s,outcome,hangup,attempts,recording,menu",
+                "number,caller,region,answered_by,setup,ring,answer,end,talk_s,outcome,hangup,attempts,recording,menu,announcement",
                 "4001234567,13812345678,广东 深圳,13900000002,2026-03-02 09:59:58,2026-03-02 09:59:59,\
                  2026-03-02 10:00:05,2026-03-02 10:01:10,65,answered,caller BYE,\
-                 \"13900000001:busy, 13900000002:answered\",,1>3",
+                 \"13900000001:busy, 13900000002:answered\",,1>3,",
                 "4001234567,anonymous,北京,,2026-03-02 23:59:50,,,2026-03-03 00:00:20,0,no_answer,\
-                 \"timeout, \"\"all\"\"\",,,",
+                 \"timeout, \"\"all\"\"\",,,,no-answer",
             ]
         );
         assert!(csv.ends_with("\r\n"));

@@ -303,6 +303,7 @@ impl SqliteStore {
                 hangup_cause: row.get(15)?,
                 recording: row.get(16)?,
                 menu_path: row.get(17)?,
+                announcement: row.get(18)?,
             })
         })();
         Ok(decoded
@@ -359,7 +360,7 @@ impl CdrStore for SqliteStore {
         let mut sql = String::from(
             "SELECT id, call_id, number, enterprise, caller, caller_province, caller_city,
                     answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds, outcome,
-                    hangup_side, hangup_cause, recording, menu_path
+                    hangup_side, hangup_cause, recording, menu_path, announcement
              FROM cdr WHERE 1 = 1",
         );
         let mut args: Vec<Value> = Vec::new();

@@ -190,6 +190,9 @@ pub struct Cdr {
     /// extension shows as its digits), when the call went through one; empty when the
     /// caller pressed nothing.
     pub menu_path: Option<String>,
+    /// The `[[prompt]]` played to the caller instead of a bare error status (after
+    /// hours, busy, no answer, suspended, refused), when one was.
+    pub announcement: Option<String>,
 }
 
 /// A missed-call notice to queue with its CDR.

@@ -285,7 +285,7 @@ fn database_is_wal_with_a_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     let tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -721,8 +721,8 @@ fn a_version_1_database_gains_the_recording_and_menu_columns_and_keeps_its_cdrs(
     // What a version 1 database looks like.
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(
-        "ALTER TABLE cdr DROP COLUMN menu_path; ALTER TABLE cdr DROP COLUMN recording;
-         PRAGMA user_version = 1;",
+        "ALTER TABLE cdr DROP COLUMN announcement; ALTER TABLE cdr DROP COLUMN menu_path;
+         ALTER TABLE cdr DROP COLUMN recording; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -740,6 +740,34 @@ fn a_version_1_database_gains_the_recording_and_menu_columns_and_keeps_its_cdrs(
         all.iter().any(|c| c.call_id == "before-upgrade"
             && c.recording.is_none()
             && c.menu_path.is_none())
+    );
+}
+
+#[test]
+fn a_version_3_database_gains_the_announcement_column_and_keeps_its_cdrs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.db");
+    let store = open_at(&path);
+    store.record(full_cdr("before-upgrade"), None).unwrap();
+    store.close().unwrap();
+    // What a version 3 database looks like.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE cdr DROP COLUMN announcement; PRAGMA user_version = 3;")
+        .unwrap();
+    drop(conn);
+
+    let store = open_at(&path);
+    let mut announced = full_cdr("after-upgrade");
+    announced.outcome = Outcome::AfterHours;
+    announced.announcement = Some("after-hours".into());
+    store.record(announced.clone(), None).unwrap();
+    store.flush().unwrap();
+    let all = all(&store);
+    assert_eq!(all.len(), 2);
+    assert!(all.contains(&announced));
+    assert!(
+        all.iter()
+            .any(|c| c.call_id == "before-upgrade" && c.announcement.is_none())
     );
 }
 

@@ -1190,3 +1190,102 @@ fn menus_whose_defaults_loop_are_reported_as_the_walker_would_refuse_them() {
         "{shown:#?}"
     );
 }
+
+// ---- announcements --------------------------------------------------------------------
+
+#[test]
+fn announcements_are_read_and_a_number_overrides_its_plan_case_by_case() {
+    let config = ok(&{
+        let mut lines = inserting(
+            60,
+            &[
+                "announcements = { after_hours = \"welcome\", busy = \"dial\", refused = \"dial\" }",
+                "announcement_plays = 3",
+            ],
+        );
+        lines.extend([
+            "announcements = { busy = \"main-menu\", suspended = \"welcome\" }".to_string(),
+            "announcement_plays = 5".to_string(),
+        ]);
+        lines
+    });
+    let plan = &config.plans[0];
+    assert_eq!(plan.announcement_plays, 3);
+    assert_eq!(
+        plan.announcements,
+        Announcements {
+            after_hours: Some("welcome".into()),
+            busy: Some("dial".into()),
+            refused: Some("dial".into()),
+            ..Announcements::default()
+        }
+    );
+    let number = &config.numbers[0];
+    assert_eq!(number.announcement_plays, Some(5));
+    let merged = number.announcements.or(&plan.announcements);
+    assert_eq!(merged.get(AnnouncementCase::Busy), Some("main-menu"));
+    assert_eq!(merged.get(AnnouncementCase::Suspended), Some("welcome"));
+    assert_eq!(merged.get(AnnouncementCase::AfterHours), Some("welcome"));
+    assert_eq!(merged.get(AnnouncementCase::NoAnswer), None);
+
+    // Left out: no announcement, played once.
+    let config = ok(&with(&[]));
+    assert!(config.plans[0].announcements.is_empty());
+    assert_eq!(
+        config.plans[0].announcement_plays,
+        DEFAULT_ANNOUNCEMENT_PLAYS
+    );
+    assert_eq!(config.numbers[0].announcement_plays, None);
+}
+
+#[test]
+fn announcement_prompts_must_exist() {
+    let no_prompt = |name: &str| {
+        format!(
+            "no [[prompt]] with name \"{name}\"; the prompts are \"welcome\", \"main-menu\", \
+             \"dial\""
+        )
+    };
+    assert_error(
+        &inserting(60, &["announcements = { no_answer = \"nobody\" }"]),
+        &format!(
+            "test.toml:61:31: plan[0].announcements.no_answer: {}",
+            no_prompt("nobody")
+        ),
+    );
+    assert_error(
+        &with(&["announcements = { suspended = \"in-arrears\" }"]),
+        &format!(
+            "test.toml:66:31: number[0].announcements.suspended: {}",
+            no_prompt("in-arrears")
+        ),
+    );
+}
+
+#[test]
+fn announcement_cases_and_plays_are_checked() {
+    assert_error(
+        &inserting(60, &["announcements = { closed = \"welcome\" }"]),
+        "test.toml:61:19: plan[0].announcements.closed: unknown field \"closed\", expected \
+         one of \"after_hours\", \"busy\", \"no_answer\", \"suspended\", \"refused\"",
+    );
+    assert_error(
+        &inserting(60, &["announcements = \"welcome\""]),
+        "test.toml:61:17: plan[0].announcements: invalid type: string \"welcome\", expected a \
+         table of prompt names, e.g. { after_hours = \"after-hours\", busy = \"busy\" }",
+    );
+    for plays in ["0", "6"] {
+        assert_error(
+            &inserting(60, &[&format!("announcement_plays = {plays}")]),
+            &format!(
+                "test.toml:61:22: plan[0].announcement_plays: {plays} is out of range; must be \
+                 between 1 and 5"
+            ),
+        );
+    }
+    assert_error(
+        &with(&["announcement_plays = 10"]),
+        "test.toml:66:22: number[0].announcement_plays: 10 is out of range; must be between 1 \
+         and 5",
+    );
+}

@@ -142,6 +142,8 @@ fn base_file_takes_the_defaults() {
             max_cps: None,
             ringback: None,
             record: false,
+            announcements: Announcements::default(),
+            announcement_plays: None,
         }]
     );
     assert_eq!(
@@ -162,6 +164,8 @@ fn base_file_takes_the_defaults() {
             block_provinces: vec![],
             block_cities: vec![],
             reject_anonymous: false,
+            announcements: Announcements::default(),
+            announcement_plays: 1,
         }]
     );
     assert_eq!(

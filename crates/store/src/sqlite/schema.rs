@@ -65,6 +65,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE cdr ADD COLUMN recording TEXT;",
     // 2 -> 3: the voice-menu keys the caller pressed on the way (e.g. `1>3`).
     "ALTER TABLE cdr ADD COLUMN menu_path TEXT;",
+    // 3 -> 4: the announcement (a prompt name) played before an unanswered call was
+    // released.
+    "ALTER TABLE cdr ADD COLUMN announcement TEXT;",
 ];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).

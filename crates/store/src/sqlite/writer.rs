@@ -292,8 +292,10 @@ fn insert(
     conn.prepare_cached(
         "INSERT INTO cdr (call_id, number, enterprise, caller, caller_province, caller_city,
                           answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds,
-                          outcome, hangup_side, hangup_cause, recording, menu_path)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                          outcome, hangup_side, hangup_cause, recording, menu_path,
+                          announcement)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18)",
     )?
     .execute(params![
         cdr.call_id,
@@ -313,6 +315,7 @@ fn insert(
         cdr.hangup_cause,
         cdr.recording,
         cdr.menu_path,
+        cdr.announcement,
     ])?;
     let id = conn.last_insert_rowid();
     if !cdr.attempts.is_empty() {

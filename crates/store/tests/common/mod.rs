@@ -42,6 +42,7 @@ pub fn full_cdr(call_id: &str) -> Cdr {
         hangup_cause: Some("BYE".into()),
         recording: None,
         menu_path: None,
+        announcement: None,
     }
 }
 
@@ -66,6 +67,7 @@ pub fn missed_cdr(call_id: &str, setup: Timestamp) -> Cdr {
         hangup_cause: None,
         recording: None,
         menu_path: None,
+        announcement: None,
     }
 }
 
