@@ -47,6 +47,9 @@ pub struct Server {
     transports: Transports,
     stats: Arc<Stats>,
     config: Config,
+    /// The running configuration for the tasks that read it as it changes (the alert
+    /// worker); replaced on reload.
+    live_config: Arc<ArcSwap<Config>>,
     config_path: PathBuf,
     routing: Arc<ArcSwap<RoutingTable>>,
     store: Arc<dyn CdrStore>,
@@ -89,6 +92,7 @@ impl Server {
         Ok(Server {
             transports,
             stats: Arc::new(Stats::default()),
+            live_config: Arc::new(ArcSwap::from_pointee(config.clone())),
             config,
             config_path: config_path.to_path_buf(),
             routing,
@@ -146,8 +150,7 @@ impl Server {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let alerts = tokio::spawn(alerts::run(
             self.store.clone(),
-            self.config.alerts.webhook_timeout,
-            self.config.alerts.max_attempts,
+            self.live_config.clone(),
             Duration::from_millis(500),
             stop_rx.clone(),
         ));
@@ -286,6 +289,7 @@ impl Server {
             Ok((config, table)) => {
                 let numbers = table.numbers.len();
                 self.routing.store(Arc::new(table));
+                self.live_config.store(Arc::new(config.clone()));
                 if config.sip.listen != self.config.sip.listen {
                     warn!("listen addresses changed: they take effect at the next restart");
                 }
