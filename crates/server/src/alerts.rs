@@ -263,7 +263,7 @@ async fn deliver_one(
     let id = alert.id;
     match outcome {
         Ok(status) => {
-            info!(id, enterprise = %alert.enterprise, call_id = %alert.call_id, attempt, status, "missed-call alert delivered");
+            // Logged once the outbox says so, so that the log and the outbox agree.
             if let Err(err) = tokio::task::spawn_blocking(move || store.alert_delivered(id))
                 .await
                 .map_err(|err| err.to_string())
@@ -271,15 +271,11 @@ async fn deliver_one(
             {
                 error!(id, %err, "cannot mark a delivered missed-call alert");
             }
+            info!(id, enterprise = %alert.enterprise, call_id = %alert.call_id, attempt, status, "missed-call alert delivered");
         }
         Err(err) => {
             let give_up = attempt >= max_attempts;
             let next = Timestamp::now() + backoff(attempt);
-            if give_up {
-                error!(id, enterprise = %alert.enterprise, url = %alert.url, %err, attempts = attempt, "missed-call alert undeliverable; giving up");
-            } else {
-                warn!(id, enterprise = %alert.enterprise, url = %alert.url, %err, attempts = attempt, retry_in = %backoff(attempt), "missed-call alert failed; will retry");
-            }
             if let Err(err) =
                 tokio::task::spawn_blocking(move || store.alert_failed(id, next, give_up))
                     .await
@@ -287,6 +283,11 @@ async fn deliver_one(
                     .and_then(|done| done.map_err(|err| err.to_string()))
             {
                 error!(id, %err, "cannot reschedule a failed missed-call alert");
+            }
+            if give_up {
+                error!(id, enterprise = %alert.enterprise, url = %alert.url, %err, attempts = attempt, "missed-call alert undeliverable; giving up");
+            } else {
+                warn!(id, enterprise = %alert.enterprise, url = %alert.url, %err, attempts = attempt, retry_in = %backoff(attempt), "missed-call alert failed; will retry");
             }
         }
     }
