@@ -588,3 +588,27 @@ fn a_notice_is_given_up_after_max_attempts_and_kept_as_dead() {
         "a dead notice was tried again"
     );
 }
+
+#[test]
+fn a_ca_file_that_cannot_be_read_is_reported_at_start_and_http_notices_still_go() {
+    let receiver = Receiver::start(None, &[]);
+    let certs = tempfile::tempdir().expect("temp dir");
+    let missing = certs.path().join("missing-ca.pem");
+    let daemon = Daemon::start_with(
+        "",
+        &routing(
+            &format!("ca_file = \"{}\"", missing.display()),
+            &receiver.url("http"),
+            "",
+        ),
+    );
+    daemon.wait_for_log(
+        &format!("[alerts] ca_file: cannot read {}", missing.display()),
+        1,
+        Duration::from_secs(10),
+    );
+    Caller::refused(&daemon, 480).run();
+    let request = receiver.next_request(Duration::from_secs(15), &daemon);
+    assert!(request.body_text().contains("\"outcome\":\"after_hours\""));
+    wait_for_outbox(&daemon, &[], Duration::from_secs(5));
+}
