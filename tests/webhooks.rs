@@ -387,6 +387,7 @@ fn a_missed_call_is_posted_over_https_signed_with_the_enterprise_secret() {
             &secret_line(SECRET),
         ),
     );
+    daemon.wait_for_log("webhook CA file loaded", 1, Duration::from_secs(10));
     Caller::refused(&daemon, 480).run();
 
     let request = receiver.next_request(Duration::from_secs(15), &daemon);

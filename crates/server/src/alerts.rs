@@ -116,7 +116,12 @@ impl Webhooks {
     async fn start(config: Arc<Config>) -> Webhooks {
         let settings = ClientSettings::of(&config);
         let client = match build_client(settings.clone()).await {
-            Ok(client) => client,
+            Ok(client) => {
+                if let Some(path) = &settings.ca_file {
+                    info!(ca_file = %path.display(), "webhook CA file loaded");
+                }
+                client
+            }
             Err(err) => {
                 error!(
                     "[alerts] ca_file: {err}; https:// webhooks are checked against the system's roots only until the file is fixed and the configuration reloaded"
