@@ -21,6 +21,28 @@ const CONTACT_DIGITS: std::ops::RangeInclusive<usize> = 5..=20;
 pub const DEFAULT_RECORDING_RETENTION_DAYS: u32 = 180;
 /// Ten years: longer is an archive, not the switch's job.
 const MAX_RECORDING_RETENTION_DAYS: u32 = 3_650;
+/// A signing secret shorter than this is guessable; 16 random characters are ~95 bits.
+pub const MIN_ALERT_SECRET_CHARS: usize = 16;
+/// HMAC-SHA256 hashes a longer key first: more adds nothing.
+const MAX_ALERT_SECRET_CHARS: usize = 256;
+
+/// The key an enterprise's webhook notices are signed with. Its `Debug` does not show
+/// it, so a logged configuration does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AlertSecret(String);
+
+impl AlertSecret {
+    /// The secret as written in the file; for signing only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AlertSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AlertSecret(..)")
+    }
+}
 
 /// One enterprise, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +55,9 @@ pub struct Enterprise {
     pub alert_webhook: Option<String>,
     /// Phone numbers (digits) that get missed-call notices by SMS.
     pub alert_contacts: Vec<String>,
+    /// When set, each webhook notice carries `X-Sihai-Signature: sha256=<hex>`, the
+    /// HMAC-SHA256 of its body with this key; 16 to 256 characters, no control characters.
+    pub alert_secret: Option<AlertSecret>,
     /// Call recordings of this enterprise's numbers are deleted after this many days;
     /// 1 to 3650, default [`DEFAULT_RECORDING_RETENTION_DAYS`].
     pub recording_retention_days: u32,
@@ -46,6 +71,7 @@ pub(crate) struct RawEnterprise {
     name: Spanned<String>,
     alert_webhook: Option<Spanned<String>>,
     alert_contacts: Option<Vec<Spanned<String>>>,
+    alert_secret: Option<Spanned<String>>,
     recording_retention_days: Option<Spanned<u64>>,
 }
 
@@ -82,6 +108,15 @@ pub(crate) fn validate(
                 format!("invalid webhook URL {:?}: {problem}", webhook.get_ref()),
             );
         }
+        if let Some(secret) = &entry.alert_secret
+            && let Some(problem) = secret_problem(secret.get_ref())
+        {
+            diagnostics.report(
+                Some(secret.span()),
+                format!("{field}.alert_secret"),
+                problem,
+            );
+        }
         let contacts = entry.alert_contacts.as_deref().unwrap_or_default();
         for (position, contact) in contacts.iter().enumerate() {
             if !check::is_digits(contact.get_ref(), CONTACT_DIGITS) {
@@ -100,6 +135,10 @@ pub(crate) fn validate(
             name: entry.name.get_ref().clone(),
             alert_webhook: entry.alert_webhook.as_ref().map(|w| w.get_ref().clone()),
             alert_contacts: contacts.iter().map(|c| c.get_ref().clone()).collect(),
+            alert_secret: entry
+                .alert_secret
+                .as_ref()
+                .map(|s| AlertSecret(s.get_ref().clone())),
             recording_retention_days: check::bounded_u32(
                 entry.recording_retention_days.as_ref(),
                 DEFAULT_RECORDING_RETENTION_DAYS,
@@ -119,6 +158,24 @@ fn is_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+}
+
+/// Why `secret` cannot sign notices, if it cannot. The message never repeats it.
+fn secret_problem(secret: &str) -> Option<String> {
+    let chars = secret.chars().count();
+    if chars < MIN_ALERT_SECRET_CHARS {
+        Some(format!(
+            "too short ({chars} characters); use at least {MIN_ALERT_SECRET_CHARS} random characters, e.g. the output of `openssl rand -hex 32`"
+        ))
+    } else if chars > MAX_ALERT_SECRET_CHARS {
+        Some(format!(
+            "too long ({chars} characters); use at most {MAX_ALERT_SECRET_CHARS}"
+        ))
+    } else if secret.chars().any(char::is_control) {
+        Some("must not contain control characters".to_owned())
+    } else {
+        None
+    }
 }
 
 /// Why `url` is not an absolute `http://` or `https://` URL with a host, if it is not.
@@ -160,6 +217,19 @@ mod tests {
         for bad in ["", "Acme", "ac me", "上海", "a.b"] {
             assert!(!is_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn secrets() {
+        assert_eq!(secret_problem("0123456789abcdef"), None);
+        assert_eq!(secret_problem("长长长长长长长长长长长长长长长长"), None);
+        assert!(secret_problem("0123456789abcde").is_some_and(|p| p.contains("15 characters")));
+        assert!(secret_problem(&"x".repeat(257)).is_some());
+        assert!(secret_problem("0123456789abcdef\n").is_some());
+        assert_eq!(
+            format!("{:?}", AlertSecret("0123456789abcdef".into())),
+            "AlertSecret(..)"
+        );
     }
 
     #[test]

@@ -18,9 +18,10 @@
 //!    next a catalog of the names it declares.
 //!
 //! Relative paths of the media sections (`[media] recordings` and `prompts`, and so
-//! every `[[prompt]] file`) are resolved against the directory of the configuration
-//! file, so a configuration and its recordings move together. The files themselves are
-//! not opened here: a check must not depend on the machine it runs on.
+//! every `[[prompt]] file`) and `[alerts] ca_file` are resolved against the directory of
+//! the configuration file, so a configuration and its recordings move together. The
+//! files themselves are not opened here: a check must not depend on the machine it runs
+//! on.
 //!
 //! Each top-level section has its own module; a new section adds a module, a field on
 //! [`Config`] and one `take_section` (or `take_array`) call in [`Config::from_str`].
@@ -104,7 +105,9 @@ pub use alerts::AlertConfig;
 pub use announcement::{
     AnnouncementCase, Announcements, DEFAULT_ANNOUNCEMENT_PLAYS, MAX_ANNOUNCEMENT_PLAYS,
 };
-pub use enterprise::{DEFAULT_RECORDING_RETENTION_DAYS, Enterprise};
+pub use enterprise::{
+    AlertSecret, DEFAULT_RECORDING_RETENTION_DAYS, Enterprise, MIN_ALERT_SECRET_CHARS,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use extension::{ExtensionConfig, MAX_EXTENSION_DIGITS};
 pub use group::{GroupConfig, HuntStrategy, MAX_PHONES, PhoneConfig, PhoneTarget};
@@ -226,7 +229,9 @@ impl Config {
         let sip = raw_sip.ok().map(|raw| sip::validate(raw, d));
         let log = raw_log.ok().map(|raw| log::validate(raw, d));
         let store = raw_store.ok().map(|raw| store::validate(raw, d));
-        let alerts = raw_alerts.ok().map(|raw| alerts::validate(raw, d));
+        let alerts = raw_alerts
+            .ok()
+            .map(|raw| alerts::validate(raw, base_dir, d));
         let media_context = media::Context {
             first_listen: sip
                 .as_ref()

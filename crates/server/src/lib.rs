@@ -167,8 +167,7 @@ impl Server {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let alerts = tokio::spawn(alerts::run(
             self.store.clone(),
-            config.alerts.webhook_timeout,
-            config.alerts.max_attempts,
+            self.config.clone(),
             Duration::from_millis(500),
             stop_rx.clone(),
         ));

@@ -3,7 +3,7 @@
 //! error with the line, column, field and message an operator sees.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::civil::date;
@@ -118,6 +118,7 @@ fn routing_sections_are_optional() {
         AlertConfig {
             webhook_timeout: Duration::from_secs(3),
             max_attempts: 8,
+            ca_file: None,
         }
     );
     assert!(config.trunks.is_empty());
@@ -207,15 +208,17 @@ fn every_setting_is_read() {
         "[alerts]",                                                     // 36
         "webhook_timeout_ms = 60000",                                   // 37
         "max_attempts = 1",                                             // 38
-        "[[trunk]]",                                                    // 39
-        "name = \"lab\"",                                               // 40
-        "sources = [\"127.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\"]", // 41
-        "gateway = \"sips:{number}@gw.example.com;transport=tcp\"",     // 42
+        "ca_file = \"certs/private-ca.pem\"",                           // 39
+        "[[trunk]]",                                                    // 40
+        "name = \"lab\"",                                               // 41
+        "sources = [\"127.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\"]", // 42
+        "gateway = \"sips:{number}@gw.example.com;transport=tcp\"",     // 43
         "[[enterprise]]",
         "id = \"gamma_3-x\"",
         "name = \"上海某某科技有限公司\"",
         "alert_webhook = \"https://crm.example.com/missed?src=sihai\"",
         "alert_contacts = [\"13800138000\", \"02112345678\"]",
+        "alert_secret = \"s3cret-s3cret-s3cret\"",
         "[[group]]",
         "name = \"bj\"",
         "enterprise = \"acme\"",
@@ -276,6 +279,10 @@ fn every_setting_is_read() {
     assert_eq!(config.store.commit_interval, Duration::from_secs(5));
     assert_eq!(config.alerts.webhook_timeout, Duration::from_secs(60));
     assert_eq!(config.alerts.max_attempts, 1);
+    assert_eq!(
+        config.alerts.ca_file.as_deref(),
+        Some(Path::new("certs/private-ca.pem"))
+    );
 
     let trunk = &config.trunks[0];
     assert_eq!(trunk.name, "lab");
@@ -302,6 +309,11 @@ fn every_setting_is_read() {
         Some("https://crm.example.com/missed?src=sihai")
     );
     assert_eq!(gamma.alert_contacts, ["13800138000", "02112345678"]);
+    assert_eq!(
+        gamma.alert_secret.as_ref().map(AlertSecret::expose),
+        Some("s3cret-s3cret-s3cret")
+    );
+    assert_eq!(config.enterprises[0].alert_secret, None);
 
     let strategies: Vec<_> = config.groups.iter().map(|g| g.strategy).collect();
     assert_eq!(
@@ -664,6 +676,43 @@ fn alert_settings_are_checked() {
         "alerts.webhook_timeout_ms",
         "60001 is out of range; must be between 1 and 60000",
     );
+    assert_one_error(
+        &base_with(&["[alerts]", "ca_file = \"\""]),
+        34,
+        11,
+        "alerts.ca_file",
+        "must not be empty; remove the setting to trust the system's roots only",
+    );
+    assert_one_error(
+        &base_with(&["[alerts]", "ca_file = \"certs/\""]),
+        34,
+        11,
+        "alerts.ca_file",
+        "\"certs/\" names a directory; give a PEM file of CA certificates",
+    );
+    assert_one_error(
+        &base_with(&["[alerts]", "ca_file = \"ca\\u0007.pem\""]),
+        34,
+        11,
+        "alerts.ca_file",
+        "must not contain control characters",
+    );
+}
+
+#[test]
+fn ca_file_is_relative_to_the_configuration_file() {
+    let text = base_with(&["[alerts]", "ca_file = \"certs/private-ca.pem\""]).join("\n");
+    let config = Config::from_str(&text, "/etc/sihai/sihai.toml").expect("valid");
+    assert_eq!(
+        config.alerts.ca_file.as_deref(),
+        Some(Path::new("/etc/sihai/certs/private-ca.pem"))
+    );
+    let text = base_with(&["[alerts]", "ca_file = \"/opt/ca.pem\""]).join("\n");
+    let config = Config::from_str(&text, "/etc/sihai/sihai.toml").expect("valid");
+    assert_eq!(
+        config.alerts.ca_file.as_deref(),
+        Some(Path::new("/opt/ca.pem"))
+    );
 }
 
 // ---- trunks ---------------------------------------------------------------------------
@@ -821,6 +870,41 @@ fn enterprise_webhook_and_contacts_are_checked() {
         19,
         "enterprise[2].alert_contacts[0]",
         "invalid contact \"138-0013-8000\"",
+    );
+    assert_one_error(
+        &base_with(&[
+            "[[enterprise]]",
+            "id = \"c\"",
+            "name = \"C\"",
+            "alert_secret = \"short-secret\"",
+        ]),
+        36,
+        16,
+        "enterprise[2].alert_secret",
+        "too short (12 characters); use at least 16 random characters",
+    );
+    assert_one_error(
+        &base_with(&[
+            "[[enterprise]]",
+            "id = \"c\"",
+            "name = \"C\"",
+            "alert_secret = \"0123456789abcdef\\t\"",
+        ]),
+        36,
+        16,
+        "enterprise[2].alert_secret",
+        "must not contain control characters",
+    );
+    let errors = errors(&base_with(&[
+        "[[enterprise]]",
+        "id = \"c\"",
+        "name = \"C\"",
+        "alert_secret = \"hunter2-hunter2\"",
+    ]));
+    assert!(
+        !errors[0].to_string().contains("hunter2"),
+        "an error never repeats the secret: {}",
+        errors[0]
     );
     assert_one_error(
         &base_replacing(7, "name = \" \""),
