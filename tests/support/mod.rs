@@ -32,6 +32,21 @@ pub fn free_port() -> u16 {
     panic!("no port free for both UDP and TCP on 127.0.0.1");
 }
 
+/// A port free on ::1 for both UDP and TCP at the time of the call. Panics if the
+/// machine has no IPv6 loopback: a test that needs one must not pass without it.
+pub fn free_port_v6() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("[::1]:0").unwrap_or_else(|e| {
+            panic!("IPv6 loopback ::1 is not usable on this machine ({e}): the IPv6 tests need it")
+        });
+        let port = udp.local_addr().expect("local addr").port();
+        if TcpListener::bind(("::1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP on ::1");
+}
+
 /// A running daemon, killed when dropped.
 pub struct Daemon {
     child: Child,
@@ -633,6 +648,10 @@ pub struct Caller<'a> {
     service: String,
     caller: String,
     local_ip: &'static str,
+    /// The daemon's address as sipp writes it, "127.0.0.1" or "[::1]", and its port
+    /// there when not the daemon's IPv4 one.
+    daemon_host: &'static str,
+    daemon_port: Option<u16>,
     calls: u32,
     rate: u32,
     limit: Option<u32>,
@@ -676,6 +695,8 @@ impl<'a> Caller<'a> {
             service: "4001234567".into(),
             caller: "13800138000".into(),
             local_ip: "127.0.0.1",
+            daemon_host: "127.0.0.1",
+            daemon_port: None,
             calls: 1,
             rate: 10,
             limit: None,
@@ -709,6 +730,15 @@ impl<'a> Caller<'a> {
         self
     }
 
+    /// Calls from ::1 to the daemon's `port` on ::1 (IPv6 loopback): the daemon must
+    /// listen there (`[[sip.listen]]` address "[::1]:PORT") and a trunk admit ::1.
+    pub fn over_ipv6(mut self, port: u16) -> Self {
+        self.local_ip = "::1";
+        self.daemon_host = "[::1]";
+        self.daemon_port = Some(port);
+        self
+    }
+
     /// `calls` calls at `rate` new calls per second.
     pub fn calls(mut self, calls: u32, rate: u32) -> Self {
         self.calls = calls;
@@ -738,7 +768,11 @@ impl<'a> Caller<'a> {
     /// Starts sipp in the background.
     pub fn spawn(self) -> SippProcess {
         let mut args = vec![
-            format!("127.0.0.1:{}", self.daemon.port),
+            format!(
+                "{}:{}",
+                self.daemon_host,
+                self.daemon_port.unwrap_or(self.daemon.port)
+            ),
             "-s".into(),
             self.service.clone(),
             "-key".into(),
