@@ -69,11 +69,24 @@ impl Daemon {
     /// Starts the daemon with `routing` (trunks, enterprises, numbers, plans, groups,
     /// schedules as TOML) after the generated `[sip]`, `[log]` and `[store]` tables.
     pub fn start_with(sip_extra: &str, routing: &str) -> Daemon {
+        Daemon::start_committing_every(TEST_COMMIT_INTERVAL_MS, sip_extra, routing)
+    }
+
+    /// [`start_with`](Daemon::start_with) with `[store] commit_interval_ms` set to
+    /// `commit_interval_ms` instead of the tests' [`TEST_COMMIT_INTERVAL_MS`].
+    pub fn start_committing_every(
+        commit_interval_ms: u32,
+        sip_extra: &str,
+        routing: &str,
+    ) -> Daemon {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("sihai.toml");
-        std::fs::write(&config, config_text(port, dir.path(), sip_extra, routing))
-            .expect("write config");
+        let text = config_text(port, dir.path(), sip_extra, routing).replace(
+            &format!("commit_interval_ms = {TEST_COMMIT_INTERVAL_MS}\n"),
+            &format!("commit_interval_ms = {commit_interval_ms}\n"),
+        );
+        std::fs::write(&config, text).expect("write config");
         let log = dir.path().join("sihai.log");
         let child = spawn(&config, &log);
         let mut daemon = Daemon {
@@ -223,6 +236,9 @@ impl UdpClient {
     }
 }
 
+/// The `[store] commit_interval_ms` a test daemon runs with unless told otherwise.
+pub const TEST_COMMIT_INTERVAL_MS: u32 = 20;
+
 /// The configuration a test daemon runs with.
 pub fn config_text(port: u16, dir: &Path, sip_extra: &str, routing: &str) -> String {
     format!(
@@ -230,7 +246,7 @@ pub fn config_text(port: u16, dir: &Path, sip_extra: &str, routing: &str) -> Str
          [[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:{port}\"\n\
          [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{port}\"\n\
          [log]\nlevel = \"debug\"\n\
-         [store]\nsqlite = \"{}\"\ncommit_interval_ms = 20\n\
+         [store]\nsqlite = \"{}\"\ncommit_interval_ms = {TEST_COMMIT_INTERVAL_MS}\n\
          {routing}\n",
         dir.join("sihai.db").display()
     )
