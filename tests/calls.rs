@@ -12,7 +12,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support::routing::{attempts, group, nobody, only_cdr, phone, routing, routing_via};
-use support::{Caller, CdrRow, Daemon, Phone, read_cdrs, wait_for_cdrs};
+use support::rtp::{caller_invite, is_request, respond, sdp, wait_for};
+use support::{
+    Caller, CdrRow, Daemon, Phone, UdpClient, header_of, invite, read_cdrs, status_of,
+    wait_for_cdrs,
+};
 
 // ------------------------------------------------------------------ hunting
 
@@ -689,6 +693,137 @@ fn cdrs_survive_sigkill_right_after_the_calls() {
     drop(dir);
     assert_eq!(rows.len(), CALLS, "CDRs lost to SIGKILL:\n{rows:#?}\n{log}");
     assert!(rows.iter().all(|r| r.outcome == "answered"), "{rows:#?}");
+}
+
+#[test]
+fn the_bye_is_answered_once_the_cdr_is_committed_within_the_commit_interval() {
+    // commit_interval_ms = 1500: an idle store commits a CDR at once, then at most once
+    // per interval, and a call's last final response waits for its CDR's commit. A
+    // refused call commits at once; the answered call hung up right after it has its
+    // CDR committed, and its BYE answered, an interval later, not sooner (the tests'
+    // usual 20 ms would answer at once) and not much later. Killed the moment the 200
+    // arrives, the daemon has both CDRs on disk.
+    const INTERVAL: Duration = Duration::from_millis(1500);
+    let phone_sip = UdpClient::new();
+    let daemon = Daemon::start_committing_every(
+        INTERVAL.as_millis() as u32,
+        "",
+        &routing_via(
+            phone_sip.port(),
+            "",
+            "group = \"sales\"",
+            &group(
+                "sales",
+                "sequential",
+                &["{ number = \"13900000001\" }".to_string()],
+            ),
+        ),
+    );
+
+    // The call to be hung up: answered by the hand-written phone.
+    let caller = UdpClient::new();
+    let offer = sdp(40_000, "0", "a=rtpmap:0 PCMU/8000\r\n");
+    caller.send(
+        &caller_invite(
+            &caller,
+            daemon.port,
+            "durable-answered",
+            "4001234567",
+            &offer,
+        ),
+        daemon.addr(),
+    );
+    let phone_invite = wait_for(&phone_sip, "INVITE to the phone", |m| {
+        is_request(m, "INVITE")
+    });
+    let answer = sdp(40_002, "0", "a=rtpmap:0 PCMU/8000\r\n");
+    phone_sip.send(
+        &respond(&phone_invite, 200, "OK", Some(&answer), phone_sip.port()),
+        daemon.addr(),
+    );
+    let ok = wait_for(&caller, "200 to the caller", |m| {
+        status_of(m) == Some(200) && header_of(m, "CSeq") == Some("1 INVITE")
+    });
+    let to = header_of(&ok, "To").expect("To of the 200").to_string();
+    let contact = header_of(&ok, "Contact")
+        .and_then(|c| c.split('<').nth(1))
+        .and_then(|c| c.split('>').next())
+        .expect("Contact of the 200")
+        .to_string();
+    let in_dialog = |method: &str, cseq: u32| {
+        format!(
+            "{method} {contact} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{cport};branch=z9hG4bKdurable-{method}\r\n\
+             From: <sip:13800138000@127.0.0.1>;tag=carrier\r\nTo: {to}\r\n\
+             Call-ID: durable-answered@test\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n",
+            cport = caller.port()
+        )
+        .into_bytes()
+    };
+    caller.send(&in_dialog("ACK", 1), daemon.addr());
+    wait_for(&phone_sip, "ACK to the phone", |m| is_request(m, "ACK"));
+
+    // A refused call (nobody owns the number): its CDR is the first the store commits,
+    // at once.
+    let refused = UdpClient::new();
+    let sent = Instant::now();
+    refused.send(
+        &invite(
+            &refused,
+            daemon.port,
+            "durable-refused",
+            "13800138001",
+            "4009999999",
+        ),
+        daemon.addr(),
+    );
+    wait_for(&refused, "404", |m| status_of(m) == Some(404));
+    let committed = Instant::now();
+    assert!(
+        committed - sent < Duration::from_millis(1000),
+        "an idle store commits at once, but the 404 took {:?}",
+        committed - sent
+    );
+
+    // Hang up at once: the CDR waits for the next commit, an interval after the last.
+    caller.send(&in_dialog("BYE", 2), daemon.addr());
+    let bye = wait_for(&phone_sip, "BYE to the phone", |m| is_request(m, "BYE"));
+    phone_sip.send(
+        &respond(&bye, 200, "OK", None, phone_sip.port()),
+        daemon.addr(),
+    );
+    let deadline = Instant::now() + INTERVAL + Duration::from_secs(3);
+    let answered_bye = loop {
+        let m = caller.recv_within(Duration::from_millis(50));
+        if m.as_deref()
+            .is_some_and(|m| status_of(m) == Some(200) && header_of(m, "CSeq") == Some("2 BYE"))
+        {
+            break Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 200 for the BYE within the commit interval and 3 s:\n{}",
+            daemon.log_text()
+        );
+    };
+    let config = daemon.config_path();
+    let (dir, log) = daemon.kill9();
+    let waited = answered_bye - committed;
+    assert!(
+        waited >= INTERVAL - Duration::from_millis(300),
+        "the BYE was answered {waited:?} after the last commit: before the CDR's commit, \
+         due an interval (1.5 s) after it"
+    );
+
+    let rows = read_cdrs(&config);
+    drop(dir);
+    assert_eq!(rows.len(), 2, "CDRs lost to SIGKILL:\n{rows:#?}\n{log}");
+    let hung_up = rows
+        .iter()
+        .find(|r| r.number == "4001234567")
+        .unwrap_or_else(|| panic!("the answered call's CDR is not on disk: {rows:#?}"));
+    assert_eq!(hung_up.outcome, "answered", "{rows:#?}");
 }
 
 // ------------------------------------------------------------------ webhook receiver

@@ -287,3 +287,92 @@ fn a_disabled_phone_is_never_rung() {
         "{cdr:#?}"
     );
 }
+
+#[test]
+fn a_phone_that_fails_with_503_is_skipped_and_the_next_phone_answers() {
+    // The first phone answers 503 (out of order). It would ring 20 s; the hunt moves on
+    // at its failure, not at its ring timeout.
+    let mut failing = Phone::start("uas_unavailable.xml", 1, 0);
+    let mut answers = Phone::start("uas_answer.xml", 1, 0);
+    let daemon = Daemon::start_with(
+        "",
+        &routing(
+            "",
+            "group = \"sales\"",
+            &group(
+                "sales",
+                "sequential",
+                &[
+                    phone(&failing.uri("13900000001"), "ring_timeout_s = 20"),
+                    phone(&answers.uri("13900000002"), ""),
+                ],
+            ),
+        ),
+    );
+    let started = Instant::now();
+    Caller::new(&daemon, "uac_answered.xml").run();
+    let took = started.elapsed();
+    failing.finish(&daemon);
+    answers.finish(&daemon);
+    assert!(
+        took < Duration::from_secs(10),
+        "the hunt waited on the failed phone: the call took {took:?}"
+    );
+    let cdr = only_cdr(&daemon);
+    assert_eq!(cdr.outcome, "answered", "{cdr:#?}");
+    assert_eq!(cdr.answered_by, answers.uri("13900000002"), "{cdr:#?}");
+    assert_eq!(
+        cdr.attempts,
+        attempts(&[
+            (&failing, "13900000001", "503"),
+            (&answers, "13900000002", "answered")
+        ]),
+        "{cdr:#?}"
+    );
+}
+
+#[test]
+fn an_unreachable_phone_is_skipped_and_the_next_phone_answers() {
+    // The first phone is over TCP on a port where nothing listens: the connection is
+    // refused, a transport error, and the hunt goes on to the next phone at once
+    // rather than after the 20 s it would ring.
+    let mut answers = Phone::start("uas_answer.xml", 1, 0);
+    let unreachable = format!(
+        "sip:13900000001@127.0.0.1:{};transport=tcp",
+        support::free_port()
+    );
+    let daemon = Daemon::start_with(
+        "",
+        &routing(
+            "",
+            "group = \"sales\"",
+            &group(
+                "sales",
+                "sequential",
+                &[
+                    phone(&unreachable, "ring_timeout_s = 20"),
+                    phone(&answers.uri("13900000002"), ""),
+                ],
+            ),
+        ),
+    );
+    let started = Instant::now();
+    Caller::new(&daemon, "uac_answered.xml").run();
+    let took = started.elapsed();
+    answers.finish(&daemon);
+    assert!(
+        took < Duration::from_secs(10),
+        "the hunt waited on the unreachable phone: the call took {took:?}"
+    );
+    let cdr = only_cdr(&daemon);
+    assert_eq!(cdr.outcome, "answered", "{cdr:#?}");
+    assert_eq!(cdr.answered_by, answers.uri("13900000002"), "{cdr:#?}");
+    assert_eq!(
+        cdr.attempts,
+        format!(
+            "{unreachable}:transport_error, {}:answered",
+            answers.uri("13900000002")
+        ),
+        "{cdr:#?}"
+    );
+}

@@ -42,6 +42,10 @@ const PROMPT_SAMPLES: usize = 1600;
 /// level: the first packet out of the caller's relay port, checked to arrive.
 const WELCOME_OPENING: i16 = 500;
 
+/// The level of the main menu prompt's first frame, no prompt's level either: each time
+/// the caller gets it, the menu has started again from the top.
+const MENU_OPENING: i16 = 1500;
+
 /// Acme's switchboard, as in the core's menu tests: "1" rings sales, "2" service, "0"
 /// dials an extension (8001 rings the desk), "3" opens a second level, the service
 /// menu ("1" rings the desk, "2" service, "*" goes back); an invalid key or a second of
@@ -169,6 +173,9 @@ fn write_prompts(dir: &Path) {
         if name == "welcome" {
             samples[..160].fill(WELCOME_OPENING);
         }
+        if name == "menu" {
+            samples[..160].fill(MENU_OPENING);
+        }
         let mut wav = WavRecorder::new(std::io::Cursor::new(Vec::new())).expect("WAV header");
         wav.write_frame(&samples, &samples).expect("WAV samples");
         let bytes = wav.finish().expect("finished WAV").into_inner();
@@ -176,18 +183,22 @@ fn write_prompts(dir: &Path) {
     }
 }
 
+/// Whether every sample of a µ-law RTP packet is near `level`.
+fn all_at(packet: &[u8], level: i16) -> bool {
+    RtpPacket::parse(packet).is_ok_and(|p| {
+        !p.payload().is_empty()
+            && p.payload()
+                .iter()
+                .all(|&b| (i32::from(Law::Ulaw.decode(b)) - i32::from(level)).abs() < 200)
+    })
+}
+
 /// Which prompt a µ-law packet to the caller carries, if every sample of it is one
 /// prompt's level (ringing tone and silence are none).
 fn prompt_of(packet: &[u8]) -> Option<&'static str> {
-    let payload = RtpPacket::parse(packet).ok()?.payload();
     PROMPT_LEVELS
         .iter()
-        .find(|(_, level)| {
-            !payload.is_empty()
-                && payload
-                    .iter()
-                    .all(|&b| (i32::from(Law::Ulaw.decode(b)) - i32::from(*level)).abs() < 200)
-        })
+        .find(|(_, level)| all_at(packet, *level))
         .map(|(name, _)| *name)
 }
 
@@ -213,17 +224,34 @@ struct MenuCall {
     event_timestamp: u32,
     /// The prompts the caller heard so far, each stretch of packets once.
     heard: Vec<&'static str>,
+    /// How many times the main menu prompt started (its opening frame arrived).
+    menu_openings: usize,
 }
 
 impl MenuCall {
     /// Starts the daemon with relay ports from `rtp_base(slot)` and places the call,
     /// `name` (letters, digits and dashes: it is put in branches) telling it apart.
     fn answered(slot: u16, name: &str) -> MenuCall {
+        MenuCall::answered_edited(slot, name, &[])
+    }
+
+    /// [`answered`](MenuCall::answered) with the switchboard's configuration changed
+    /// by `edits`: each (from, to) replaces text that must be in it once.
+    fn answered_edited(slot: u16, name: &str, edits: &[(&str, &str)]) -> MenuCall {
         let prompts = tempfile::tempdir().expect("prompt dir");
         write_prompts(prompts.path());
         let phone = UdpClient::new();
         let base = rtp_base(slot);
-        let daemon = Daemon::start_with("", &switchboard(base, prompts.path(), phone.port()));
+        let mut config = switchboard(base, prompts.path(), phone.port());
+        for (from, to) in edits {
+            assert_eq!(
+                config.matches(from).count(),
+                1,
+                "{from:?} once in the switchboard"
+            );
+            config = config.replace(from, to);
+        }
+        let daemon = Daemon::start_with("", &config);
 
         let caller = UdpClient::new();
         let caller_rtp = rtp_socket();
@@ -289,6 +317,7 @@ impl MenuCall {
             rtp_seq: 1,
             event_timestamp: 8000,
             heard: Vec::new(),
+            menu_openings: 0,
         };
         call.send_in_dialog("ACK", 1, "", "");
         call
@@ -338,13 +367,48 @@ impl MenuCall {
                 self.heard,
                 self.daemon.log_text()
             );
-            if let Ok((n, _)) = self.caller_rtp.recv_from(&mut buf)
-                && let Some(name) = prompt_of(&buf[..n])
+            self.listen(&mut buf);
+        }
+    }
+
+    /// Takes the caller's next RTP packet, if one comes within the socket's 200 ms:
+    /// notes a new prompt heard, or the main menu starting again.
+    fn listen(&mut self, buf: &mut [u8]) {
+        if let Ok((n, _)) = self.caller_rtp.recv_from(buf) {
+            let packet = &buf[..n];
+            if all_at(packet, MENU_OPENING) {
+                self.menu_openings += 1;
+            } else if let Some(name) = prompt_of(packet)
                 && self.heard.last() != Some(&name)
             {
                 self.heard.push(name);
             }
         }
+    }
+
+    /// Listens until the main menu has started `count` times, hearing no other prompt
+    /// than those heard so far; fails after 5 s.
+    fn hear_menu_start(&mut self, count: usize) {
+        let heard = self.heard.clone();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 2048];
+        while self.menu_openings < count {
+            assert_eq!(
+                self.heard, heard,
+                "another prompt before the menu started again"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the menu started {} times within 5 s, expected {count}\n{}",
+                self.menu_openings,
+                self.daemon.log_text()
+            );
+            self.listen(&mut buf);
+        }
+        assert_eq!(
+            self.heard, heard,
+            "another prompt before the menu started again"
+        );
     }
 
     /// Presses `key` as RFC 4733 telephone-events on the caller's RTP: three packets of
@@ -422,6 +486,20 @@ impl MenuCall {
         self.phone_says(&cancel, 200, "OK", None);
         self.phone_says(invite, 487, "Request Terminated", None);
         wait_for(&self.phone, "ACK of the 487", |m| is_request(m, "ACK"));
+    }
+
+    /// The daemon hangs up on the caller: a BYE in the menu's dialog, answered 200.
+    fn caller_hung_up_on(&self) {
+        let bye = wait_for(&self.caller, "BYE to the caller", |m| is_request(m, "BYE"));
+        assert!(
+            header_of(&bye, "From").is_some_and(|f| f.contains(&format!("tag={}", self.menu_tag))),
+            "the BYE is in the menu's dialog: {}",
+            String::from_utf8_lossy(&bye)
+        );
+        self.caller.send(
+            &respond(&bye, 200, "OK", None, self.caller.port()),
+            self.daemon.addr(),
+        );
     }
 
     /// The call's record, once written: the only one.
@@ -660,4 +738,185 @@ fn the_hangup_key_ends_the_call_with_a_bye_to_the_caller() {
     assert_eq!(cdr.attempts, "", "{cdr:?}");
     assert_eq!(cdr.hangup, "system menu_hangup", "{cdr:?}");
     assert_released(call.relay_for_caller);
+}
+
+/// The main node's default, as the switchboard has it.
+const MAIN_DEFAULT: &str = "default = { group = \"sales\" }";
+
+#[test]
+fn silence_until_the_retries_run_out_takes_a_default_menu() {
+    // default = { menu = "service" }: two timeouts in the main menu (the second one
+    // without the invalid prompt) lead to the service menu, whose key 1 rings the desk.
+    // (The service menu's own default then rings a group: a default back to the main
+    // menu would be a loop, which the configuration refuses.)
+    let mut call = MenuCall::answered_edited(
+        6,
+        "menu-default-menu",
+        &[
+            (MAIN_DEFAULT, "default = { menu = \"service\" }"),
+            (
+                "default = \"previous\"",
+                "default = { group = \"service\" }",
+            ),
+        ],
+    );
+    call.hear(&["welcome", "menu"]);
+    call.hear(&["welcome", "menu", "invalid", "menu", "service-menu"]);
+    call.press_over_rtp('1');
+    let (invite, relay_for_phone) = call.phone_rung(DESK_PHONE);
+    call.phone_says(&invite, 180, "Ringing", None);
+    call.request_answered("BYE", "", "");
+    call.phone_cancelled(&invite);
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.outcome, "cancelled", "{cdr:?}");
+    assert_eq!(cdr.attempts, format!("{DESK_PHONE}:cancelled"), "{cdr:?}");
+    assert_eq!(
+        cdr.menu, "1",
+        "the default leaves no key in the path: {cdr:?}"
+    );
+    assert_released(call.relay_for_caller);
+    assert_released(relay_for_phone);
+}
+
+#[test]
+fn silence_until_the_retries_run_out_takes_a_hangup_default() {
+    // default = "hangup": two timeouts and the daemon hangs up; no phone rings.
+    let mut call = MenuCall::answered_edited(
+        7,
+        "menu-default-hangup",
+        &[(MAIN_DEFAULT, "default = \"hangup\"")],
+    );
+    call.hear(&["welcome", "menu"]);
+    call.hear(&["welcome", "menu", "invalid", "menu"]);
+    call.caller_hung_up_on();
+    assert!(
+        call.phone
+            .recv_within(Duration::from_millis(300))
+            .is_none_or(|m| !is_request(&m, "INVITE")),
+        "no phone rings"
+    );
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.outcome, "cancelled", "{cdr:?}");
+    assert_eq!(cdr.attempts, "", "{cdr:?}");
+    assert_eq!(cdr.hangup, "system menu_hangup", "{cdr:?}");
+    assert_eq!(cdr.menu, "", "{cdr:?}");
+    assert_released(call.relay_for_caller);
+}
+
+#[test]
+fn silence_in_the_second_level_takes_its_previous_default_back_to_the_main_menu() {
+    // The service menu waits 1 s once (retries = 1), then its default "previous" goes
+    // back to the main menu, where "2" rings service with the main node's ringback.
+    let mut call = MenuCall::answered_edited(
+        8,
+        "menu-default-previous",
+        &[("timeout = \"5s\"", "timeout = \"1s\"\nretries = 1")],
+    );
+    call.hear(&["welcome", "menu"]);
+    call.press_over_rtp('3');
+    call.hear(&["welcome", "menu", "service-menu"]);
+    call.hear(&["welcome", "menu", "service-menu", "menu"]);
+    call.press_over_rtp('2');
+    let (invite, relay_for_phone) = call.phone_rung(SERVICE_PHONE);
+    call.phone_says(&invite, 180, "Ringing", None);
+    call.hear(&["welcome", "menu", "service-menu", "menu", "main-ringback"]);
+    call.request_answered("BYE", "", "");
+    call.phone_cancelled(&invite);
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.outcome, "cancelled", "{cdr:?}");
+    assert_eq!(
+        cdr.menu, "3>2",
+        "the default leaves no key in the path: {cdr:?}"
+    );
+    assert_released(call.relay_for_caller);
+    assert_released(relay_for_phone);
+}
+
+#[test]
+fn the_repeat_key_plays_the_menu_again_from_the_top() {
+    // "9" = "repeat": the menu starts again (its opening frame comes a second time),
+    // with no invalid prompt before it; then "#" hangs up.
+    let mut call = MenuCall::answered_edited(
+        9,
+        "menu-repeat",
+        &[(
+            "\"#\" = \"hangup\"",
+            "\"#\" = \"hangup\"\n\"9\" = \"repeat\"",
+        )],
+    );
+    call.hear(&["welcome", "menu"]);
+    assert_eq!(call.menu_openings, 1, "the menu started once");
+    call.press_over_rtp('9');
+    call.hear_menu_start(2);
+    call.press_over_rtp('#');
+    call.caller_hung_up_on();
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.hangup, "system menu_hangup", "{cdr:?}");
+    assert_eq!(cdr.menu, "9>#", "{cdr:?}");
+    assert_released(call.relay_for_caller);
+}
+
+#[test]
+fn extension_dialling_ends_at_max_digits_without_a_terminator() {
+    // max_digits = 4 (the inter-digit timeout stays 10 s): the fourth digit ends it.
+    let mut call = MenuCall::answered_edited(
+        10,
+        "menu-max-digits",
+        &[("max_digits = 6", "max_digits = 4")],
+    );
+    call.hear(&["welcome", "menu"]);
+    call.press_over_info('0');
+    call.hear(&["welcome", "menu", "dial"]);
+    for key in "8001".chars() {
+        call.press_over_info(key);
+    }
+    let (invite, relay_for_phone) = call.phone_rung(DESK_PHONE);
+    call.phone_says(&invite, 180, "Ringing", None);
+    call.request_answered("BYE", "", "");
+    call.phone_cancelled(&invite);
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.menu, "0>8001", "{cdr:?}");
+    assert_eq!(cdr.attempts, format!("{DESK_PHONE}:cancelled"), "{cdr:?}");
+    assert_released(call.relay_for_caller);
+    assert_released(relay_for_phone);
+}
+
+#[test]
+fn extension_dialling_ends_at_the_inter_digit_timeout() {
+    // inter_digit_timeout = "1s" (up to six digits): a second after "1", 8001 rings;
+    // not sooner, and well before the 3 s default.
+    let mut call = MenuCall::answered_edited(
+        11,
+        "menu-inter-digit",
+        &[(
+            "inter_digit_timeout = \"10s\"",
+            "inter_digit_timeout = \"1s\"",
+        )],
+    );
+    call.hear(&["welcome", "menu"]);
+    call.press_over_rtp('0');
+    call.hear(&["welcome", "menu", "dial"]);
+    for key in "8001".chars() {
+        call.press_over_info(key);
+    }
+    let last_digit = Instant::now();
+    let (invite, relay_for_phone) = call.phone_rung(DESK_PHONE);
+    let waited = last_digit.elapsed();
+    assert!(
+        (Duration::from_millis(800)..Duration::from_millis(2800)).contains(&waited),
+        "8001 rang {waited:?} after its last digit; the inter-digit timeout is 1 s"
+    );
+    call.phone_says(&invite, 180, "Ringing", None);
+    call.request_answered("BYE", "", "");
+    call.phone_cancelled(&invite);
+
+    let cdr = call.cdr();
+    assert_eq!(cdr.menu, "0>8001", "{cdr:?}");
+    assert_released(call.relay_for_caller);
+    assert_released(relay_for_phone);
 }

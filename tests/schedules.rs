@@ -132,3 +132,71 @@ fn a_make_up_workday_opens_a_day_the_weekday_hours_keep_closed() {
     let cdr = only_cdr(&daemon);
     assert_eq!(cdr.outcome, "answered", "{cdr:#?}");
 }
+
+/// An hour and a half of opening hours that is twelve hours away from now in China,
+/// so that "now" is outside it on every day.
+fn hours_away_from_now() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let hour = ((now + 8 * 3600) / 3600 + 12) % 24;
+    format!("[\"{hour:02}:00-{hour:02}:30\"]")
+}
+
+#[test]
+fn a_make_up_workday_without_workday_hours_keeps_mondays_hours() {
+    // workday_hours left out: today, a make-up workday, is open as Monday is. First
+    // Monday is open around the clock and no other day has hours, so the call rings;
+    // then every other day is open around the clock and Monday only twelve hours from
+    // now, so it is refused (480). Were the workday to keep its own weekday's hours,
+    // or none, one of the two would go the other way (unless today is a Monday, when
+    // both agree anyway).
+    let mut answers = Phone::start("uas_answer.xml", 1, 0);
+    let sales = group(
+        "sales",
+        "sequential",
+        &[phone(&answers.uri("13900000001"), "")],
+    );
+    let days = quoted(&days_around_today_in_china());
+    let plan = "group = \"sales\"\nschedule = \"office\"";
+    let daemon = Daemon::start_with(
+        "",
+        &routing(
+            "",
+            plan,
+            &format!(
+                "{sales}\n[[schedule]]\nname = \"office\"\nmonday = [\"00:00-24:00\"]\nworkdays = [{days}]\n"
+            ),
+        ),
+    );
+    Caller::new(&daemon, "uac_answered.xml").run();
+    answers.finish(&daemon);
+    assert_eq!(only_cdr(&daemon).outcome, "answered");
+
+    daemon.rewrite_routing(
+        "",
+        &routing(
+            "",
+            plan,
+            &format!(
+                "{sales}\n[[schedule]]\nname = \"office\"\n{}monday = {}\nworkdays = [{days}]\n",
+                ALL_WEEK.replace("monday = [\"00:00-24:00\"]\n", ""),
+                hours_away_from_now()
+            ),
+        ),
+    );
+    daemon.hangup();
+    daemon.wait_for_log(
+        "configuration reloaded trigger=\"SIGHUP\"",
+        1,
+        std::time::Duration::from_secs(5),
+    );
+    Caller::refused(&daemon, 480).caller("13800138001").run();
+    let rows = daemon.wait_for_cdrs(2);
+    let refused = rows
+        .iter()
+        .find(|r| r.caller == "13800138001")
+        .unwrap_or_else(|| panic!("no CDR of the refused call: {rows:#?}"));
+    assert_eq!(refused.outcome, "after_hours", "{rows:#?}");
+}

@@ -32,6 +32,21 @@ pub fn free_port() -> u16 {
     panic!("no port free for both UDP and TCP on 127.0.0.1");
 }
 
+/// A port free on ::1 for both UDP and TCP at the time of the call. Panics if the
+/// machine has no IPv6 loopback: a test that needs one must not pass without it.
+pub fn free_port_v6() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("[::1]:0").unwrap_or_else(|e| {
+            panic!("IPv6 loopback ::1 is not usable on this machine ({e}): the IPv6 tests need it")
+        });
+        let port = udp.local_addr().expect("local addr").port();
+        if TcpListener::bind(("::1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP on ::1");
+}
+
 /// A running daemon, killed when dropped.
 pub struct Daemon {
     child: Child,
@@ -54,11 +69,24 @@ impl Daemon {
     /// Starts the daemon with `routing` (trunks, enterprises, numbers, plans, groups,
     /// schedules as TOML) after the generated `[sip]`, `[log]` and `[store]` tables.
     pub fn start_with(sip_extra: &str, routing: &str) -> Daemon {
+        Daemon::start_committing_every(TEST_COMMIT_INTERVAL_MS, sip_extra, routing)
+    }
+
+    /// [`start_with`](Daemon::start_with) with `[store] commit_interval_ms` set to
+    /// `commit_interval_ms` instead of the tests' [`TEST_COMMIT_INTERVAL_MS`].
+    pub fn start_committing_every(
+        commit_interval_ms: u32,
+        sip_extra: &str,
+        routing: &str,
+    ) -> Daemon {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("sihai.toml");
-        std::fs::write(&config, config_text(port, dir.path(), sip_extra, routing))
-            .expect("write config");
+        let text = config_text(port, dir.path(), sip_extra, routing).replace(
+            &format!("commit_interval_ms = {TEST_COMMIT_INTERVAL_MS}\n"),
+            &format!("commit_interval_ms = {commit_interval_ms}\n"),
+        );
+        std::fs::write(&config, text).expect("write config");
         let log = dir.path().join("sihai.log");
         let child = spawn(&config, &log);
         let mut daemon = Daemon {
@@ -208,6 +236,9 @@ impl UdpClient {
     }
 }
 
+/// The `[store] commit_interval_ms` a test daemon runs with unless told otherwise.
+pub const TEST_COMMIT_INTERVAL_MS: u32 = 20;
+
 /// The configuration a test daemon runs with.
 pub fn config_text(port: u16, dir: &Path, sip_extra: &str, routing: &str) -> String {
     format!(
@@ -215,7 +246,7 @@ pub fn config_text(port: u16, dir: &Path, sip_extra: &str, routing: &str) -> Str
          [[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:{port}\"\n\
          [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{port}\"\n\
          [log]\nlevel = \"debug\"\n\
-         [store]\nsqlite = \"{}\"\ncommit_interval_ms = 20\n\
+         [store]\nsqlite = \"{}\"\ncommit_interval_ms = {TEST_COMMIT_INTERVAL_MS}\n\
          {routing}\n",
         dir.join("sihai.db").display()
     )
@@ -633,6 +664,10 @@ pub struct Caller<'a> {
     service: String,
     caller: String,
     local_ip: &'static str,
+    /// The daemon's address as sipp writes it, "127.0.0.1" or "[::1]", and its port
+    /// there when not the daemon's IPv4 one.
+    daemon_host: &'static str,
+    daemon_port: Option<u16>,
     calls: u32,
     rate: u32,
     limit: Option<u32>,
@@ -676,6 +711,8 @@ impl<'a> Caller<'a> {
             service: "4001234567".into(),
             caller: "13800138000".into(),
             local_ip: "127.0.0.1",
+            daemon_host: "127.0.0.1",
+            daemon_port: None,
             calls: 1,
             rate: 10,
             limit: None,
@@ -709,6 +746,15 @@ impl<'a> Caller<'a> {
         self
     }
 
+    /// Calls from ::1 to the daemon's `port` on ::1 (IPv6 loopback): the daemon must
+    /// listen there (`[[sip.listen]]` address "[::1]:PORT") and a trunk admit ::1.
+    pub fn over_ipv6(mut self, port: u16) -> Self {
+        self.local_ip = "::1";
+        self.daemon_host = "[::1]";
+        self.daemon_port = Some(port);
+        self
+    }
+
     /// `calls` calls at `rate` new calls per second.
     pub fn calls(mut self, calls: u32, rate: u32) -> Self {
         self.calls = calls;
@@ -738,7 +784,11 @@ impl<'a> Caller<'a> {
     /// Starts sipp in the background.
     pub fn spawn(self) -> SippProcess {
         let mut args = vec![
-            format!("127.0.0.1:{}", self.daemon.port),
+            format!(
+                "{}:{}",
+                self.daemon_host,
+                self.daemon_port.unwrap_or(self.daemon.port)
+            ),
             "-s".into(),
             self.service.clone(),
             "-key".into(),

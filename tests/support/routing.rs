@@ -26,11 +26,29 @@ pub fn routing_with_number(
     plan: &str,
     rest: &str,
 ) -> String {
+    routing_from(&["127.0.0.1"], gateway, enterprise, number, plan, rest)
+}
+
+/// [`routing_with_number`] with the trunk's `sources` (addresses or CIDR networks)
+/// instead of 127.0.0.1 alone.
+pub fn routing_from(
+    sources: &[&str],
+    gateway: u16,
+    enterprise: &str,
+    number: &str,
+    plan: &str,
+    rest: &str,
+) -> String {
+    let sources = sources
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         r#"
 [[trunk]]
 name = "lab"
-sources = ["127.0.0.1"]
+sources = [{sources}]
 gateway = "sip:{{number}}@127.0.0.1:{gateway}"
 
 [[enterprise]]

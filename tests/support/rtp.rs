@@ -46,13 +46,13 @@ name = "Acme"
     )
 }
 
-/// An even base for the relay's ports (`slot` 0 to 5 owns `base..base + 20`), below
+/// An even base for the relay's ports (`slot` 0 to 11 owns `base..base + 20`), below
 /// Linux's ephemeral range, different per test process and per `slot` (tests in one
 /// process run in parallel).
 pub fn rtp_base(slot: u16) -> u16 {
-    assert!(slot < 6, "six slots of 20 ports per test process");
-    // Up to 29959: tests/interop_baresip.rs has 30000 and up.
-    20_000 + (std::process::id() % 83) as u16 * 120 + slot * 20
+    assert!(slot < 12, "twelve slots of 20 ports per test process");
+    // Up to 29839: tests/interop_baresip.rs has 30000 and up.
+    20_000 + (std::process::id() % 41) as u16 * 240 + slot * 20
 }
 
 pub fn rtp_socket() -> UdpSocket {
