@@ -613,3 +613,50 @@ fn a_ca_file_that_cannot_be_read_is_reported_at_start_and_http_notices_still_go(
     assert!(request.body_text().contains("\"outcome\":\"after_hours\""));
     wait_for_outbox(&daemon, &[], Duration::from_secs(5));
 }
+
+#[test]
+fn a_receiver_that_never_answers_times_out_after_webhook_timeout_ms() {
+    // Accepts every connection and reads the request, then says nothing: only the
+    // daemon's own timeout can end the attempt.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
+    let url = format!(
+        "http://127.0.0.1:{}/missed-calls",
+        listener.local_addr().expect("receiver address").port()
+    );
+    let (accepted, accepts) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(4) {
+            let Ok(stream) = stream else { return };
+            let _ = accepted.send(Instant::now());
+            held.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let daemon = Daemon::start_with(
+        "",
+        &routing("webhook_timeout_ms = 300\nmax_attempts = 2", &url, ""),
+    );
+    Caller::refused(&daemon, 480).run();
+
+    let first = accepts
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the daemon connects to the receiver");
+    daemon.wait_for_log("no answer within 300ms", 1, Duration::from_secs(10));
+    let second = accepts
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the timed-out notice is tried again");
+    // 300 ms of waiting, then the 1 s backoff: a client without the timeout would hold
+    // the first connection for good and never come back.
+    let gap = second.duration_since(first);
+    assert!(
+        gap >= Duration::from_millis(1200) && gap < Duration::from_secs(10),
+        "second attempt {gap:?} after the first"
+    );
+    daemon.wait_for_log(
+        "missed-call alert undeliverable; giving up",
+        1,
+        Duration::from_secs(10),
+    );
+    wait_for_outbox(&daemon, &[("dead", 2)], Duration::from_secs(5));
+}
