@@ -110,7 +110,7 @@ pub use number::{NumberConfig, NumberStatus, normalize_400};
 pub use plan::{EarlyMedia, ListEntry, PROVINCES, PlanConfig, RegionRule};
 pub use prompt::PromptConfig;
 pub use schedule::{ScheduleConfig, TimeRange, WEEKDAYS};
-pub use sip::{Listen, SipConfig, TcpSettings, Timers};
+pub use sip::{Listen, SipConfig, TcpSettings, Timers, Untrusted};
 pub use store::StoreConfig;
 pub use trunk::{IpNet, IpNetError, NUMBER_PLACEHOLDER, Trunk};
 

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod core;
 mod media;
 pub mod responder;
+pub mod screen;
 pub mod stats;
 
 use std::future::Future;
@@ -121,6 +122,7 @@ impl Server {
             tcp: first(Transport::Tcp),
         };
         let mut core = Core::new(b2bua, self.routing.clone(), self.stats.clone());
+        core.set_screening(screen::ScreenSettings::from_config(&self.config.sip));
         let media_config = &self.config.media;
         if media_config.relay {
             let settings = sihai_call::media::MediaSettings {
@@ -171,13 +173,13 @@ impl Server {
             tokio::select! {
                 received = self.inbound.recv() => {
                     let Some(received) = received else { break };
-                    core.handle_received(Instant::now(), Timestamp::now(), received.data, received.source);
+                    core.handle_received_on(Instant::now(), Timestamp::now(), received.data, received.source, Some(received.local));
                     self.collect_outputs(&mut core, &mut outgoing, &mut parked);
                     // Under load more is already queued: take it in the same turn so that
                     // the replies leave together (one sendmmsg, one wake-up per peer).
                     for _ in 1..INBOUND_BATCH {
                         let Ok(received) = self.inbound.try_recv() else { break };
-                        core.handle_received(Instant::now(), Timestamp::now(), received.data, received.source);
+                        core.handle_received_on(Instant::now(), Timestamp::now(), received.data, received.source, Some(received.local));
                         self.collect_outputs(&mut core, &mut outgoing, &mut parked);
                     }
                 }
@@ -185,6 +187,7 @@ impl Server {
                 Some(trigger) = reload_rx.recv() => {
                     if let Some(config) = self.reload(trigger) {
                         core.set_prompts(Arc::new(media::load_prompts(&config)));
+                        core.set_screening(screen::ScreenSettings::from_config(&config.sip));
                     }
                 }
                 _ = sweep.tick() => self.sweep_recordings(),
@@ -286,7 +289,15 @@ impl Server {
             Ok((config, table)) => {
                 let numbers = table.numbers.len();
                 self.routing.store(Arc::new(table));
-                if config.sip.listen != self.config.sip.listen {
+                let sockets = |config: &Config| -> Vec<(Transport, SocketAddr)> {
+                    config
+                        .sip
+                        .listen
+                        .iter()
+                        .map(|l| (l.transport, l.address))
+                        .collect()
+                };
+                if sockets(&config) != sockets(&self.config) {
                     warn!("listen addresses changed: they take effect at the next restart");
                 }
                 info!(trigger, numbers, "configuration reloaded");
