@@ -31,7 +31,7 @@ use sihai_transaction::{Event, TransactionKey, TransactionLayer, Transmit};
 use tracing::{debug, info, trace};
 
 use crate::responder;
-use crate::screen::{FloodLimiter, ScreenSettings};
+use crate::screen::{Admission, FloodLimiter, ScreenSettings};
 use crate::stats::{Stats, StatsSnapshot};
 
 pub struct Core {
@@ -126,6 +126,19 @@ impl Core {
         local: Option<SocketAddr>,
     ) {
         Stats::bump(&self.stats.received);
+        // A request over twice its source's limit is dropped before it costs a parse.
+        // Responses are not limited: phones answer from addresses of their own.
+        let admission = if data.starts_with(b"SIP/") {
+            Admission::Within
+        } else {
+            self.limiter.admit(now, source.addr.ip())
+        };
+        if admission == Admission::Shed {
+            Stats::bump(&self.stats.flood_limited);
+            trace!(%source, "shedding request over twice its source's flood limit");
+            self.log_screen_summary(now);
+            return;
+        }
         let msg = match Message::parse(data) {
             Ok(msg) => msg,
             Err(err) => {
@@ -135,7 +148,7 @@ impl Core {
             }
         };
         if msg.is_request() {
-            if let Verdict::Stop = self.screen(now, &msg, source, local) {
+            if let Verdict::Stop = self.screen(&msg, source, local, admission) {
                 self.log_screen_summary(now);
                 return;
             }
@@ -239,15 +252,16 @@ impl Core {
         self.transactions.len()
     }
 
-    /// The checks before a request may cost a transaction, cheapest first: one map
-    /// lookup for the flood limit, a scan of the trunks' networks, and only for what
-    /// is not from a trunk, a look at the dialogs and transactions.
+    /// The checks before a request may cost a transaction, cheapest first (the flood
+    /// limit was counted before parsing, one map lookup): the User-Agent against the
+    /// scanners, a scan of the trunks' networks, and only for what is over the limit or
+    /// not from a trunk, a look at the dialogs and transactions.
     fn screen(
         &mut self,
-        now: Instant,
         request: &Message,
         source: Peer,
         local: Option<SocketAddr>,
+        admission: Admission,
     ) -> Verdict {
         let ip = source.addr.ip();
         let has_to_tag = || request.to().is_ok_and(|to| to.tag().is_some());
@@ -257,7 +271,7 @@ impl Core {
             core.transactions.matches_server_transaction(request)
                 || (has_to_tag() && core.calls.owns_dialog(request))
         };
-        if !self.limiter.admit(now, ip) && !known(self) {
+        if admission == Admission::Over && !known(self) {
             Stats::bump(&self.stats.flood_limited);
             trace!(%source, "dropping request over its source's flood limit");
             return Verdict::Stop;

@@ -30,10 +30,6 @@ pub const KNOWN_SCANNERS: &[&str] = &[
     "pplsip",
 ];
 
-/// The default of `[sip] max_requests_per_source`, for a core built without a
-/// configuration (tests, benches).
-pub const DEFAULT_MAX_REQUESTS_PER_SOURCE: u32 = 5_000;
-
 /// What the screen needs from the configuration; replaced whole on reload.
 #[derive(Debug, Clone)]
 pub struct ScreenSettings {
@@ -48,7 +44,9 @@ impl Default for ScreenSettings {
     fn default() -> Self {
         ScreenSettings {
             listeners: Vec::new(),
-            max_requests_per_source: DEFAULT_MAX_REQUESTS_PER_SOURCE,
+            // No limit for a core built without a configuration (tests, benches): at
+            // this rate a request's interval is zero. The daemon always configures one.
+            max_requests_per_source: u32::MAX,
             scanner_user_agents: Vec::new(),
         }
     }
@@ -109,49 +107,90 @@ const MAX_TRACKED_SOURCES: usize = 16_384;
 
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A token bucket per source address, `rate` requests per second with a burst of
-/// `rate`, kept as the generic cell rate algorithm does: one instant per source, the
-/// theoretical arrival time of its next request, so the arithmetic is exact.
+/// What the limiter says about one more request from a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Within the source's limit.
+    Within,
+    /// Over the limit: only what belongs to a transaction or call already may pass
+    /// (telling which takes parsing it).
+    Over,
+    /// Over twice the limit, counting everything the source sent: dropped before it
+    /// is even parsed, so a flood costs the event loop almost nothing.
+    Shed,
+}
+
+/// Token buckets per source address, kept as the generic cell rate algorithm does:
+/// each bucket is one instant, the theoretical arrival time of the source's next
+/// request, so the arithmetic is exact. Two per source: the limit (`rate` per second,
+/// a burst of `rate`) for the requests it admits, and a ceiling twice as high for every
+/// request it sees.
 #[derive(Debug)]
 pub struct FloodLimiter {
-    /// One request's share of a second.
-    interval: Duration,
-    /// How far ahead of now a source's next arrival time may be: the burst.
-    tolerance: Duration,
-    buckets: HashMap<IpAddr, Bucket>,
+    limit: Pacing,
+    ceiling: Pacing,
+    buckets: HashMap<IpAddr, Buckets>,
     /// Shared by the sources that arrive while the map is full.
-    overflow: Option<Bucket>,
+    overflow: Option<Buckets>,
     next_sweep: Option<Instant>,
     max_sources: usize,
 }
 
-/// A bucket whose arrival time has passed is full: forgetting it changes nothing.
+/// A request's share of a second, and how far ahead of now a bucket's next arrival
+/// may be (the burst).
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
-    next_arrival: Instant,
+struct Pacing {
+    interval: Duration,
+    tolerance: Duration,
 }
 
-impl Bucket {
-    fn full(now: Instant) -> Bucket {
-        Bucket { next_arrival: now }
+impl Pacing {
+    /// `requests` per second (at least 1) with a burst of one second's worth.
+    fn per_second(requests: u32) -> Pacing {
+        let second = Duration::from_secs(1);
+        let interval = second / requests.max(1);
+        Pacing {
+            interval,
+            tolerance: second.saturating_sub(interval),
+        }
     }
 
-    /// Takes one token if there is one; a refused request takes nothing.
-    fn take(&mut self, now: Instant, interval: Duration, tolerance: Duration) -> bool {
-        let next = self.next_arrival.max(now);
-        if next.saturating_duration_since(now) > tolerance {
+    /// Takes one token from the bucket whose next arrival is `next` if it has one; a
+    /// refused request takes nothing.
+    fn take(self, next: &mut Instant, now: Instant) -> bool {
+        let due = (*next).max(now);
+        if due.saturating_duration_since(now) > self.tolerance {
             return false;
         }
-        self.next_arrival = next + interval;
+        *next = due + self.interval;
         true
     }
 }
 
-/// The interval and burst tolerance for `requests_per_second` (at least 1).
-fn pacing(requests_per_second: u32) -> (Duration, Duration) {
-    let second = Duration::from_secs(1);
-    let interval = second / requests_per_second.max(1);
-    (interval, second.saturating_sub(interval))
+/// A bucket whose arrival time has passed is full: forgetting it changes nothing.
+#[derive(Debug, Clone, Copy)]
+struct Buckets {
+    admitted: Instant,
+    seen: Instant,
+}
+
+impl Buckets {
+    fn full(now: Instant) -> Buckets {
+        Buckets {
+            admitted: now,
+            seen: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant, limit: Pacing, ceiling: Pacing) -> Admission {
+        if !ceiling.take(&mut self.seen, now) {
+            Admission::Shed
+        } else if limit.take(&mut self.admitted, now) {
+            Admission::Within
+        } else {
+            Admission::Over
+        }
+    }
 }
 
 impl FloodLimiter {
@@ -160,44 +199,46 @@ impl FloodLimiter {
     }
 
     fn with_capacity(requests_per_second: u32, max_sources: usize) -> FloodLimiter {
-        let (interval, tolerance) = pacing(requests_per_second);
-        FloodLimiter {
-            interval,
-            tolerance,
+        let mut limiter = FloodLimiter {
+            limit: Pacing::per_second(1),
+            ceiling: Pacing::per_second(2),
             buckets: HashMap::new(),
             overflow: None,
             next_sweep: None,
             max_sources,
-        }
+        };
+        limiter.set_rate(requests_per_second);
+        limiter
     }
 
     /// A new rate (on reload); the buckets keep what they owe.
     pub fn set_rate(&mut self, requests_per_second: u32) {
-        (self.interval, self.tolerance) = pacing(requests_per_second);
+        self.limit = Pacing::per_second(requests_per_second);
+        self.ceiling = Pacing::per_second(requests_per_second.saturating_mul(2));
     }
 
-    /// Whether one more request from `source` at `now` is within its limit (and takes
-    /// a token if so). Once per second, full buckets are forgotten; while
-    /// the map is full, new sources share one bucket, so a flood from many addresses
-    /// is limited as a whole and the sources already known keep their own.
-    pub fn admit(&mut self, now: Instant, source: IpAddr) -> bool {
+    /// Counts one more request from `source` at `now` (one map lookup). Once per
+    /// second, full buckets are forgotten; while the map is full, new sources share one
+    /// bucket, so a flood from many addresses is limited as a whole and the sources
+    /// already known keep their own.
+    pub fn admit(&mut self, now: Instant, source: IpAddr) -> Admission {
         if self.next_sweep.is_none_or(|at| now >= at) {
             self.sweep(now);
         }
-        let (interval, tolerance) = (self.interval, self.tolerance);
-        if let Some(bucket) = self.buckets.get_mut(&source) {
-            return bucket.take(now, interval, tolerance);
+        let (limit, ceiling) = (self.limit, self.ceiling);
+        if let Some(buckets) = self.buckets.get_mut(&source) {
+            return buckets.take(now, limit, ceiling);
         }
         if self.buckets.len() >= self.max_sources {
             return self
                 .overflow
-                .get_or_insert_with(|| Bucket::full(now))
-                .take(now, interval, tolerance);
+                .get_or_insert_with(|| Buckets::full(now))
+                .take(now, limit, ceiling);
         }
-        let mut bucket = Bucket::full(now);
-        let admitted = bucket.take(now, interval, tolerance);
-        self.buckets.insert(source, bucket);
-        admitted
+        let mut buckets = Buckets::full(now);
+        let admission = buckets.take(now, limit, ceiling);
+        self.buckets.insert(source, buckets);
+        admission
     }
 
     /// Sources with a bucket of their own.
@@ -206,7 +247,8 @@ impl FloodLimiter {
     }
 
     fn sweep(&mut self, now: Instant) {
-        self.buckets.retain(|_, bucket| bucket.next_arrival > now);
+        self.buckets
+            .retain(|_, buckets| buckets.admitted.max(buckets.seen) > now);
         // After a flood from many addresses, give the table's memory back.
         if self.buckets.capacity() > 64 && self.buckets.len() < self.buckets.capacity() / 4 {
             self.buckets.shrink_to_fit();
@@ -227,41 +269,69 @@ mod tests {
     fn a_source_gets_its_burst_then_its_rate() {
         let mut limiter = FloodLimiter::new(10);
         let t0 = Instant::now();
-        let admitted = (0..25).filter(|_| limiter.admit(t0, ip(2))).count();
-        assert_eq!(admitted, 10, "the burst is one second's worth");
-        // Another source has a bucket of its own.
-        assert!(limiter.admit(t0, ip(3)));
-        // 100 ms later one more token (10/s) has come back, and no more.
-        let t1 = t0 + Duration::from_millis(100);
-        assert!(limiter.admit(t1, ip(2)));
-        assert!(!limiter.admit(t1, ip(2)));
-        // Over a full second at 10/s: 10 admitted of 100 sent evenly.
-        let admitted = (1..=100u64)
-            .filter(|i| limiter.admit(t1 + Duration::from_millis(10 * i), ip(2)))
-            .count();
-        assert_eq!(admitted, 10);
+        let first: Vec<Admission> = (0..25).map(|_| limiter.admit(t0, ip(2))).collect();
+        let count = |a: Admission| first.iter().filter(|&&x| x == a).count();
+        assert_eq!(
+            count(Admission::Within),
+            10,
+            "the burst is one second's worth"
+        );
+        assert_eq!(
+            count(Admission::Over),
+            10,
+            "then up to the ceiling, twice as much"
+        );
+        assert_eq!(count(Admission::Shed), 5);
+        // Another source has buckets of its own.
+        assert_eq!(limiter.admit(t0, ip(3)), Admission::Within);
+        // 100 a second for three seconds: after the bursts, 10 a second are admitted
+        // and 10 more are over the limit; the ceiling (20/s) sheds the other 80.
+        let steady: Vec<Admission> = (1..=300u64)
+            .map(|i| limiter.admit(t0 + Duration::from_millis(1_000 + 10 * i), ip(2)))
+            .skip(100)
+            .collect();
+        let count = |a: Admission| steady.iter().filter(|&&x| x == a).count();
+        assert_eq!(
+            (
+                count(Admission::Within),
+                count(Admission::Over),
+                count(Admission::Shed)
+            ),
+            (20, 20, 160)
+        );
+    }
+
+    #[test]
+    fn the_default_settings_limit_nothing() {
+        let mut limiter = FloodLimiter::new(ScreenSettings::default().max_requests_per_source);
+        let t0 = Instant::now();
+        assert!((0..100_000).all(|_| limiter.admit(t0, ip(1)) == Admission::Within));
     }
 
     #[test]
     fn idle_sources_are_forgotten_and_a_spoofed_flood_cannot_grow_the_map() {
         let mut limiter = FloodLimiter::with_capacity(2, 100);
         let t0 = Instant::now();
-        assert!(
+        assert_eq!(
             limiter.admit(t0, ip(1)),
+            Admission::Within,
             "the trunk, known before the flood"
         );
         // 10,000 spoofed addresses, one request each, within the same second.
         let spoofed = (0..10_000u32)
-            .filter(|i| limiter.admit(t0, IpAddr::from((0x0A00_0000 + i).to_be_bytes())))
+            .filter(|i| {
+                limiter.admit(t0, IpAddr::from((0x0A00_0000 + i).to_be_bytes()))
+                    == Admission::Within
+            })
             .count();
         assert_eq!(limiter.tracked_sources(), 100, "bounded");
         // 99 got buckets of their own; the rest shared one bucket of 2.
         assert_eq!(spoofed, 99 + 2);
         // The known source keeps its own bucket through the flood.
-        assert!(limiter.admit(t0, ip(1)));
-        // A second later every idle bucket is gone; the map shrinks back.
+        assert_eq!(limiter.admit(t0, ip(1)), Admission::Within);
+        // Later every idle bucket is gone; the map shrinks back.
         let t1 = t0 + Duration::from_millis(1_500);
-        assert!(limiter.admit(t1, ip(1)));
+        assert_eq!(limiter.admit(t1, ip(1)), Admission::Within);
         assert_eq!(limiter.tracked_sources(), 1);
     }
 
