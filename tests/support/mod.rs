@@ -52,11 +52,25 @@ impl Daemon {
     /// Starts the daemon with `routing` (trunks, enterprises, numbers, plans, groups,
     /// schedules as TOML) after the generated `[sip]`, `[log]` and `[store]` tables.
     pub fn start_with(sip_extra: &str, routing: &str) -> Daemon {
+        Daemon::start_edited(sip_extra, routing, |text| text)
+    }
+
+    /// [`start_with`](Daemon::start_with), with the generated configuration passed
+    /// through `edit` first: for what the generated tables take no extra text in (a
+    /// listener's settings, the log level).
+    pub fn start_edited(
+        sip_extra: &str,
+        routing: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Daemon {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("sihai.toml");
-        std::fs::write(&config, config_text(port, dir.path(), sip_extra, routing))
-            .expect("write config");
+        std::fs::write(
+            &config,
+            edit(config_text(port, dir.path(), sip_extra, routing)),
+        )
+        .expect("write config");
         let log = dir.path().join("sihai.log");
         let child = spawn(&config, &log);
         let mut daemon = Daemon {
@@ -92,6 +106,11 @@ impl Daemon {
             .arg("-HUP")
             .arg(self.child.id().to_string())
             .status();
+    }
+
+    /// The daemon's process id (for /proc/<pid>/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn addr(&self) -> SocketAddr {
