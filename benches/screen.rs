@@ -77,6 +77,16 @@ fn checks(c: &mut Criterion) {
             black_box(limiter.admit(at, black_box(trunk)))
         })
     });
+    group.bench_function("scanner_check", |b| {
+        b.iter(|| {
+            black_box(&invite)
+                .header(sihai_sip::HeaderName::UserAgent)
+                .is_some_and(|agent| settings.is_scanner(agent))
+        })
+    });
+    group.bench_function("trunk_acl_11_trunks", |b| {
+        b.iter(|| table.trunk_for(black_box(trunk)).is_some())
+    });
     group.bench_function("trunk_request_all_checks", |b| {
         b.iter(|| {
             at += step;

@@ -242,7 +242,7 @@ impl Sipp {
         let stat = std::fs::read_to_string(self.dir.path().join("stat.csv")).unwrap_or_default();
         let mut rows = stat.lines().filter(|l| !l.trim().is_empty());
         let header: Vec<&str> = rows.next().unwrap_or_default().split(';').collect();
-        let last: Vec<&str> = rows.last().unwrap_or_default().split(';').collect();
+        let last: Vec<&str> = rows.next_back().unwrap_or_default().split(';').collect();
         header
             .iter()
             .position(|h| *h == name)

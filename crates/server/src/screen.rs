@@ -85,20 +85,44 @@ impl ScreenSettings {
 
     /// Whether a User-Agent value names a known or configured scanner.
     pub fn is_scanner(&self, user_agent: &str) -> bool {
-        KNOWN_SCANNERS
-            .iter()
-            .copied()
-            .chain(self.scanner_user_agents.iter().map(String::as_str))
-            .any(|fragment| contains_ignore_ascii_case(user_agent, fragment))
+        let agent = user_agent.as_bytes();
+        // One pass over the header: only where a built-in fragment could start are the
+        // fragments compared.
+        let known = agent.iter().enumerate().any(|(at, byte)| {
+            KNOWN_FIRST_BYTES[usize::from(byte.to_ascii_lowercase())]
+                && KNOWN_SCANNERS
+                    .iter()
+                    .any(|fragment| starts_with_ignore_ascii_case(&agent[at..], fragment))
+        });
+        known
+            || self.scanner_user_agents.iter().any(|fragment| {
+                (0..agent.len()).any(|at| starts_with_ignore_ascii_case(&agent[at..], fragment))
+            })
     }
 }
 
-fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
-    let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
-    !needle.is_empty()
-        && haystack
-            .windows(needle.len())
-            .any(|window| window.eq_ignore_ascii_case(needle))
+/// Which bytes a built-in scanner fragment starts with.
+static KNOWN_FIRST_BYTES: [bool; 256] = first_bytes(KNOWN_SCANNERS);
+
+const fn first_bytes(fragments: &[&str]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < fragments.len() {
+        let bytes = fragments[i].as_bytes();
+        if !bytes.is_empty() {
+            table[bytes[0] as usize] = true;
+        }
+        i += 1;
+    }
+    table
+}
+
+/// `fragment` is lowercase and not empty.
+fn starts_with_ignore_ascii_case(text: &[u8], fragment: &str) -> bool {
+    let fragment = fragment.as_bytes();
+    text.len() >= fragment.len()
+        && !fragment.is_empty()
+        && text[..fragment.len()].eq_ignore_ascii_case(fragment)
 }
 
 /// Sources tracked at once. A flood from spoofed addresses cannot grow the map past
