@@ -1140,6 +1140,34 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
         assert_eq!(core.stats.snapshot().flood_limited, 1);
     }
 
+    #[test]
+    fn beyond_twice_the_limit_requests_are_dropped_unparsed_and_responses_never() {
+        let mut core = core();
+        core.set_screening(ScreenSettings {
+            max_requests_per_source: 5,
+            ..ScreenSettings::default()
+        });
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            core.handle_received(t0, wall(), strangers_call(), stranger());
+        }
+        let counted = core.stats.snapshot();
+        // 5 within the limit get their 403; the ceiling (10 a second) lets 5 more reach
+        // the parser, to be dropped there; the other 90 are dropped unparsed.
+        assert_eq!(counted.untrusted_rejected, 5);
+        assert_eq!(counted.flood_limited, 95);
+        assert_eq!(counted.requests + counted.rejected_requests, 0);
+        assert_eq!(drain(&mut core).len(), 5);
+        // Responses from that address are not limited: a phone answers from its own.
+        let (leg, _) = answered_call(&mut core, t0);
+        let phone = Peer::new(Transport::Udp, "198.51.100.1:5060".parse().unwrap());
+        let ok = MessageBuilder::response_to(&leg, 200, "OK", Some("ph1"))
+            .header(HeaderName::Contact, "<sip:phone@127.0.0.1:5080>")
+            .body("application/sdp", b"v=0\r\n");
+        core.handle_received(t0, wall(), ok.wire(), phone);
+        assert_eq!(core.stats.snapshot().flood_limited, 95);
+    }
+
     /// Sets up an answered call; returns the phone's leg INVITE and the caller's To tag.
     fn answered_call(core: &mut Core, t0: Instant) -> (Message, String) {
         core.handle_received(t0, wall(), Bytes::from_static(CALL.as_bytes()), udp_peer());
