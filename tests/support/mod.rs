@@ -79,14 +79,30 @@ impl Daemon {
         sip_extra: &str,
         routing: &str,
     ) -> Daemon {
+        Daemon::start_edited(sip_extra, routing, |text| {
+            text.replace(
+                &format!("commit_interval_ms = {TEST_COMMIT_INTERVAL_MS}\n"),
+                &format!("commit_interval_ms = {commit_interval_ms}\n"),
+            )
+        })
+    }
+
+    /// [`start_with`](Daemon::start_with), with the generated configuration passed
+    /// through `edit` first: for what the generated tables take no extra text in (a
+    /// listener's settings, the log level).
+    pub fn start_edited(
+        sip_extra: &str,
+        routing: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Daemon {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("sihai.toml");
-        let text = config_text(port, dir.path(), sip_extra, routing).replace(
-            &format!("commit_interval_ms = {TEST_COMMIT_INTERVAL_MS}\n"),
-            &format!("commit_interval_ms = {commit_interval_ms}\n"),
-        );
-        std::fs::write(&config, text).expect("write config");
+        std::fs::write(
+            &config,
+            edit(config_text(port, dir.path(), sip_extra, routing)),
+        )
+        .expect("write config");
         let log = dir.path().join("sihai.log");
         let child = spawn(&config, &log);
         let mut daemon = Daemon {
@@ -122,6 +138,11 @@ impl Daemon {
             .arg("-HUP")
             .arg(self.child.id().to_string())
             .status();
+    }
+
+    /// The daemon's process id (for /proc/<pid>/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -119,7 +119,7 @@ pub use plan::{EarlyMedia, ListEntry, PROVINCES, PlanConfig, RegionRule};
 pub use prompt::PromptConfig;
 pub use reload::{OnReload, ReloadRule, describe_reload_rules, reload_rules, rule_for};
 pub use schedule::{ScheduleConfig, TimeRange, WEEKDAYS};
-pub use sip::{Listen, SipConfig, TcpSettings, Timers};
+pub use sip::{Listen, SipConfig, TcpSettings, Timers, Untrusted};
 pub use store::StoreConfig;
 pub use trunk::{IpNet, IpNetError, NUMBER_PLACEHOLDER, Trunk};
 

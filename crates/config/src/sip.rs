@@ -30,6 +30,12 @@ pub struct SipConfig {
     pub listen: Vec<Listen>,
     pub timers: Timers,
     pub tcp: TcpSettings,
+    /// Requests per second one source address may send (its burst is one second's
+    /// worth); beyond that they are dropped.
+    pub max_requests_per_source: u32,
+    /// User-Agent fragments (lowercase) whose requests are dropped from any source, in
+    /// addition to the built-in list of known scanners.
+    pub scanner_user_agents: Vec<String>,
 }
 
 /// One listening socket: a `[[sip.listen]]` entry.
@@ -38,6 +44,19 @@ pub struct Listen {
     pub transport: Transport,
     /// A literal IPv4 or IPv6 address and a non-zero port.
     pub address: SocketAddr,
+    /// What requests from addresses that are no trunk get on this socket.
+    pub untrusted: Untrusted,
+}
+
+/// The answer to a request from an address that is no trunk (and belongs to no call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Untrusted {
+    /// One stateless `403` (`481` for an in-dialog request): no `100`, no transaction,
+    /// no retransmission.
+    #[default]
+    Reject,
+    /// Nothing at all.
+    Drop,
 }
 
 /// RFC 3261 §17 timer bases; every other transaction timer is derived from these.
@@ -90,6 +109,10 @@ const DEFAULT_T4_MS: u64 = 5_000;
 /// Far above any sane timer, low enough that `64 * T1` and `now + timer` cannot overflow.
 const MAX_TIMER_MS: u64 = 3_600_000;
 
+/// Three requests a call (INVITE, ACK, BYE): about 1,600 calls/s from one address.
+const DEFAULT_MAX_REQUESTS_PER_SOURCE: u32 = 5_000;
+const MAX_REQUESTS_PER_SOURCE: u64 = 10_000_000;
+
 const DEFAULT_IDLE_TIMEOUT_S: u64 = 300;
 /// One day; keeps `now + idle_timeout` far from overflowing.
 const MAX_IDLE_TIMEOUT_S: u64 = 86_400;
@@ -111,6 +134,8 @@ pub(crate) struct RawSip {
     listen: Option<Spanned<Vec<Spanned<RawListen>>>>,
     timers: Option<Spanned<RawTimers>>,
     tcp: Option<Spanned<RawTcp>>,
+    max_requests_per_source: Option<Spanned<u64>>,
+    scanner_user_agents: Option<Vec<Spanned<String>>>,
 }
 
 impl RawSip {
@@ -128,6 +153,14 @@ impl RawSip {
 struct RawListen {
     transport: Spanned<RawTransport>,
     address: Spanned<String>,
+    untrusted: Option<RawUntrusted>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawUntrusted {
+    Reject,
+    Drop,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -190,16 +223,65 @@ impl<T: Copy> Setting<T> {
 pub(crate) fn validate(raw: Option<Spanned<RawSip>>, diagnostics: &mut Diagnostics) -> SipConfig {
     let section_span = raw.as_ref().map(Spanned::span);
     let raw = raw.map(Spanned::into_inner);
-    let (user_agent, listen, timers, tcp) = match raw {
-        Some(raw) => (raw.user_agent, raw.listen, raw.timers, raw.tcp),
-        None => (None, None, None, None),
+    let (user_agent, listen, timers, tcp, max_requests, scanners) = match raw {
+        Some(raw) => (
+            raw.user_agent,
+            raw.listen,
+            raw.timers,
+            raw.tcp,
+            raw.max_requests_per_source,
+            raw.scanner_user_agents,
+        ),
+        None => (None, None, None, None, None, None),
     };
     SipConfig {
         user_agent: validate_user_agent(user_agent, diagnostics),
         listen: validate_listen(listen, section_span, diagnostics),
         timers: validate_timers(timers, diagnostics),
         tcp: validate_tcp(tcp, diagnostics),
+        max_requests_per_source: validate_max_requests(max_requests, diagnostics),
+        scanner_user_agents: validate_scanners(scanners.unwrap_or_default(), diagnostics),
     }
+}
+
+fn validate_max_requests(raw: Option<Spanned<u64>>, diagnostics: &mut Diagnostics) -> u32 {
+    let Some(raw) = raw else {
+        return DEFAULT_MAX_REQUESTS_PER_SOURCE;
+    };
+    let value = *raw.get_ref();
+    match u32::try_from(value) {
+        Ok(limit) if (1..=MAX_REQUESTS_PER_SOURCE).contains(&value) => limit,
+        _ => {
+            diagnostics.report(
+                Some(raw.span()),
+                "sip.max_requests_per_source",
+                format!("{value} is out of range; must be between 1 and {MAX_REQUESTS_PER_SOURCE}"),
+            );
+            DEFAULT_MAX_REQUESTS_PER_SOURCE
+        }
+    }
+}
+
+/// Each fragment is matched case-insensitively anywhere in the User-Agent header.
+fn validate_scanners(raw: Vec<Spanned<String>>, diagnostics: &mut Diagnostics) -> Vec<String> {
+    let mut fragments = Vec::with_capacity(raw.len());
+    for (index, entry) in raw.into_iter().enumerate() {
+        let span = entry.span();
+        let text = entry.into_inner();
+        let field = format!("sip.scanner_user_agents[{index}]");
+        if text.trim().is_empty() {
+            diagnostics.report(
+                Some(span),
+                field,
+                "must not be empty (an empty fragment would match every User-Agent)",
+            );
+        } else if text.chars().any(char::is_control) {
+            diagnostics.report(Some(span), field, "must not contain control characters");
+        } else {
+            fragments.push(text.trim().to_lowercase());
+        }
+    }
+    fragments
 }
 
 fn validate_user_agent(raw: Option<Spanned<String>>, diagnostics: &mut Diagnostics) -> String {
@@ -245,7 +327,8 @@ fn validate_listen(
     }
 
     let mut listen = Vec::with_capacity(entries.len());
-    let mut first_declared: HashMap<Listen, (usize, Range<usize>)> = HashMap::new();
+    let mut first_declared: HashMap<(Transport, SocketAddr), (usize, Range<usize>)> =
+        HashMap::new();
     for (index, entry) in entries.into_iter().enumerate() {
         let entry_span = entry.span();
         let entry = entry.into_inner();
@@ -254,8 +337,16 @@ fn validate_listen(
         let Some(address) = validate_address(&entry.address, &field, diagnostics) else {
             continue;
         };
-        let candidate = Listen { transport, address };
-        if let Some((first_index, first_span)) = first_declared.get(&candidate) {
+        let untrusted = match entry.untrusted {
+            None | Some(RawUntrusted::Reject) => Untrusted::Reject,
+            Some(RawUntrusted::Drop) => Untrusted::Drop,
+        };
+        let candidate = Listen {
+            transport,
+            address,
+            untrusted,
+        };
+        if let Some((first_index, first_span)) = first_declared.get(&(transport, address)) {
             diagnostics.report(
                 Some(entry_span),
                 field,
@@ -269,7 +360,7 @@ fn validate_listen(
             );
             continue;
         }
-        first_declared.insert(candidate, (index, entry_span));
+        first_declared.insert((transport, address), (index, entry_span));
         listen.push(candidate);
     }
     listen

@@ -92,16 +92,20 @@ fn sample_configuration_loads() {
             Listen {
                 transport: Transport::Udp,
                 address: address("127.0.0.1:5060"),
+                untrusted: Untrusted::Reject,
             },
             Listen {
                 transport: Transport::Tcp,
                 address: address("127.0.0.1:5060"),
+                untrusted: Untrusted::Reject,
             },
         ]
     );
     // The sample spells out every default; the code must agree with its comments.
     assert_eq!(config.sip.timers, Timers::default());
     assert_eq!(config.sip.tcp, TcpSettings::default());
+    assert_eq!(config.sip.max_requests_per_source, 5_000);
+    assert!(config.sip.scanner_user_agents.is_empty());
     assert_eq!(config.log, LogConfig::default());
 }
 
@@ -154,6 +158,7 @@ fn explicit_settings_are_used() {
         Listen {
             transport: Transport::Tcp,
             address: address("[::1]:5070"),
+            untrusted: Untrusted::Reject,
         }
     );
     assert_eq!(config.sip.timers.t1, Duration::from_millis(200));
@@ -163,6 +168,80 @@ fn explicit_settings_are_used() {
     assert_eq!(config.sip.tcp.max_connections, 5);
     assert_eq!(config.sip.tcp.max_message_bytes, 1024);
     assert_eq!(config.log.level, "warn,sihai_sip=trace");
+}
+
+#[test]
+fn untrusted_traffic_settings_are_used() {
+    let config = parse(&[
+        "[sip]",
+        "max_requests_per_source = 300",
+        "scanner_user_agents = [\"  MyScanner \", \"bad-bot\"]",
+        "[[sip.listen]]",
+        "transport = \"udp\"",
+        "address = \"127.0.0.1:5060\"",
+        "untrusted = \"drop\"",
+        "[[sip.listen]]",
+        "transport = \"tcp\"",
+        "address = \"127.0.0.1:5060\"",
+        "untrusted = \"reject\"",
+    ])
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.sip.max_requests_per_source, 300);
+    assert_eq!(config.sip.scanner_user_agents, ["myscanner", "bad-bot"]);
+    assert_eq!(config.sip.listen[0].untrusted, Untrusted::Drop);
+    assert_eq!(config.sip.listen[1].untrusted, Untrusted::Reject);
+
+    let defaults = parse(MINIMAL).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(defaults.sip.max_requests_per_source, 5_000);
+    assert!(defaults.sip.scanner_user_agents.is_empty());
+    assert_eq!(defaults.sip.listen[0].untrusted, Untrusted::Reject);
+}
+
+#[test]
+fn unknown_untrusted_mode_is_located_at_the_value() {
+    assert_one_error(
+        &minimal_with(&["untrusted = \"ignore\""]),
+        5,
+        13,
+        "sip.listen[0].untrusted",
+        "unknown variant \"ignore\", expected \"reject\" or \"drop\"",
+    );
+}
+
+#[test]
+fn request_limit_per_source_must_be_in_range() {
+    for (value, column) in [("0", 27), ("10000001", 27)] {
+        assert_one_error(
+            &[
+                "[sip]".to_string(),
+                format!("max_requests_per_source = {value}"),
+                "[[sip.listen]]".into(),
+                "transport = \"udp\"".into(),
+                "address = \"127.0.0.1:5060\"".into(),
+            ],
+            2,
+            column,
+            "sip.max_requests_per_source",
+            "is out of range; must be between 1 and 10000000",
+        );
+    }
+}
+
+#[test]
+fn empty_scanner_fragment_is_refused() {
+    assert_one_error(
+        &[
+            "[sip]",
+            "scanner_user_agents = [\"sipvicious\", \" \"]",
+            "[[sip.listen]]",
+            "transport = \"udp\"",
+            "address = \"127.0.0.1:5060\"",
+        ],
+        2,
+        38,
+        "sip.scanner_user_agents[1]",
+        "must not be empty",
+    );
 }
 
 #[test]

@@ -1,6 +1,10 @@
 //! The endpoint's protocol core: bytes in, bytes out, no sockets and no clock of its own.
 //!
-//! Every received datagram or stream frame is parsed and validated here; a request that
+//! Every received datagram or stream frame is parsed and screened here before it may
+//! cost anything (see [`screen`](crate::screen)): a request over its source's flood
+//! limit or from a known scanner is dropped, and a request from an address that is no
+//! trunk and belongs to no call or transaction gets one stateless `403` (`481` in a
+//! dialog) or nothing, as its listener says, never a transaction. A request that
 //! fails validation is answered statelessly with the fault's status and a `Warning`
 //! naming it (a transaction needs a sound Via and CSeq to exist at all); everything else
 //! goes through the RFC 3261 transaction layer, which absorbs retransmissions, and the
@@ -8,13 +12,15 @@
 //! only moves bytes and instants in and out, so this whole path is tested without I/O.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use jiff::Timestamp;
 use sihai_call::{B2bua, B2buaConfig};
+use sihai_config::Untrusted;
 use sihai_routing::RoutingTable;
 use sihai_sip::Via;
 use sihai_sip::builder::MessageBuilder;
@@ -22,10 +28,11 @@ use sihai_sip::validate::{check_request, check_response, is_answerable};
 use sihai_sip::{HeaderName, Message, Method, Peer};
 use sihai_store::{Cdr, NewAlert};
 use sihai_transaction::{Event, TransactionKey, TransactionLayer, Transmit};
-use tracing::{debug, trace};
+use tracing::{debug, info, trace};
 
 use crate::responder;
-use crate::stats::Stats;
+use crate::screen::{Admission, FloodLimiter, ScreenSettings};
+use crate::stats::{Stats, StatsSnapshot};
 
 pub struct Core {
     transactions: TransactionLayer,
@@ -36,6 +43,27 @@ pub struct Core {
     outbox: VecDeque<Transmit>,
     user_agent: String,
     stats: Arc<Stats>,
+    screen: ScreenSettings,
+    limiter: FloodLimiter,
+    screen_summary: ScreenSummary,
+}
+
+/// At most one info line per [`SCREEN_SUMMARY_INTERVAL`] about what the screen turned
+/// away (each request is logged at trace level only: a flood must not flood the log).
+#[derive(Debug, Default)]
+struct ScreenSummary {
+    next: Option<Instant>,
+    logged: StatsSnapshot,
+}
+
+const SCREEN_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What the screen decided about a request.
+enum Verdict {
+    /// On to validation and the transaction layer.
+    Admit,
+    /// Handled here (dropped, or answered statelessly).
+    Stop,
 }
 
 impl Core {
@@ -53,7 +81,17 @@ impl Core {
             routing,
             outbox: VecDeque::new(),
             stats,
+            limiter: FloodLimiter::new(ScreenSettings::default().max_requests_per_source),
+            screen: ScreenSettings::default(),
+            screen_summary: ScreenSummary::default(),
         }
+    }
+
+    /// The listeners' untrusted policies, the flood limit and the scanner list (at
+    /// start and on reload; the limiter keeps what it counted).
+    pub fn set_screening(&mut self, settings: ScreenSettings) {
+        self.limiter.set_rate(settings.max_requests_per_source);
+        self.screen = settings;
     }
 
     /// Calls in progress.
@@ -71,8 +109,36 @@ impl Core {
         self.calls.poll_record()
     }
 
+    /// A message that arrived on no particular listener: untrusted requests get the
+    /// default policy (`reject`).
     pub fn handle_received(&mut self, now: Instant, wall: Timestamp, data: Bytes, source: Peer) {
+        self.handle_received_on(now, wall, data, source, None);
+    }
+
+    /// A message that arrived on the socket (UDP) or connection (TCP) whose local
+    /// address is `local`, which picks the listener's policy for untrusted requests.
+    pub fn handle_received_on(
+        &mut self,
+        now: Instant,
+        wall: Timestamp,
+        data: Bytes,
+        source: Peer,
+        local: Option<SocketAddr>,
+    ) {
         Stats::bump(&self.stats.received);
+        // A request over twice its source's limit is dropped before it costs a parse.
+        // Responses are not limited: phones answer from addresses of their own.
+        let admission = if data.starts_with(b"SIP/") {
+            Admission::Within
+        } else {
+            self.limiter.admit(now, source.addr.ip())
+        };
+        if admission == Admission::Shed {
+            Stats::bump(&self.stats.flood_limited);
+            trace!(%source, "shedding request over twice its source's flood limit");
+            self.log_screen_summary(now);
+            return;
+        }
         let msg = match Message::parse(data) {
             Ok(msg) => msg,
             Err(err) => {
@@ -82,6 +148,10 @@ impl Core {
             }
         };
         if msg.is_request() {
+            if let Verdict::Stop = self.screen(&msg, source, local, admission) {
+                self.log_screen_summary(now);
+                return;
+            }
             if let Err(fault) = check_request(&msg) {
                 Stats::bump(&self.stats.rejected_requests);
                 debug!(%source, %fault, "rejecting malformed request");
@@ -189,6 +259,72 @@ impl Core {
     /// Live transactions, for tests and metrics.
     pub fn transactions(&self) -> usize {
         self.transactions.len()
+    }
+
+    /// The checks before a request may cost a transaction, cheapest first (the flood
+    /// limit was counted before parsing, one map lookup): the User-Agent against the
+    /// scanners, a scan of the trunks' networks, and only for what is over the limit or
+    /// not from a trunk, a look at the dialogs and transactions.
+    fn screen(
+        &mut self,
+        request: &Message,
+        source: Peer,
+        local: Option<SocketAddr>,
+        admission: Admission,
+    ) -> Verdict {
+        let ip = source.addr.ip();
+        let has_to_tag = || request.to().is_ok_and(|to| to.tag().is_some());
+        // What belongs to a transaction or a call already costs nothing new: spared by
+        // the flood limit, and admitted from any address (a phone's BYE, its re-INVITE).
+        let known = |core: &Core| {
+            core.transactions.matches_server_transaction(request)
+                || (has_to_tag() && core.calls.owns_dialog(request))
+        };
+        if admission == Admission::Over && !known(self) {
+            Stats::bump(&self.stats.flood_limited);
+            trace!(%source, "dropping request over its source's flood limit");
+            return Verdict::Stop;
+        }
+        if let Some(user_agent) = request.header(HeaderName::UserAgent)
+            && self.screen.is_scanner(user_agent)
+        {
+            Stats::bump(&self.stats.scanners_dropped);
+            trace!(%source, user_agent, "dropping a scanner's request");
+            return Verdict::Stop;
+        }
+        if self.routing.load().trunk_for(ip).is_some() || known(self) {
+            return Verdict::Admit;
+        }
+        let policy = self.screen.untrusted_policy(source.transport, local);
+        if policy == Untrusted::Drop || request.method() == Some(Method::Ack) {
+            Stats::bump(&self.stats.untrusted_dropped);
+            trace!(%source, "dropping request from an address that is no trunk");
+            return Verdict::Stop;
+        }
+        Stats::bump(&self.stats.untrusted_rejected);
+        trace!(%source, "refusing request from an address that is no trunk");
+        if has_to_tag() {
+            self.reject_statelessly(request, source, 481, "Call/Transaction Does Not Exist");
+        } else {
+            self.reject_statelessly(request, source, 403, "Forbidden");
+        }
+        Verdict::Stop
+    }
+
+    fn log_screen_summary(&mut self, now: Instant) {
+        if self.screen_summary.next.is_some_and(|at| now < at) {
+            return;
+        }
+        self.screen_summary.next = Some(now + SCREEN_SUMMARY_INTERVAL);
+        let totals = self.stats.snapshot();
+        let before = std::mem::replace(&mut self.screen_summary.logged, totals);
+        info!(
+            untrusted_rejected = totals.untrusted_rejected - before.untrusted_rejected,
+            untrusted_dropped = totals.untrusted_dropped - before.untrusted_dropped,
+            scanners_dropped = totals.scanners_dropped - before.scanners_dropped,
+            flood_limited = totals.flood_limited - before.flood_limited,
+            "requests turned away since the last summary (at most one line per 10 s)"
+        );
     }
 
     fn reject_statelessly(&mut self, request: &Message, source: Peer, status: u16, reason: &str) {
@@ -794,19 +930,273 @@ phones = [{ number = "13900000001", ring_timeout_s = 5 }, { number = "1390000000
         assert_eq!(cdr.attempts[0].result, "cancelled");
     }
 
+    fn stranger() -> Peer {
+        Peer::new(Transport::Udp, "198.51.100.1:5060".parse().unwrap())
+    }
+
+    /// `CALL` as sent by an address that is no trunk.
+    fn strangers_call() -> Bytes {
+        Bytes::from(CALL.replace("192.0.2.7:5062;branch", "198.51.100.1:5060;branch"))
+    }
+
+    /// Runs the core's timers from `from` for `seconds` in 100 ms steps.
+    fn run_for(core: &mut Core, from: Instant, seconds: u64) -> Vec<Transmit> {
+        let mut sent = Vec::new();
+        for step in 1..=seconds * 10 {
+            core.handle_timeout(from + Duration::from_millis(100 * step), wall());
+            sent.extend(drain(core));
+        }
+        sent
+    }
+
     #[test]
-    fn untrusted_source_is_forbidden() {
+    fn untrusted_invite_gets_one_stateless_403_and_no_transaction() {
         let mut core = core();
-        let stranger = Peer::new(Transport::Udp, "198.51.100.1:5060".parse().unwrap());
-        let invite = CALL.replace("192.0.2.7:5062;branch", "198.51.100.1:5060;branch");
-        core.handle_received(Instant::now(), wall(), Bytes::from(invite), stranger);
+        let stats = core.stats.clone();
+        let t0 = Instant::now();
+        core.handle_received(t0, wall(), strangers_call(), stranger());
         let sent = parsed(&drain(&mut core));
-        let codes: Vec<u16> = sent.iter().filter_map(|(_, m)| m.status()).collect();
-        assert_eq!(codes, vec![100, 403]);
+        let codes: Vec<(Peer, Option<u16>)> = sent.iter().map(|(p, m)| (*p, m.status())).collect();
+        assert_eq!(codes, vec![(stranger(), Some(403))], "no 100, one 403");
+        assert_eq!(core.transactions(), 0, "no transaction");
+        assert_eq!(core.poll_timeout(), None, "nothing to retransmit");
+        assert!(
+            run_for(&mut core, t0, 40).is_empty(),
+            "nothing more over 40 s (Timer H is 32 s)"
+        );
         assert!(
             core.poll_record().is_none(),
             "no CDR for traffic from outside the trunks"
         );
+        let counted = stats.snapshot();
+        assert_eq!((counted.untrusted_rejected, counted.requests), (1, 0));
+    }
+
+    #[test]
+    fn a_listener_set_to_drop_answers_untrusted_requests_with_nothing() {
+        let mut core = core();
+        let quiet: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let loud: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        core.set_screening(ScreenSettings {
+            listeners: vec![
+                (Transport::Udp, quiet, Untrusted::Drop),
+                (Transport::Udp, loud, Untrusted::Reject),
+            ],
+            ..ScreenSettings::default()
+        });
+        let t0 = Instant::now();
+        core.handle_received_on(t0, wall(), strangers_call(), stranger(), Some(quiet));
+        assert!(drain(&mut core).is_empty());
+        assert_eq!(core.transactions(), 0);
+        assert_eq!(core.stats.snapshot().untrusted_dropped, 1);
+        core.handle_received_on(t0, wall(), strangers_call(), stranger(), Some(loud));
+        assert_eq!(
+            drain(&mut core).iter().map(status).collect::<Vec<_>>(),
+            [403]
+        );
+        // The trunk is served on the quiet listener as on any other.
+        core.handle_received_on(
+            t0,
+            wall(),
+            Bytes::from_static(INVITE.as_bytes()),
+            udp_peer(),
+            Some(quiet),
+        );
+        assert_eq!(
+            drain(&mut core).iter().map(status).collect::<Vec<_>>(),
+            [100, 404]
+        );
+    }
+
+    #[test]
+    fn untrusted_ack_and_in_dialog_requests_never_make_a_transaction() {
+        let mut core = core();
+        let t0 = Instant::now();
+        let in_dialog = |method: &str| {
+            Bytes::from(format!(
+                "{method} sip:sihai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKx{method}\r\n\
+                 From: <sip:a@198.51.100.1>;tag=s\r\nTo: <sip:b@127.0.0.1>;tag=nosuchcall\r\n\
+                 Call-ID: nosuchcall\r\nCSeq: 2 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            ))
+        };
+        core.handle_received(t0, wall(), in_dialog("ACK"), stranger());
+        assert!(drain(&mut core).is_empty(), "an ACK is never answered");
+        core.handle_received(t0, wall(), in_dialog("BYE"), stranger());
+        assert_eq!(
+            drain(&mut core).iter().map(status).collect::<Vec<_>>(),
+            [481]
+        );
+        core.handle_received(t0, wall(), in_dialog("INVITE"), stranger());
+        assert_eq!(
+            drain(&mut core).iter().map(status).collect::<Vec<_>>(),
+            [481]
+        );
+        assert_eq!(core.transactions(), 0);
+        assert!(run_for(&mut core, t0, 40).is_empty());
+        let counted = core.stats.snapshot();
+        assert_eq!(
+            (counted.untrusted_rejected, counted.untrusted_dropped),
+            (2, 1)
+        );
+    }
+
+    #[test]
+    fn scanners_are_dropped_even_from_a_trunk() {
+        let mut core = core();
+        core.set_screening(ScreenSettings {
+            scanner_user_agents: vec!["warbot".into()],
+            ..ScreenSettings::default()
+        });
+        let t0 = Instant::now();
+        for agent in ["friendly-scanner", "sipvicious 0.3.4", "WarBot/2"] {
+            let scan = CALL.replace(
+                "Max-Forwards: 70\r\n",
+                &format!("Max-Forwards: 70\r\nUser-Agent: {agent}\r\n"),
+            );
+            core.handle_received(t0, wall(), Bytes::from(scan), udp_peer());
+            assert!(drain(&mut core).is_empty(), "{agent}: no answer");
+        }
+        assert_eq!(core.transactions(), 0);
+        assert_eq!(core.active_calls(), 0);
+        assert_eq!(core.stats.snapshot().scanners_dropped, 3);
+        // A carrier's own User-Agent is no scanner.
+        let carrier = CALL.replace(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nUser-Agent: SoftX3000\r\n",
+        );
+        core.handle_received(t0, wall(), Bytes::from(carrier), udp_peer());
+        assert_eq!(core.active_calls(), 1);
+    }
+
+    #[test]
+    fn a_phone_that_is_no_trunk_still_reaches_its_call_in_dialog() {
+        let mut core = core();
+        let t0 = Instant::now();
+        let (leg, _) = answered_call(&mut core, t0);
+        // The answering phone (127.0.0.1, no trunk) re-INVITEs, then hangs up.
+        let mut dialog = phone_dialog(&leg);
+        let reinvite = dialog
+            .request(
+                Method::Invite,
+                "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKphonereinv",
+                "",
+            )
+            .build();
+        core.handle_received(t0, wall(), reinvite.wire(), phone_peer());
+        let sent = parsed(&drain(&mut core));
+        assert!(
+            sent.iter()
+                .any(|(p, m)| *p == udp_peer() && m.method() == Some(Method::Invite)),
+            "the re-INVITE is relayed to the caller: {sent:?}"
+        );
+        assert!(
+            !sent
+                .iter()
+                .any(|(_, m)| m.status() == Some(403) || m.status() == Some(481)),
+            "{sent:?}"
+        );
+        let bye = dialog
+            .request(
+                Method::Bye,
+                "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKphonebye",
+                "",
+            )
+            .build();
+        core.handle_received(t0, wall(), bye.wire(), phone_peer());
+        let sent = parsed(&drain(&mut core));
+        assert!(
+            sent.iter()
+                .any(|(p, m)| *p == udp_peer() && m.method() == Some(Method::Bye)),
+            "the caller is hung up: {sent:?}"
+        );
+        assert!(
+            sent.iter()
+                .any(|(p, m)| *p == phone_peer() && m.status() == Some(200)),
+            "the phone's BYE is answered: {sent:?}"
+        );
+        let (cdr, _) = core.poll_record().unwrap();
+        assert_eq!(cdr.hangup_side, Some(sihai_store::HangupSide::Phone));
+        // Its retransmission, after the call is gone, is replayed by the transaction.
+        core.handle_received(
+            t0 + Duration::from_millis(500),
+            wall(),
+            bye.wire(),
+            phone_peer(),
+        );
+        let replay = parsed(&drain(&mut core));
+        assert_eq!(
+            replay
+                .iter()
+                .map(|(p, m)| (*p, m.status()))
+                .collect::<Vec<_>>(),
+            [(phone_peer(), Some(200))]
+        );
+        assert_eq!(core.stats.snapshot().untrusted_rejected, 0);
+    }
+
+    #[test]
+    fn the_flood_limit_drops_new_requests_but_spares_retransmissions() {
+        let mut core = core();
+        core.set_screening(ScreenSettings {
+            max_requests_per_source: 5,
+            ..ScreenSettings::default()
+        });
+        let options = |n: u32| {
+            Bytes::from(format!(
+                "OPTIONS sip:4001234567@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKopt{n}\r\n\
+                 From: <sip:carrier@192.0.2.7>;tag=c{n}\r\nTo: <sip:4001234567@127.0.0.1>\r\n\
+                 Call-ID: opt-{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            ))
+        };
+        let t0 = Instant::now();
+        for n in 0..5 {
+            core.handle_received(t0, wall(), options(n), udp_peer());
+        }
+        assert_eq!(drain(&mut core).len(), 5, "the burst is answered");
+        core.handle_received(t0, wall(), options(5), udp_peer());
+        assert!(drain(&mut core).is_empty(), "over the limit: dropped");
+        core.handle_received(t0, wall(), options(0), udp_peer());
+        assert_eq!(
+            drain(&mut core).iter().map(status).collect::<Vec<_>>(),
+            [200],
+            "a retransmission is still answered from its transaction"
+        );
+        // Another source has its own budget.
+        let other = Peer::new(Transport::Udp, "192.0.2.8:5062".parse().unwrap());
+        core.handle_received(t0, wall(), options(6), other);
+        assert_eq!(drain(&mut core).len(), 1);
+        // A second later the source has its budget back.
+        core.handle_received(t0 + Duration::from_secs(1), wall(), options(7), udp_peer());
+        assert_eq!(drain(&mut core).len(), 1);
+        assert_eq!(core.stats.snapshot().flood_limited, 1);
+    }
+
+    #[test]
+    fn beyond_twice_the_limit_requests_are_dropped_unparsed_and_responses_never() {
+        let mut core = core();
+        core.set_screening(ScreenSettings {
+            max_requests_per_source: 5,
+            ..ScreenSettings::default()
+        });
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            core.handle_received(t0, wall(), strangers_call(), stranger());
+        }
+        let counted = core.stats.snapshot();
+        // 5 within the limit get their 403; the ceiling (10 a second) lets 5 more reach
+        // the parser, to be dropped there; the other 90 are dropped unparsed.
+        assert_eq!(counted.untrusted_rejected, 5);
+        assert_eq!(counted.flood_limited, 95);
+        assert_eq!(counted.requests + counted.rejected_requests, 0);
+        assert_eq!(drain(&mut core).len(), 5);
+        // Responses from that address are not limited: a phone answers from its own.
+        let (leg, _) = answered_call(&mut core, t0);
+        let phone = Peer::new(Transport::Udp, "198.51.100.1:5060".parse().unwrap());
+        let ok = MessageBuilder::response_to(&leg, 200, "OK", Some("ph1"))
+            .header(HeaderName::Contact, "<sip:phone@127.0.0.1:5080>")
+            .body("application/sdp", b"v=0\r\n");
+        core.handle_received(t0, wall(), ok.wire(), phone);
+        assert_eq!(core.stats.snapshot().flood_limited, 95);
     }
 
     /// Sets up an answered call; returns the phone's leg INVITE and the caller's To tag.

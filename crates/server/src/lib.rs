@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod core;
 mod media;
 pub mod responder;
+pub mod screen;
 pub mod stats;
 
 use std::future::Future;
@@ -142,6 +143,7 @@ impl Server {
             tcp: first(Transport::Tcp),
         };
         let mut core = Core::new(b2bua, self.routing.clone(), self.stats.clone());
+        core.set_screening(screen::ScreenSettings::from_config(&config.sip));
         let media_config = &config.media;
         if media_config.relay {
             let settings = sihai_call::media::MediaSettings {
@@ -191,13 +193,13 @@ impl Server {
             tokio::select! {
                 received = self.inbound.recv() => {
                     let Some(received) = received else { break };
-                    core.handle_received(Instant::now(), Timestamp::now(), received.data, received.source);
+                    core.handle_received_on(Instant::now(), Timestamp::now(), received.data, received.source, Some(received.local));
                     self.collect_outputs(&mut core, &mut outgoing, &mut parked);
                     // Under load more is already queued: take it in the same turn so that
                     // the replies leave together (one sendmmsg, one wake-up per peer).
                     for _ in 1..INBOUND_BATCH {
                         let Ok(received) = self.inbound.try_recv() else { break };
-                        core.handle_received(Instant::now(), Timestamp::now(), received.data, received.source);
+                        core.handle_received_on(Instant::now(), Timestamp::now(), received.data, received.source, Some(received.local));
                         self.collect_outputs(&mut core, &mut outgoing, &mut parked);
                     }
                 }
@@ -210,6 +212,7 @@ impl Server {
                         // A new enterprise, or a shorter retention, applies now rather
                         // than at the next hourly sweep.
                         self.sweep_recordings();
+                        core.set_screening(screen::ScreenSettings::from_config(&config.sip));
                     }
                 }
                 _ = sweep.tick() => self.sweep_recordings(),

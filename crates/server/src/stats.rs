@@ -16,6 +16,15 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub transaction_timeouts: AtomicU64,
     pub transport_errors: AtomicU64,
+    /// Requests from addresses that are no trunk answered with one stateless 403/481.
+    pub untrusted_rejected: AtomicU64,
+    /// Requests from addresses that are no trunk dropped unanswered (`untrusted =
+    /// "drop"`, and every ACK).
+    pub untrusted_dropped: AtomicU64,
+    /// Requests from a known scanner's User-Agent, dropped from any source.
+    pub scanners_dropped: AtomicU64,
+    /// Requests over their source's `max_requests_per_source`, dropped.
+    pub flood_limited: AtomicU64,
 }
 
 impl Stats {
@@ -35,6 +44,10 @@ impl Stats {
             requests: get(&self.requests),
             transaction_timeouts: get(&self.transaction_timeouts),
             transport_errors: get(&self.transport_errors),
+            untrusted_rejected: get(&self.untrusted_rejected),
+            untrusted_dropped: get(&self.untrusted_dropped),
+            scanners_dropped: get(&self.scanners_dropped),
+            flood_limited: get(&self.flood_limited),
         }
     }
 }
@@ -49,4 +62,8 @@ pub struct StatsSnapshot {
     pub requests: u64,
     pub transaction_timeouts: u64,
     pub transport_errors: u64,
+    pub untrusted_rejected: u64,
+    pub untrusted_dropped: u64,
+    pub scanners_dropped: u64,
+    pub flood_limited: u64,
 }

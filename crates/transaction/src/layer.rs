@@ -378,6 +378,24 @@ impl TransactionLayer {
         self.len() == 0
     }
 
+    /// Whether `request` belongs to a server transaction held here: a retransmission
+    /// (answered from the transaction, live or lingering), or the ACK of an INVITE's
+    /// non-2xx final response. Lets a caller that sheds load spare what costs nothing
+    /// new.
+    pub fn matches_server_transaction(&self, request: &Message) -> bool {
+        let Some(method) = request.method() else {
+            return false;
+        };
+        if method == Method::Ack {
+            return self.invite_for_ack(request).is_some();
+        }
+        let Ok(via) = request.top_via() else {
+            return false;
+        };
+        ServerKey::new(request, &via, method, ToTag::AsRequest)
+            .is_some_and(|key| self.servers.contains_key(&key))
+    }
+
     fn receive_request(&mut self, now: Instant, request: Message, source: Peer) {
         let (kind, key, reply_to) = {
             let Some(method) = request.method() else {
