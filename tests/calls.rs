@@ -558,9 +558,8 @@ fn unknown_number_gets_404() {
 
 #[test]
 fn untrusted_source_gets_403_and_leaves_no_cdr() {
-    if std::net::UdpSocket::bind("127.0.0.2:0").is_err() {
-        eprintln!("skipped: 127.0.0.2 is not usable on this machine's loopback");
-        return;
+    if let Err(err) = std::net::UdpSocket::bind("127.0.0.2:0") {
+        panic!("127.0.0.2 is not usable on this machine's loopback: {err}");
     }
     let daemon = Daemon::start_with(
         "",
