@@ -89,9 +89,12 @@ fn send_garbage_and_sync(daemon: &Daemon, n: u32) {
 
 #[test]
 fn a_reload_changes_the_log_level_and_the_log_has_no_colour_codes() {
-    let daemon = Daemon::start_with("", "");
+    // The test's datagrams come from 127.0.0.1, which must be a trunk: requests from
+    // anywhere else are turned away before they are parsed or logged.
+    const TRUNK: &str = "[[trunk]]\nname = \"lab\"\nsources = [\"127.0.0.1\"]\ngateway = \"sip:{number}@127.0.0.1:5080\"\n";
+    let daemon = Daemon::start_with("", TRUNK);
     let config = |level: &str| {
-        let text = config_text(daemon.port, daemon.dir.path(), "", "");
+        let text = config_text(daemon.port, daemon.dir.path(), "", TRUNK);
         assert!(
             text.contains("level = \"debug\""),
             "the generated file sets the level"
