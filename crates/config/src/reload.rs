@@ -46,8 +46,21 @@ const RULES: &[(&str, Rule)] = &[
         Rule::Applied("in messages sent from the reload on"),
     ),
     (
+        "sip.max_requests_per_source",
+        Rule::Applied("to requests received from the reload on"),
+    ),
+    (
+        "sip.scanner_user_agents",
+        Rule::Applied("to requests received from the reload on"),
+    ),
+    (
         "sip.listen",
-        Rule::Restart("the sockets are bound at start", listen),
+        // Only the sockets (transport and address) are compared: a listener's
+        // `untrusted` policy is applied on reload.
+        Rule::Restart(
+            "the sockets are bound at start (a listener's untrusted policy is applied on reload)",
+            listen,
+        ),
     ),
     (
         "sip.timers.t1_ms",
