@@ -436,3 +436,63 @@ fn a_flood_from_an_untrusted_address_fails_no_trunk_call_and_leaves_no_memory() 
         "memory after the flood {after} KiB, before {before} KiB (tolerance {RSS_TOLERANCE_KIB} KiB)"
     );
 }
+
+/// An OPTIONS from `socket` (on the trunk's address) with `user_agent`.
+fn options_with_user_agent(
+    socket: &UdpSocket,
+    daemon: &Daemon,
+    user_agent: &str,
+    n: u32,
+) -> Vec<u8> {
+    let local = socket.local_addr().expect("local address");
+    format!(
+        "OPTIONS sip:4001234567@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bKscan{n};rport\r\n\
+         From: <sip:100@{local}>;tag=scan{n}\r\n\
+         To: <sip:4001234567@127.0.0.1:{port}>\r\n\
+         Call-ID: scanner-{n}\r\nCSeq: 1 OPTIONS\r\nUser-Agent: {user_agent}\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        port = daemon.port
+    )
+    .into_bytes()
+}
+
+#[test]
+fn scanners_are_dropped_even_from_a_trunk_address() {
+    // The trunk is 127.0.0.1, where these probes come from: only the User-Agent tells a
+    // scanner, the built-in list's and the one the configuration adds.
+    let daemon = Daemon::start("scanner_user_agents = [\"evil-dialer\"]");
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let probes = ["friendly-scanner", "sipvicious 0.3.4", "Evil-Dialer/2.1"];
+    for (n, user_agent) in (1..).zip(probes) {
+        socket
+            .send_to(
+                &options_with_user_agent(&socket, &daemon, user_agent, n),
+                daemon.addr(),
+            )
+            .expect("send");
+    }
+    let answers = collect(&socket, Duration::from_secs(3));
+    assert!(
+        answers.is_empty(),
+        "a scanner got {} answers: {:?}",
+        answers.len(),
+        answers.iter().map(|a| status_of(a)).collect::<Vec<_>>()
+    );
+
+    // The same probe with a carrier's User-Agent is answered.
+    socket
+        .send_to(
+            &options_with_user_agent(&socket, &daemon, "Huawei SoftX3000", 9),
+            daemon.addr(),
+        )
+        .expect("send");
+    let answers = collect(&socket, Duration::from_secs(3));
+    assert_eq!(
+        answers.iter().map(|a| status_of(a)).collect::<Vec<_>>(),
+        [Some(200)],
+        "a carrier's OPTIONS"
+    );
+    let log = daemon.stop();
+    assert_eq!(counter(&log, "scanners_dropped"), 3, "{log}");
+}
