@@ -21,7 +21,7 @@ use sihai_routing::{
 };
 use sihai_sip::builder::{MessageBuilder, reason_phrase};
 use sihai_sip::{HeaderName, Message, Method, NameAddr, Peer, Scheme, Transport, Uri};
-use sihai_store::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
+use sihai_records::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
 use sihai_transaction::{ClientKey, ServerKey, TimerConfig, TransactionLayer, Transmit};
 use tracing::{debug, info, warn};
 

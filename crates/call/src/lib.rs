@@ -6,7 +6,7 @@
 //! INVITE ([`sihai_routing`]), admits it against the number's limits, hunts the group
 //! ([`sihai_hunt`]), relays provisional and final responses, ACKs and BYEs per leg,
 //! relays in-dialog requests, enforces the maximum call duration, and emits one
-//! [`sihai_store::Cdr`] (plus a missed-call alert when nobody answered) when the call
+//! [`sihai_records::Cdr`] (plus a missed-call alert when nobody answered) when the call
 //! ends, however it ends.
 //!
 //! Like the transaction layer it drives, it has no clock and no sockets: the server core

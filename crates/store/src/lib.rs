@@ -23,14 +23,13 @@
 mod error;
 pub mod report;
 mod sqlite;
-mod types;
 
 pub use error::{Rejection, StoreError};
 pub use sqlite::{
     DEFAULT_BUSY_TIMEOUT, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_BATCH, SCHEMA_VERSION, SqliteStore,
     StoreOptions, Synchronous,
 };
-pub use types::{
+pub use sihai_records::{
     Cdr, CdrFilter, HangupSide, MissedCallAlert, NewAlert, Outcome, ParseEnumError, PhoneAttempt,
 };
 

@@ -1,4 +1,4 @@
-//! The records the store keeps.
+//! Call detail records, the phones a call tried, and the missed-call alert outbox.
 
 use std::fmt;
 use std::str::FromStr;
@@ -209,8 +209,8 @@ pub struct NewAlert {
 /// A missed-call notice waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissedCallAlert {
-    /// The outbox row id, for [`CdrStore::alert_delivered`](crate::CdrStore::alert_delivered)
-    /// and [`CdrStore::alert_failed`](crate::CdrStore::alert_failed).
+    /// The outbox row id, for `CdrStore::alert_delivered`
+    /// and `CdrStore::alert_failed`.
     pub id: i64,
     /// The call the alert is about.
     pub call_id: String,
@@ -226,7 +226,7 @@ pub struct MissedCallAlert {
     pub next_attempt_at: Timestamp,
 }
 
-/// Which CDRs [`CdrStore::query`](crate::CdrStore::query) returns. Every set field must
+/// Which CDRs `CdrStore::query` (in `sihai-store`) returns. Every set field must
 /// match; `Default` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CdrFilter {
