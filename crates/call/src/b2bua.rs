@@ -2561,6 +2561,9 @@ impl B2bua {
             recording: call.recording.as_deref().map(str::to_owned),
             menu_path: call.menu.as_ref().map(|m| m.walk.path().to_owned()),
             announcement: call.announcement.as_ref().map(|a| a.name.clone()),
+            billed_seconds: 0,
+            cost: None,
+            tariff: None,
         };
         if let Some(name) = call.recording.take() {
             self.recorded
@@ -2886,6 +2889,9 @@ fn refused_cdr(
         recording: None,
         menu_path: None,
         announcement: None,
+        billed_seconds: 0,
+        cost: None,
+        tariff: None,
     }
 }
 

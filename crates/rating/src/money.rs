@@ -403,3 +403,20 @@ mod tests {
         assert_eq!(Money::from_yuan(i64::MAX), None);
     }
 }
+
+/// Serialized as its exact decimal yuan (`"0.30"`, `"-12.3456"`), never a JSON number:
+/// a float on the other side must not be able to round it.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.exact())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Money, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -193,6 +193,14 @@ pub struct Cdr {
     /// The `[[prompt]]` played to the caller instead of a bare error status (after
     /// hours, busy, no answer, suspended, refused), when one was.
     pub announcement: Option<String>,
+    /// The seconds charged: the talk time from the caller's answer (a voice menu's time
+    /// included) rounded up to the tariff's increments; 0 when nothing was billed.
+    pub billed_seconds: u32,
+    /// What the call cost the enterprise, posted to its ledger with this CDR; `None` when
+    /// the enterprise is not billed by sihai (it names no tariff).
+    pub cost: Option<crate::Money>,
+    /// The tariff the call was rated with, when it was.
+    pub tariff: Option<String>,
 }
 
 /// A missed-call notice to queue with its CDR.

@@ -6,7 +6,12 @@
 //! on a store.
 
 mod cdr;
+mod ledger;
 
 pub use cdr::{
     Cdr, CdrFilter, HangupSide, MissedCallAlert, NewAlert, Outcome, ParseEnumError, PhoneAttempt,
+};
+pub use ledger::{
+    Account, AccountStatus, EntryKind, LedgerEntry, Money, NewEntry, OpenReservation, RecoveryInfo,
+    Refusal, ReservationOutcome, ReservationRequest,
 };

@@ -34,6 +34,9 @@ fn answered_call(n: u64, at: Timestamp) -> Cdr {
         recording: None,
         menu_path: None,
         announcement: None,
+        billed_seconds: 0,
+        cost: None,
+        tariff: None,
     }
 }
 

@@ -248,6 +248,9 @@ mod tests {
             recording: None,
             menu_path: Some("1>3".into()),
             announcement: None,
+            billed_seconds: 0,
+            cost: None,
+            tariff: None,
         }
     }
 
@@ -271,6 +274,9 @@ mod tests {
             recording: None,
             menu_path: None,
             announcement: Some("no-answer".into()),
+            billed_seconds: 0,
+            cost: None,
+            tariff: None,
             ..answered()
         }
     }

@@ -304,6 +304,10 @@ impl SqliteStore {
                 recording: row.get(16)?,
                 menu_path: row.get(17)?,
                 announcement: row.get(18)?,
+                // Not stored before schema 5 (the ledger); the store fills them in.
+                billed_seconds: 0,
+                cost: None,
+                tariff: None,
             })
         })();
         Ok(decoded

@@ -43,6 +43,9 @@ pub fn full_cdr(call_id: &str) -> Cdr {
         recording: None,
         menu_path: None,
         announcement: None,
+        billed_seconds: 0,
+        cost: None,
+        tariff: None,
     }
 }
 
@@ -68,6 +71,9 @@ pub fn missed_cdr(call_id: &str, setup: Timestamp) -> Cdr {
         recording: None,
         menu_path: None,
         announcement: None,
+        billed_seconds: 0,
+        cost: None,
+        tariff: None,
     }
 }
 
