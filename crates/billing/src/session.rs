@@ -86,7 +86,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Due {
     /// Ask the store for another chunk.
-    Renew(ReservationRequest),
+    Renew(Box<ReservationRequest>),
     /// The money held has run out: end the call now.
     CutOff,
 }
@@ -240,7 +240,7 @@ impl CallBilling {
                 return None;
             }
             self.renewing = true;
-            return Some(Due::Renew(self.request(want, None)));
+            return Some(Due::Renew(Box::new(self.request(want, None))));
         }
         None
     }
