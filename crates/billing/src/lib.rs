@@ -3,9 +3,18 @@
 //!
 //! - [`policy`]: the operator's price list for an account (`[billing]` with
 //!   per-enterprise overrides), as data.
+//! - [`lifecycle`]: an account's lifecycle as a pure function of (account, policy, now):
+//!   suspension and resumption, the daily fee while suspended (caught up after an
+//!   outage), reclaim, the low-balance warning, and each number's month-end minimum, all
+//!   as ready ledger entries with idempotent references.
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
 
+pub mod lifecycle;
 pub mod policy;
 
+pub use lifecycle::{
+    LifecycleAction, Month, ParseMonthError, Review, day_fee_day, day_fee_reference,
+    monthly_minimum, monthly_minimum_reference, months_due, review,
+};
 pub use policy::AccountPolicy;
