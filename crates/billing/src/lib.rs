@@ -4,11 +4,20 @@
 //! - [`policy`]: the operator's price list for an account (`[billing]` with
 //!   per-enterprise overrides), as data.
 //! - [`session`]: one call's reservation, renewals, cut-off and settlement.
+//! - [`lifecycle`]: an account's lifecycle as a pure function of (account, policy, now):
+//!   suspension and resumption, the daily fee while suspended (caught up after an
+//!   outage), reclaim, the low-balance warning, and each number's month-end minimum, all
+//!   as ready ledger entries with idempotent references.
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
 
+pub mod lifecycle;
 pub mod policy;
 pub mod session;
 
+pub use lifecycle::{
+    LifecycleAction, Month, ParseMonthError, Review, day_fee_day, day_fee_reference,
+    monthly_minimum, monthly_minimum_reference, months_due, review,
+};
 pub use policy::AccountPolicy;
 pub use session::{CallBilling, CallParams, Due, Phase, Settlement, Verdict};
