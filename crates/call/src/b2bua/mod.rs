@@ -13,6 +13,7 @@ use sihai_config::{AnnouncementCase, PhoneTarget};
 use sihai_hunt::{
     GroupState, Hunt, HuntAction, HuntResult, KeyedGroupState, PhoneOutcome, Strategy,
 };
+use sihai_records::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
 use sihai_region::RegionTable;
 use sihai_routing::admission::NumberLimits;
 use sihai_routing::route::CallerRegion;
@@ -21,7 +22,6 @@ use sihai_routing::{
 };
 use sihai_sip::builder::{MessageBuilder, reason_phrase};
 use sihai_sip::{HeaderName, Message, Method, NameAddr, Peer, Scheme, Transport, Uri};
-use sihai_records::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
 use sihai_transaction::{ClientKey, ServerKey, TimerConfig, TransactionLayer, Transmit};
 use tracing::{debug, info, warn};
 
@@ -29,6 +29,10 @@ use sihai_ivr::{IvrAction, MenuWalk};
 
 use crate::dialog::Dialog;
 use crate::media::{Anchor, MediaPlane, MediaSettings, PortEvent};
+
+mod call;
+
+use call::{Call, CallId, Leg, LegState, Pending2xx, Side};
 
 /// What the B2BUA needs to know about its own endpoint.
 #[derive(Debug, Clone)]
@@ -38,149 +42,6 @@ pub struct B2buaConfig {
     /// Where we listen, per transport: our Via and Contact.
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
-}
-
-type CallId = u64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Side {
-    Inbound,
-    Leg(usize),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LegState {
-    Calling,
-    Early,
-    Answered,
-    /// We sent CANCEL (or are about to BYE a late 2xx): whatever comes is not news.
-    Cancelling,
-    Ended,
-}
-
-#[derive(Debug)]
-struct Leg {
-    phone: usize,
-    label: String,
-    /// The INVITE we sent, until its transaction is settled (a final response, or the
-    /// 2xx that turned it into a dialog).
-    invite: Option<Message>,
-    key: Option<ClientKey>,
-    destination: Peer,
-    state: LegState,
-    dialog: Option<Dialog>,
-    result: Option<String>,
-    /// We decided to cancel this leg before it sent any provisional response: the
-    /// CANCEL waits for one (RFC 3261 §9.1).
-    cancel_deferred: bool,
-}
-
-/// A 2xx we must retransmit until the ACK comes (RFC 3261 §13.3.1.4): the transaction
-/// layer sends it once and ends, the TU owns the rest.
-#[derive(Debug)]
-struct Pending2xx {
-    payload: bytes::Bytes,
-    destination: Peer,
-    next: Instant,
-    interval: Duration,
-    give_up: Instant,
-}
-
-#[derive(Debug)]
-struct Call {
-    record_id: String,
-    route: Route,
-    /// The caller's INVITE, its transaction and what identifies its retransmissions:
-    /// kept while the INVITE is unsettled (no final response yet, or a 2xx not yet
-    /// ACKed), then released so that a held call keeps only its dialogs.
-    inbound_key: Option<ServerKey>,
-    inbound_invite: Option<Message>,
-    inbound_identity: (String, String, u32),
-    inbound_source: Peer,
-    inbound_tag: String,
-    /// Set when we answered the caller.
-    inbound_dialog: Option<Dialog>,
-    inbound_final_sent: bool,
-    legs: Vec<Leg>,
-    hunt: Hunt,
-    answered_leg: Option<usize>,
-    relayed_ringing: bool,
-    setup_at: Timestamp,
-    ring_at: Option<Timestamp>,
-    answer_at: Option<Timestamp>,
-    answered_instant: Option<Instant>,
-    pending_2xx: Option<Pending2xx>,
-    max_call_at: Option<Instant>,
-    hangup: Option<(HangupSide, String)>,
-    outcome: Option<Outcome>,
-    /// Requests relayed to the other leg and not yet answered: if the call ends first,
-    /// their originals still get a final response.
-    relays: Vec<ClientKey>,
-    /// The call's media on our relay, when the relay is on and the caller offered SDP.
-    anchor: Option<Box<Anchor>>,
-    /// The recording's name (relative to the recordings directory), once recording.
-    recording: Option<Arc<str>>,
-    /// The earliest wake-up already in the timer heap for this call: rescheduling
-    /// only pushes an earlier one, so a relay rescheduled on every RTP packet does not
-    /// fill the heap with entries.
-    scheduled: Option<Instant>,
-    /// The voice menu the caller was answered with, when the plan starts with one.
-    menu: Option<Box<MenuCall>>,
-    /// The announcement explaining why the call cannot go through, once it started.
-    announcement: Option<Box<Announcement>>,
-    /// The call counts against its number's limits (it was admitted), and gives its
-    /// place back when it ends.
-    admitted: bool,
-    /// Ending unanswered raises a missed-call alert (not for callers refused on purpose).
-    alerts_missed: bool,
-}
-
-impl Call {
-    /// A call for `invite`, arrived from `source`, with nothing sent back yet.
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        id: CallId,
-        route: Route,
-        key: ServerKey,
-        invite: Message,
-        invite_id: (String, String, u32),
-        source: Peer,
-        hunt: Hunt,
-        anchor: Option<Box<Anchor>>,
-        wall: Timestamp,
-    ) -> Call {
-        Call {
-            record_id: format!("{}-{id}", new_token()),
-            route,
-            inbound_key: Some(key),
-            inbound_invite: Some(invite),
-            inbound_identity: invite_id,
-            inbound_source: source,
-            inbound_tag: new_token(),
-            inbound_dialog: None,
-            inbound_final_sent: false,
-            legs: Vec::new(),
-            hunt,
-            answered_leg: None,
-            relayed_ringing: false,
-            setup_at: wall,
-            ring_at: None,
-            answer_at: None,
-            answered_instant: None,
-            pending_2xx: None,
-            max_call_at: None,
-            hangup: None,
-            outcome: None,
-            relays: Vec::new(),
-            anchor,
-            recording: None,
-            scheduled: None,
-            menu: None,
-            announcement: None,
-            admitted: true,
-            alerts_missed: true,
-        }
-    }
 }
 
 /// An announcement playing to the caller (after hours, busy, no answer, suspended,
