@@ -16,7 +16,9 @@ use sihai_transaction::{ClientKey, ServerKey};
 use crate::dialog::Dialog;
 use crate::media::Anchor;
 
-use super::{Announcement, MenuCall, new_token};
+use super::announce::Announcement;
+use super::menu::MenuCall;
+use super::wire::new_token;
 
 pub(super) type CallId = u64;
 
