@@ -8,7 +8,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sihai_config::{Announcements, Config, HuntStrategy, IpNet, NumberStatus, PhoneTarget};
+use sihai_config::{
+    Announcements, Config, EnterpriseBilling, HuntStrategy, IpNet, NumberStatus, PhoneTarget,
+};
+use sihai_rating::{Money, Tariff};
 
 use crate::lists::NumberList;
 use crate::region_name;
@@ -102,6 +105,21 @@ pub struct Enterprise {
     pub id: String,
     pub name: String,
     pub alert_webhook: Option<String>,
+    /// Its tariff and account policy; `None` = not billed by sihai (calls are admitted
+    /// without a balance check and cost nothing).
+    pub billing: Option<EnterpriseBilling>,
+}
+
+impl Enterprise {
+    /// Whether sihai bills this enterprise's calls.
+    pub fn is_billed(&self) -> bool {
+        self.billing.is_some()
+    }
+
+    /// The balance a call needs to be admitted; `None` when not billed.
+    pub fn min_balance(&self) -> Option<Money> {
+        self.billing.as_ref().map(|b| b.policy.min_balance)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +139,10 @@ pub struct NumberEntry {
     pub announcements: Announcements,
     /// How many times an announcement plays: the number's setting, else its plan's.
     pub announcement_plays: u32,
+    /// What its answered calls are rated by: the number's own tariff, else its
+    /// enterprise's; `None` = not billed. A call keeps the `Arc` it was set up with, so a
+    /// reload's new prices apply to calls set up after it.
+    pub tariff: Option<Arc<Tariff>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -267,6 +289,7 @@ impl RoutingTable {
                         id: e.id.clone(),
                         name: e.name.clone(),
                         alert_webhook: e.alert_webhook.clone(),
+                        billing: e.billing.clone(),
                     }),
                 )
             })
@@ -278,9 +301,14 @@ impl RoutingTable {
             .iter()
             .filter_map(|n| {
                 let plan_config = plan_configs.get(n.plan.as_str())?;
+                let enterprise = enterprises.get(n.enterprise.as_str())?.clone();
+                let tariff = n
+                    .tariff
+                    .clone()
+                    .or_else(|| enterprise.billing.as_ref().map(|b| Arc::clone(&b.tariff)));
                 let entry = NumberEntry {
                     number: n.number.clone(),
-                    enterprise: enterprises.get(n.enterprise.as_str())?.clone(),
+                    enterprise,
                     active: n.status == NumberStatus::Active,
                     plan: plans.get(n.plan.as_str())?.clone(),
                     max_concurrent: n.max_concurrent,
@@ -291,6 +319,7 @@ impl RoutingTable {
                     announcement_plays: n
                         .announcement_plays
                         .unwrap_or(plan_config.announcement_plays),
+                    tariff,
                 };
                 Some((n.number.clone(), Arc::new(entry)))
             })
