@@ -350,3 +350,102 @@ impl RoutingTable {
         self.trunks.iter().find(|t| t.allows(source))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// acme is billed at "standard"; one of its numbers has "premium" of its own; beta
+    /// names no tariff and is not billed.
+    const CONFIG: &str = r#"
+[sip]
+[[sip.listen]]
+transport = "udp"
+address = "127.0.0.1:5060"
+[billing]
+min_balance = 100
+[[tariff]]
+name = "standard"
+rate_per_minute = "0.30"
+[[tariff]]
+name = "premium"
+rate_per_minute = "1.00"
+[[enterprise]]
+id = "acme"
+name = "Acme"
+tariff = "standard"
+[enterprise.billing]
+min_balance = "250.50"
+[[enterprise]]
+id = "beta"
+name = "Beta"
+[[group]]
+name = "sales"
+enterprise = "acme"
+strategy = "sequential"
+phones = [{ number = "13900000001" }]
+[[group]]
+name = "desk"
+enterprise = "beta"
+strategy = "sequential"
+phones = [{ number = "13900000002" }]
+[[plan]]
+name = "acme-main"
+enterprise = "acme"
+group = "sales"
+[[plan]]
+name = "beta-main"
+enterprise = "beta"
+group = "desk"
+[[number]]
+number = "4000000001"
+enterprise = "acme"
+status = "active"
+plan = "acme-main"
+[[number]]
+number = "4000000002"
+enterprise = "acme"
+status = "active"
+plan = "acme-main"
+tariff = "premium"
+[[number]]
+number = "4000000003"
+enterprise = "beta"
+status = "active"
+plan = "beta-main"
+"#;
+
+    #[test]
+    fn a_numbers_tariff_is_its_own_else_its_enterprises() {
+        let config = Config::from_str(CONFIG, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        let table = RoutingTable::compile(&config);
+        let tariff = |number: &str| {
+            table.numbers[number]
+                .tariff
+                .as_ref()
+                .map(|t| t.name().to_owned())
+        };
+        assert_eq!(tariff("4000000001").as_deref(), Some("standard"));
+        assert_eq!(tariff("4000000002").as_deref(), Some("premium"));
+        assert_eq!(tariff("4000000003"), None, "beta is not billed");
+
+        // The table shares the configuration's tariffs rather than copying them.
+        let standard = config.tariff("standard").expect("declared");
+        let entry = &table.numbers["4000000001"];
+        assert!(
+            entry
+                .tariff
+                .as_ref()
+                .is_some_and(|t| Arc::ptr_eq(t, standard))
+        );
+
+        assert!(entry.enterprise.is_billed());
+        assert_eq!(
+            entry.enterprise.min_balance(),
+            Some("250.50".parse().expect("amount"))
+        );
+        let beta = &table.numbers["4000000003"].enterprise;
+        assert!(!beta.is_billed());
+        assert_eq!(beta.min_balance(), None);
+    }
+}
