@@ -561,3 +561,35 @@ fn an_override_is_checked_against_what_it_inherits() {
         ],
     );
 }
+
+/// The sample spells out every billing default; the code must agree with its comments,
+/// and its enterprises are billed at its "standard" tariff.
+#[test]
+fn the_sample_configuration_bills_at_the_seeds_prices() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/sihai.toml");
+    let config = Config::load(&path).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.billing, BillingConfig::default());
+    let standard = config.tariff("standard").expect("the sample's tariff");
+    assert_eq!(standard.rate_per_minute(), yuan("0.30"));
+    assert_eq!(standard.increment(), 60);
+    for enterprise in &config.enterprises {
+        let billing = enterprise.billing.as_ref().expect("billed");
+        assert_eq!(billing.tariff.name(), "standard", "{}", enterprise.id);
+        assert_eq!(billing.policy, AccountPolicy::default());
+    }
+    // National Day is a holiday in the schedule the tariff takes its calendar from:
+    // off-peak at 10:00 on Thursday 2026-10-01, peak on Thursday 2026-10-08.
+    let minute = |instant: &str| {
+        rate(
+            standard,
+            &Call {
+                answered_at: at(instant),
+                seconds: 60,
+                region: None,
+            },
+        )
+        .cost
+    };
+    assert_eq!(minute("2026-10-01T02:00:00Z"), yuan("0.30"));
+    assert_eq!(minute("2026-10-08T02:00:00Z"), yuan("0.36"));
+}
