@@ -12,10 +12,13 @@
 //! 2. meaning (each section's `validate`): ranges, cross-field rules, duplicates, and
 //!    references between sections (`names`): a number's plan and ringback, a plan's
 //!    groups, menu and schedule, a menu's prompts, groups and nodes, an extension's
-//!    group, each entry's enterprise, and that an enterprise uses only its own plans,
-//!    menus and groups. Sections are validated in dependency order (enterprises,
-//!    schedules, prompts, groups, extensions, menus, plans, numbers), each handing the
-//!    next a catalog of the names it declares.
+//!    group, each entry's enterprise, an enterprise's and a number's tariff, a tariff's
+//!    schedule, and that an enterprise uses only its own plans, menus and groups.
+//!    Sections are validated in dependency order (schedules, `[billing]`, tariffs,
+//!    enterprises, prompts, groups, extensions, menus, plans, numbers), each handing the
+//!    next a catalog of the names it declares. A tariff's rules are the rating crate's:
+//!    this crate reads `[[tariff]]` into a `TariffSpec` and reports each `TariffError`
+//!    of `Tariff::new` at the setting it is about.
 //!
 //! Relative paths of the media sections (`[media] recordings` and `prompts`, and so
 //! every `[[prompt]] file`) and `[alerts] ca_file` are resolved against the directory of
@@ -134,7 +137,8 @@ use document::Document;
 
 /// The whole validated configuration.
 ///
-/// Every name resolves: each number's enterprise, plan, ringback and announcements; each
+/// Every name resolves: each number's enterprise, plan, ringback, announcements and
+/// tariff; each enterprise's tariff; each
 /// plan's group, menu, schedule, after-hours group, region groups and announcements; each menu's prompts, groups and
 /// nodes; each extension's group and ringback; each entry's enterprise. A number, its
 /// plan, the plan's menu and groups, and the menu's groups all belong to the same
