@@ -138,9 +138,9 @@ use document::Document;
 /// The whole validated configuration.
 ///
 /// Every name resolves: each number's enterprise, plan, ringback, announcements and
-/// tariff; each enterprise's tariff; each
-/// plan's group, menu, schedule, after-hours group, region groups and announcements; each menu's prompts, groups and
-/// nodes; each extension's group and ringback; each entry's enterprise. A number, its
+/// tariff; each enterprise's tariff; each plan's group, menu, schedule, after-hours
+/// group, region groups and announcements; each menu's prompts, groups and nodes; each
+/// extension's group and ringback; each entry's enterprise. A number, its
 /// plan, the plan's menu and groups, and the menu's groups all belong to the same
 /// enterprise. Lists keep the file's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
