@@ -4,9 +4,15 @@
 //! plans and groups of the same enterprise. The enterprise also says where its
 //! missed-call notices go and how long its call recordings are kept.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
 use serde::Deserialize;
+use sihai_billing::AccountPolicy;
+use sihai_rating::Tariff;
 use toml::Spanned;
 
+use crate::billing::{self, RawBilling};
 use crate::check::{self, entry_field};
 use crate::diagnostics::Diagnostics;
 use crate::document::ArraySection;
@@ -61,6 +67,18 @@ pub struct Enterprise {
     /// Call recordings of this enterprise's numbers are deleted after this many days;
     /// 1 to 3650, default [`DEFAULT_RECORDING_RETENTION_DAYS`].
     pub recording_retention_days: u32,
+    /// How sihai bills the enterprise's calls; `None` = not billed by sihai (no
+    /// tariff: calls are admitted without a balance check and cost nothing here).
+    pub billing: Option<EnterpriseBilling>,
+}
+
+/// A billed enterprise: the tariff its numbers are rated by (unless a number names its
+/// own) and its account's policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnterpriseBilling {
+    pub tariff: Arc<Tariff>,
+    /// `[billing]`'s policy with this enterprise's `[enterprise.billing]` keys applied.
+    pub policy: AccountPolicy,
 }
 
 /// One `[[enterprise]]` as written.
@@ -73,16 +91,38 @@ pub(crate) struct RawEnterprise {
     alert_contacts: Option<Vec<Spanned<String>>>,
     alert_secret: Option<Spanned<String>>,
     recording_retention_days: Option<Spanned<u64>>,
+    tariff: Option<Spanned<String>>,
+    billing: Option<Spanned<RawBilling>>,
+}
+
+/// What the enterprises refer to.
+pub(crate) struct Catalogs<'c> {
+    pub tariffs: &'c Catalog,
+    pub tariff_by_name: &'c HashMap<&'c str, &'c Arc<Tariff>>,
+    /// `[billing]`'s policy, which `[enterprise.billing]` overrides.
+    pub policy: &'c AccountPolicy,
+}
+
+/// What the enterprise pass hands on.
+pub(crate) struct Validated {
+    pub enterprises: Vec<Enterprise>,
+    pub ids: Catalog,
+    /// Enterprises that name no tariff: not billed, so their numbers may not name one.
+    /// (One naming a tariff that does not resolve is not in it: its error is reported
+    /// once, at the enterprise.)
+    pub unbilled: HashSet<String>,
 }
 
 /// The validation pass for `[[enterprise]]`: the enterprises, and the catalog of their
 /// ids that other sections refer to.
 pub(crate) fn validate(
     raw: ArraySection<RawEnterprise>,
+    catalogs: &Catalogs<'_>,
     diagnostics: &mut Diagnostics,
-) -> (Vec<Enterprise>, Catalog) {
+) -> Validated {
     let mut ids = Catalog::new(SECTION, "id", &raw);
     let mut enterprises = Vec::with_capacity(raw.entries.len());
+    let mut unbilled = HashSet::new();
     for (index, entry) in &raw.entries {
         let field = entry_field(SECTION, *index);
         let entry = entry.get_ref();
@@ -130,6 +170,10 @@ pub(crate) fn validate(
                 );
             }
         }
+        let billing = validate_billing(entry, &field, catalogs, diagnostics);
+        if entry.tariff.is_none() {
+            unbilled.insert(id.clone());
+        }
         enterprises.push(Enterprise {
             id: id.clone(),
             name: entry.name.get_ref().clone(),
@@ -146,10 +190,56 @@ pub(crate) fn validate(
                 || format!("{field}.recording_retention_days"),
                 diagnostics,
             ),
+            billing,
         });
     }
     ids.add_malformed(&raw, diagnostics);
-    (enterprises, ids)
+    Validated {
+        enterprises,
+        ids,
+        unbilled,
+    }
+}
+
+/// The enterprise's tariff and policy; `None` when it names no tariff (not billed) or
+/// its tariff did not resolve (reported).
+fn validate_billing(
+    entry: &RawEnterprise,
+    field: &str,
+    catalogs: &Catalogs<'_>,
+    diagnostics: &mut Diagnostics,
+) -> Option<EnterpriseBilling> {
+    let billing_field = format!("{field}.billing");
+    let Some(tariff) = &entry.tariff else {
+        if let Some(raw) = &entry.billing {
+            diagnostics.report(
+                Some(raw.span()),
+                billing_field,
+                "this enterprise names no tariff, so sihai does not bill it and these \
+                 settings would never apply; add tariff = \"...\" naming a [[tariff]], or \
+                 remove [enterprise.billing]",
+            );
+        }
+        return None;
+    };
+    let policy = match &entry.billing {
+        Some(raw) => {
+            billing::override_policy(catalogs.policy, raw.get_ref(), &billing_field, diagnostics)
+        }
+        None => catalogs.policy.clone(),
+    };
+    if !catalogs
+        .tariffs
+        .check_reference(tariff, format!("{field}.tariff"), None, diagnostics)
+    {
+        return None;
+    }
+    // A declared tariff that failed its own validation has been reported there.
+    let tariff = catalogs.tariff_by_name.get(tariff.get_ref().as_str())?;
+    Some(EnterpriseBilling {
+        tariff: Arc::clone(tariff),
+        policy,
+    })
 }
 
 /// `[a-z0-9_-]+`.

@@ -12,10 +12,13 @@
 //! 2. meaning (each section's `validate`): ranges, cross-field rules, duplicates, and
 //!    references between sections (`names`): a number's plan and ringback, a plan's
 //!    groups, menu and schedule, a menu's prompts, groups and nodes, an extension's
-//!    group, each entry's enterprise, and that an enterprise uses only its own plans,
-//!    menus and groups. Sections are validated in dependency order (enterprises,
-//!    schedules, prompts, groups, extensions, menus, plans, numbers), each handing the
-//!    next a catalog of the names it declares.
+//!    group, each entry's enterprise, an enterprise's and a number's tariff, a tariff's
+//!    schedule, and that an enterprise uses only its own plans, menus and groups.
+//!    Sections are validated in dependency order (schedules, `[billing]`, tariffs,
+//!    enterprises, prompts, groups, extensions, menus, plans, numbers), each handing the
+//!    next a catalog of the names it declares. A tariff's rules are the rating crate's:
+//!    this crate reads `[[tariff]]` into a `TariffSpec` and reports each `TariffError`
+//!    of `Tariff::new` at the setting it is about.
 //!
 //! Relative paths of the media sections (`[media] recordings` and `prompts`, and so
 //! every `[[prompt]] file`) and `[alerts] ca_file` are resolved against the directory of
@@ -78,6 +81,7 @@
 
 mod alerts;
 mod announcement;
+mod billing;
 mod check;
 mod diagnostics;
 mod document;
@@ -97,16 +101,20 @@ mod reload;
 mod schedule;
 mod sip;
 mod store;
+mod tariff;
 mod trunk;
 
 use std::path::Path;
+use std::sync::Arc;
 
 pub use alerts::AlertConfig;
 pub use announcement::{
     AnnouncementCase, Announcements, DEFAULT_ANNOUNCEMENT_PLAYS, MAX_ANNOUNCEMENT_PLAYS,
 };
+pub use billing::{BillingConfig, DEFAULT_LIFECYCLE_INTERVAL_S, DEFAULT_RESERVATION_MINUTES};
 pub use enterprise::{
-    AlertSecret, DEFAULT_RECORDING_RETENTION_DAYS, Enterprise, MIN_ALERT_SECRET_CHARS,
+    AlertSecret, DEFAULT_RECORDING_RETENTION_DAYS, Enterprise, EnterpriseBilling,
+    MIN_ALERT_SECRET_CHARS,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use extension::{ExtensionConfig, MAX_EXTENSION_DIGITS};
@@ -121,6 +129,7 @@ pub use reload::{OnReload, ReloadRule, describe_reload_rules, reload_rules, rule
 pub use schedule::{ScheduleConfig, TimeRange, WEEKDAYS};
 pub use sip::{Listen, SipConfig, TcpSettings, Timers, Untrusted};
 pub use store::StoreConfig;
+pub use tariff::DEFAULT_INCREMENT_S;
 pub use trunk::{IpNet, IpNetError, NUMBER_PLACEHOLDER, Trunk};
 
 use diagnostics::{Diagnostics, Source};
@@ -128,9 +137,10 @@ use document::Document;
 
 /// The whole validated configuration.
 ///
-/// Every name resolves: each number's enterprise, plan, ringback and announcements; each
-/// plan's group, menu, schedule, after-hours group, region groups and announcements; each menu's prompts, groups and
-/// nodes; each extension's group and ringback; each entry's enterprise. A number, its
+/// Every name resolves: each number's enterprise, plan, ringback, announcements and
+/// tariff; each enterprise's tariff; each plan's group, menu, schedule, after-hours
+/// group, region groups and announcements; each menu's prompts, groups and nodes; each
+/// extension's group and ringback; each entry's enterprise. A number, its
 /// plan, the plan's menu and groups, and the menu's groups all belong to the same
 /// enterprise. Lists keep the file's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +160,37 @@ pub struct Config {
     pub prompts: Vec<PromptConfig>,
     pub menus: Vec<MenuConfig>,
     pub extensions: Vec<ExtensionConfig>,
+    /// `[billing]`: node-wide settings and the default account policy. Always present:
+    /// every setting has a default.
+    pub billing: BillingConfig,
+    /// `[[tariff]]`, validated by [`sihai_rating::Tariff::new`], in file order; names
+    /// are unique. Shared: enterprises and numbers hold the same `Arc`s.
+    pub tariffs: Vec<Arc<sihai_rating::Tariff>>,
+}
+
+impl Config {
+    /// The tariff called `name`.
+    pub fn tariff(&self, name: &str) -> Option<&Arc<sihai_rating::Tariff>> {
+        self.tariffs.iter().find(|t| t.name() == name)
+    }
+
+    /// The enterprise with id `id`.
+    pub fn enterprise(&self, id: &str) -> Option<&Enterprise> {
+        self.enterprises.iter().find(|e| e.id == id)
+    }
+
+    /// The tariff a number's calls are rated by: its own, else its enterprise's; `None`
+    /// when its enterprise is not billed by sihai.
+    pub fn number_tariff<'a>(
+        &'a self,
+        number: &'a NumberConfig,
+    ) -> Option<&'a Arc<sihai_rating::Tariff>> {
+        number.tariff.as_ref().or_else(|| {
+            self.enterprise(&number.enterprise)
+                .and_then(|e| e.billing.as_ref())
+                .map(|b| &b.tariff)
+        })
+    }
 }
 
 /// The top-level tables a configuration file may contain.
@@ -168,6 +209,8 @@ const SECTIONS: &[&str] = &[
     prompt::SECTION,
     menu::SECTION,
     extension::SECTION,
+    billing::SECTION,
+    tariff::SECTION,
 ];
 
 impl Config {
@@ -208,6 +251,8 @@ impl Config {
         let raw_menus = document.take_array::<menu::RawMenu>(menu::SECTION, "name", d);
         let raw_extensions =
             document.take_array::<extension::RawExtension>(extension::SECTION, "number", d);
+        let raw_billing = document.take_section::<billing::RawBilling>(billing::SECTION, d);
+        let raw_tariffs = document.take_array::<tariff::RawTariff>(tariff::SECTION, "name", d);
         document.reject_unknown_sections(SECTIONS, d);
         let arrays_malformed = raw_trunks.is_malformed()
             || raw_enterprises.is_malformed()
@@ -217,7 +262,8 @@ impl Config {
             || raw_schedules.is_malformed()
             || raw_prompts.is_malformed()
             || raw_menus.is_malformed()
-            || raw_extensions.is_malformed();
+            || raw_extensions.is_malformed()
+            || raw_tariffs.is_malformed();
         let first_listen_span = raw_sip
             .as_ref()
             .ok()
@@ -244,8 +290,30 @@ impl Config {
             .ok()
             .map(|raw| media::validate(raw, &media_context, d));
         let trunks = trunk::validate(raw_trunks, d);
-        let (enterprises, enterprise_ids) = enterprise::validate(raw_enterprises, d);
+        // Schedules before tariffs (a tariff may take a schedule's holidays), tariffs
+        // and [billing] before enterprises (which name a tariff and override the policy).
         let (schedules, schedule_names) = schedule::validate(raw_schedules, d);
+        let billing_malformed = raw_billing.is_err();
+        let billing = raw_billing
+            .ok()
+            .map(|raw| billing::validate(raw, d))
+            .unwrap_or_default();
+        let tariff_catalogs = tariff::Catalogs {
+            schedules: &schedule_names,
+            schedule_configs: &schedules,
+        };
+        let (tariffs, tariff_names) = tariff::validate(raw_tariffs, &tariff_catalogs, d);
+        let tariff_by_name = tariff::by_name(&tariffs);
+        let enterprise_catalogs = enterprise::Catalogs {
+            tariffs: &tariff_names,
+            tariff_by_name: &tariff_by_name,
+            policy: &billing.policy,
+        };
+        let enterprise::Validated {
+            enterprises,
+            ids: enterprise_ids,
+            unbilled,
+        } = enterprise::validate(raw_enterprises, &enterprise_catalogs, d);
         // With [media] malformed the configuration is rejected anyway; resolving
         // against the default keeps the prompts checked meanwhile.
         let prompts_dir = media.as_ref().map_or_else(
@@ -280,11 +348,16 @@ impl Config {
             enterprises: &enterprise_ids,
             plans: &plan_names,
             prompts: &prompt_names,
+            tariffs: &tariff_names,
+            tariff_by_name: &tariff_by_name,
+            unbilled: &unbilled,
         };
         let numbers = number::validate(raw_numbers, &number_catalogs, d);
 
         let config = match (sip, log, store, alerts, media) {
-            (Some(sip), Some(log), Some(store), Some(alerts), Some(media)) if !arrays_malformed => {
+            (Some(sip), Some(log), Some(store), Some(alerts), Some(media))
+                if !arrays_malformed && !billing_malformed =>
+            {
                 Some(Config {
                     sip,
                     log,
@@ -300,6 +373,8 @@ impl Config {
                     prompts,
                     menus,
                     extensions,
+                    billing,
+                    tariffs,
                 })
             }
             _ => None,

@@ -1,7 +1,11 @@
 //! `[[number]]`: the 400 numbers, each bound to an enterprise and one of its plans, with
 //! what callers hear while phones ring (彩铃) and whether calls are recorded (通话录音).
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
 use serde::Deserialize;
+use sihai_rating::Tariff;
 use toml::Spanned;
 
 use crate::announcement::{self, Announcements, RawAnnouncements};
@@ -50,6 +54,9 @@ pub struct NumberConfig {
     pub announcements: Announcements,
     /// How many times an announcement plays; `None` = the plan's setting.
     pub announcement_plays: Option<u32>,
+    /// The number's own tariff, overriding its enterprise's; `None` = the enterprise's
+    /// (see [`crate::Config::number_tariff`]). Only a billed enterprise's number has one.
+    pub tariff: Option<Arc<Tariff>>,
 }
 
 /// The canonical form of a 400 number written with optional `-` or space separators
@@ -86,6 +93,7 @@ pub(crate) struct RawNumber {
     record: Option<bool>,
     announcements: Option<RawAnnouncements>,
     announcement_plays: Option<Spanned<u64>>,
+    tariff: Option<Spanned<String>>,
 }
 
 /// What the numbers refer to.
@@ -93,6 +101,10 @@ pub(crate) struct Catalogs<'c> {
     pub enterprises: &'c Catalog,
     pub plans: &'c Catalog,
     pub prompts: &'c Catalog,
+    pub tariffs: &'c Catalog,
+    pub tariff_by_name: &'c HashMap<&'c str, &'c Arc<Tariff>>,
+    /// Enterprises that name no tariff.
+    pub unbilled: &'c HashSet<String>,
 }
 
 /// The validation pass for `[[number]]`; enterprises, plans and prompts are known.
@@ -105,6 +117,9 @@ pub(crate) fn validate(
         enterprises,
         plans,
         prompts,
+        tariffs,
+        tariff_by_name,
+        unbilled,
     } = catalogs;
     let mut declared = Catalog::new(SECTION, SECTION, &raw);
     let mut numbers = Vec::with_capacity(raw.entries.len());
@@ -169,6 +184,30 @@ pub(crate) fn validate(
             format!("{field}.max_cps"),
             diagnostics,
         );
+        let tariff = entry.tariff.as_ref().and_then(|tariff| {
+            let field = format!("{field}.tariff");
+            if unbilled.contains(entry.enterprise.get_ref()) {
+                // A number's tariff only replaces its enterprise's rates; an enterprise
+                // with none has no account to charge, so the price could not apply.
+                diagnostics.report(
+                    Some(tariff.span()),
+                    field,
+                    format!(
+                        "enterprise {:?} names no tariff, so sihai does not bill it and a \
+                         number's tariff would never apply; give the enterprise a tariff \
+                         first",
+                        entry.enterprise.get_ref()
+                    ),
+                );
+                return None;
+            }
+            if !tariffs.check_reference(tariff, field, None, diagnostics) {
+                return None;
+            }
+            tariff_by_name
+                .get(tariff.get_ref().as_str())
+                .map(|t| Arc::clone(t))
+        });
         numbers.push(NumberConfig {
             number,
             enterprise: entry.enterprise.into_inner(),
@@ -183,6 +222,7 @@ pub(crate) fn validate(
             record: entry.record.unwrap_or(false),
             announcements,
             announcement_plays,
+            tariff,
         });
     }
     numbers

@@ -363,7 +363,7 @@ fn validate_region(
 }
 
 /// A region name without its administrative suffix: `"广东省"` → `"广东"`.
-fn region_stem(name: &str) -> &str {
+pub(crate) fn region_stem(name: &str) -> &str {
     for suffix in REGION_SUFFIXES {
         if let Some(stem) = name.strip_suffix(suffix)
             && !stem.is_empty()
@@ -374,7 +374,7 @@ fn region_stem(name: &str) -> &str {
     name
 }
 
-fn validate_provinces(
+pub(crate) fn validate_provinces(
     raw: Option<&[Spanned<String>]>,
     field: &str,
     diagnostics: &mut Diagnostics,

@@ -148,11 +148,35 @@ const RULES: &[(&str, Rule)] = &[
     ("media.prompts", Rule::Applied("prompts are read again")),
     ("prompt", Rule::Applied("prompts are read again")),
     ("trunk", Rule::Applied("by calls set up after")),
+    // Billing is applied like routing: a call is rated by the tariff it was set up
+    // with, and the account job reads the policies afresh on its next run.
+    (
+        "billing.reservation_minutes",
+        Rule::Applied("by reservations made after (calls in progress too, at their next chunk)"),
+    ),
+    (
+        "billing.lifecycle_interval_s",
+        Rule::Applied("from the lifecycle job's next run"),
+    ),
+    (
+        "billing",
+        Rule::Applied("account policies: by admissions after and the lifecycle job's next run"),
+    ),
+    (
+        "tariff",
+        Rule::Applied("by calls set up after; calls in progress keep the tariff they started with"),
+    ),
     (
         "enterprise",
-        Rule::Applied("by calls set up after; the retention sweep runs at once"),
+        Rule::Applied(
+            "by calls set up after (a tariff too: calls in progress keep theirs); the \
+             retention sweep runs at once",
+        ),
     ),
-    ("number", Rule::Applied("by calls set up after")),
+    (
+        "number",
+        Rule::Applied("by calls set up after (a tariff too: calls in progress keep theirs)"),
+    ),
     ("plan", Rule::Applied("by calls set up after")),
     ("menu", Rule::Applied("by calls set up after")),
     (
@@ -206,7 +230,7 @@ pub fn describe_reload_rules() -> String {
             OnReload::Applied => "applied on reload",
             OnReload::NeedsRestart => "needs a restart",
         };
-        let _ = writeln!(text, "  {:<26} {what}: {}", rule.field, rule.note);
+        let _ = writeln!(text, "  {:<28} {what}: {}", rule.field, rule.note);
     }
     text
 }

@@ -99,7 +99,7 @@ pub(crate) struct RawSchedule {
 
 /// A date as written: a string `"2026-10-01"` or a TOML local date `2026-10-01`.
 #[derive(Debug)]
-enum RawDate {
+pub(crate) enum RawDate {
     Text(String),
     Toml(toml::value::Datetime),
 }
@@ -216,7 +216,7 @@ pub(crate) fn validate(
 }
 
 /// One day's ranges: each well-formed, none overlapping; returned sorted.
-fn validate_day(
+pub(crate) fn validate_day(
     raw: Option<&Spanned<Vec<Spanned<String>>>>,
     field: &str,
     diagnostics: &mut Diagnostics,
@@ -302,7 +302,7 @@ fn parse_time(text: &str) -> Option<Result<u16, String>> {
 }
 
 /// Dates with their index in the list and their span; bad ones reported and left out.
-fn validate_dates(
+pub(crate) fn validate_dates(
     raw: Option<&[Spanned<RawDate>]>,
     field: &str,
     diagnostics: &mut Diagnostics,

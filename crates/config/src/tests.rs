@@ -831,3 +831,6 @@ mod routing;
 
 /// The media sections: media, prompts, menus, extensions.
 mod media;
+
+/// Billing: tariffs, `[billing]`, enterprises' tariffs and overrides, numbers' tariffs.
+mod billing;

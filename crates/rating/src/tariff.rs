@@ -237,7 +237,7 @@ pub struct CallerRegion<'a> {
     pub city: &'a str,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Band {
     name: String,
     rate: Money,
@@ -268,7 +268,11 @@ impl Band {
 }
 
 /// A validated tariff. Immutable; share it behind an `Arc`.
-#[derive(Debug, Clone)]
+///
+/// Comparable, so that a configuration holding tariffs (`sihai-config`'s `Config`) can
+/// still be compared as a whole: two tariffs are equal when they price every call alike
+/// and read alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tariff {
     name: String,
     rate_per_minute: Money,

@@ -8,7 +8,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sihai_config::{Announcements, Config, HuntStrategy, IpNet, NumberStatus, PhoneTarget};
+use sihai_config::{
+    Announcements, Config, EnterpriseBilling, HuntStrategy, IpNet, NumberStatus, PhoneTarget,
+};
+use sihai_rating::{Money, Tariff};
 
 use crate::lists::NumberList;
 use crate::region_name;
@@ -102,6 +105,21 @@ pub struct Enterprise {
     pub id: String,
     pub name: String,
     pub alert_webhook: Option<String>,
+    /// Its tariff and account policy; `None` = not billed by sihai (calls are admitted
+    /// without a balance check and cost nothing).
+    pub billing: Option<EnterpriseBilling>,
+}
+
+impl Enterprise {
+    /// Whether sihai bills this enterprise's calls.
+    pub fn is_billed(&self) -> bool {
+        self.billing.is_some()
+    }
+
+    /// The balance a call needs to be admitted; `None` when not billed.
+    pub fn min_balance(&self) -> Option<Money> {
+        self.billing.as_ref().map(|b| b.policy.min_balance)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +139,10 @@ pub struct NumberEntry {
     pub announcements: Announcements,
     /// How many times an announcement plays: the number's setting, else its plan's.
     pub announcement_plays: u32,
+    /// What its answered calls are rated by: the number's own tariff, else its
+    /// enterprise's; `None` = not billed. A call keeps the `Arc` it was set up with, so a
+    /// reload's new prices apply to calls set up after it.
+    pub tariff: Option<Arc<Tariff>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -267,6 +289,7 @@ impl RoutingTable {
                         id: e.id.clone(),
                         name: e.name.clone(),
                         alert_webhook: e.alert_webhook.clone(),
+                        billing: e.billing.clone(),
                     }),
                 )
             })
@@ -278,9 +301,14 @@ impl RoutingTable {
             .iter()
             .filter_map(|n| {
                 let plan_config = plan_configs.get(n.plan.as_str())?;
+                let enterprise = enterprises.get(n.enterprise.as_str())?.clone();
+                let tariff = n
+                    .tariff
+                    .clone()
+                    .or_else(|| enterprise.billing.as_ref().map(|b| Arc::clone(&b.tariff)));
                 let entry = NumberEntry {
                     number: n.number.clone(),
-                    enterprise: enterprises.get(n.enterprise.as_str())?.clone(),
+                    enterprise,
                     active: n.status == NumberStatus::Active,
                     plan: plans.get(n.plan.as_str())?.clone(),
                     max_concurrent: n.max_concurrent,
@@ -291,6 +319,7 @@ impl RoutingTable {
                     announcement_plays: n
                         .announcement_plays
                         .unwrap_or(plan_config.announcement_plays),
+                    tariff,
                 };
                 Some((n.number.clone(), Arc::new(entry)))
             })
@@ -319,5 +348,104 @@ impl RoutingTable {
 
     pub fn trunk_for(&self, source: IpAddr) -> Option<&Arc<Trunk>> {
         self.trunks.iter().find(|t| t.allows(source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// acme is billed at "standard"; one of its numbers has "premium" of its own; beta
+    /// names no tariff and is not billed.
+    const CONFIG: &str = r#"
+[sip]
+[[sip.listen]]
+transport = "udp"
+address = "127.0.0.1:5060"
+[billing]
+min_balance = 100
+[[tariff]]
+name = "standard"
+rate_per_minute = "0.30"
+[[tariff]]
+name = "premium"
+rate_per_minute = "1.00"
+[[enterprise]]
+id = "acme"
+name = "Acme"
+tariff = "standard"
+[enterprise.billing]
+min_balance = "250.50"
+[[enterprise]]
+id = "beta"
+name = "Beta"
+[[group]]
+name = "sales"
+enterprise = "acme"
+strategy = "sequential"
+phones = [{ number = "13900000001" }]
+[[group]]
+name = "desk"
+enterprise = "beta"
+strategy = "sequential"
+phones = [{ number = "13900000002" }]
+[[plan]]
+name = "acme-main"
+enterprise = "acme"
+group = "sales"
+[[plan]]
+name = "beta-main"
+enterprise = "beta"
+group = "desk"
+[[number]]
+number = "4000000001"
+enterprise = "acme"
+status = "active"
+plan = "acme-main"
+[[number]]
+number = "4000000002"
+enterprise = "acme"
+status = "active"
+plan = "acme-main"
+tariff = "premium"
+[[number]]
+number = "4000000003"
+enterprise = "beta"
+status = "active"
+plan = "beta-main"
+"#;
+
+    #[test]
+    fn a_numbers_tariff_is_its_own_else_its_enterprises() {
+        let config = Config::from_str(CONFIG, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        let table = RoutingTable::compile(&config);
+        let tariff = |number: &str| {
+            table.numbers[number]
+                .tariff
+                .as_ref()
+                .map(|t| t.name().to_owned())
+        };
+        assert_eq!(tariff("4000000001").as_deref(), Some("standard"));
+        assert_eq!(tariff("4000000002").as_deref(), Some("premium"));
+        assert_eq!(tariff("4000000003"), None, "beta is not billed");
+
+        // The table shares the configuration's tariffs rather than copying them.
+        let standard = config.tariff("standard").expect("declared");
+        let entry = &table.numbers["4000000001"];
+        assert!(
+            entry
+                .tariff
+                .as_ref()
+                .is_some_and(|t| Arc::ptr_eq(t, standard))
+        );
+
+        assert!(entry.enterprise.is_billed());
+        assert_eq!(
+            entry.enterprise.min_balance(),
+            Some("250.50".parse().expect("amount"))
+        );
+        let beta = &table.numbers["4000000003"].enterprise;
+        assert!(!beta.is_billed());
+        assert_eq!(beta.min_balance(), None);
     }
 }

@@ -145,6 +145,7 @@ fn base_file_takes_the_defaults() {
             record: false,
             announcements: Announcements::default(),
             announcement_plays: None,
+            tariff: None,
         }]
     );
     assert_eq!(
