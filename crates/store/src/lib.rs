@@ -21,16 +21,20 @@
 //! power loss, not only a SIGKILL.
 
 mod error;
+mod ledger;
 pub mod report;
 mod sqlite;
 
 pub use error::{Rejection, StoreError};
-pub use sqlite::{
-    DEFAULT_BUSY_TIMEOUT, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_BATCH, SCHEMA_VERSION, SqliteStore,
-    StoreOptions, Synchronous,
-};
+pub use ledger::{Discrepancy, LedgerStore, Posted, Problem, Spender};
 pub use sihai_records::{
-    Cdr, CdrFilter, HangupSide, MissedCallAlert, NewAlert, Outcome, ParseEnumError, PhoneAttempt,
+    Account, AccountStatus, Cdr, CdrFilter, EntryKind, HangupSide, LedgerEntry, MissedCallAlert,
+    Money, NewAlert, NewEntry, OpenReservation, Outcome, ParseEnumError, PhoneAttempt,
+    RecoveryInfo, Refusal, ReservationOutcome, ReservationRequest,
+};
+pub use sqlite::{
+    ALIVE_TICK, DEFAULT_BUSY_TIMEOUT, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_BATCH, SCHEMA_VERSION,
+    SqliteStore, StoreOptions, Synchronous,
 };
 
 /// The system-of-record seam: SQLite now, PostgreSQL later.
