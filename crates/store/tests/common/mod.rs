@@ -93,3 +93,13 @@ pub fn alert_for(cdr: &Cdr) -> NewAlert {
         ),
     }
 }
+
+/// A billed call's CDR, as the daemon records it when the call ends.
+pub fn billed_cdr(call_id: &str, enterprise: &str, cost: Option<i64>) -> Cdr {
+    let mut cdr = full_cdr(call_id);
+    cdr.enterprise = enterprise.into();
+    cdr.billed_seconds = 66;
+    cdr.cost = cost.map(sihai_store::Money::from_units);
+    cdr.tariff = cost.map(|_| "standard".into());
+    cdr
+}
