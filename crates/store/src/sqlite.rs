@@ -259,10 +259,13 @@ impl SqliteStore {
     }
 
     /// The in-memory book's view of an account, `(balance including queued
-    /// settlements, reserved)`: what `reserve` decides from. For tests.
+    /// settlements, reserved)`: what the next `reserve` would decide from (so it first
+    /// catches up with other connections' changes, as `reserve` does). For tests.
     #[doc(hidden)]
-    pub fn book_view(&self, enterprise: &str) -> Option<(Money, Money)> {
-        self.book().view(enterprise)
+    pub fn book_view(&self, enterprise: &str) -> Result<Option<(Money, Money)>, StoreError> {
+        let mut book = self.book();
+        book.refresh()?;
+        Ok(book.view(enterprise))
     }
 
     fn book(&self) -> MutexGuard<'_, Book> {
