@@ -221,12 +221,22 @@ fn run(steps: Vec<Step>) {
                 let Some(id) = model.settled.last().cloned() else {
                     continue;
                 };
+                store.flush().unwrap();
+                // A kill may have lost the call's first record along with its
+                // reservation: then this record is its first, and charges.
+                let known = store
+                    .query(&CdrFilter::default())
+                    .unwrap()
+                    .iter()
+                    .any(|c| c.call_id == id);
                 store
                     .record(billed_cdr(&id, ENTERPRISE, Some(1)), None)
                     .unwrap();
-                // Rejected as a duplicate (or, if its first record was lost in a kill
-                // and recovery already settled it, likewise): never charged again.
+                // Otherwise rejected as a duplicate: never charged again.
                 let _ = store.flush();
+                if !known {
+                    model.balance -= 1;
+                }
                 check_committed(&store, &model);
             }
             Step::Recharge(amount) => {
@@ -297,4 +307,24 @@ proptest! {
     fn the_books_balance_whatever_happens(steps in proptest::collection::vec(step(), 1..40)) {
         run(steps);
     }
+}
+
+/// Found by the proptest (a model bug, kept as a case): a kill loses both a call's
+/// reservation and its settlement, so its next record is its first and charges.
+#[test]
+fn a_call_lost_whole_in_a_kill_is_charged_by_its_next_record() {
+    run(vec![
+        Step::Recharge(108),
+        Step::Admit {
+            call: 3,
+            want: 0,
+            floor: 0,
+        },
+        Step::Settle {
+            call: 3,
+            percent: 0,
+        },
+        Step::Kill,
+        Step::Rerecord,
+    ]);
 }
