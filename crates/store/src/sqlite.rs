@@ -125,6 +125,28 @@ impl Default for StoreOptions {
 /// A thread of its own checkpoints instead (`PRAGMA wal_checkpoint(PASSIVE)`, which
 /// never blocks the writer) every [`CHECKPOINT_INTERVAL`] and once more at shutdown.
 ///
+/// # Ledger
+/// The writer is the only writer of the ledger too. Account operations
+/// ([`post`](crate::LedgerStore::post), `open_account`, `set_status`, ...) are messages
+/// it runs at once, each in its own transaction, answered once committed.
+///
+/// [`reserve`](crate::LedgerStore::reserve) decides on the caller's thread from an
+/// in-memory book (balances, statuses, holds, and settlements queued but not yet
+/// committed) loaded at open, then queues the reservation row for the next batch; it
+/// never waits for a commit or an fsync (~6 µs, `benches/ledger.rs`). Another process's
+/// changes (the CLI's recharge) reach the book at the next `reserve`: `PRAGMA
+/// data_version` on the book's own connection says whether anyone else committed, and
+/// `node_clock.book_epoch`, bumped by every account change other than a settlement,
+/// whether the accounts must be reloaded. `record` settles (see
+/// [`LedgerStore`](crate::LedgerStore)) in the CDR's batch transaction; a duplicate CDR
+/// is rejected, releases its reservation and charges nothing.
+///
+/// A daemon that reserves stamps `node_clock.alive_at` in every batch commit, and by
+/// an otherwise empty commit every [`ALIVE_TICK`] while its reservations are open. Other
+/// processes (the CLI) never stamp it. `open_reservations` reports it as found at open,
+/// so recovery charges calls up to the previous run's last sign of life, not the
+/// restart.
+///
 /// # Reading
 /// Queries and the outbox operations use a second connection; WAL lets them read while
 /// the writer writes. Other processes (`sihai cdr`) may open the same file.

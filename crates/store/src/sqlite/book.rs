@@ -271,10 +271,11 @@ impl Book {
     /// Applies a queued settlement: releases the call's hold and counts its charge as
     /// pending. Returns the charge counted, for the writer to clear once committed.
     pub(crate) fn apply_settle(&mut self, call_id: &str, enterprise: &str, cost: i64) -> i64 {
-        if let Some(call) = self.calls.remove(call_id) {
-            if let Some(a) = self.accounts.get_mut(&call.enterprise) {
-                a.reserved = a.reserved.saturating_sub(call.held);
-            }
+        let released = self.calls.remove(call_id);
+        if let Some((Some(a), held)) =
+            released.map(|c| (self.accounts.get_mut(&c.enterprise), c.held))
+        {
+            a.reserved = a.reserved.saturating_sub(held);
         }
         match self.accounts.get_mut(enterprise) {
             Some(a) if cost > 0 => {

@@ -41,6 +41,9 @@ pub(crate) enum Admin {
 }
 
 /// One queued write of a batch.
+// Boxing the CDR would cost an allocation per call to save memory only while a batch
+// (at most `max_batch` ops) waits.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Op {
     /// A CDR, its alert, and the call's settlement. `pending` is the charge the book
     /// counted as pending for it, cleared once the batch commits.
@@ -319,10 +322,11 @@ impl Writer {
     fn after_commit(&mut self, charged: Vec<Charged>) {
         let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
         for op in &self.batch {
-            if let Op::Record { cdr, pending, .. } = op {
-                if *pending != 0 {
+            match op {
+                Op::Record { cdr, pending, .. } if *pending != 0 => {
                     book.settled(&cdr.enterprise, *pending);
                 }
+                _ => {}
             }
         }
         for c in charged {
