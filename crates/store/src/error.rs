@@ -103,6 +103,34 @@ pub enum StoreError {
         id: i64,
     },
 
+    /// The enterprise has no account (an operation that needs one, e.g. a status change).
+    #[error("{}: enterprise {enterprise:?} has no account", path.display())]
+    NoAccount {
+        /// The database file.
+        path: PathBuf,
+        /// The enterprise asked for.
+        enterprise: String,
+    },
+
+    /// An entry with this (enterprise, kind, reference) is already posted with a
+    /// different amount: posting is idempotent, so the same key must mean the same entry.
+    #[error("{}: {kind} {reference:?} of {enterprise:?} is already posted as {} (asked: {})",
+        path.display(), posted.exact(), asked.exact())]
+    ConflictingEntry {
+        /// The database file.
+        path: PathBuf,
+        /// The account.
+        enterprise: String,
+        /// The entry's kind.
+        kind: sihai_records::EntryKind,
+        /// The entry's reference.
+        reference: String,
+        /// The amount already posted.
+        posted: sihai_records::Money,
+        /// The amount asked for now.
+        asked: sihai_records::Money,
+    },
+
     /// The writer thread has stopped (the store was closed, or the thread panicked), so
     /// nothing more can be recorded.
     #[error("{}: the CDR writer has stopped", path.display())]
@@ -148,6 +176,8 @@ impl StoreError {
             | StoreError::Rejected { path, .. }
             | StoreError::Corrupt { path, .. }
             | StoreError::AlertNotFound { path, .. }
+            | StoreError::NoAccount { path, .. }
+            | StoreError::ConflictingEntry { path, .. }
             | StoreError::WriterStopped { path } => path,
         }
     }

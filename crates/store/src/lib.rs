@@ -1,5 +1,5 @@
-//! sihai's system of record for finished calls: call detail records (CDRs) and the
-//! missed-call alert outbox.
+//! sihai's system of record: call detail records (CDRs), the missed-call alert outbox,
+//! and prepaid billing's accounts, ledger and balance reservations.
 //!
 //! The daemon calls [`CdrStore::record`] once per call, when the call ends (PRODUCT.md
 //! step 11), passing a [`NewAlert`] as well when nobody answered or the call came after
@@ -9,8 +9,9 @@
 //! [`CdrStore::alert_delivered`] and [`CdrStore::alert_failed`]. `sihai cdr` reads with
 //! [`CdrStore::query`] and prints with [`report::format_table`] / [`report::format_csv`].
 //!
-//! [`CdrStore`] is the seam: [`SqliteStore`] is the embedded single-node store; a
-//! PostgreSQL store for several nodes implements the same trait later.
+//! [`CdrStore`] and [`LedgerStore`] are the seams: [`SqliteStore`] is the embedded
+//! single-node store; a PostgreSQL store for several nodes implements the same traits
+//! later (each operation is documented with its PostgreSQL statements).
 //!
 //! Durability in one paragraph (details on [`SqliteStore`]): `record` never touches the
 //! disk on the caller's thread. It queues the CDR for a dedicated writer thread, which
@@ -19,18 +20,31 @@
 //! its batch commits, or once a later [`CdrStore::flush`] returns `Ok`. The writer
 //! syncs the WAL on every commit (`synchronous=FULL`), so a committed CDR survives a
 //! power loss, not only a SIGKILL.
+//!
+//! Prepaid billing in one paragraph (details on [`LedgerStore`] and [`SqliteStore`]):
+//! [`LedgerStore::reserve`] holds balance for a call at admission and on renewal,
+//! answered from an in-memory book without waiting for the disk; the reservation row
+//! joins the next batch commit. The call is settled by `record`ing its CDR with its
+//! `cost`: the CDR, its `CallCharge` (idempotent on the call id) and the release of its
+//! reservation commit in one transaction. Reservations are durable, so after a SIGKILL
+//! [`LedgerStore::open_reservations`] lists the calls to settle, with the moment the
+//! killed daemon was last known alive. Posts (recharges, fees) are durable on return.
 
 mod error;
+mod ledger;
 pub mod report;
 mod sqlite;
 
 pub use error::{Rejection, StoreError};
-pub use sqlite::{
-    DEFAULT_BUSY_TIMEOUT, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_BATCH, SCHEMA_VERSION, SqliteStore,
-    StoreOptions, Synchronous,
-};
+pub use ledger::{Discrepancy, LedgerStore, Posted, Problem, Spender};
 pub use sihai_records::{
-    Cdr, CdrFilter, HangupSide, MissedCallAlert, NewAlert, Outcome, ParseEnumError, PhoneAttempt,
+    Account, AccountStatus, Cdr, CdrFilter, EntryKind, HangupSide, LedgerEntry, MissedCallAlert,
+    Money, NewAlert, NewEntry, OpenReservation, Outcome, ParseEnumError, PhoneAttempt,
+    RecoveryInfo, Refusal, ReservationOutcome, ReservationRequest,
+};
+pub use sqlite::{
+    ALIVE_TICK, DEFAULT_BUSY_TIMEOUT, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_BATCH, SCHEMA_VERSION,
+    SqliteStore, StoreOptions, Synchronous,
 };
 
 /// The system-of-record seam: SQLite now, PostgreSQL later.

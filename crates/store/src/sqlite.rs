@@ -1,19 +1,25 @@
 //! The embedded SQLite store.
 
+mod book;
+mod ledger;
 mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use rusqlite::types::Value;
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::{Cdr, CdrFilter, CdrStore, MissedCallAlert, NewAlert, PhoneAttempt, StoreError};
+use book::Book;
+use sihai_records::Money;
 use writer::Msg;
+
+pub use writer::ALIVE_TICK;
 
 pub use schema::SCHEMA_VERSION;
 
@@ -119,6 +125,28 @@ impl Default for StoreOptions {
 /// A thread of its own checkpoints instead (`PRAGMA wal_checkpoint(PASSIVE)`, which
 /// never blocks the writer) every [`CHECKPOINT_INTERVAL`] and once more at shutdown.
 ///
+/// # Ledger
+/// The writer is the only writer of the ledger too. Account operations
+/// ([`post`](crate::LedgerStore::post), `open_account`, `set_status`, ...) are messages
+/// it runs at once, each in its own transaction, answered once committed.
+///
+/// [`reserve`](crate::LedgerStore::reserve) decides on the caller's thread from an
+/// in-memory book (balances, statuses, holds, and settlements queued but not yet
+/// committed) loaded at open, then queues the reservation row for the next batch; it
+/// never waits for a commit or an fsync (~6 µs, `benches/ledger.rs`). Another process's
+/// changes (the CLI's recharge) reach the book at the next `reserve`: `PRAGMA
+/// data_version` on the book's own connection says whether anyone else committed, and
+/// `node_clock.book_epoch`, bumped by every account change other than a settlement,
+/// whether the accounts must be reloaded. `record` settles (see
+/// [`LedgerStore`](crate::LedgerStore)) in the CDR's batch transaction; a duplicate CDR
+/// is rejected, releases its reservation and charges nothing.
+///
+/// A daemon that reserves stamps `node_clock.alive_at` in every batch commit, and by
+/// an otherwise empty commit every [`ALIVE_TICK`] while its reservations are open. Other
+/// processes (the CLI) never stamp it. `open_reservations` reports it as found at open,
+/// so recovery charges calls up to the previous run's last sign of life, not the
+/// restart.
+///
 /// # Reading
 /// Queries and the outbox operations use a second connection; WAL lets them read while
 /// the writer writes. Other processes (`sihai cdr`) may open the same file.
@@ -126,6 +154,11 @@ pub struct SqliteStore {
     path: PathBuf,
     tx: mpsc::Sender<Msg>,
     reader: Mutex<Connection>,
+    /// What `reserve` decides from (see the "Ledger" section above).
+    book: Arc<Mutex<Book>>,
+    /// `node_clock.alive_at` as found at open: when the previous run was last known
+    /// alive, for crash recovery.
+    previous_alive: Option<Timestamp>,
     writer: Option<JoinHandle<()>>,
     /// Dropping the sender stops the checkpointer.
     checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
@@ -161,11 +194,31 @@ impl SqliteStore {
         }
         let mut write_conn = connect(&path, &options)?;
         schema::migrate(&mut write_conn, &path)?;
+        let previous_alive = write_conn
+            .query_row("SELECT alive_at FROM node_clock WHERE id = 1", [], |row| {
+                row.get::<_, Option<i64>>(0)
+            })
+            .optional()
+            .map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                context: "reading when the daemon was last alive",
+                source,
+            })?
+            .flatten()
+            .map(ts_from_us)
+            .transpose()
+            .map_err(|d| StoreError::Corrupt {
+                path: path.clone(),
+                table: "node_clock",
+                rowid: 1,
+                detail: d.0,
+            })?;
         let reader = connect(&path, &options)?;
+        let book = Arc::new(Mutex::new(Book::load(connect(&path, &options)?, &path)?));
         let checkpointer = spawn_checkpointer(&path, &options)?;
 
         let (tx, rx) = mpsc::channel();
-        let writer = writer::Writer::new(write_conn, path.clone(), rx, options);
+        let writer = writer::Writer::new(write_conn, path.clone(), rx, options, Arc::clone(&book));
         let handle = std::thread::Builder::new()
             .name("sihai-cdr-writer".into())
             .spawn(move || writer.run())
@@ -178,6 +231,8 @@ impl SqliteStore {
             path,
             tx,
             reader: Mutex::new(reader),
+            book,
+            previous_alive,
             writer: Some(handle),
             checkpointer: Some(checkpointer),
         })
@@ -208,6 +263,37 @@ impl SqliteStore {
             .query_map([sql_limit(limit)], |row| self.alert_from_row(row))
             .map_err(self.err("reading dead alerts"))?;
         collect(rows, self.err("reading dead alerts"))
+    }
+
+    /// Stops the store as a SIGKILL would: the writer exits without committing what is
+    /// queued (CDRs, settlements, reservation rows) and nothing is flushed. What was
+    /// committed stays. For crash-recovery tests; a daemon never calls it.
+    #[doc(hidden)]
+    pub fn simulate_kill(mut self) {
+        if let Some(handle) = self.writer.take() {
+            let _ = self.tx.send(Msg::Abandon);
+            let _ = handle.join();
+        }
+        if let Some((stop, checkpointer)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = checkpointer.join();
+        }
+    }
+
+    /// The in-memory book's view of an account, `(balance including queued
+    /// settlements, reserved)`: what the next `reserve` would decide from (so it first
+    /// catches up with other connections' changes, as `reserve` does). For tests.
+    #[doc(hidden)]
+    pub fn book_view(&self, enterprise: &str) -> Result<Option<(Money, Money)>, StoreError> {
+        let mut book = self.book();
+        book.refresh()?;
+        Ok(book.view(enterprise))
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        // The book is consistent between statements; a panic mid-update is a bug
+        // either way, and refusing every call after it would be worse.
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn shutdown(&mut self) -> Result<(), StoreError> {
@@ -281,6 +367,7 @@ impl SqliteStore {
             let outcome: String = row.get(13)?;
             let side: Option<String> = row.get(14)?;
             let talk: i64 = row.get(12)?;
+            let billed: i64 = row.get(19)?;
             Ok(Cdr {
                 call_id: row.get(1)?,
                 number: row.get(2)?,
@@ -304,10 +391,10 @@ impl SqliteStore {
                 recording: row.get(16)?,
                 menu_path: row.get(17)?,
                 announcement: row.get(18)?,
-                // Not stored before schema 5 (the ledger); the store fills them in.
-                billed_seconds: 0,
-                cost: None,
-                tariff: None,
+                billed_seconds: u32::try_from(billed)
+                    .map_err(|_| format!("billed_seconds {billed}"))?,
+                cost: row.get::<_, Option<i64>>(20)?.map(Money::from_units),
+                tariff: row.get(21)?,
             })
         })();
         Ok(decoded
@@ -326,8 +413,14 @@ impl Drop for SqliteStore {
 
 impl CdrStore for SqliteStore {
     fn record(&self, cdr: Cdr, alert: Option<NewAlert>) -> Result<(), StoreError> {
+        // The settlement reaches the book when it is queued, under the book's lock (so
+        // after the call's last reservation write): its hold is released and its charge
+        // counted as pending until the batch commits.
+        let mut book = self.book();
+        let cost = cdr.cost.map_or(0, |c| c.units());
+        let pending = book.apply_settle(&cdr.call_id, &cdr.enterprise, cost);
         self.tx
-            .send(Msg::Record(Box::new((cdr, alert))))
+            .send(Msg::Record(Box::new((cdr, alert, pending))))
             .map_err(|lost| {
                 if let Msg::Record(item) = lost.0 {
                     tracing::error!(path = %self.path.display(), cdr = ?item.0, alert = ?item.1,
@@ -364,7 +457,8 @@ impl CdrStore for SqliteStore {
         let mut sql = String::from(
             "SELECT id, call_id, number, enterprise, caller, caller_province, caller_city,
                     answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds, outcome,
-                    hangup_side, hangup_cause, recording, menu_path, announcement
+                    hangup_side, hangup_cause, recording, menu_path, announcement,
+                    billed_seconds, cost, tariff
              FROM cdr WHERE 1 = 1",
         );
         let mut args: Vec<Value> = Vec::new();

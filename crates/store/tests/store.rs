@@ -285,7 +285,7 @@ fn database_is_wal_with_a_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
     let tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -293,7 +293,19 @@ fn database_is_wal_with_a_schema_version() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["alert_outbox", "cdr", "cdr_attempt"]);
+    assert_eq!(
+        tables,
+        [
+            "account",
+            "alert_outbox",
+            "cdr",
+            "cdr_attempt",
+            "ledger",
+            "node_clock",
+            "reservation",
+            "sqlite_sequence"
+        ]
+    );
     drop(raw);
 
     // Reopening an up-to-date database changes nothing and loses nothing.
@@ -720,6 +732,7 @@ fn a_version_1_database_gains_the_recording_and_menu_columns_and_keeps_its_cdrs(
     store.close().unwrap();
     // What a version 1 database looks like.
     let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(common::DOWN_TO_V4).unwrap();
     conn.execute_batch(
         "ALTER TABLE cdr DROP COLUMN announcement; ALTER TABLE cdr DROP COLUMN menu_path;
          ALTER TABLE cdr DROP COLUMN recording; PRAGMA user_version = 1;",
@@ -752,6 +765,7 @@ fn a_version_3_database_gains_the_announcement_column_and_keeps_its_cdrs() {
     store.close().unwrap();
     // What a version 3 database looks like.
     let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(common::DOWN_TO_V4).unwrap();
     conn.execute_batch("ALTER TABLE cdr DROP COLUMN announcement; PRAGMA user_version = 3;")
         .unwrap();
     drop(conn);

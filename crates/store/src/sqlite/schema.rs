@@ -68,6 +68,77 @@ const MIGRATIONS: &[&str] = &[
     // 3 -> 4: the announcement (a prompt name) played before an unanswered call was
     // released.
     "ALTER TABLE cdr ADD COLUMN announcement TEXT;",
+    // 4 -> 5: prepaid billing. The CDR keeps what the call was billed; accounts, their
+    // append-only ledger, the reservations of calls in progress, and the node's clock.
+    //
+    // Money is INTEGER units of 1/10,000 yuan. The `typeof(...) = 'integer'` checks are
+    // there because SQLite turns an overflowing integer sum into a REAL: better a failed
+    // statement than a balance that silently stops being exact.
+    //
+    // `account.balance` always equals the sum of the account's `ledger.amount`, and
+    // `account.reserved` the sum of its `reservation.held`: both are maintained in the
+    // same transaction as the rows they summarise (`verify` checks it).
+    //
+    // `node_clock` is one row: `alive_at` is the last moment the daemon knew it was
+    // running (stamped by the writer), which bounds the calls a killed daemon left open;
+    // `book_epoch` is bumped by every change to an account other than a call's
+    // settlement (recharges, fees, status changes, new accounts), so that a running
+    // daemon notices another process's `sihai account recharge` cheaply.
+    "
+    ALTER TABLE cdr ADD COLUMN billed_seconds INTEGER NOT NULL DEFAULT 0
+        CHECK (billed_seconds >= 0);
+    ALTER TABLE cdr ADD COLUMN cost INTEGER CHECK (cost IS NULL OR typeof(cost) = 'integer');
+    ALTER TABLE cdr ADD COLUMN tariff TEXT;
+
+    CREATE TABLE account (
+        enterprise         TEXT    PRIMARY KEY,
+        balance            INTEGER NOT NULL DEFAULT 0 CHECK (typeof(balance) = 'integer'),
+        reserved           INTEGER NOT NULL DEFAULT 0
+                                   CHECK (typeof(reserved) = 'integer' AND reserved >= 0),
+        status             TEXT    NOT NULL DEFAULT 'active'
+                                   CHECK (status IN ('active', 'suspended', 'reclaimed')),
+        status_since       INTEGER NOT NULL,
+        negative_since     INTEGER,
+        low_balance_warned INTEGER NOT NULL DEFAULT 0 CHECK (low_balance_warned IN (0, 1)),
+        opened_at          INTEGER NOT NULL
+    );
+
+    CREATE TABLE ledger (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        enterprise    TEXT    NOT NULL REFERENCES account (enterprise),
+        kind          TEXT    NOT NULL CHECK (kind IN ('recharge', 'call_charge',
+                              'monthly_minimum', 'fee', 'suspension_day_fee', 'adjustment')),
+        amount        INTEGER NOT NULL CHECK (typeof(amount) = 'integer'),
+        reference     TEXT    NOT NULL,
+        at            INTEGER NOT NULL,
+        actor         TEXT    NOT NULL,
+        note          TEXT,
+        balance_after INTEGER NOT NULL CHECK (typeof(balance_after) = 'integer'),
+        UNIQUE (enterprise, kind, reference)
+    );
+    CREATE INDEX ledger_enterprise_at ON ledger (enterprise, at);
+
+    CREATE TABLE reservation (
+        call_id         TEXT    PRIMARY KEY,
+        enterprise      TEXT    NOT NULL REFERENCES account (enterprise),
+        held            INTEGER NOT NULL CHECK (typeof(held) = 'integer' AND held >= 0),
+        number          TEXT    NOT NULL,
+        caller          TEXT    NOT NULL,
+        caller_province TEXT,
+        caller_city     TEXT,
+        tariff          TEXT    NOT NULL,
+        setup_at        INTEGER NOT NULL,
+        answered_at     INTEGER
+    );
+    CREATE INDEX reservation_enterprise ON reservation (enterprise);
+
+    CREATE TABLE node_clock (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        alive_at   INTEGER,
+        book_epoch INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO node_clock (id, alive_at, book_epoch) VALUES (1, NULL, 0);
+    ",
 ];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).

@@ -1,15 +1,20 @@
-//! The writer thread: owns the write connection and commits queued CDRs in batches.
+//! The writer thread: owns the write connection and commits queued CDRs, their
+//! settlements and reservation rows in batches; runs account operations in
+//! transactions of their own.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
 
-use super::StoreOptions;
-use crate::{Cdr, NewAlert, Rejection, StoreError};
+use super::book::{Book, ReserveWrite};
+use super::ledger::{self as sql, Charged};
+use super::{SqliteStore, StoreOptions};
+use crate::{Cdr, NewAlert, Posted, Rejection, StoreError};
+use sihai_records::{Account, AccountStatus, NewEntry};
 
 /// First wait before retrying a failed commit; doubles up to [`MAX_RETRY_DELAY`].
 const INITIAL_RETRY_DELAY: Duration = Duration::from_millis(100);
@@ -20,11 +25,44 @@ const MAX_KEPT_REJECTIONS: usize = 1000;
 /// durability gate waits for it), long enough for UDP peers to retransmit: worth a
 /// warning that names the disk.
 const SLOW_COMMIT: Duration = Duration::from_millis(200);
+/// While reservations are open, `node_clock.alive_at` is stamped at least this often
+/// (by an otherwise empty commit when the store is idle), so that a restart after a kill
+/// charges the calls it finds open up to within this much of the kill.
+pub const ALIVE_TICK: Duration = Duration::from_secs(1);
 
 type Reply = Sender<Result<(), StoreError>>;
 
+/// An account operation: run at once in its own transaction, durable when answered.
+pub(crate) enum Admin {
+    Post(NewEntry, Sender<Result<Posted, StoreError>>),
+    OpenAccount(String, Timestamp, Sender<Result<Account, StoreError>>),
+    SetStatus(String, AccountStatus, Timestamp, Reply),
+    SetWarned(String, bool, Reply),
+}
+
+/// One queued write of a batch.
+// Boxing the CDR would cost an allocation per call to save memory only while a batch
+// (at most `max_batch` ops) waits.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Op {
+    /// A CDR, its alert, and the call's settlement. `pending` is the charge the book
+    /// counted as pending for it, cleared once the batch commits.
+    Record {
+        cdr: Cdr,
+        alert: Option<NewAlert>,
+        pending: i64,
+    },
+    Reserve(ReserveWrite),
+    Answered(String, Timestamp),
+}
+
 pub(crate) enum Msg {
-    Record(Box<(Cdr, Option<NewAlert>)>),
+    Record(Box<(Cdr, Option<NewAlert>, i64)>),
+    Reserve(Box<ReserveWrite>),
+    Answered(String, Timestamp),
+    Admin(Admin),
+    /// Stop at once without committing what is queued, as a SIGKILL would (tests).
+    Abandon,
     /// Commit everything queued so far, then reply.
     Flush(Reply),
     /// Reply once everything queued so far has committed, in its own time.
@@ -38,8 +76,18 @@ pub(crate) struct Writer {
     path: PathBuf,
     rx: Receiver<Msg>,
     options: StoreOptions,
-    /// Queued CDRs, in arrival order; kept across failed commits.
-    batch: Vec<(Cdr, Option<NewAlert>)>,
+    book: Arc<Mutex<Book>>,
+    /// Queued writes, in arrival order; kept across failed commits.
+    batch: Vec<Op>,
+    /// The next commit stamps `alive_at` even if the batch is empty.
+    stamp_due: bool,
+    last_stamp: Option<Instant>,
+    /// Set by [`Msg::Abandon`]: exit without committing.
+    abandon: bool,
+    /// This process has reserved: it is the daemon that keeps `alive_at`. Other
+    /// processes on the same file (the CLI) never stamp it, nor does a restarted daemon
+    /// before it admits its first call.
+    reserving: bool,
     /// Flushes waiting for the next commit, which they hurry.
     waiters: Vec<Reply>,
     /// Callers waiting for the next commit, which they do not hurry.
@@ -59,13 +107,19 @@ impl Writer {
         path: PathBuf,
         rx: Receiver<Msg>,
         options: StoreOptions,
+        book: Arc<Mutex<Book>>,
     ) -> Writer {
         Writer {
             conn,
             path,
             rx,
             options,
+            book,
             batch: Vec::new(),
+            stamp_due: false,
+            last_stamp: None,
+            abandon: false,
+            reserving: false,
             waiters: Vec::new(),
             patient: Vec::new(),
             stop: false,
@@ -80,6 +134,9 @@ impl Writer {
         loop {
             self.wait_for_work();
             self.gather();
+            if self.abandon {
+                return;
+            }
             // A failed batch waits for its retry time unless someone asks for it.
             let backing_off = self.retry_at.is_some_and(|t| Instant::now() < t)
                 && self.waiters.is_empty()
@@ -89,8 +146,10 @@ impl Writer {
             }
             if self.stop {
                 // The final commit failed: these CDRs exist only in the log from here on.
-                for (cdr, alert) in &self.batch {
-                    tracing::error!(path = %self.path.display(), ?cdr, ?alert, "CDR lost at shutdown");
+                for op in &self.batch {
+                    if let Op::Record { cdr, alert, .. } = op {
+                        tracing::error!(path = %self.path.display(), ?cdr, ?alert, "CDR lost at shutdown");
+                    }
                 }
                 return;
             }
@@ -99,7 +158,24 @@ impl Writer {
 
     fn accept(&mut self, msg: Result<Msg, ()>) {
         match msg {
-            Ok(Msg::Record(item)) => self.batch.push(*item),
+            Ok(Msg::Record(item)) => {
+                let (cdr, alert, pending) = *item;
+                self.batch.push(Op::Record {
+                    cdr,
+                    alert,
+                    pending,
+                });
+            }
+            Ok(Msg::Reserve(write)) => {
+                self.reserving = true;
+                self.batch.push(Op::Reserve(*write));
+            }
+            Ok(Msg::Answered(call_id, at)) => self.batch.push(Op::Answered(call_id, at)),
+            Ok(Msg::Admin(op)) => SqliteStore::run_admin(&mut self.conn, &self.path, op),
+            Ok(Msg::Abandon) => {
+                self.abandon = true;
+                self.stop = true;
+            }
             Ok(Msg::Flush(reply)) => self.waiters.push(reply),
             Ok(Msg::WaitCommitted(reply)) => {
                 if self.batch.is_empty() && self.retry_at.is_none() {
@@ -130,11 +206,25 @@ impl Writer {
                     }
                 }
             }
+            _ if self.reserving && self.lock_book().has_open_reservations() => {
+                // Calls are in progress: wake up to stamp `alive_at` when it is due.
+                let due = self.last_stamp.map_or(Instant::now(), |t| t + ALIVE_TICK);
+                let wait = due.saturating_duration_since(Instant::now());
+                match self.rx.recv_timeout(wait) {
+                    Ok(msg) => self.accept(Ok(msg)),
+                    Err(RecvTimeoutError::Timeout) => self.stamp_due = true,
+                    Err(RecvTimeoutError::Disconnected) => self.accept(Err(())),
+                }
+            }
             _ => {
                 let msg = self.rx.recv().map_err(|_| ());
                 self.accept(msg);
             }
         }
+    }
+
+    fn lock_book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Collects more work until the batch is due: `commit_interval` after the previous
@@ -145,6 +235,7 @@ impl Writer {
         while self.retry_at.is_none()
             && self.waiters.is_empty()
             && !self.stop
+            && !self.stamp_due
             && self.batch.len() < self.options.max_batch
         {
             let now = Instant::now();
@@ -168,20 +259,23 @@ impl Writer {
 
     fn commit_and_reply(&mut self) {
         let started = Instant::now();
-        let result = if self.batch.is_empty() {
-            Ok(Vec::new())
+        let result = if self.batch.is_empty() && !self.stamp_due {
+            Ok((Vec::new(), Vec::new()))
         } else {
             self.commit()
         };
         let took = started.elapsed();
         if took > SLOW_COMMIT {
-            tracing::warn!(path = %self.path.display(), cdrs = self.batch.len(),
+            tracing::warn!(path = %self.path.display(), writes = self.batch.len(),
                 took_ms = took.as_millis() as u64,
                 "slow CDR commit: the disk held back the final responses of ended calls");
         }
         match result {
-            Ok(rejected) => {
+            Ok((rejected, charged)) => {
+                self.after_commit(charged);
                 self.batch.clear();
+                self.stamp_due = false;
+                self.last_stamp = Some(Instant::now());
                 self.last_commit = Some(Instant::now());
                 self.retry_at = None;
                 self.retry_delay = INITIAL_RETRY_DELAY;
@@ -223,10 +317,28 @@ impl Writer {
         }
     }
 
-    /// Writes the batch in one transaction. A CDR that violates a constraint (a
-    /// duplicate `call_id`) is rolled back alone and returned as rejected; any other
-    /// error rolls back the whole batch.
-    fn commit(&mut self) -> rusqlite::Result<Vec<Rejection>> {
+    /// The book learns what the commit did: each settlement's charge stops being
+    /// pending, and the balances the transaction produced become the committed ones.
+    fn after_commit(&mut self, charged: Vec<Charged>) {
+        let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+        for op in &self.batch {
+            match op {
+                Op::Record { cdr, pending, .. } if *pending != 0 => {
+                    book.settled(&cdr.enterprise, *pending);
+                }
+                _ => {}
+            }
+        }
+        for c in charged {
+            book.committed(&c.enterprise, c.balance, c.entry_id);
+        }
+    }
+
+    /// Writes the batch in one transaction, and stamps `alive_at` (once reserving). A CDR that violates a
+    /// constraint (a duplicate `call_id`) is rolled back alone and returned as rejected
+    /// (its reservation is still released; it is never charged); any other error rolls
+    /// back the whole batch.
+    fn commit(&mut self) -> rusqlite::Result<(Vec<Rejection>, Vec<Charged>)> {
         // Constraint violations are rare, and a savepoint per CDR costs about a third of
         // the insert: try the batch plainly first and only isolate CDRs when one fails.
         match self.commit_plainly() {
@@ -235,38 +347,71 @@ impl Writer {
             {
                 self.commit_isolating_rejects()
             }
-            other => other.map(|()| Vec::new()),
+            other => other.map(|charged| (Vec::new(), charged)),
         }
     }
 
     /// The whole batch in one transaction, rolled back whole on any error.
-    fn commit_plainly(&mut self) -> rusqlite::Result<()> {
+    fn commit_plainly(&mut self) -> rusqlite::Result<Vec<Charged>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = Timestamp::now().as_microsecond();
-        for (cdr, alert) in &self.batch {
-            insert(&tx, cdr, alert.as_ref(), now)?;
+        let mut charged = Vec::new();
+        for op in &self.batch {
+            match op {
+                Op::Record { cdr, alert, .. } => {
+                    insert(&tx, cdr, alert.as_ref(), now)?;
+                    sql::settle(&tx, cdr, &mut charged)?;
+                }
+                Op::Reserve(w) => sql::write_reservation(&tx, w)?,
+                Op::Answered(call_id, at) => sql::mark_answered(&tx, call_id, *at)?,
+            }
         }
-        tx.commit()
+        if self.reserving {
+            sql::stamp_alive(&tx, now)?;
+        }
+        tx.commit()?;
+        Ok(charged)
     }
 
-    /// The batch with a savepoint around each CDR, so a CDR that violates a
-    /// constraint is rolled back alone.
-    fn commit_isolating_rejects(&mut self) -> rusqlite::Result<Vec<Rejection>> {
+    /// The batch with a savepoint around each CDR and its settlement, so a CDR that
+    /// violates a constraint is rolled back alone.
+    fn commit_isolating_rejects(&mut self) -> rusqlite::Result<(Vec<Rejection>, Vec<Charged>)> {
         let mut tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = Timestamp::now().as_microsecond();
         let mut rejected = Vec::new();
-        for (cdr, alert) in &self.batch {
+        let mut charged = Vec::new();
+        for op in &self.batch {
+            let (cdr, alert) = match op {
+                Op::Record { cdr, alert, .. } => (cdr, alert),
+                Op::Reserve(w) => {
+                    sql::write_reservation(&tx, w)?;
+                    continue;
+                }
+                Op::Answered(call_id, at) => {
+                    sql::mark_answered(&tx, call_id, *at)?;
+                    continue;
+                }
+            };
             let sp = tx.savepoint()?;
-            match insert(&sp, cdr, alert.as_ref(), now) {
-                Ok(()) => sp.commit()?,
+            let mut mine = Vec::new();
+            let result = insert(&sp, cdr, alert.as_ref(), now)
+                .and_then(|()| sql::settle(&sp, cdr, &mut mine));
+            match result {
+                Ok(()) => {
+                    sp.commit()?;
+                    charged.append(&mut mine);
+                }
                 Err(rusqlite::Error::SqliteFailure(e, msg))
                     if e.code == ErrorCode::ConstraintViolation =>
                 {
                     drop(sp); // rolls back to the savepoint
+                    // The call is over either way: release what it held, charge nothing
+                    // (a duplicate CDR's call was charged with its first CDR).
+                    sql::release(&tx, &cdr.call_id)?;
                     let reason = msg.unwrap_or_else(|| e.to_string());
                     tracing::error!(path = %self.path.display(), call_id = %cdr.call_id, %reason,
                         ?cdr, "CDR rejected by the database");
@@ -278,8 +423,11 @@ impl Writer {
                 Err(e) => return Err(e),
             }
         }
+        if self.reserving {
+            sql::stamp_alive(&tx, now)?;
+        }
         tx.commit()?;
-        Ok(rejected)
+        Ok((rejected, charged))
     }
 }
 
@@ -293,9 +441,9 @@ fn insert(
         "INSERT INTO cdr (call_id, number, enterprise, caller, caller_province, caller_city,
                           answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds,
                           outcome, hangup_side, hangup_cause, recording, menu_path,
-                          announcement)
+                          announcement, billed_seconds, cost, tariff)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18)",
+                 ?18, ?19, ?20, ?21)",
     )?
     .execute(params![
         cdr.call_id,
@@ -316,6 +464,9 @@ fn insert(
         cdr.recording,
         cdr.menu_path,
         cdr.announcement,
+        cdr.billed_seconds,
+        cdr.cost.map(|c| c.units()),
+        cdr.tariff,
     ])?;
     let id = conn.last_insert_rowid();
     if !cdr.attempts.is_empty() {

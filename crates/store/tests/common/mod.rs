@@ -4,6 +4,12 @@
 use jiff::Timestamp;
 use sihai_store::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
 
+/// Turns a version 5 database back into what version 4 looked like (no ledger).
+pub const DOWN_TO_V4: &str = "
+    DROP TABLE reservation; DROP TABLE ledger; DROP TABLE account; DROP TABLE node_clock;
+    ALTER TABLE cdr DROP COLUMN tariff; ALTER TABLE cdr DROP COLUMN cost;
+    ALTER TABLE cdr DROP COLUMN billed_seconds; PRAGMA user_version = 4;";
+
 pub fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
@@ -86,4 +92,14 @@ pub fn alert_for(cdr: &Cdr) -> NewAlert {
             cdr.call_id, cdr.caller
         ),
     }
+}
+
+/// A billed call's CDR, as the daemon records it when the call ends.
+pub fn billed_cdr(call_id: &str, enterprise: &str, cost: Option<i64>) -> Cdr {
+    let mut cdr = full_cdr(call_id);
+    cdr.enterprise = enterprise.into();
+    cdr.billed_seconds = 66;
+    cdr.cost = cost.map(sihai_store::Money::from_units);
+    cdr.tariff = cost.map(|_| "standard".into());
+    cdr
 }
