@@ -535,6 +535,7 @@ mod tests {
             status_since: since,
             negative_since: balance.is_negative().then_some(since),
             low_balance_warned: balance < policy.low_balance_warning,
+            opened_at: since,
         }
     }
 

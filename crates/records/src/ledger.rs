@@ -176,6 +176,8 @@ pub struct Account {
     /// Set when the low-balance warning was sent; cleared when the balance rises above
     /// the warning level again, so the warning goes once per crossing.
     pub low_balance_warned: bool,
+    /// When the account was opened: its numbers' month-end minimum starts the month after.
+    pub opened_at: Timestamp,
 }
 
 impl Account {

@@ -26,7 +26,8 @@ use sihai_sip::Via;
 use sihai_sip::builder::MessageBuilder;
 use sihai_sip::validate::{check_request, check_response, is_answerable};
 use sihai_sip::{HeaderName, Message, Method, Peer};
-use sihai_store::{Cdr, NewAlert};
+use sihai_call::b2bua::BillingOp;
+use sihai_store::{Cdr, NewAlert, ReservationOutcome};
 use sihai_transaction::{Event, TransactionKey, TransactionLayer, Transmit};
 use tracing::{debug, info, trace};
 
@@ -107,6 +108,29 @@ impl Core {
     /// A finished call's record and its missed-call alert, for the store.
     pub fn poll_record(&mut self) -> Option<(Cdr, Option<NewAlert>)> {
         self.calls.poll_record()
+    }
+
+    /// The next thing a billed call asks of the store (a reservation, an answer).
+    pub fn poll_billing(&mut self) -> Option<BillingOp> {
+        self.calls.poll_billing()
+    }
+
+    /// The store's answer to a reservation request of call `call_id`.
+    pub fn on_reservation(
+        &mut self,
+        now: Instant,
+        wall: Timestamp,
+        call_id: &str,
+        outcome: ReservationOutcome,
+    ) {
+        self.calls
+            .on_reservation(&mut self.transactions, call_id, outcome, now, wall);
+    }
+
+    /// Talk time one reservation chunk covers (`[billing] reservation_minutes`), for
+    /// calls admitted from now on.
+    pub fn set_reservation_seconds(&mut self, seconds: u32) {
+        self.calls.set_reservation_seconds(seconds);
     }
 
     /// A message that arrived on no particular listener: untrusted requests get the

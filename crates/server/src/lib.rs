@@ -6,6 +6,7 @@
 //! sans-IO crates meet tokio, files and signals.
 
 pub mod alerts;
+pub mod billing;
 pub mod core;
 mod media;
 pub mod responder;
@@ -26,7 +27,7 @@ use sihai_config::Config;
 use sihai_routing::RoutingTable;
 use sihai_sip::framing::FrameLimits;
 use sihai_sip::{Peer, Transport};
-use sihai_store::{CdrStore, SqliteStore, StoreError};
+use sihai_store::{CdrStore, LedgerStore, SqliteStore, StoreError};
 use sihai_transaction::{TimerConfig, Transmit};
 use sihai_transport::{TransportConfig, Transports};
 use thiserror::Error;
@@ -59,6 +60,8 @@ pub struct Server {
     config_path: PathBuf,
     routing: Arc<ArcSwap<RoutingTable>>,
     store: Arc<dyn CdrStore>,
+    /// The same store's accounts, ledger and reservations.
+    ledger: Arc<dyn LedgerStore>,
     inbound: mpsc::Receiver<sihai_transport::Received>,
     log_level: Option<LogLevelReloader>,
 }
@@ -67,10 +70,22 @@ impl Server {
     /// Opens the store and binds every listener named in the configuration read from
     /// `config_path` (which is watched for changes while running).
     pub async fn bind(config: Config, config_path: &Path) -> Result<Server, ServerError> {
-        let store: Arc<dyn CdrStore> = Arc::new(SqliteStore::open(
+        let sqlite = Arc::new(SqliteStore::open(
             &config.store.sqlite,
             config.store.commit_interval,
         )?);
+        let store: Arc<dyn CdrStore> = sqlite.clone();
+        let ledger: Arc<dyn LedgerStore> = sqlite;
+        // Before any call: the previous run's open calls are settled, once, and every
+        // billed enterprise has an account.
+        let recovered = billing::recover(&*store, &*ledger, &config)?;
+        if recovered > 0 {
+            warn!(
+                calls = recovered,
+                "settled the calls the previous run left open"
+            );
+        }
+        billing::open_accounts(&*ledger, &config, Timestamp::now());
         let (sink, inbound) = mpsc::channel(8192);
         let tcp = &config.sip.tcp;
         let transport_config = TransportConfig {
@@ -103,6 +118,7 @@ impl Server {
             config_path: config_path.to_path_buf(),
             routing,
             store,
+            ledger,
             inbound,
             log_level: None,
         })
@@ -144,6 +160,7 @@ impl Server {
         };
         let mut core = Core::new(b2bua, self.routing.clone(), self.stats.clone());
         core.set_screening(screen::ScreenSettings::from_config(&config.sip));
+        core.set_reservation_seconds(config.billing.reservation_minutes * 60);
         let media_config = &config.media;
         if media_config.relay {
             let settings = sihai_call::media::MediaSettings {
@@ -171,6 +188,12 @@ impl Server {
             self.store.clone(),
             self.config.clone(),
             Duration::from_millis(500),
+            stop_rx.clone(),
+        ));
+        let lifecycle = tokio::spawn(billing::run_lifecycle(
+            self.store.clone(),
+            self.ledger.clone(),
+            self.config.clone(),
             stop_rx.clone(),
         ));
         let (reload_tx, mut reload_rx) = mpsc::channel::<&'static str>(4);
@@ -213,6 +236,8 @@ impl Server {
                         // than at the next hourly sweep.
                         self.sweep_recordings();
                         core.set_screening(screen::ScreenSettings::from_config(&config.sip));
+                        core.set_reservation_seconds(config.billing.reservation_minutes * 60);
+                        billing::open_accounts(&*self.ledger, &config, Timestamp::now());
                     }
                 }
                 _ = sweep.tick() => self.sweep_recordings(),
@@ -251,6 +276,7 @@ impl Server {
         info!(stats = ?self.stats.snapshot(), active_calls = core.active_calls(), "shutting down");
         let _ = stop_tx.send(true);
         let _ = alerts.await;
+        let _ = lifecycle.await;
         for w in watchers {
             w.abort();
         }
@@ -272,6 +298,7 @@ impl Server {
         outgoing: &mut Vec<(Peer, Bytes)>,
         parked: &mut Vec<Transmit>,
     ) {
+        billing::serve(core, &*self.ledger);
         let mut ended = false;
         while let Some((cdr, alert)) = core.poll_record() {
             ended = true;

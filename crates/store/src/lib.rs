@@ -80,6 +80,16 @@ pub trait CdrStore: Send + Sync {
     /// Committed CDRs matching `filter`, newest (latest `setup_at`) first.
     fn query(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, StoreError>;
 
+    /// Queues a notice that belongs to no call (an account suspended, a low balance)
+    /// in the outbox, under `reference` (shown where a call's id would be), due at
+    /// `due`. Durable when it returns.
+    fn queue_alert(
+        &self,
+        reference: &str,
+        alert: NewAlert,
+        due: jiff::Timestamp,
+    ) -> Result<(), StoreError>;
+
     /// Pending alerts whose `next_attempt_at` is at or before `now`, soonest first, at
     /// most `limit`. Does not claim them: run one delivery worker per store.
     fn due_alerts(

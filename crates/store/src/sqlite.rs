@@ -546,6 +546,32 @@ impl CdrStore for SqliteStore {
         collect(rows, self.err(CONTEXT))
     }
 
+    fn queue_alert(
+        &self,
+        reference: &str,
+        alert: NewAlert,
+        due: Timestamp,
+    ) -> Result<(), StoreError> {
+        let conn = self.reader();
+        conn.prepare_cached(
+            "INSERT INTO alert_outbox (call_id, enterprise, url, payload, attempts,
+                                       next_attempt_at, state, created_at)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5, 'pending', ?6)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                reference,
+                alert.enterprise,
+                alert.url,
+                alert.payload,
+                due.as_microsecond(),
+                Timestamp::now().as_microsecond(),
+            ])
+        })
+        .map_err(self.err("queueing an account alert"))?;
+        Ok(())
+    }
+
     fn alert_delivered(&self, id: i64) -> Result<(), StoreError> {
         let conn = self.reader();
         let n = conn

@@ -113,6 +113,10 @@ pub(super) struct Call {
     pub(super) admitted: bool,
     /// Ending unanswered raises a missed-call alert (not for callers refused on purpose).
     pub(super) alerts_missed: bool,
+    /// The call's prepaid billing, when its number is billed.
+    pub(super) billing: Option<Box<sihai_billing::CallBilling>>,
+    /// The `Reason` header (RFC 3326) of the BYEs we send to end the call ourselves.
+    pub(super) bye_reason: Option<&'static str>,
 }
 
 impl Call {
@@ -159,6 +163,8 @@ impl Call {
             announcement: None,
             admitted: true,
             alerts_missed: true,
+            billing: None,
+            bye_reason: None,
         }
     }
 }

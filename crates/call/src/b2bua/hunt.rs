@@ -434,6 +434,11 @@ impl B2bua {
                 call.ring_at.get_or_insert(wall);
                 call.answered_instant = Some(now);
                 call.max_call_at = Some(now + call.route.number.plan.max_call);
+                // Billing starts with the caller's answer (unless a menu answered first).
+                self.billing_answered(id, now, wall);
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
                 with_group_state(&mut self.groups, &call.route.group, |state| {
                     call.hunt
                         .on_outcome(state, phone, PhoneOutcome::Answered, now)

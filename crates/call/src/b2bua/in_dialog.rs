@@ -306,12 +306,17 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        let reason = call.bye_reason;
         let dialog = match target {
             Side::Inbound => call.inbound_dialog.as_mut(),
             Side::Leg(i) => call.legs.get_mut(i).and_then(|l| l.dialog.as_mut()),
         };
         if let Some(dialog) = dialog {
-            let bye = dialog.request(Method::Bye, &via, "").build();
+            let mut bye = dialog.request(Method::Bye, &via, "");
+            if let Some(reason) = reason {
+                bye = bye.header(HeaderName::Reason, reason);
+            }
+            let bye = bye.build();
             let peer = dialog.peer;
             if let Ok(k) = tx.send_request(now, bye, peer) {
                 self.by_client_key.insert(k, ClientPurpose::Ignore);

@@ -16,6 +16,7 @@ use sihai_transaction::{ServerKey, TransactionLayer};
 use tracing::{debug, info};
 
 use crate::dialog::Dialog;
+use crate::media::Anchor;
 
 use super::call::{Call, CallId, Pending2xx, Side};
 use super::groups::{new_hunt, with_group_state};
@@ -169,7 +170,17 @@ impl B2bua {
                     } else {
                         Outcome::Failed
                     };
-                    self.refuse(tx, &key, &invite, &route, status, outcome, now, wall);
+                    self.refuse(
+                tx,
+                &key,
+                &invite,
+                &route,
+                status,
+                outcome,
+                status.to_string(),
+                now,
+                wall,
+            );
                     return;
                 }
             }
@@ -210,10 +221,54 @@ impl B2bua {
             if let (Some(plane), Some(anchor)) = (self.media.as_mut(), anchor.as_deref()) {
                 plane.release(anchor);
             }
-            self.refuse(tx, &key, &invite, &route, status, outcome, now, wall);
+            self.refuse(
+                tx,
+                &key,
+                &invite,
+                &route,
+                status,
+                outcome,
+                status.to_string(),
+                now,
+                wall,
+            );
             return;
         }
 
+        // A billed number's call waits, its media anchored and its place in the
+        // number's limits taken, for the store to admit it; nothing rings meanwhile.
+        let Some((key, invite, invite_id, route, anchor)) = self.park_for_admission(
+            table, key, invite, invite_id, source, route, anchor, wall,
+        ) else {
+            return;
+        };
+        self.start_call(
+            tx, None, table, key, invite, invite_id, source, route, anchor, None, wall, now, wall,
+        );
+    }
+
+    /// Starts a routed call that may go ahead (admitted by the store, or not billed):
+    /// its voice menu, or its hunt. `parked_as` is the id a call that waited for
+    /// admission took (its media is anchored under it); `billed` carries the call's id and billing when the
+    /// store admitted it; `setup_at` is when its INVITE came.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_call(
+        &mut self,
+        tx: &mut TransactionLayer,
+        parked_as: Option<CallId>,
+        table: &Arc<RoutingTable>,
+        key: ServerKey,
+        invite: Message,
+        invite_id: (String, String, u32),
+        source: Peer,
+        route: Route,
+        anchor: Option<Box<Anchor>>,
+        billed: Option<(String, Box<sihai_billing::CallBilling>)>,
+        setup_at: Timestamp,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let number = route.number.clone();
         // A plan that starts with a voice menu answers the caller first, which needs the
         // relay to play its prompts; the phones ring once the menu has chosen where.
         let menu = route.number.plan.menu.clone().filter(|_| anchor.is_some());
@@ -229,10 +284,13 @@ impl B2bua {
             menu.is_none(),
         );
 
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = parked_as.unwrap_or_else(|| {
+            let id = self.next_id;
+            self.next_id += 1;
+            id
+        });
         info!(call = id, number = %number.number, caller = %route.caller.as_str(), group = %group.name, after_hours = route.after_hours, "call routed");
-        let call = Call::new(
+        let mut call = Call::new(
             id,
             route,
             key.clone(),
@@ -241,8 +299,13 @@ impl B2bua {
             source,
             hunt,
             anchor,
-            wall,
+            setup_at,
         );
+        if let Some((call_id, billing)) = billed {
+            // The record keeps the id the store knows the reservation by.
+            call.record_id = call_id;
+            call.billing = Some(billing);
+        }
         self.by_server_key.insert(key, id);
         self.inbound_invites.insert(invite_id, id);
         self.calls.insert(id, Box::new(call));
@@ -298,7 +361,8 @@ impl B2bua {
     /// Answers a routed INVITE with a final `status` before any phone rang, and records
     /// the call with `outcome`.
     #[allow(clippy::too_many_arguments)]
-    fn refuse(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn refuse(
         &mut self,
         tx: &mut TransactionLayer,
         key: &ServerKey,
@@ -306,6 +370,7 @@ impl B2bua {
         route: &Route,
         status: u16,
         outcome: Outcome,
+        cause: String,
         now: Instant,
         wall: Timestamp,
     ) {
@@ -321,7 +386,7 @@ impl B2bua {
                 &route.caller,
                 route.region.as_ref(),
                 outcome,
-                status.to_string(),
+                cause,
                 wall,
             ),
             None,
@@ -387,6 +452,7 @@ impl B2bua {
         wall: Timestamp,
     ) {
         let Some(&id) = self.by_server_key.get(invite) else {
+            self.cancel_awaiting_admission(tx, invite, now, wall);
             return;
         };
         let Some(call) = self.calls.get_mut(&id) else {

@@ -78,6 +78,8 @@ impl B2bua {
         }));
         info!(call = id, "answered by the voice menu");
         self.confirm_inbound(tx, id, &invite, &key, ok, now);
+        // The caller is answered: menu time is billed, as carriers bill it.
+        self.billing_answered(id, now, wall);
         self.run_menu(tx, id, now, wall);
     }
 

@@ -19,10 +19,13 @@
 //!   send.
 //! - `relay.rs`: the call's media on the RTP relay, recordings, the relay's events.
 //! - `timers.rs`: the call timer heap and what each call's wake-up does.
+//! - `billing.rs`: prepaid billing's hooks: admission before anything rings, the answer
+//!   that starts billing, renewals and the cut-off, and the store's replies.
 //! - `record.rs`: ending a call: teardown, its CDR and missed-call alert.
 //! - `wire.rs`: our Via and Contact, tokens, phone addresses, SDP bodies.
 
 mod announce;
+mod billing;
 mod call;
 mod groups;
 mod hunt;
@@ -49,6 +52,8 @@ use sihai_transaction::{ClientKey, ServerKey, TimerConfig, Transmit};
 
 use crate::media::MediaPlane;
 
+pub use billing::BillingOp;
+use billing::PendingAdmission;
 use call::{Call, CallId, Side};
 use groups::GroupEntry;
 
@@ -111,6 +116,18 @@ pub struct B2bua {
     /// Audio loaded from the configuration's `[[prompt]]`s, by name.
     prompts: Arc<HashMap<String, sihai_media::Prompt>>,
     recorded: VecDeque<crate::media::RecordingOutput>,
+    /// What billed calls ask of the store (reservations, answers), in order.
+    billing_ops: VecDeque<BillingOp>,
+    /// Routed calls of billed numbers waiting for the store to admit them, by their
+    /// record id; nothing rings for them yet.
+    admitting: HashMap<String, PendingAdmission>,
+    /// The same, by the caller's INVITE transaction: a CANCEL may come meanwhile.
+    admitting_keys: HashMap<ServerKey, String>,
+    /// Answered billed calls by record id, for the store's replies to their renewals.
+    billed: HashMap<String, CallId>,
+    /// Talk time one reservation chunk covers (`[billing] reservation_minutes`).
+    reservation_seconds: u32,
+    next_admission: u64,
 }
 
 impl B2bua {
@@ -133,6 +150,12 @@ impl B2bua {
             media: None,
             prompts: Arc::default(),
             recorded: VecDeque::new(),
+            billing_ops: VecDeque::new(),
+            admitting: HashMap::new(),
+            admitting_keys: HashMap::new(),
+            billed: HashMap::new(),
+            reservation_seconds: billing::DEFAULT_RESERVATION_SECONDS,
+            next_admission: 0,
         }
     }
 

@@ -118,7 +118,13 @@ impl B2bua {
             .answered_instant
             .map_or(0, |at| now.saturating_duration_since(at).as_secs() as u32);
         let outcome = if call.answered_leg.is_some() {
-            Outcome::Answered
+            // A call cut off when its money ran out says so; any other answered call
+            // is answered, however it ended.
+            if call.outcome == Some(Outcome::OutOfCredit) {
+                Outcome::OutOfCredit
+            } else {
+                Outcome::Answered
+            }
         } else {
             call.outcome.unwrap_or(Outcome::Failed)
         };
@@ -138,6 +144,10 @@ impl B2bua {
                 result: "at_capacity".into(),
             });
         let attempts = rung.chain(skipped).collect();
+        let settlement = call.billing.as_mut().map(|billing| billing.settle(wall));
+        if settlement.is_some() {
+            self.billed.remove(&call.record_id);
+        }
         let (hangup_side, hangup_cause) = call
             .hangup
             .take()
@@ -165,9 +175,9 @@ impl B2bua {
             recording: call.recording.as_deref().map(str::to_owned),
             menu_path: call.menu.as_ref().map(|m| m.walk.path().to_owned()),
             announcement: call.announcement.as_ref().map(|a| a.name.clone()),
-            billed_seconds: 0,
-            cost: None,
-            tariff: None,
+            billed_seconds: settlement.as_ref().map_or(0, |s| s.billed_seconds),
+            cost: settlement.as_ref().map(|s| s.cost),
+            tariff: settlement.map(|s| s.tariff),
         };
         if let Some(name) = call.recording.take() {
             self.recorded

@@ -103,6 +103,9 @@ impl B2bua {
             menu.walk.handle_timeout(now);
             self.run_menu(tx, id, now, wall);
         }
+        if self.billing_timer(tx, id, now, wall) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -136,6 +139,7 @@ impl B2bua {
             call.anchor.as_ref().and_then(|a| a.relay.poll_timeout()),
             call.menu.as_ref().and_then(|m| m.walk.poll_timeout()),
             call.announcement.as_ref().map(|a| a.deadline),
+            call.billing.as_ref().and_then(|b| b.poll_timeout()),
         ]
         .into_iter()
         .flatten()

@@ -22,7 +22,7 @@ pub(crate) const SYSTEM_ACTOR: &str = "system";
 const ENTRY_COLUMNS: &str =
     "id, enterprise, kind, amount, reference, at, actor, note, balance_after";
 const ACCOUNT_COLUMNS: &str = "enterprise, balance, reserved, status, status_since, \
-     negative_since, low_balance_warned, rowid";
+     negative_since, low_balance_warned, rowid, opened_at";
 
 /// Why a post did not happen.
 pub(crate) enum PostError {
@@ -315,6 +315,7 @@ fn account_from_row(row: &Row<'_>) -> Result<Account, (i64, String)> {
             status_since: ts_from_us(row.get(4)?)?,
             negative_since: row.get::<_, Option<i64>>(5)?.map(ts_from_us).transpose()?,
             low_balance_warned: warned != 0,
+            opened_at: ts_from_us(row.get(8)?)?,
         })
     })();
     decoded.map_err(|d| (rowid, d.0))

@@ -1,0 +1,357 @@
+//! Prepaid billing at the daemon's edge: what the pure state machines of `sihai-billing`
+//! ask, carried out against the store.
+//!
+//! - [`serve`]: a billed call's requests (admission, renewals, its answer) go to the
+//!   store and its answers back to the call, within the same turn of the event loop.
+//!   The SQLite store answers a reservation from its in-memory book (a few
+//!   microseconds, no disk); a store that needs a round trip (PostgreSQL) will answer
+//!   later through the same [`Core::on_reservation`](crate::Core::on_reservation).
+//! - [`recover`]: at start, the calls a killed daemon left open are settled, each once,
+//!   before any new call is taken (the crash policy is in docs/billing.md).
+//! - [`run_lifecycle`]: every `[billing] lifecycle_interval_s`, each billed account is
+//!   reviewed (suspension, the daily fee, reclaim, the low-balance warning) and each
+//!   billed number's month-end minimum is posted for the months that ended.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use jiff::Timestamp;
+use sihai_billing::{LifecycleAction, Month, day_fee_day, monthly_minimum, months_due, review};
+use sihai_config::Config;
+use sihai_rating::{Call, CallerRegion, Money, billable_seconds, rate};
+use sihai_store::{
+    AccountStatus, Cdr, CdrStore, EntryKind, HangupSide, LedgerStore, NewAlert, OpenReservation,
+    Outcome, Refusal, ReservationOutcome, Spender, StoreError,
+};
+use tracing::{error, info, warn};
+
+use crate::Core;
+use sihai_call::b2bua::BillingOp;
+
+/// Carries out every billing request the core has queued, feeding each reservation's
+/// answer back to its call (which may queue more: a call admitted by a voice menu is
+/// answered at once).
+pub fn serve(core: &mut Core, ledger: &dyn LedgerStore) {
+    while let Some(op) = core.poll_billing() {
+        match op {
+            BillingOp::Reserve(request) => {
+                let call_id = request.call_id.clone();
+                let outcome = ledger.reserve(request).unwrap_or_else(|err| {
+                    // Without the store no call can be settled: refuse rather than let
+                    // calls run that nothing will charge.
+                    error!(call = %call_id, %err, "cannot reserve the call's balance; refused");
+                    ReservationOutcome::Refused(Refusal::NoAccount)
+                });
+                core.on_reservation(Instant::now(), Timestamp::now(), &call_id, outcome);
+            }
+            BillingOp::Answered { call_id, at } => {
+                if let Err(err) = ledger.mark_answered(&call_id, at) {
+                    error!(call = %call_id, %err, "cannot record the call's answer with its reservation");
+                }
+            }
+        }
+    }
+}
+
+/// Opens an account for every billed enterprise that has none yet (balance zero), so
+/// that `sihai account list` shows it and its calls are refused for want of money
+/// rather than for want of an account.
+pub fn open_accounts(ledger: &dyn LedgerStore, config: &Config, now: Timestamp) {
+    for enterprise in config.enterprises.iter().filter(|e| e.billing.is_some()) {
+        if let Err(err) = ledger.open_account(&enterprise.id, now) {
+            error!(enterprise = %enterprise.id, %err, "cannot open the enterprise's account");
+        }
+    }
+}
+
+/// Settles every call a previous run left open (killed, or the machine lost), once.
+///
+/// The policy: an answered call is charged from its answer to the last moment the
+/// store knew the daemon was running (`alive_at`, stamped at every commit and every
+/// second while calls are open), never more than the money it held (the daemon would
+/// have cut it there); its CDR says `hangup_cause = "restart"`. A call that was not
+/// answered costs nothing. Each settles through the same `record` as any call, so a
+/// CDR already written for it (the call ended just before the kill) makes the
+/// settlement a no-op: no call is charged twice.
+pub fn recover(
+    store: &dyn CdrStore,
+    ledger: &dyn LedgerStore,
+    config: &Config,
+) -> Result<usize, StoreError> {
+    let (alive_at, open) = ledger.open_reservations()?;
+    let count = open.len();
+    for reservation in open {
+        let cdr = recovered_cdr(&reservation, alive_at, config);
+        info!(call = %cdr.call_id, enterprise = %cdr.enterprise, answered = cdr.answer_at.is_some(),
+            billed_seconds = cdr.billed_seconds, cost = %cdr.cost.unwrap_or_default(),
+            "settling a call left open by the previous run");
+        store.record(cdr, None)?;
+    }
+    if count > 0 {
+        store.flush()?;
+    }
+    Ok(count)
+}
+
+/// The CDR, and so the settlement, of a call left open: see [`recover`].
+fn recovered_cdr(
+    reservation: &OpenReservation,
+    alive_at: Option<Timestamp>,
+    config: &Config,
+) -> Cdr {
+    let info = &reservation.recovery;
+    let answered_at = info.answered_at;
+    let end_at = alive_at
+        .unwrap_or(info.setup_at)
+        .max(answered_at.unwrap_or(info.setup_at));
+    let tariff = config.tariff(&info.tariff);
+    let (billed_seconds, cost) = match (answered_at, tariff) {
+        (Some(answered_at), Some(tariff)) => {
+            let region = info.caller_province.as_deref().map(|province| CallerRegion {
+                province,
+                city: info.caller_city.as_deref().unwrap_or(""),
+            });
+            let rating = rate(
+                tariff,
+                &Call {
+                    answered_at,
+                    seconds: billable_seconds(answered_at, end_at),
+                    region,
+                },
+            );
+            (rating.billed_seconds, rating.cost.min(reservation.held))
+        }
+        (Some(_), None) => {
+            error!(call = %reservation.call_id, tariff = %info.tariff,
+                "the tariff of a call left open is no longer configured; it is not charged");
+            (0, Money::ZERO)
+        }
+        (None, _) => (0, Money::ZERO),
+    };
+    let talk_seconds = answered_at.map_or(0, |at| billable_seconds(at, end_at));
+    Cdr {
+        call_id: reservation.call_id.clone(),
+        number: info.number.clone(),
+        enterprise: reservation.enterprise.clone(),
+        caller: info.caller.clone(),
+        caller_province: info.caller_province.clone(),
+        caller_city: info.caller_city.clone(),
+        answered_by: None,
+        attempts: Vec::new(),
+        setup_at: info.setup_at,
+        ring_at: None,
+        answer_at: answered_at,
+        end_at,
+        talk_seconds,
+        outcome: if answered_at.is_some() {
+            Outcome::Answered
+        } else {
+            Outcome::Failed
+        },
+        hangup_side: Some(HangupSide::System),
+        hangup_cause: Some("restart".into()),
+        recording: None,
+        menu_path: None,
+        announcement: None,
+        billed_seconds,
+        cost: Some(cost),
+        tariff: Some(info.tariff.clone()),
+    }
+}
+
+/// The months whose minimum each number has been settled up to, kept between passes
+/// (a pass after a restart recomputes them; posting is idempotent).
+#[derive(Debug, Default)]
+pub struct MonthEnds {
+    covered: HashMap<String, Month>,
+}
+
+/// One review of one billed enterprise's account at `now`: the month-end minimum of
+/// its numbers, then its lifecycle (fees, suspension, resumption, reclaim, warning),
+/// carried out in order and alerted. Returns a line per thing done.
+pub fn review_account(
+    store: &dyn CdrStore,
+    ledger: &dyn LedgerStore,
+    config: &Config,
+    enterprise_id: &str,
+    now: Timestamp,
+    month_ends: &mut MonthEnds,
+) -> Result<Vec<String>, StoreError> {
+    let mut done = Vec::new();
+    let Some(enterprise) = config.enterprise(enterprise_id) else {
+        return Ok(done);
+    };
+    let Some(billing) = &enterprise.billing else {
+        return Ok(done);
+    };
+    let policy = &billing.policy;
+    let account = ledger.open_account(enterprise_id, now)?;
+    if account.status != AccountStatus::Reclaimed {
+        for number in config
+            .numbers
+            .iter()
+            .filter(|n| n.enterprise == enterprise_id)
+        {
+            let last = month_ends.covered.get(&number.number).copied();
+            for month in months_due(now, last, account.opened_at) {
+                let spent = ledger.spent(Spender::Number(&number.number), month.start(), month.end())?;
+                if let Some(entry) = monthly_minimum(
+                    enterprise_id,
+                    &number.number,
+                    month,
+                    policy.monthly_minimum,
+                    spent,
+                ) {
+                    let amount = entry.amount;
+                    if ledger.post(entry)?.is_new() {
+                        done.push(format!(
+                            "{enterprise_id}: {} {month} monthly minimum {amount}",
+                            number.number
+                        ));
+                    }
+                }
+                month_ends.covered.insert(number.number.clone(), month);
+            }
+        }
+    }
+    let account = ledger.account(enterprise_id)?.unwrap_or(account);
+    let last_day_fee = if account.status == AccountStatus::Suspended {
+        ledger
+            .ledger(enterprise_id, Some(account.status_since), None)?
+            .iter()
+            .filter(|e| e.kind == EntryKind::SuspensionDayFee)
+            .filter_map(|e| day_fee_day(&e.reference))
+            .max()
+    } else {
+        None
+    };
+    let outcome = review(&account, policy, now, last_day_fee);
+    for action in outcome.actions {
+        match action {
+            LifecycleAction::PostDayFee { day, entry } => {
+                if ledger.post(entry)?.is_new() {
+                    done.push(format!("{enterprise_id}: suspended-day fee for {day}"));
+                }
+            }
+            LifecycleAction::Suspend => {
+                ledger.set_status(enterprise_id, AccountStatus::Suspended, now)?;
+                warn!(enterprise = enterprise_id, balance = %outcome.balance, "account suspended");
+                alert(store, config, enterprise_id, "account_suspended", outcome.balance, now)?;
+                done.push(format!("{enterprise_id}: suspended"));
+            }
+            LifecycleAction::Resume => {
+                ledger.set_status(enterprise_id, AccountStatus::Active, now)?;
+                info!(enterprise = enterprise_id, balance = %outcome.balance, "account resumed");
+                alert(store, config, enterprise_id, "account_resumed", outcome.balance, now)?;
+                done.push(format!("{enterprise_id}: resumed"));
+            }
+            LifecycleAction::Reclaim => {
+                ledger.set_status(enterprise_id, AccountStatus::Reclaimed, now)?;
+                warn!(enterprise = enterprise_id, balance = %outcome.balance, "account's numbers reclaimed");
+                alert(store, config, enterprise_id, "numbers_reclaimed", outcome.balance, now)?;
+                done.push(format!("{enterprise_id}: numbers reclaimed"));
+            }
+            LifecycleAction::WarnLowBalance { balance } => {
+                ledger.set_low_balance_warned(enterprise_id, true)?;
+                info!(enterprise = enterprise_id, %balance, "low balance");
+                alert(store, config, enterprise_id, "low_balance", balance, now)?;
+                done.push(format!("{enterprise_id}: low-balance warning"));
+            }
+            LifecycleAction::ClearLowBalanceWarning => {
+                ledger.set_low_balance_warned(enterprise_id, false)?;
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Queues a webhook notice about the account, if the enterprise has a webhook.
+fn alert(
+    store: &dyn CdrStore,
+    config: &Config,
+    enterprise_id: &str,
+    event: &str,
+    balance: Money,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(url) = config
+        .enterprise(enterprise_id)
+        .and_then(|e| e.alert_webhook.clone())
+    else {
+        return Ok(());
+    };
+    let payload = format!(
+        "{{\"event\":\"{event}\",\"enterprise\":{},\"balance\":\"{balance}\",\"time\":\"{now}\"}}",
+        json_string(enterprise_id),
+    );
+    let reference = format!("account/{enterprise_id}/{event}/{}", now.as_microsecond());
+    store.queue_alert(
+        &reference,
+        NewAlert {
+            enterprise: enterprise_id.to_owned(),
+            url,
+            payload,
+        },
+        now,
+    )
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Reviews every billed account at start and then every `[billing]
+/// lifecycle_interval_s` of the running configuration, until `shutdown`.
+pub async fn run_lifecycle(
+    store: Arc<dyn CdrStore>,
+    ledger: Arc<dyn LedgerStore>,
+    config: Arc<ArcSwap<Config>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut shutdown = shutdown;
+    let month_ends = Arc::new(std::sync::Mutex::new(MonthEnds::default()));
+    loop {
+        let running = config.load_full();
+        let interval = running.billing.lifecycle_interval;
+        let (store, ledger, month_ends) = (store.clone(), ledger.clone(), month_ends.clone());
+        let pass = tokio::task::spawn_blocking(move || {
+            let mut month_ends = month_ends
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = Timestamp::now();
+            for enterprise in running.enterprises.iter().filter(|e| e.billing.is_some()) {
+                match review_account(&*store, &*ledger, &running, &enterprise.id, now, &mut month_ends) {
+                    Ok(done) => {
+                        for line in done {
+                            info!("billing: {line}");
+                        }
+                    }
+                    Err(err) => {
+                        error!(enterprise = %enterprise.id, %err, "account review failed; retried next pass")
+                    }
+                }
+            }
+        })
+        .await;
+        if let Err(err) = pass {
+            error!(%err, "account review task failed");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval.max(Duration::from_secs(1))) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
