@@ -115,6 +115,57 @@ impl Daemon {
         daemon
     }
 
+    /// Starts the daemon in `dir` (which may already hold its store, as a previous run
+    /// or the test left it), configured as [`start_with`](Daemon::start_with).
+    pub fn start_in(dir: tempfile::TempDir, sip_extra: &str, routing: &str) -> Daemon {
+        let port = free_port();
+        let config = dir.path().join("sihai.toml");
+        std::fs::write(&config, config_text(port, dir.path(), sip_extra, routing))
+            .expect("write config");
+        Daemon::restart(dir, port)
+    }
+
+    /// Starts the daemon again on the configuration and store in `dir` (from
+    /// [`kill9`](Daemon::kill9) or [`stop_keeping_dir`](Daemon::stop_keeping_dir)),
+    /// listening on `port` as before; its log goes to a new file.
+    pub fn restart(dir: tempfile::TempDir, port: u16) -> Daemon {
+        let config = dir.path().join("sihai.toml");
+        let mut n = 1;
+        let log = loop {
+            let log = dir.path().join(format!("sihai-{n}.log"));
+            if !log.exists() {
+                break log;
+            }
+            n += 1;
+        };
+        let child = spawn(&config, &log);
+        let mut daemon = Daemon {
+            child,
+            port,
+            dir,
+            log,
+        };
+        daemon.wait_ready();
+        daemon
+    }
+
+    /// Stops with SIGTERM and keeps the directory (configuration, store, logs) for a
+    /// [`restart`](Daemon::restart).
+    pub fn stop_keeping_dir(mut self) -> tempfile::TempDir {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("sihai did not stop within 10 s of SIGTERM");
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("sihai.toml")
     }
