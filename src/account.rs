@@ -224,7 +224,14 @@ pub fn adjust(
     if note.trim().is_empty() {
         bail!("an adjustment needs a --note saying why");
     }
-    post(books, id, EntryKind::Adjustment, amount, reference, Some(note))
+    post(
+        books,
+        id,
+        EntryKind::Adjustment,
+        amount,
+        reference,
+        Some(note),
+    )
 }
 
 /// Posts the entry, then reviews the account (a suspended account above its threshold
@@ -302,11 +309,7 @@ pub fn ledger(books: &Books, id: &str, month: Option<Month>, csv: bool) -> anyho
     books.account(id)?;
     let entries = books
         .store
-        .ledger(
-            id,
-            month.map(Month::start),
-            month.map(Month::end),
-        )
+        .ledger(id, month.map(Month::start), month.map(Month::end))
         .context("reading the ledger")?;
     let text = if csv {
         statement::format_ledger_csv(&entries)

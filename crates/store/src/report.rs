@@ -69,7 +69,13 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> S
         .iter()
         .map(|row| {
             row.iter()
-                .map(|f| if f.is_empty() { "-".to_owned() } else { f.clone() })
+                .map(|f| {
+                    if f.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        f.clone()
+                    }
+                })
                 .collect()
         })
         .collect();

@@ -341,7 +341,13 @@ mod tests {
     fn ledger_table_and_csv_in_shanghai_time() {
         let entries = [
             entry(1, EntryKind::Recharge, "600", "600", "2026-03-01T02:00:00Z"),
-            entry(2, EntryKind::Adjustment, "-12.5", "587.5", "2026-03-02T16:30:00Z"),
+            entry(
+                2,
+                EntryKind::Adjustment,
+                "-12.5",
+                "587.5",
+                "2026-03-02T16:30:00Z",
+            ),
         ];
         let table = format_ledger_table(&entries);
         let lines: Vec<&str> = table.lines().collect();
@@ -371,9 +377,27 @@ mod tests {
         let before = entry(1, EntryKind::Recharge, "100", "100", "2026-02-10T00:00:00Z");
         let entries = vec![
             entry(2, EntryKind::Recharge, "600", "700", "2026-03-01T02:00:00Z"),
-            entry(3, EntryKind::CallCharge, "-0.6", "699.4", "2026-03-01T03:00:00Z"),
-            entry(4, EntryKind::CallCharge, "-0.0050", "699.395", "2026-03-02T03:00:00Z"),
-            entry(5, EntryKind::Adjustment, "-12", "687.395", "2026-03-03T03:00:00Z"),
+            entry(
+                3,
+                EntryKind::CallCharge,
+                "-0.6",
+                "699.4",
+                "2026-03-01T03:00:00Z",
+            ),
+            entry(
+                4,
+                EntryKind::CallCharge,
+                "-0.0050",
+                "699.395",
+                "2026-03-02T03:00:00Z",
+            ),
+            entry(
+                5,
+                EntryKind::Adjustment,
+                "-12",
+                "687.395",
+                "2026-03-03T03:00:00Z",
+            ),
         ];
         let calls = vec![
             call("b", "2026-03-02T03:00:00Z", Some("0.0050")),
@@ -386,7 +410,10 @@ mod tests {
         assert_eq!(s.closing, yuan("687.395"));
         assert_eq!(s.opening.saturating_add(s.entries_sum()), s.closing);
         assert_eq!(
-            s.calls.iter().map(|c| c.call_id.as_str()).collect::<Vec<_>>(),
+            s.calls
+                .iter()
+                .map(|c| c.call_id.as_str())
+                .collect::<Vec<_>>(),
             ["a", "b"],
             "charged calls only, oldest first"
         );
@@ -429,9 +456,15 @@ mod tests {
     #[test]
     fn a_gap_in_the_entries_is_refused() {
         let before = entry(1, EntryKind::Recharge, "600", "600", "2026-02-10T00:00:00Z");
-        let entries = vec![entry(2, EntryKind::Fee, "-10", "580", "2026-03-01T02:00:00Z")];
-        let err = Statement::new("acme", "Acme", "2026-03", Some(&before), entries, vec![])
-            .unwrap_err();
+        let entries = vec![entry(
+            2,
+            EntryKind::Fee,
+            "-10",
+            "580",
+            "2026-03-01T02:00:00Z",
+        )];
+        let err =
+            Statement::new("acme", "Acme", "2026-03", Some(&before), entries, vec![]).unwrap_err();
         assert_eq!(err.expected, yuan("590"));
         assert_eq!(err.closing, yuan("580"));
         assert!(err.to_string().contains("does not reconcile"), "{err}");
