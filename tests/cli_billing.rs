@@ -527,3 +527,34 @@ fn a_month_that_is_not_yyyy_mm_is_refused() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not a month"), "{}", stderr(&out));
 }
+
+#[test]
+fn verify_names_a_balance_that_is_not_the_sum_of_its_entries_and_exits_1() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path());
+    ok(
+        &config,
+        &["account", "recharge", "acme", "600", "--ref", "bank-1"],
+    );
+    // Someone edits the balance behind the ledger's back (+¥1.2345).
+    let db = rusqlite::Connection::open(dir.path().join("sihai.db")).expect("open the database");
+    db.execute(
+        "UPDATE account SET balance = balance + 12345 WHERE enterprise = 'acme'",
+        [],
+    )
+    .expect("tamper");
+    drop(db);
+    let out = sihai(&config, &["account", "verify"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("acme: balance 601.2345 but the ledger sums to 600.00"),
+        "{}",
+        stdout(&out)
+    );
+}
