@@ -1,6 +1,8 @@
 //! The `sihai` daemon: command-line parsing, logging and signals. Everything else lives
 //! in the crates under `crates/`.
 
+mod account;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -76,6 +78,86 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// Prepaid accounts: list, show, recharge, adjust, ledger, verify.
+    Account {
+        /// Configuration file (the store it names holds the accounts).
+        #[arg(short, long, default_value = "config/sihai.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// The monthly statement (话费详单) of a billed enterprise: opening balance, every
+    /// charged call, fees, adjustments and recharges, totals per kind, closing balance.
+    Bill {
+        #[arg(short, long, default_value = "config/sihai.toml")]
+        config: PathBuf,
+        /// The enterprise's id.
+        enterprise: String,
+        /// The month, Asia/Shanghai: YYYY-MM.
+        #[arg(long)]
+        month: sihai_billing::Month,
+        /// The call lines as CSV (with a header line) instead of the statement.
+        #[arg(long)]
+        csv: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// One line per account: status, balance, reserved, available, low-balance warning.
+    List {
+        /// JSON (an array of what `show --json` prints) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One account with its policy figures (amounts in yuan).
+    Show {
+        /// The enterprise's id.
+        enterprise: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Post a recharge (exact decimal yuan: 600, 600.50), idempotent on --ref; then
+    /// review the account, so that a suspended account above its threshold resumes.
+    Recharge {
+        enterprise: String,
+        /// Yuan, e.g. 600 or 600.50; at least the enterprise's min_recharge.
+        amount: sihai_store::Money,
+        /// The payment's reference (bank transfer, receipt): posting it again changes nothing.
+        #[arg(long = "ref", value_name = "REF")]
+        reference: String,
+        /// Shown on the ledger and the statement.
+        #[arg(long)]
+        note: Option<String>,
+        /// Accept an amount below the enterprise's min_recharge.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Post an operator's correction of either sign (e.g. -12.50), idempotent on --ref.
+    Adjust {
+        enterprise: String,
+        /// Yuan, either sign: 20, -12.50.
+        #[arg(allow_negative_numbers = true)]
+        amount: sihai_store::Money,
+        #[arg(long = "ref", value_name = "REF")]
+        reference: String,
+        /// Why (required): shown on the ledger and the statement.
+        #[arg(long)]
+        note: String,
+    },
+    /// The account's entries, oldest first, with the balance after each.
+    Ledger {
+        enterprise: String,
+        /// Only this month, Asia/Shanghai: YYYY-MM.
+        #[arg(long)]
+        month: Option<sihai_billing::Month>,
+        /// CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Check the books: every balance is the sum of its entries, every reserved amount
+    /// the sum of its calls' holds. Exit 0 when clean, 1 with each discrepancy otherwise.
+    Verify,
 }
 
 fn main() -> ExitCode {
@@ -114,6 +196,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Account { config, command } => account_command(&config, command),
+        Command::Bill {
+            config,
+            enterprise,
+            month,
+            csv,
+        } => report_failure(
+            account::Books::open(&config)
+                .and_then(|books| account::bill(&books, &enterprise, month, csv)),
+        ),
         Command::Run { config } => match run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -121,6 +213,57 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `sihai account …`.
+fn account_command(config: &Path, command: AccountCommand) -> ExitCode {
+    let books = match account::Books::open(config) {
+        Ok(books) => books,
+        Err(err) => return report_failure(Err(err)),
+    };
+    let result = match command {
+        AccountCommand::List { json } => account::list(&books, json),
+        AccountCommand::Show { enterprise, json } => account::show(&books, &enterprise, json),
+        AccountCommand::Recharge {
+            enterprise,
+            amount,
+            reference,
+            note,
+            force,
+        } => account::recharge(&books, &enterprise, amount, &reference, note, force),
+        AccountCommand::Adjust {
+            enterprise,
+            amount,
+            reference,
+            note,
+        } => account::adjust(&books, &enterprise, amount, &reference, note),
+        AccountCommand::Ledger {
+            enterprise,
+            month,
+            csv,
+        } => account::ledger(&books, &enterprise, month, csv),
+        AccountCommand::Verify => match account::verify(&books) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                // The discrepancies are printed; the store is closed on the way out.
+                drop(books);
+                return ExitCode::FAILURE;
+            }
+            Err(err) => Err(err),
+        },
+    };
+    report_failure(result.and_then(|()| books.close()))
+}
+
+/// Exit 0, or print the error with its context and exit 1.
+fn report_failure(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("sihai: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -920,6 +920,10 @@ pub struct CdrRow {
     pub answer: String,
     pub end: String,
     pub talk_s: u32,
+    /// The talk time the call was charged for (0 when not billed).
+    pub billed_seconds: u32,
+    /// What the call cost, yuan with two decimals; empty when the call was not billed.
+    pub cost: String,
     pub outcome: String,
     pub hangup: String,
     pub attempts: String,
@@ -958,6 +962,8 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
             "answer",
             "end",
             "talk_s",
+            "billed_seconds",
+            "cost",
             "outcome",
             "hangup",
             "attempts",
@@ -978,13 +984,15 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
                 answer,
                 end,
                 talk_s,
+                billed_seconds,
+                cost,
                 outcome,
                 hangup,
                 attempts,
                 recording,
                 menu,
                 announcement,
-            ]: [String; 15] = f.try_into().expect("15 CSV fields");
+            ]: [String; 17] = f.try_into().expect("17 CSV fields");
             CdrRow {
                 number,
                 caller,
@@ -995,6 +1003,8 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
                 answer,
                 end,
                 talk_s: talk_s.parse().expect("talk_s is a number"),
+                billed_seconds: billed_seconds.parse().expect("billed_seconds is a number"),
+                cost,
                 outcome,
                 hangup,
                 attempts,

@@ -7,7 +7,8 @@
 //! alert never exists without its CDR and a CDR of a missed call never exists without
 //! its alert. A delivery worker drains the outbox with [`CdrStore::due_alerts`],
 //! [`CdrStore::alert_delivered`] and [`CdrStore::alert_failed`]. `sihai cdr` reads with
-//! [`CdrStore::query`] and prints with [`report::format_table`] / [`report::format_csv`].
+//! [`CdrStore::query`] and prints with [`report::format_table`] / [`report::format_csv`];
+//! `sihai account ledger` and `sihai bill` print with [`statement`].
 //!
 //! [`CdrStore`] and [`LedgerStore`] are the seams: [`SqliteStore`] is the embedded
 //! single-node store; a PostgreSQL store for several nodes implements the same traits
@@ -34,6 +35,7 @@ mod error;
 mod ledger;
 pub mod report;
 mod sqlite;
+pub mod statement;
 
 pub use error::{Rejection, StoreError};
 pub use ledger::{Discrepancy, LedgerStore, Posted, Problem, Spender};

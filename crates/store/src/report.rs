@@ -1,15 +1,18 @@
 //! Printing CDRs for `sihai cdr`: an aligned table for people, CSV for spreadsheets.
 //!
 //! Both have the same columns, in this order: `number, caller, region, answered_by,
-//! setup, ring, answer, end, talk_s, outcome, hangup, attempts, recording, menu,
-//! announcement`. Times are local time in
+//! setup, ring, answer, end, talk_s, billed_seconds, cost, outcome, hangup, attempts,
+//! recording, menu, announcement`. Times are local time in
 //! `Asia/Shanghai` (the service's time zone, whatever the machine's), as
 //! `YYYY-MM-DD HH:MM:SS`; the table shortens ring, answer and end to `HH:MM:SS` when they
 //! fall on the setup's date. `region` is "province city" (one name when they are the
 //! same, as for 北京); `hangup` is "side cause" (e.g. `caller BYE`); `attempts` is
 //! `phone:result` per phone tried, in order, separated by ", "; `recording` is the WAV
 //! file of a recorded call; `menu` the voice-menu keys pressed; `announcement` the
-//! prompt an unanswered caller heard before the release.
+//! prompt an unanswered caller heard before the release. `billed_seconds` is the talk
+//! time the call was charged for (0 when not billed); `cost` what the enterprise's
+//! prepaid account was charged, in yuan with two decimals (rounded to the fen; the
+//! ledger keeps the exact amount), missing when the call was not billed (no tariff).
 //!
 //! Missing values print as `-` in the table and as empty fields in the CSV.
 
@@ -22,7 +25,7 @@ use jiff::tz::TimeZone;
 use crate::Cdr;
 
 /// The column names, as printed in both headers.
-pub const COLUMNS: [&str; 15] = [
+pub const COLUMNS: [&str; 17] = [
     "number",
     "caller",
     "region",
@@ -32,6 +35,8 @@ pub const COLUMNS: [&str; 15] = [
     "answer",
     "end",
     "talk_s",
+    "billed_seconds",
+    "cost",
     "outcome",
     "hangup",
     "attempts",
@@ -40,19 +45,37 @@ pub const COLUMNS: [&str; 15] = [
     "announcement",
 ];
 
-const TALK_COLUMN: usize = 8;
+/// The numeric columns (talk_s, billed_seconds, cost), right-aligned in the table.
+const RIGHT_ALIGNED: [usize; 3] = [8, 9, 10];
 
 /// An aligned text table: a header, a rule, one line per CDR, in the order given.
 /// Columns are separated by two spaces; CJK characters count as two columns wide.
 /// Lines end in `\n` and carry no trailing spaces.
 pub fn format_table(cdrs: &[Cdr]) -> String {
-    let header: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
     let rows: Vec<Vec<String>> = cdrs
         .iter()
-        .map(|cdr| {
-            fields(cdr, Style::Table)
-                .into_iter()
-                .map(|f| if f.is_empty() { "-".to_owned() } else { f })
+        .map(|cdr| fields(cdr, Style::Table).into_iter().collect())
+        .collect();
+    table(&COLUMNS, &rows, &RIGHT_ALIGNED)
+}
+
+/// An aligned text table of `header` and `rows`: a header, a rule, one line per row.
+/// Empty fields print as `-`; the columns whose indices are in `right` are aligned
+/// right. Columns are separated by two spaces; CJK characters count as two columns.
+/// Lines end in `\n` and carry no trailing spaces.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+    let header: Vec<String> = header.iter().map(|c| c.to_string()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|f| {
+                    if f.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        f.clone()
+                    }
+                })
                 .collect()
         })
         .collect();
@@ -75,7 +98,7 @@ pub fn format_table(cdrs: &[Cdr]) -> String {
                 line.push_str("  ");
             }
             let pad = " ".repeat(width - display_width(field));
-            if i == TALK_COLUMN {
+            if right.contains(&i) {
                 line.push_str(&pad);
                 line.push_str(field);
             } else {
@@ -93,27 +116,38 @@ pub fn format_table(cdrs: &[Cdr]) -> String {
 /// ends; fields with a comma, quote or line break are quoted, quotes doubled. UTF-8,
 /// no byte-order mark (add one when writing a file for Excel).
 pub fn format_csv(cdrs: &[Cdr]) -> String {
+    let rows: Vec<Vec<String>> = cdrs
+        .iter()
+        .map(|cdr| fields(cdr, Style::Csv).into_iter().collect())
+        .collect();
+    csv(&COLUMNS, &rows)
+}
+
+/// RFC 4180 CSV of `header` and `rows` (see [`format_csv`]).
+pub(crate) fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = String::new();
-    let mut line = |fields: &mut dyn Iterator<Item = String>| {
-        for (i, f) in fields.enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            if f.contains([',', '"', '\r', '\n']) {
-                out.push('"');
-                out.push_str(&f.replace('"', "\"\""));
-                out.push('"');
-            } else {
-                out.push_str(&f);
-            }
-        }
-        out.push_str("\r\n");
-    };
-    line(&mut COLUMNS.iter().map(|c| c.to_string()));
-    for cdr in cdrs {
-        line(&mut fields(cdr, Style::Csv).into_iter());
+    csv_line(&mut out, header.iter().map(|c| c.to_string()));
+    for row in rows {
+        csv_line(&mut out, row.iter().cloned());
     }
     out
+}
+
+/// Appends one CSV line (CRLF-terminated) to `out`.
+pub(crate) fn csv_line(out: &mut String, fields: impl Iterator<Item = String>) {
+    for (i, f) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if f.contains([',', '"', '\r', '\n']) {
+            out.push('"');
+            out.push_str(&f.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&f);
+        }
+    }
+    out.push_str("\r\n");
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -123,7 +157,7 @@ enum Style {
 }
 
 /// One CDR's fields, in [`COLUMNS`] order; empty when missing.
-fn fields(cdr: &Cdr, style: Style) -> [String; 15] {
+fn fields(cdr: &Cdr, style: Style) -> [String; 17] {
     let setup = local(cdr.setup_at);
     let later = |t: Option<Timestamp>| match t.map(local) {
         None => String::new(),
@@ -132,12 +166,7 @@ fn fields(cdr: &Cdr, style: Style) -> [String; 15] {
         }
         Some(dt) => full(dt),
     };
-    let region = match (cdr.caller_province.as_deref(), cdr.caller_city.as_deref()) {
-        (Some(p), Some(c)) if p == c => p.to_owned(),
-        (Some(p), Some(c)) => format!("{p} {c}"),
-        (Some(x), None) | (None, Some(x)) => x.to_owned(),
-        (None, None) => String::new(),
-    };
+    let region = region(cdr);
     let hangup = match (cdr.hangup_side, cdr.hangup_cause.as_deref()) {
         (Some(s), Some(c)) => format!("{s} {c}"),
         (Some(s), None) => s.to_string(),
@@ -160,6 +189,8 @@ fn fields(cdr: &Cdr, style: Style) -> [String; 15] {
         later(cdr.answer_at),
         later(Some(cdr.end_at)),
         cdr.talk_seconds.to_string(),
+        cdr.billed_seconds.to_string(),
+        cdr.cost.map(|c| c.to_string()).unwrap_or_default(),
         cdr.outcome.to_string(),
         hangup,
         attempts,
@@ -167,6 +198,21 @@ fn fields(cdr: &Cdr, style: Style) -> [String; 15] {
         cdr.menu_path.clone().unwrap_or_default(),
         cdr.announcement.clone().unwrap_or_default(),
     ]
+}
+
+/// The caller's region: "province city", one name when they are the same (北京).
+pub(crate) fn region(cdr: &Cdr) -> String {
+    match (cdr.caller_province.as_deref(), cdr.caller_city.as_deref()) {
+        (Some(p), Some(c)) if p == c => p.to_owned(),
+        (Some(p), Some(c)) => format!("{p} {c}"),
+        (Some(x), None) | (None, Some(x)) => x.to_owned(),
+        (None, None) => String::new(),
+    }
+}
+
+/// `t` in Asia/Shanghai as `YYYY-MM-DD HH:MM:SS`.
+pub fn shanghai_time(t: Timestamp) -> String {
+    full(local(t))
 }
 
 fn full(dt: DateTime) -> String {
@@ -248,9 +294,10 @@ mod tests {
             recording: None,
             menu_path: Some("1>3".into()),
             announcement: None,
-            billed_seconds: 0,
-            cost: None,
-            tariff: None,
+            billed_seconds: 65,
+            // ¥0.325 shows as 0.33: rounded half away from zero to the fen.
+            cost: Some("0.325".parse().unwrap()),
+            tariff: Some("standard".into()),
         }
     }
 
@@ -287,10 +334,10 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4, "{table}");
         let expected = [
-            "number      caller       region     answered_by  setup                ring      answer    end                  talk_s  outcome    hangup          attempts                                recording  menu  announcement",
-            "----------  -----------  ---------  -----------  -------------------  --------  --------  -------------------  ------  ---------  --------------  --------------------------------------  ---------  ----  ------------",
-            "4001234567  13812345678  广东 深圳  13900000002  2026-03-02 09:59:58  09:59:59  10:00:05  10:01:10                 65  answered   caller BYE      13900000001:busy, 13900000002:answered  -          1>3   -",
-            "4001234567  anonymous    北京       -            2026-03-02 23:59:50  -         -         2026-03-03 00:00:20       0  no_answer  timeout, \"all\"  -                                       -          -     no-answer",
+            "number      caller       region     answered_by  setup                ring      answer    end                  talk_s  billed_seconds  cost  outcome    hangup          attempts                                recording  menu  announcement",
+            "----------  -----------  ---------  -----------  -------------------  --------  --------  -------------------  ------  --------------  ----  ---------  --------------  --------------------------------------  ---------  ----  ------------",
+            "4001234567  13812345678  广东 深圳  13900000002  2026-03-02 09:59:58  09:59:59  10:00:05  10:01:10                 65              65  0.33  answered   caller BYE      13900000001:busy, 13900000002:answered  -          1>3   -",
+            "4001234567  anonymous    北京       -            2026-03-02 23:59:50  -         -         2026-03-03 00:00:20       0               0     -  no_answer  timeout, \"all\"  -                                       -          -     no-answer",
         ];
         assert_eq!(lines, expected, "\n{table}");
         assert!(table.lines().all(|l| l == l.trim_end()));
@@ -308,11 +355,12 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "number,caller,region,answered_by,setup,ring,answer,end,talk_s,outcome,hangup,attempts,recording,menu,announcement",
+                "number,caller,region,answered_by,setup,ring,answer,end,talk_s,billed_seconds,cost,\
+                 outcome,hangup,attempts,recording,menu,announcement",
                 "4001234567,13812345678,广东 深圳,13900000002,2026-03-02 09:59:58,2026-03-02 09:59:59,\
-                 2026-03-02 10:00:05,2026-03-02 10:01:10,65,answered,caller BYE,\
+                 2026-03-02 10:00:05,2026-03-02 10:01:10,65,65,0.33,answered,caller BYE,\
                  \"13900000001:busy, 13900000002:answered\",,1>3,",
-                "4001234567,anonymous,北京,,2026-03-02 23:59:50,,,2026-03-03 00:00:20,0,no_answer,\
+                "4001234567,anonymous,北京,,2026-03-02 23:59:50,,,2026-03-03 00:00:20,0,0,,no_answer,\
                  \"timeout, \"\"all\"\"\",,,,no-answer",
             ]
         );
