@@ -259,6 +259,9 @@ impl Writer {
 
     fn commit_and_reply(&mut self) {
         let started = Instant::now();
+        // Only a real commit stamps `alive_at` (an account operation or a wait wakes
+        // the writer without one): the next stamp is due a tick after the last written.
+        let stamps = self.reserving && (!self.batch.is_empty() || self.stamp_due);
         let result = if self.batch.is_empty() && !self.stamp_due {
             Ok((Vec::new(), Vec::new()))
         } else {
@@ -275,7 +278,9 @@ impl Writer {
                 self.after_commit(charged);
                 self.batch.clear();
                 self.stamp_due = false;
-                self.last_stamp = Some(Instant::now());
+                if stamps {
+                    self.last_stamp = Some(Instant::now());
+                }
                 self.last_commit = Some(Instant::now());
                 self.retry_at = None;
                 self.retry_delay = INITIAL_RETRY_DELAY;
