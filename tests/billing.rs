@@ -34,11 +34,7 @@ fn billed_routing(phone_uri: &str, suspend_below: &str, extra_plan: &str) -> Str
         &format!(
             "{}\n[billing]\nreservation_minutes = 1\nlifecycle_interval_s = 1\n\n\
              [[tariff]]\nname = \"per-second\"\nrate_per_minute = \"0.60\"\nincrement = 1\n",
-            group(
-                "sales",
-                "sequential",
-                &[phone(phone_uri, "capacity = 30")]
-            )
+            group("sales", "sequential", &[phone(phone_uri, "capacity = 30")])
         ),
     )
 }
@@ -146,7 +142,11 @@ fn a_call_is_cut_with_bye_to_both_sides_when_its_balance_runs_out() {
     let cdrs = wait_for_billed_cdrs(&daemon.db_path(), 1);
     let cdr = &cdrs[0];
     assert_eq!(cdr.outcome.as_str(), "out_of_credit", "{cdr:#?}");
-    assert_eq!(cdr.hangup_cause.as_deref(), Some("out_of_credit"), "{cdr:#?}");
+    assert_eq!(
+        cdr.hangup_cause.as_deref(),
+        Some("out_of_credit"),
+        "{cdr:#?}"
+    );
     assert_eq!(cdr.billed_seconds, 5, "{cdr:#?}");
     assert_eq!(cdr.cost.map(|c| c.to_string()).as_deref(), Some("0.05"));
     assert_eq!(cdr.tariff.as_deref(), Some("per-second"));
@@ -197,11 +197,7 @@ fn two_concurrent_calls_on_one_balance_share_it_and_never_spend_more() {
         (19..=21).contains(&whole.billed_seconds),
         "the first call talked 20 s: {whole:#?}"
     );
-    let spent: i64 = cdrs
-        .iter()
-        .filter_map(|c| c.cost)
-        .map(|c| c.units())
-        .sum();
+    let spent: i64 = cdrs.iter().filter_map(|c| c.cost).map(|c| c.units()).sum();
     assert!(
         spent <= sihai_store::Money::from_fen(70).expect("fen").units(),
         "spent {spent} units of a ¥0.70 balance"
@@ -254,7 +250,9 @@ fn a_suspended_account_refuses_calls_until_a_recharge_resumes_it() {
     // A recharge above the threshold resumes the numbers for the very next call.
     recharge(&config, "600", "bank-1");
     assert_eq!(account_field(&config, "status"), "active");
-    Caller::new(&daemon, "uac_answered.xml").talking_ms(1000).run();
+    Caller::new(&daemon, "uac_answered.xml")
+        .talking_ms(1000)
+        .run();
     answers.finish(&daemon);
 
     let cdrs = wait_for_billed_cdrs(&daemon.db_path(), 2);
@@ -362,7 +360,9 @@ fn the_month_end_minimum_a_daemon_missed_is_posted_once_when_it_starts() {
         .expect("last month");
     {
         let store = SqliteStore::open(&db, Duration::from_millis(20)).expect("store");
-        store.open_account("acme", opened).expect("open the account");
+        store
+            .open_account("acme", opened)
+            .expect("open the account");
         store
             .post(sihai_store::NewEntry {
                 enterprise: "acme".into(),
@@ -388,10 +388,7 @@ fn the_month_end_minimum_a_daemon_missed_is_posted_once_when_it_starts() {
     let minimum = loop {
         let store = open_store(&daemon.db_path());
         let entries = store.ledger("acme", None, None).expect("ledger");
-        if let Some(e) = entries
-            .iter()
-            .find(|e| e.kind == EntryKind::MonthlyMinimum)
-        {
+        if let Some(e) = entries.iter().find(|e| e.kind == EntryKind::MonthlyMinimum) {
             break e.clone();
         }
         assert!(
@@ -416,6 +413,9 @@ fn the_month_end_minimum_a_daemon_missed_is_posted_once_when_it_starts() {
         .into_iter()
         .filter(|e| e.kind == EntryKind::MonthlyMinimum)
         .count();
-    assert_eq!(minimums, 1, "the minimum is posted once per number and month");
+    assert_eq!(
+        minimums, 1,
+        "the minimum is posted once per number and month"
+    );
     assert_eq!(account_field(&daemon.config_path(), "balance"), "550.00");
 }

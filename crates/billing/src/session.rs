@@ -231,8 +231,13 @@ impl CallBilling {
             let (answered_at, answered) = (self.answered_at?, self.answered?);
             let talked = whole_seconds(now.saturating_duration_since(answered));
             let horizon = talked.saturating_add(self.params.reservation_seconds);
-            let want = cost_of(&self.params.tariff, answered_at, horizon, region(&self.params))
-                .saturating_sub(self.held);
+            let want = cost_of(
+                &self.params.tariff,
+                answered_at,
+                horizon,
+                region(&self.params),
+            )
+            .saturating_sub(self.held);
             if want <= Money::ZERO {
                 // What is held already pays for the horizon (a capped tariff): nothing to
                 // ask; look again when the horizon is reached.
@@ -278,11 +283,10 @@ impl CallBilling {
         let (Some(answered_at), Some(answered)) = (self.answered_at, self.answered) else {
             return;
         };
-        let covered = self.params.tariff.max_duration_for(
-            self.held,
-            answered_at,
-            region(&self.params),
-        );
+        let covered =
+            self.params
+                .tariff
+                .max_duration_for(self.held, answered_at, region(&self.params));
         let cut_at = answered + Duration::from_secs(u64::from(covered));
         self.cut_at = Some(cut_at);
         self.renew_at = renew.then(|| {
@@ -485,7 +489,10 @@ mod tests {
             billing.on_outcome(outcome, Instant::now()),
             Verdict::Refuse(Refusal::InsufficientBalance)
         );
-        assert_eq!(billing.phase(), Phase::Refused(Refusal::InsufficientBalance));
+        assert_eq!(
+            billing.phase(),
+            Phase::Refused(Refusal::InsufficientBalance)
+        );
         assert_eq!(billing.poll_timeout(), None);
     }
 

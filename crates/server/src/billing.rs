@@ -109,10 +109,13 @@ fn recovered_cdr(
     let tariff = config.tariff(&info.tariff);
     let (billed_seconds, cost) = match (answered_at, tariff) {
         (Some(answered_at), Some(tariff)) => {
-            let region = info.caller_province.as_deref().map(|province| CallerRegion {
-                province,
-                city: info.caller_city.as_deref().unwrap_or(""),
-            });
+            let region = info
+                .caller_province
+                .as_deref()
+                .map(|province| CallerRegion {
+                    province,
+                    city: info.caller_city.as_deref().unwrap_or(""),
+                });
             let rating = rate(
                 tariff,
                 &Call {
@@ -196,7 +199,8 @@ pub fn review_account(
         {
             let last = month_ends.covered.get(&number.number).copied();
             for month in months_due(now, last, account.opened_at) {
-                let spent = ledger.spent(Spender::Number(&number.number), month.start(), month.end())?;
+                let spent =
+                    ledger.spent(Spender::Number(&number.number), month.start(), month.end())?;
                 if let Some(entry) = monthly_minimum(
                     enterprise_id,
                     &number.number,
@@ -238,19 +242,40 @@ pub fn review_account(
             LifecycleAction::Suspend => {
                 ledger.set_status(enterprise_id, AccountStatus::Suspended, now)?;
                 warn!(enterprise = enterprise_id, balance = %outcome.balance, "account suspended");
-                alert(store, config, enterprise_id, "account_suspended", outcome.balance, now)?;
+                alert(
+                    store,
+                    config,
+                    enterprise_id,
+                    "account_suspended",
+                    outcome.balance,
+                    now,
+                )?;
                 done.push(format!("{enterprise_id}: suspended"));
             }
             LifecycleAction::Resume => {
                 ledger.set_status(enterprise_id, AccountStatus::Active, now)?;
                 info!(enterprise = enterprise_id, balance = %outcome.balance, "account resumed");
-                alert(store, config, enterprise_id, "account_resumed", outcome.balance, now)?;
+                alert(
+                    store,
+                    config,
+                    enterprise_id,
+                    "account_resumed",
+                    outcome.balance,
+                    now,
+                )?;
                 done.push(format!("{enterprise_id}: resumed"));
             }
             LifecycleAction::Reclaim => {
                 ledger.set_status(enterprise_id, AccountStatus::Reclaimed, now)?;
                 warn!(enterprise = enterprise_id, balance = %outcome.balance, "account's numbers reclaimed");
-                alert(store, config, enterprise_id, "numbers_reclaimed", outcome.balance, now)?;
+                alert(
+                    store,
+                    config,
+                    enterprise_id,
+                    "numbers_reclaimed",
+                    outcome.balance,
+                    now,
+                )?;
                 done.push(format!("{enterprise_id}: numbers reclaimed"));
             }
             LifecycleAction::WarnLowBalance { balance } => {

@@ -17,7 +17,9 @@ use std::time::Instant;
 use jiff::Timestamp;
 use sihai_billing::{CallBilling, CallParams, Due, Verdict};
 use sihai_config::AnnouncementCase;
-use sihai_records::{HangupSide, Outcome, Refusal as Unfunded, ReservationOutcome, ReservationRequest};
+use sihai_records::{
+    HangupSide, Outcome, Refusal as Unfunded, ReservationOutcome, ReservationRequest,
+};
 use sihai_routing::{Route, RoutingTable};
 use sihai_sip::builder::{MessageBuilder, reason_phrase};
 use sihai_sip::{HeaderName, Message, Peer};
@@ -104,8 +106,7 @@ impl B2bua {
         Option<Box<Anchor>>,
     )> {
         let number = &route.number;
-        let (Some(tariff), Some(floor)) =
-            (number.tariff.clone(), number.enterprise.min_balance())
+        let (Some(tariff), Some(floor)) = (number.tariff.clone(), number.enterprise.min_balance())
         else {
             return Some((key, invite, invite_id, route, anchor));
         };
@@ -193,7 +194,10 @@ impl B2bua {
             && let Verdict::Renewed { granted } = billing.on_outcome(outcome, now)
         {
             if granted.is_zero() {
-                info!(call = id, "balance exhausted: the call ends when what it holds runs out");
+                info!(
+                    call = id,
+                    "balance exhausted: the call ends when what it holds runs out"
+                );
             }
             self.schedule(id);
         }
@@ -273,9 +277,14 @@ impl B2bua {
         };
         info!(call = %call_id, "caller cancelled while the call waited for admission");
         self.release_parked(&pending);
-        let resp = MessageBuilder::response_to(&pending.invite, 487, reason_phrase(487), Some(&new_token()))
-            .header(HeaderName::Server, &self.config.user_agent)
-            .build();
+        let resp = MessageBuilder::response_to(
+            &pending.invite,
+            487,
+            reason_phrase(487),
+            Some(&new_token()),
+        )
+        .header(HeaderName::Server, &self.config.user_agent)
+        .build();
         let _ = tx.respond(now, &pending.key, resp);
         let mut cdr = refused_cdr(
             pending.route.number.number.clone(),
@@ -337,20 +346,21 @@ impl B2bua {
                 cause: cause.to_owned(),
                 alerts: false,
             };
-            if self.refuse_with_announcement(
-                tx,
-                refusal,
-                &key,
-                &invite,
-                source,
-                None,
-                now,
-                wall,
-            ) {
+            if self.refuse_with_announcement(tx, refusal, &key, &invite, source, None, now, wall) {
                 return;
             }
         }
-        self.refuse(tx, &key, &invite, &route, status, outcome, cause.to_owned(), now, wall);
+        self.refuse(
+            tx,
+            &key,
+            &invite,
+            &route,
+            status,
+            outcome,
+            cause.to_owned(),
+            now,
+            wall,
+        );
     }
 
     /// Gives back what a parked call held: its relay ports and its place in the number's

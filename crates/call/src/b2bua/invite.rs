@@ -171,16 +171,16 @@ impl B2bua {
                         Outcome::Failed
                     };
                     self.refuse(
-                tx,
-                &key,
-                &invite,
-                &route,
-                status,
-                outcome,
-                status.to_string(),
-                now,
-                wall,
-            );
+                        tx,
+                        &key,
+                        &invite,
+                        &route,
+                        status,
+                        outcome,
+                        status.to_string(),
+                        now,
+                        wall,
+                    );
                     return;
                 }
             }
@@ -237,9 +237,9 @@ impl B2bua {
 
         // A billed number's call waits, its media anchored and its place in the
         // number's limits taken, for the store to admit it; nothing rings meanwhile.
-        let Some((key, invite, invite_id, route, anchor)) = self.park_for_admission(
-            table, key, invite, invite_id, source, route, anchor, wall,
-        ) else {
+        let Some((key, invite, invite_id, route, anchor)) =
+            self.park_for_admission(table, key, invite, invite_id, source, route, anchor, wall)
+        else {
             return;
         };
         self.start_call(
