@@ -280,6 +280,23 @@ impl fmt::Write for StackText {
     }
 }
 
+/// Serialized as its exact decimal yuan (`"0.30"`, `"-12.3456"`), never a JSON number:
+/// a float on the other side must not be able to round it.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.exact())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Money, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,22 +418,5 @@ mod tests {
         assert_eq!(Money::from_yuan(600), Some(money("600")));
         assert_eq!(Money::from_fen(165), Some(money("1.65")));
         assert_eq!(Money::from_yuan(i64::MAX), None);
-    }
-}
-
-/// Serialized as its exact decimal yuan (`"0.30"`, `"-12.3456"`), never a JSON number:
-/// a float on the other side must not be able to round it.
-#[cfg(feature = "serde")]
-impl serde::Serialize for Money {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.exact())
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for Money {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Money, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
     }
 }
