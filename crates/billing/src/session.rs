@@ -192,17 +192,18 @@ impl CallBilling {
     }
 
     /// The caller's leg was answered at `answered_at` (wall clock, for the bands) =
-    /// `now` (monotonic, for the timers): billing starts. Returns the recovery
-    /// information the store should now keep (with the answer time).
-    pub fn on_answer(&mut self, answered_at: Timestamp, now: Instant) -> Option<RecoveryInfo> {
+    /// `now` (monotonic, for the timers): billing starts. Returns whether it did (only
+    /// the first answer of an admitted call does); the store should then record the
+    /// answer time with the call's reservation.
+    pub fn on_answer(&mut self, answered_at: Timestamp, now: Instant) -> bool {
         if self.phase != Phase::Admitted {
-            return None;
+            return false;
         }
         self.phase = Phase::Billing;
         self.answered_at = Some(answered_at);
         self.answered = Some(now);
         self.plan_cut_off(now, true);
-        Some(self.recovery())
+        true
     }
 
     /// The next instant [`on_timeout`](CallBilling::on_timeout) wants to run at.

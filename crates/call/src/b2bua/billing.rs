@@ -211,7 +211,7 @@ impl B2bua {
         let Some(billing) = call.billing.as_mut() else {
             return;
         };
-        if billing.on_answer(wall, now).is_some() {
+        if billing.on_answer(wall, now) {
             self.billed.insert(call.record_id.clone(), id);
             self.billing_ops.push_back(BillingOp::Answered {
                 call_id: call.record_id.clone(),
