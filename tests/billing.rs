@@ -4,8 +4,9 @@
 //! balance runs out; two calls on one balance share it; a call to an account below its
 //! minimum is refused; a suspended account refuses calls until a recharge resumes it; a
 //! daemon killed with SIGKILL during 20 answered calls charges each exactly once after
-//! its restart, whatever the carrier's BYEs do; and the month-end minimum a daemon
-//! missed is posted once when it starts.
+//! its restart, whatever the carrier's BYEs do; the month-end minimum a daemon
+//! missed is posted once when it starts; and the price list's fees (opening, an extra
+//! bound phone, a ringback recording, an extension) are posted once, across a restart.
 //!
 //! The tariff is ¥0.60 a minute billed per second (¥0.01 a second), so a balance in fen
 //! is a number of seconds. The checks on time have margins of whole seconds.
@@ -18,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use sihai_store::{CdrFilter, CdrStore, EntryKind, LedgerStore, SqliteStore};
-use support::routing::{group, phone, routing};
-use support::{Caller, Daemon, Phone, SIHAI};
+use support::routing::{group, phone, routing, routing_with_number};
+use support::{Caller, Daemon, Phone, SIHAI, free_port, repo_path};
 
 /// `acme` billed per second at ¥0.60/min, with thresholds low enough for fen
 /// balances: calls need ¥0.01 available, suspension below `suspend_below`.
@@ -418,4 +419,128 @@ fn the_month_end_minimum_a_daemon_missed_is_posted_once_when_it_starts() {
         "the minimum is posted once per number and month"
     );
     assert_eq!(account_field(&daemon.config_path(), "balance"), "550.00");
+}
+
+/// The `fee` lines of `sihai account ledger acme --csv`, as (amount, reference, note).
+fn fee_lines(config: &Path) -> Vec<(String, String, String)> {
+    let out = sihai(config, &["account", "ledger", "acme", "--csv"]);
+    assert!(
+        out.status.success(),
+        "account ledger failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // time,kind,amount,balance_after,reference,actor,note: only the note may be
+            // quoted, and it comes last.
+            let fields: Vec<&str> = line.splitn(7, ',').collect();
+            (fields.get(1) == Some(&"fee")).then(|| {
+                let field = |i: usize| fields.get(i).copied().unwrap_or_default().to_owned();
+                (field(2), field(4), field(6))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_price_list_fees_are_posted_once_and_again_once_after_a_restart() {
+    // acme: ¥500 to open, one bound phone included and ¥240 a year for each other, ¥150
+    // per ringback recording, ¥200 a year per extension. It has two distinct phones
+    // (one of them in two groups), a number whose ringback is the shipped hold prompt,
+    // and extension 8001; its balance is zero, so the fees suspend it in the same pass.
+    let billing = "tariff = \"per-second\"\n[enterprise.billing]\nopening_fee = \"500\"\n\
+                   included_phones = 1\nextra_phone_fee = \"240\"\n\
+                   ringback_recording_fee = \"150\"\nextension_fee = \"200\"\n\
+                   low_balance_warning = \"0\"\nmonthly_minimum = \"0\"\n";
+    let rest = format!(
+        "{}\n{}\n[[extension]]\nenterprise = \"acme\"\nnumber = \"8001\"\ngroup = \"desk\"\n\n\
+         [[prompt]]\nname = \"please-hold\"\nfile = \"please-hold.wav\"\n\n\
+         [billing]\nlifecycle_interval_s = 1\n\n\
+         [[tariff]]\nname = \"per-second\"\nrate_per_minute = \"0.60\"\nincrement = 1\n\n\
+         [media]\nprompts = \"{}\"\n",
+        group(
+            "sales",
+            "sequential",
+            &[
+                "{ number = \"13900000001\" }".to_owned(),
+                "{ number = \"13900000002\" }".to_owned(),
+            ]
+        ),
+        group(
+            "desk",
+            "sequential",
+            &["{ number = \"13900000002\" }".to_owned()]
+        ),
+        repo_path("config/prompts").display()
+    );
+    let daemon = Daemon::start_with(
+        "",
+        &routing_with_number(
+            free_port(),
+            billing,
+            "ringback = \"please-hold\"",
+            "group = \"sales\"",
+            &rest,
+        ),
+    );
+    let config = daemon.config_path();
+    let year = Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").expect("Asia/Shanghai"))
+        .year();
+    let mut expected = vec![
+        ("-500.00".to_owned(), "fee/opening".to_owned()),
+        ("-150.00".to_owned(), "fee/ringback/please-hold".to_owned()),
+        (
+            "-240.00".to_owned(),
+            format!("fee/extra-phone/{year}/13900000002"),
+        ),
+        ("-200.00".to_owned(), format!("fee/extension/{year}/8001")),
+    ];
+    expected.sort();
+    let amounts_and_references = |lines: Vec<(String, String, String)>| {
+        let mut got: Vec<(String, String)> = lines.into_iter().map(|(a, r, _)| (a, r)).collect();
+        got.sort();
+        got
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let lines = fee_lines(&config);
+        if lines.len() >= expected.len() || Instant::now() >= deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        first
+            .iter()
+            .any(|(_, r, note)| r.starts_with("fee/extra-phone/")
+                && note.contains("extra bound phone 13900000002")),
+        "each fee's note names it: {first:#?}"
+    );
+    assert_eq!(
+        amounts_and_references(first),
+        expected,
+        "{}",
+        daemon.log_text()
+    );
+    // The fees took the balance to -¥1,090 and the same pass suspended the account.
+    assert_eq!(account_field(&config, "balance"), "-1090.00");
+    assert_eq!(account_field(&config, "status"), "suspended");
+
+    // Reviews every second, then a restart: still once each.
+    std::thread::sleep(Duration::from_secs(2));
+    let port = daemon.port;
+    let dir = daemon.stop_keeping_dir();
+    let daemon = Daemon::restart(dir, port);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        amounts_and_references(fee_lines(&config)),
+        expected,
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(account_field(&config, "balance"), "-1090.00");
+    assert_verified(&config);
 }

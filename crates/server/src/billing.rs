@@ -9,8 +9,10 @@
 //! - [`recover`]: at start, the calls a killed daemon left open are settled, each once,
 //!   before any new call is taken (the crash policy is in docs/billing.md).
 //! - [`run_lifecycle`]: every `[billing] lifecycle_interval_s`, each billed account is
-//!   reviewed (suspension, the daily fee, reclaim, the low-balance warning) and each
-//!   billed number's month-end minimum is posted for the months that ended.
+//!   reviewed: the price list's fees for what it has configured (opening, extra bound
+//!   phones, ringback recordings, extensions), each billed number's month-end minimum
+//!   for the months that ended, then the lifecycle (suspension, the daily fee, reclaim,
+//!   the low-balance warning).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,14 +20,16 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
-use sihai_billing::{LifecycleAction, Month, day_fee_day, monthly_minimum, months_due, review};
-use sihai_config::Config;
+use sihai_billing::{
+    Billables, LifecycleAction, Month, day_fee_day, fees_due, monthly_minimum, months_due, review,
+};
+use sihai_config::{Config, PhoneTarget};
 use sihai_rating::{Call, CallerRegion, Money, billable_seconds, rate};
 use sihai_store::{
     AccountStatus, Cdr, CdrStore, EntryKind, HangupSide, LedgerStore, NewAlert, OpenReservation,
     Outcome, Refusal, ReservationOutcome, Spender, StoreError,
 };
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::Core;
 use sihai_call::b2bua::BillingOp;
@@ -171,9 +175,55 @@ pub struct MonthEnds {
     covered: HashMap<String, Month>,
 }
 
-/// One review of one billed enterprise's account at `now`: the month-end minimum of
-/// its numbers, then its lifecycle (fees, suspension, resumption, reclaim, warning),
-/// carried out in order and alerted. Returns a line per thing done.
+/// What `enterprise_id` has configured that the price list's fees count: its bound
+/// phones by first appearance in its groups (in the file's order, so a phone added at
+/// the end is the one beyond the included ones, not one already charged), its
+/// extensions, and the prompts its numbers', menu nodes' and extensions' ringbacks name.
+/// Disabled phones count: disabling keeps the phone bound (it is in the file, ready to
+/// ring again on a reload), it only stops ringing it.
+pub fn billables(config: &Config, enterprise_id: &str) -> Billables {
+    let phones = config
+        .groups
+        .iter()
+        .filter(|g| g.enterprise == enterprise_id)
+        .flat_map(|g| &g.phones)
+        .map(|phone| match &phone.target {
+            PhoneTarget::Number(number) => number.clone(),
+            PhoneTarget::Uri(uri) => uri.clone(),
+        })
+        .collect();
+    let extensions = config
+        .extensions
+        .iter()
+        .filter(|e| e.enterprise == enterprise_id);
+    let ringbacks = config
+        .numbers
+        .iter()
+        .filter(|n| n.enterprise == enterprise_id)
+        .filter_map(|n| n.ringback.clone())
+        .chain(
+            config
+                .menus
+                .iter()
+                .filter(|m| m.enterprise == enterprise_id)
+                .flat_map(|m| &m.nodes)
+                .filter_map(|node| node.ringback.clone()),
+        )
+        .chain(extensions.clone().filter_map(|e| e.ringback.clone()))
+        .collect();
+    Billables {
+        phones,
+        extensions: extensions.map(|e| e.number.clone()).collect(),
+        ringbacks,
+    }
+}
+
+/// One review of one billed enterprise's account at `now`: the price list's fees for
+/// what it has configured, the month-end minimum of its numbers, then its lifecycle
+/// (day fees, suspension, resumption, reclaim, warning), carried out in order and
+/// alerted. The fees come first so that one taking the balance below a threshold is
+/// judged by the same pass. A reclaimed account is charged nothing. Returns a line per
+/// thing done.
 pub fn review_account(
     store: &dyn CdrStore,
     ledger: &dyn LedgerStore,
@@ -192,6 +242,31 @@ pub fn review_account(
     let policy = &billing.policy;
     let account = ledger.open_account(enterprise_id, now)?;
     if account.status != AccountStatus::Reclaimed {
+        let due = fees_due(
+            enterprise_id,
+            policy,
+            &billables(config, enterprise_id),
+            account.opened_at,
+            now,
+        );
+        for entry in due {
+            let (reference, amount) = (entry.reference.clone(), entry.amount);
+            match ledger.post(entry) {
+                Ok(posted) if posted.is_new() => {
+                    info!(enterprise = enterprise_id, %reference, %amount, "fee posted");
+                    done.push(format!("{enterprise_id}: {reference} {amount}"));
+                }
+                Ok(_) => {}
+                // Posted before at another price (the policy changed since): the fee is
+                // charged, at the price in force then. Failing the review here would stop
+                // the account's lifecycle for good; logging at every pass would flood.
+                Err(StoreError::ConflictingEntry { .. }) => {
+                    debug!(enterprise = enterprise_id, %reference, %amount,
+                        "fee already posted at another price; kept");
+                }
+                Err(err) => return Err(err),
+            }
+        }
         for number in config
             .numbers
             .iter()
@@ -378,5 +453,66 @@ pub async fn run_lifecycle(
             () = tokio::time::sleep(interval.max(Duration::from_secs(1))) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample configuration: acme's phones by first appearance in its groups (one
+    /// disabled phone included), its two extensions, and its one ringback prompt once
+    /// although a number, a menu node and an extension all name it.
+    #[test]
+    fn the_sample_enterprise_s_billables_come_from_its_groups_extensions_and_ringbacks() {
+        let path =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/sihai.toml");
+        let config = Config::load(&path).expect("the sample configuration loads");
+        let acme = billables(&config, "acme");
+        assert_eq!(
+            &acme.phones[..5],
+            [
+                "13900000001",
+                "13900000002",
+                "13900000011",
+                "13900000012",
+                "01012345678"
+            ]
+        );
+        assert!(acme.phones.contains(&"sip:8002@127.0.0.1:5080".to_owned()));
+        assert_eq!(acme.extensions, ["8001", "8002"]);
+        assert!(
+            acme.ringbacks.iter().all(|p| p == "please-hold"),
+            "{acme:?}"
+        );
+        assert!(acme.ringbacks.len() >= 3, "{acme:?}");
+        let huaxia = billables(&config, "huaxia");
+        assert!(huaxia.extensions.is_empty());
+        assert!(
+            huaxia
+                .phones
+                .contains(&"sip:8000@127.0.0.1:5080".to_owned())
+        );
+        assert!(!huaxia.phones.contains(&"13900000001".to_owned()));
+
+        // What that costs acme under the sample price list: ¥150 for the recording and
+        // ¥150 per extension; its 12 phones are within the 20 included.
+        let policy = &config
+            .enterprise("acme")
+            .and_then(|e| e.billing.as_ref())
+            .expect("acme is billed")
+            .policy;
+        let now = Timestamp::from_second(1_780_000_000).expect("an instant");
+        let due = fees_due("acme", policy, &acme, now, now);
+        let references: Vec<&str> = due.iter().map(|e| e.reference.as_str()).collect();
+        assert_eq!(
+            references,
+            [
+                "fee/ringback/please-hold",
+                "fee/extension/2026/8001",
+                "fee/extension/2026/8002"
+            ],
+            "{due:#?}"
+        );
     }
 }
