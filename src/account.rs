@@ -234,6 +234,26 @@ pub fn adjust(
     )
 }
 
+/// `sihai account restore`: a reclaimed account becomes active again, as of now; the
+/// review that follows suspends it at once if its balance is still below the
+/// threshold (so its numbers answer the suspended announcement, not `404`, until paid).
+pub fn restore(books: &Books, id: &str) -> anyhow::Result<()> {
+    let (_, account) = books.account(id)?;
+    if account.status != sihai_store::AccountStatus::Reclaimed {
+        bail!(
+            "{id} is {}, not reclaimed: nothing to restore",
+            account.status
+        );
+    }
+    let now = Timestamp::now();
+    books
+        .store
+        .set_status(id, sihai_store::AccountStatus::Active, now)
+        .context("restoring the account")?;
+    println!("{id}: restored");
+    review_and_show(books, id, now)
+}
+
 /// Posts the entry, then reviews the account (a suspended account above its threshold
 /// resumes at once) and prints what was done and where the account stands.
 fn post(
@@ -281,6 +301,12 @@ fn post(
             entry.actor
         ),
     }
+    review_and_show(books, id, now)
+}
+
+/// Reviews the account as the daemon would (fees, month-end minimum, suspension or
+/// resumption) and prints what was done and where the account stands.
+fn review_and_show(books: &Books, id: &str, now: Timestamp) -> anyhow::Result<()> {
     let done = review_account(
         &books.store,
         &books.store,

@@ -145,6 +145,9 @@ enum AccountCommand {
         #[arg(long)]
         note: String,
     },
+    /// Give a reclaimed account's numbers back to the enterprise (an operator's
+    /// decision: a recharge alone never does), then review it as the daemon would.
+    Restore { enterprise: String },
     /// The account's entries, oldest first, with the balance after each.
     Ledger {
         enterprise: String,
@@ -238,6 +241,7 @@ fn account_command(config: &Path, command: AccountCommand) -> ExitCode {
             reference,
             note,
         } => account::adjust(&books, &enterprise, amount, &reference, note),
+        AccountCommand::Restore { enterprise } => account::restore(&books, &enterprise),
         AccountCommand::Ledger {
             enterprise,
             month,

@@ -544,3 +544,99 @@ fn the_price_list_fees_are_posted_once_and_again_once_after_a_restart() {
     assert_eq!(account_field(&config, "balance"), "-1090.00");
     assert_verified(&config);
 }
+
+#[test]
+fn an_account_negative_for_reclaim_after_days_is_reclaimed_told_and_its_number_answers_404() {
+    // Negative since two days ago, reclaim after one day: the daemon's first review
+    // reclaims the numbers, tells the enterprise's webhook, and calls get 404.
+    let webhook = support::webhook::Webhook::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("sihai.db");
+    let two_days_ago = Timestamp::now() - jiff::SignedDuration::from_hours(48);
+    {
+        let store = SqliteStore::open(&db, Duration::from_millis(20)).expect("store");
+        store
+            .open_account("acme", two_days_ago - jiff::SignedDuration::from_hours(24))
+            .expect("open the account");
+        store
+            .post(sihai_store::NewEntry {
+                enterprise: "acme".into(),
+                kind: EntryKind::Adjustment,
+                amount: sihai_store::Money::from_yuan(-10).expect("yuan"),
+                reference: "unpaid".into(),
+                at: two_days_ago,
+                actor: "test".into(),
+                note: Some("arrears".into()),
+            })
+            .expect("post the arrears");
+    }
+    let routing = billed_routing("sip:13900000001@127.0.0.1:9", "15", "")
+        .replace(
+            "tariff = \"per-second\"\n",
+            &format!(
+                "tariff = \"per-second\"\nalert_webhook = \"http://127.0.0.1:{}/account\"\n",
+                webhook.port
+            ),
+        )
+        .replace(
+            "min_balance = \"0.01\"",
+            "min_balance = \"20\"\nreclaim_after_days = 1",
+        );
+    let daemon = Daemon::start_in(dir, "", &routing);
+    let config = daemon.config_path();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while account_field(&config, "status") != "reclaimed" {
+        assert!(
+            Instant::now() < deadline,
+            "not reclaimed:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Caller::refused(&daemon, 404).run();
+    let cdrs = wait_for_billed_cdrs(&daemon.db_path(), 1);
+    assert_eq!(
+        cdrs[0].hangup_cause.as_deref(),
+        Some("reclaimed"),
+        "{cdrs:#?}"
+    );
+
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !events
+        .iter()
+        .any(|b: &String| b.contains("numbers_reclaimed"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no reclaim notice; got {events:#?}");
+        if let Ok((_, body)) = webhook.bodies.recv_timeout(left) {
+            events.push(body);
+        }
+    }
+    let notice = events
+        .iter()
+        .find(|b| b.contains("numbers_reclaimed"))
+        .expect("the notice");
+    assert!(notice.contains("\"enterprise\":\"acme\""), "{notice}");
+    assert!(notice.contains("\"balance\":\"-10.00\""), "{notice}");
+    // A recharge alone does not bring reclaimed numbers back: an operator does.
+    recharge(&config, "600", "bank-1");
+    assert_eq!(account_field(&config, "status"), "reclaimed");
+    let out = sihai(&config, &["account", "restore", "acme"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(account_field(&config, "status"), "active");
+    // Refused now only for want of the ¥20 minimum: the ¥590 balance admits the call,
+    // which rings a phone that is not there (the gateway's port 9 is closed).
+    Caller::refused(&daemon, 480).run();
+    let cdrs = wait_for_billed_cdrs(&daemon.db_path(), 2);
+    assert_ne!(
+        cdrs[0].hangup_cause.as_deref(),
+        Some("reclaimed"),
+        "{cdrs:#?}"
+    );
+    assert_verified(&config);
+}

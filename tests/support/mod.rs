@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub mod routing;
 pub mod rtp;
 pub mod stats;
+pub mod webhook;
 
 pub const SIHAI: &str = env!("CARGO_BIN_EXE_sihai");
 

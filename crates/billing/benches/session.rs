@@ -65,33 +65,39 @@ fn session(c: &mut Criterion) {
         granted: want,
         held: held.saturating_add(want),
     };
-    c.bench_function("billing/one call: admit, answer, renew, settle (3 bands)", |b| {
-        b.iter(|| {
-            let now = Instant::now();
-            let (mut billing, request) = CallBilling::admit(black_box(params.clone()));
-            let verdict = billing.on_outcome(grant(request.want, Money::ZERO), now);
-            debug_assert_eq!(verdict, Verdict::Admit);
-            billing.on_answer(setup_at, now);
-            let renew_at = billing.poll_timeout().unwrap_or(now);
-            if let Some(Due::Renew(request)) = billing.on_timeout(renew_at) {
-                billing.on_outcome(grant(request.want, billing.held()), renew_at);
-            }
-            let _ = billing.poll_timeout().map(|at| at + Duration::from_secs(1));
-            black_box(billing.settle(ended_at))
-        })
-    });
+    c.bench_function(
+        "billing/one call: admit, answer, renew, settle (3 bands)",
+        |b| {
+            b.iter(|| {
+                let now = Instant::now();
+                let (mut billing, request) = CallBilling::admit(black_box(params.clone()));
+                let verdict = billing.on_outcome(grant(request.want, Money::ZERO), now);
+                debug_assert_eq!(verdict, Verdict::Admit);
+                billing.on_answer(setup_at, now);
+                let renew_at = billing.poll_timeout().unwrap_or(now);
+                if let Some(Due::Renew(request)) = billing.on_timeout(renew_at) {
+                    billing.on_outcome(grant(request.want, billing.held()), renew_at);
+                }
+                let _ = billing.poll_timeout().map(|at| at + Duration::from_secs(1));
+                black_box(billing.settle(ended_at))
+            })
+        },
+    );
     // The common case: a call shorter than its first chunk, so one reservation and one
     // settlement.
     let short_end: Timestamp = "2026-11-22T23:32:10Z".parse().expect("an instant");
-    c.bench_function("billing/one reserve-settle cycle: admit, answer, settle", |b| {
-        b.iter(|| {
-            let now = Instant::now();
-            let (mut billing, request) = CallBilling::admit(black_box(params.clone()));
-            billing.on_outcome(grant(request.want, Money::ZERO), now);
-            billing.on_answer(setup_at, now);
-            black_box(billing.settle(short_end))
-        })
-    });
+    c.bench_function(
+        "billing/one reserve-settle cycle: admit, answer, settle",
+        |b| {
+            b.iter(|| {
+                let now = Instant::now();
+                let (mut billing, request) = CallBilling::admit(black_box(params.clone()));
+                billing.on_outcome(grant(request.want, Money::ZERO), now);
+                billing.on_answer(setup_at, now);
+                black_box(billing.settle(short_end))
+            })
+        },
+    );
 }
 
 criterion_group!(benches, session);

@@ -26,8 +26,8 @@ use sihai_billing::{
 use sihai_config::{Config, PhoneTarget};
 use sihai_rating::{Call, CallerRegion, Money, billable_seconds, rate};
 use sihai_store::{
-    AccountStatus, Cdr, CdrStore, EntryKind, HangupSide, LedgerStore, NewAlert, OpenReservation,
-    Outcome, Refusal, ReservationOutcome, Spender, StoreError,
+    AccountStatus, Cdr, CdrStore, EntryKind, HangupSide, LedgerStore, NewAlert, NewEntry,
+    OpenReservation, Outcome, Refusal, ReservationOutcome, Spender, StoreError,
 };
 use tracing::{debug, error, info, warn};
 
@@ -251,20 +251,9 @@ pub fn review_account(
         );
         for entry in due {
             let (reference, amount) = (entry.reference.clone(), entry.amount);
-            match ledger.post(entry) {
-                Ok(posted) if posted.is_new() => {
-                    info!(enterprise = enterprise_id, %reference, %amount, "fee posted");
-                    done.push(format!("{enterprise_id}: {reference} {amount}"));
-                }
-                Ok(_) => {}
-                // Posted before at another price (the policy changed since): the fee is
-                // charged, at the price in force then. Failing the review here would stop
-                // the account's lifecycle for good; logging at every pass would flood.
-                Err(StoreError::ConflictingEntry { .. }) => {
-                    debug!(enterprise = enterprise_id, %reference, %amount,
-                        "fee already posted at another price; kept");
-                }
-                Err(err) => return Err(err),
+            if post_once(ledger, entry)? {
+                info!(enterprise = enterprise_id, %reference, %amount, "fee posted");
+                done.push(format!("{enterprise_id}: {reference} {amount}"));
             }
         }
         for number in config
@@ -284,7 +273,7 @@ pub fn review_account(
                     spent,
                 ) {
                     let amount = entry.amount;
-                    if ledger.post(entry)?.is_new() {
+                    if post_once(ledger, entry)? {
                         done.push(format!(
                             "{enterprise_id}: {} {month} monthly minimum {amount}",
                             number.number
@@ -310,7 +299,7 @@ pub fn review_account(
     for action in outcome.actions {
         match action {
             LifecycleAction::PostDayFee { day, entry } => {
-                if ledger.post(entry)?.is_new() {
+                if post_once(ledger, entry)? {
                     done.push(format!("{enterprise_id}: suspended-day fee for {day}"));
                 }
             }
@@ -365,6 +354,22 @@ pub fn review_account(
         }
     }
     Ok(done)
+}
+
+/// Posts an entry the lifecycle computed, once: true if it is new. An entry posted before
+/// under the same reference at another amount (the price list changed since, or a month's
+/// spend moved after its minimum was posted) stays as it was: what was charged then is
+/// the charge, and failing here would stop the account's lifecycle at every pass.
+fn post_once(ledger: &dyn LedgerStore, entry: NewEntry) -> Result<bool, StoreError> {
+    let (reference, amount) = (entry.reference.clone(), entry.amount);
+    match ledger.post(entry) {
+        Ok(posted) => Ok(posted.is_new()),
+        Err(StoreError::ConflictingEntry { .. }) => {
+            debug!(%reference, %amount, "already posted at another amount; kept");
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Queues a webhook notice about the account, if the enterprise has a webhook.
