@@ -337,10 +337,12 @@ fn an_unreachable_phone_is_skipped_and_the_next_phone_answers() {
     // refused, a transport error, and the hunt goes on to the next phone at once
     // rather than after the 20 s it would ring.
     let mut answers = Phone::start("uas_answer.xml", 1, 0);
-    let unreachable = format!(
-        "sip:13900000001@127.0.0.1:{};transport=tcp",
-        support::free_port()
-    );
+    // Held by a UDP socket for the whole test, so that no daemon started meanwhile (this
+    // one included) is handed the port for its own TCP listener; over TCP nothing
+    // listens there.
+    let port = support::free_port();
+    let _held = std::net::UdpSocket::bind(("127.0.0.1", port)).expect("hold the port");
+    let unreachable = format!("sip:13900000001@127.0.0.1:{port};transport=tcp");
     let daemon = Daemon::start_with(
         "",
         &routing(

@@ -237,7 +237,12 @@ impl Server {
                         self.sweep_recordings();
                         core.set_screening(screen::ScreenSettings::from_config(&config.sip));
                         core.set_reservation_seconds(config.billing.reservation_minutes * 60);
-                        billing::open_accounts(&*self.ledger, &config, Timestamp::now());
+                        // A new billed enterprise gets its account; each opening waits
+                        // for a durable write, so not on the event loop.
+                        let (ledger, config) = (self.ledger.clone(), config.clone());
+                        tokio::task::spawn_blocking(move || {
+                            billing::open_accounts(&*ledger, &config, Timestamp::now())
+                        });
                     }
                 }
                 _ = sweep.tick() => self.sweep_recordings(),
