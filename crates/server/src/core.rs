@@ -2263,4 +2263,6 @@ default = { group = "sales" }
 
     /// Announcements instead of bare error codes.
     mod announcements;
+    /// Prepaid billing: admission, cut-off, menu time.
+    mod billing;
 }
