@@ -65,6 +65,9 @@ pub(crate) struct ReserveWrite {
     pub request: ReservationRequest,
     /// What the call holds in total after this grant.
     pub held: Money,
+    /// What it held before (the book's account of its row), so the writer moves the
+    /// account's `reserved` by the difference without reading the row back.
+    pub previous: Money,
 }
 
 pub(crate) struct Book {
@@ -247,6 +250,7 @@ impl Book {
         let write = ReserveWrite {
             request: request.clone(),
             held: Money::from_units(held),
+            previous: Money::from_units(held_before),
         };
         (outcome, Some(write))
     }

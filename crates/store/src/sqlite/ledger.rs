@@ -48,8 +48,6 @@ impl From<rusqlite::Error> for PostError {
 pub(crate) struct PostOutcome {
     pub entry: LedgerEntry,
     pub new: bool,
-    /// The post opened the account (the book learns of it through the epoch).
-    pub opened: bool,
 }
 
 /// Posts `e` inside the caller's (IMMEDIATE) transaction: idempotent on its key, moves
@@ -75,13 +73,10 @@ pub(crate) fn post_in(conn: &Connection, e: &NewEntry) -> Result<PostOutcome, Po
                 posted: entry.amount,
             });
         }
-        return Ok(PostOutcome {
-            entry,
-            new: false,
-            opened: false,
-        });
+        return Ok(PostOutcome { entry, new: false });
     }
-    let opened = ensure_account(conn, &e.enterprise, e.at)?;
+    // Opened or not, the caller bumps the book epoch for every post.
+    ensure_account(conn, &e.enterprise, e.at)?;
     let at = e.at.as_microsecond();
     // Both SET expressions read the old balance (SQL's rule, PostgreSQL's too).
     let balance_after: i64 = conn
@@ -124,7 +119,6 @@ pub(crate) fn post_in(conn: &Connection, e: &NewEntry) -> Result<PostOutcome, Po
             balance_after: Money::from_units(balance_after),
         },
         new: true,
-        opened,
     })
 }
 
@@ -167,79 +161,178 @@ pub(crate) struct Charged {
     pub entry_id: i64,
 }
 
-/// Charges a call recorded in this transaction (if it cost anything) and releases its
-/// reservation.
-pub(crate) fn settle(
+/// What one batch transaction does to the accounts it touches, written once per account
+/// when the batch ends instead of once per call: a batch of a thousand settlements on one
+/// account is a thousand ledger rows and one `UPDATE account`.
+///
+/// Exact because the batch runs inside the writer's IMMEDIATE transaction: nothing else
+/// writes an account between the first read of its balance and the final update. The
+/// ledger rows' `balance_after` and the account's `negative_since` follow the same rules
+/// as [`post_in`], entry by entry. PostgreSQL would do the same under `SELECT … FOR
+/// UPDATE` of the accounts a batch touches.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct BatchAccounts {
+    accounts: HashMap<String, BatchAccount>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct BatchAccount {
+    /// The balance after the batch's entries so far; `None` until a charge needs it.
+    balance: Option<(i64, Option<i64>)>,
+    /// How much the batch moved `reserved`.
+    reserved: i64,
+}
+
+impl BatchAccounts {
+    fn account(&mut self, enterprise: &str) -> &mut BatchAccount {
+        if !self.accounts.contains_key(enterprise) {
+            self.accounts
+                .insert(enterprise.to_owned(), BatchAccount::default());
+        }
+        self.accounts
+            .get_mut(enterprise)
+            .expect("inserted just above")
+    }
+
+    /// The account's balance and `negative_since` as the batch has left them so far,
+    /// opening the account if it has none.
+    fn balance(
+        &mut self,
+        conn: &Connection,
+        enterprise: &str,
+        at: Timestamp,
+    ) -> rusqlite::Result<(i64, Option<i64>)> {
+        if let Some(balance) = self.account(enterprise).balance {
+            return Ok(balance);
+        }
+        if ensure_account(conn, enterprise, at)? {
+            bump_epoch(conn)?;
+        }
+        let read: (i64, Option<i64>) = conn
+            .prepare_cached("SELECT balance, negative_since FROM account WHERE enterprise = ?1")?
+            .query_row([enterprise], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        self.account(enterprise).balance = Some(read);
+        Ok(read)
+    }
+
+    /// Writes what the batch did to each account it touched.
+    pub(crate) fn write(&self, conn: &Connection) -> rusqlite::Result<()> {
+        for (enterprise, account) in &self.accounts {
+            match account.balance {
+                Some((balance, negative_since)) => {
+                    conn.prepare_cached(
+                        "UPDATE account SET balance = ?2, negative_since = ?3,
+                                            reserved = reserved + ?4
+                         WHERE enterprise = ?1",
+                    )?
+                    .execute(params![
+                        enterprise,
+                        balance,
+                        negative_since,
+                        account.reserved
+                    ])?;
+                }
+                None if account.reserved != 0 => {
+                    conn.prepare_cached(
+                        "UPDATE account SET reserved = reserved + ?2 WHERE enterprise = ?1",
+                    )?
+                    .execute(params![enterprise, account.reserved])?;
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`settle`] within a batch: the charge's ledger row now, the account's balance with
+/// the batch's others (see [`BatchAccounts`]).
+pub(crate) fn settle_batched(
     conn: &Connection,
     cdr: &Cdr,
+    accounts: &mut BatchAccounts,
     charged: &mut Vec<Charged>,
 ) -> rusqlite::Result<()> {
     if let Some(cost) = cdr.cost.filter(|c| c.units() > 0) {
-        let entry = NewEntry {
-            enterprise: cdr.enterprise.clone(),
-            kind: EntryKind::CallCharge,
-            amount: Money::from_units(-cost.units()),
-            reference: cdr.call_id.clone(),
-            at: cdr.end_at,
-            actor: SYSTEM_ACTOR.into(),
-            note: None,
-        };
-        match post_in(conn, &entry) {
-            Ok(out) => {
-                if out.opened {
-                    bump_epoch(conn)?;
-                }
-                if out.new {
-                    charged.push(Charged {
-                        enterprise: out.entry.enterprise,
-                        balance: out.entry.balance_after.units(),
-                        entry_id: out.entry.id,
-                    });
-                }
-            }
-            // Charged before under another amount (by hand, with this call's id as the
-            // reference): charging again would charge twice.
-            Err(PostError::Conflict { posted }) => {
+        let amount = -cost.units();
+        let at = cdr.end_at.as_microsecond();
+        let (balance, negative_since) = accounts.balance(conn, &cdr.enterprise, cdr.end_at)?;
+        let after = balance.saturating_add(amount);
+        // Idempotent on the ledger's key: a call already charged (its CDR recorded twice)
+        // inserts nothing.
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO ledger (enterprise, kind, amount, reference, at, actor, note,
+                                     balance_after)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)
+                 ON CONFLICT (enterprise, kind, reference) DO NOTHING",
+            )?
+            .execute(params![
+                cdr.enterprise,
+                EntryKind::CallCharge.as_str(),
+                amount,
+                cdr.call_id,
+                at,
+                SYSTEM_ACTOR,
+                after
+            ])?;
+        if inserted == 1 {
+            let negative_since = if after < 0 {
+                negative_since.or(Some(at))
+            } else {
+                None
+            };
+            accounts.account(&cdr.enterprise).balance = Some((after, negative_since));
+            charged.push(Charged {
+                enterprise: cdr.enterprise.clone(),
+                balance: after,
+                entry_id: conn.last_insert_rowid(),
+            });
+        } else {
+            let posted: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT amount FROM ledger WHERE enterprise = ?1 AND kind = ?2 AND reference = ?3",
+                )?
+                .query_row(
+                    params![cdr.enterprise, EntryKind::CallCharge.as_str(), cdr.call_id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if posted != Some(amount) {
                 tracing::error!(call_id = %cdr.call_id, enterprise = %cdr.enterprise,
-                    posted = %posted.exact(), cost = %cost.exact(),
+                    posted = ?posted, cost = %cost.exact(),
                     "call already charged a different amount; not charged again");
             }
-            Err(PostError::Corrupt {
-                table,
-                rowid,
-                detail,
-            }) => {
-                tracing::error!(call_id = %cdr.call_id, table, rowid, %detail,
-                    "corrupt ledger row; call not charged");
-            }
-            Err(PostError::Sql(e)) => return Err(e),
         }
     }
-    release(conn, &cdr.call_id)
+    release_batched(conn, &cdr.call_id, accounts)
 }
 
-/// Deletes the call's reservation and takes its hold off the account.
-pub(crate) fn release(conn: &Connection, call_id: &str) -> rusqlite::Result<()> {
+/// [`release`] within a batch.
+pub(crate) fn release_batched(
+    conn: &Connection,
+    call_id: &str,
+    accounts: &mut BatchAccounts,
+) -> rusqlite::Result<()> {
     let released: Option<(String, i64)> = conn
         .prepare_cached("DELETE FROM reservation WHERE call_id = ?1 RETURNING enterprise, held")?
         .query_row([call_id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     if let Some((enterprise, held)) = released {
-        conn.prepare_cached("UPDATE account SET reserved = reserved - ?2 WHERE enterprise = ?1")?
-            .execute(params![enterprise, held])?;
+        let account = accounts.account(&enterprise);
+        account.reserved = account.reserved.saturating_sub(held);
     }
     Ok(())
 }
 
-/// Writes a reservation row (its new total and recovery info) and moves the account's
-/// `reserved` by the difference from the row's previous total.
-pub(crate) fn write_reservation(conn: &Connection, w: &ReserveWrite) -> rusqlite::Result<()> {
+/// [`write_reservation`] within a batch: the row now, the account's `reserved` with the
+/// batch's others, by the difference the book recorded.
+pub(crate) fn write_reservation_batched(
+    conn: &Connection,
+    w: &ReserveWrite,
+    accounts: &mut BatchAccounts,
+) -> rusqlite::Result<()> {
     let r = &w.request;
-    let old: i64 = conn
-        .prepare_cached("SELECT held FROM reservation WHERE call_id = ?1")?
-        .query_row([&r.call_id], |row| row.get(0))
-        .optional()?
-        .unwrap_or(0);
     let rec = &r.recovery;
     conn.prepare_cached(
         "INSERT INTO reservation (call_id, enterprise, held, number, caller, caller_province,
@@ -261,10 +354,10 @@ pub(crate) fn write_reservation(conn: &Connection, w: &ReserveWrite) -> rusqlite
         rec.setup_at.as_microsecond(),
         rec.answered_at.map(|t| t.as_microsecond()),
     ])?;
-    let delta = w.held.units() - old;
+    let delta = w.held.units().saturating_sub(w.previous.units());
     if delta != 0 {
-        conn.prepare_cached("UPDATE account SET reserved = reserved + ?2 WHERE enterprise = ?1")?
-            .execute(params![r.enterprise, delta])?;
+        let account = accounts.account(&r.enterprise);
+        account.reserved = account.reserved.saturating_add(delta);
     }
     Ok(())
 }
