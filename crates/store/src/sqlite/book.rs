@@ -70,11 +70,17 @@ pub(crate) struct ReserveWrite {
     pub previous: Money,
 }
 
+/// How stale the book may be about changes made by other connections (another
+/// process's recharge, an account operation): see [`Book::refresh`].
+pub(crate) const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 pub(crate) struct Book {
     path: PathBuf,
     /// A read connection of the book's own, for `data_version` and reloads.
     watch: Connection,
     data_version: i64,
+    /// When `refresh` last asked SQLite.
+    checked: Option<std::time::Instant>,
     epoch: i64,
     accounts: HashMap<String, BookAccount>,
     calls: HashMap<String, BookCall>,
@@ -87,6 +93,7 @@ impl Book {
             path: path.to_path_buf(),
             watch,
             data_version: 0,
+            checked: None,
             epoch: 0,
             accounts: HashMap::new(),
             calls: HashMap::new(),
@@ -136,8 +143,25 @@ impl Book {
             .map_err(self.err("checking for changes by other connections"))
     }
 
-    /// Reloads the accounts if another connection changed one since the last look.
+    /// Makes the next [`refresh`](Book::refresh) look, whenever the last one was.
+    pub(crate) fn invalidate(&mut self) {
+        self.checked = None;
+    }
+
+    /// Reloads the accounts if another connection changed one since the last look, at
+    /// most once per [`REFRESH_INTERVAL`]: asking SQLite costs a read lock on the WAL
+    /// index (a few microseconds), which at thousands of admissions a second is a
+    /// measurable share of the event loop, while a recharge or a suspension made
+    /// elsewhere need only be seen within a fraction of a second.
     pub(crate) fn refresh(&mut self) -> Result<(), StoreError> {
+        let now = std::time::Instant::now();
+        if self
+            .checked
+            .is_some_and(|at| now.saturating_duration_since(at) < REFRESH_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.checked = Some(now);
         let version = self.read_data_version()?;
         if version == self.data_version {
             return Ok(());

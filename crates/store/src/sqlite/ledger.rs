@@ -463,7 +463,10 @@ impl SqliteStore {
         self.tx
             .send(Msg::Admin(make(reply)))
             .map_err(|_| stopped())?;
-        result.recv().map_err(|_| stopped())?
+        let result = result.recv().map_err(|_| stopped())?;
+        // This process's own change: the next reservation looks at once.
+        self.book().invalidate();
+        result
     }
 
     /// The writer's side of an account operation, in its own IMMEDIATE transaction.
