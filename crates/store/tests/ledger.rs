@@ -616,3 +616,44 @@ fn the_alive_clock_ticks_while_calls_are_open() {
         later - first
     );
 }
+
+#[test]
+fn a_version_5_database_keeps_its_open_reservations_when_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let store = open(&path);
+    store
+        .open_account("acme", ts("2026-03-01T00:00:00Z"))
+        .unwrap();
+    store.post(recharge("acme", "pay", 1_000)).unwrap();
+    assert_eq!(
+        store.reserve(admit("open-call", "acme", 300, 1)).unwrap(),
+        granted(300, 300)
+    );
+    store.close().unwrap();
+    // What version 5 wrote: the reservation as a rowid table with an enterprise index.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE reservation_v5 (
+             call_id TEXT PRIMARY KEY, enterprise TEXT NOT NULL REFERENCES account (enterprise),
+             held INTEGER NOT NULL, number TEXT NOT NULL, caller TEXT NOT NULL,
+             caller_province TEXT, caller_city TEXT, tariff TEXT NOT NULL,
+             setup_at INTEGER NOT NULL, answered_at INTEGER);
+         INSERT INTO reservation_v5 SELECT * FROM reservation;
+         DROP TABLE reservation;
+         ALTER TABLE reservation_v5 RENAME TO reservation;
+         CREATE INDEX reservation_enterprise ON reservation (enterprise);
+         PRAGMA user_version = 5;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = open(&path);
+    let (_, open_calls) = store.open_reservations().unwrap();
+    assert_eq!(open_calls.len(), 1);
+    assert_eq!(open_calls[0].call_id, "open-call");
+    assert_eq!(open_calls[0].held.units(), 300);
+    assert_eq!(store.verify().unwrap(), vec![]);
+    let account = store.account("acme").unwrap().unwrap();
+    assert_eq!(account.reserved.units(), 300);
+}

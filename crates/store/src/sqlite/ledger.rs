@@ -707,7 +707,9 @@ impl LedgerStore for SqliteStore {
         let open = {
             let mut st = tx
                 .prepare_cached(
-                    "SELECT rowid, call_id, enterprise, held, number, caller, caller_province,
+                    // No rowid (the table is WITHOUT ROWID): a bad row is named by its
+                    // call id in the detail.
+                    "SELECT 0, call_id, enterprise, held, number, caller, caller_province,
                             caller_city, tariff, setup_at, answered_at
                      FROM reservation ORDER BY setup_at, call_id",
                 )
@@ -734,7 +736,10 @@ impl LedgerStore for SqliteStore {
                             },
                         })
                     })();
-                    Ok(decoded.map_err(|d| self.corrupt("reservation", rowid, d.0)))
+                    let call_id: Option<String> = row.get(1).ok();
+                    Ok(decoded.map_err(|d| {
+                        self.corrupt("reservation", rowid, format!("call {call_id:?}: {}", d.0))
+                    }))
                 })
                 .map_err(self.err(CONTEXT))?;
             collect(rows, self.err(CONTEXT))?
@@ -792,9 +797,11 @@ impl LedgerStore for SqliteStore {
                     "SELECT a.enterprise, a.balance, a.reserved,
                             COALESCE((SELECT SUM(amount) FROM ledger l
                                       WHERE l.enterprise = a.enterprise), 0),
-                            COALESCE((SELECT SUM(held) FROM reservation r
-                                      WHERE r.enterprise = a.enterprise), 0)
-                     FROM account a ORDER BY a.enterprise",
+                            COALESCE(r.held, 0)
+                     FROM account a
+                     LEFT JOIN (SELECT enterprise, SUM(held) AS held FROM reservation
+                                GROUP BY enterprise) r ON r.enterprise = a.enterprise
+                     ORDER BY a.enterprise",
                 )
                 .map_err(self.err(CONTEXT))?;
             let rows = st

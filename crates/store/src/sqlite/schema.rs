@@ -139,6 +139,30 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO node_clock (id, alive_at, book_epoch) VALUES (1, NULL, 0);
     ",
+    // 5 -> 6: every billed call inserts and deletes its reservation row: keyed by the
+    // call's id alone (WITHOUT ROWID), the row is one b-tree instead of three (table,
+    // primary-key index, enterprise index), which is most of what a reservation costs
+    // the writer. Reads by enterprise (`verify`) group the whole table instead.
+    "
+    CREATE TABLE reservation_v6 (
+        call_id         TEXT    NOT NULL PRIMARY KEY,
+        enterprise      TEXT    NOT NULL REFERENCES account (enterprise),
+        held            INTEGER NOT NULL CHECK (typeof(held) = 'integer' AND held >= 0),
+        number          TEXT    NOT NULL,
+        caller          TEXT    NOT NULL,
+        caller_province TEXT,
+        caller_city     TEXT,
+        tariff          TEXT    NOT NULL,
+        setup_at        INTEGER NOT NULL,
+        answered_at     INTEGER
+    ) WITHOUT ROWID;
+    INSERT INTO reservation_v6
+        SELECT call_id, enterprise, held, number, caller, caller_province, caller_city,
+               tariff, setup_at, answered_at
+        FROM reservation;
+    DROP TABLE reservation;
+    ALTER TABLE reservation_v6 RENAME TO reservation;
+    ",
 ];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).
