@@ -6,11 +6,13 @@
 //! on a store.
 
 mod cdr;
+mod json;
 mod ledger;
 
 pub use cdr::{
     Cdr, CdrFilter, HangupSide, MissedCallAlert, NewAlert, Outcome, ParseEnumError, PhoneAttempt,
 };
+pub use json::json_string;
 pub use ledger::{
     Account, AccountStatus, EntryKind, LedgerEntry, Money, NewEntry, OpenReservation, RecoveryInfo,
     Refusal, ReservationOutcome, ReservationRequest,

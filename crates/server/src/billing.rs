@@ -25,6 +25,7 @@ use sihai_billing::{
 };
 use sihai_config::{Config, PhoneTarget};
 use sihai_rating::{Call, CallerRegion, Money, billable_seconds, rate};
+use sihai_records::json_string;
 use sihai_store::{
     AccountStatus, Cdr, CdrStore, EntryKind, HangupSide, LedgerStore, NewAlert, NewEntry,
     OpenReservation, Outcome, Refusal, ReservationOutcome, Spender, StoreError,
@@ -401,21 +402,6 @@ fn alert(
         },
         now,
     )
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Reviews every billed account at start and then every `[billing]

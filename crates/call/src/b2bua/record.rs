@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use jiff::Timestamp;
 use sihai_hunt::Hunt;
-use sihai_records::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
+use sihai_records::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt, json_string};
 use sihai_routing::Caller;
 use sihai_routing::route::CallerRegion;
 use sihai_sip::builder::{MessageBuilder, reason_phrase};
@@ -254,19 +254,4 @@ pub(super) fn missed_call_alert(
         url,
         payload,
     })
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
