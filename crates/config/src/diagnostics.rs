@@ -86,6 +86,13 @@ impl<'a> Diagnostics<'a> {
         }
     }
 
+    /// Makes `other` the source that spans refer to from now on, and hands back the
+    /// previous one: a configuration assembled from two texts (the node's file and the
+    /// tenant data) reports each section's problems against its own text.
+    pub fn swap_source(&mut self, other: &mut Source<'a>) {
+        std::mem::swap(&mut self.source, other);
+    }
+
     /// How many problems have been recorded so far.
     pub fn count(&self) -> usize {
         self.errors.len()
@@ -123,8 +130,16 @@ impl<'a> Diagnostics<'a> {
             ),
             _ => {}
         }
-        // Stable, so errors at the same position keep the order they were found in.
-        self.errors.sort_by_key(|error| (error.line, error.column));
+        // Stable, so errors at the same position keep the order they were found in;
+        // with two texts, the first one reported comes first, then the other, each in
+        // its own order.
+        let first = self
+            .errors
+            .first()
+            .map(|e| e.file.clone())
+            .unwrap_or_default();
+        self.errors
+            .sort_by_key(|error| (error.file != first, error.line, error.column));
         Err(ConfigErrors {
             errors: self.errors,
         })

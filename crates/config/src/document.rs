@@ -149,6 +149,32 @@ impl<'i> Document<'i> {
         section
     }
 
+    /// Removes the top-level key `name` without looking at it: the tenant sections of
+    /// a node's file once the tenant data comes from elsewhere.
+    pub fn discard(&mut self, name: &str) {
+        self.sections.retain(|(key, _)| key.get_ref() != name);
+    }
+
+    /// Reports every top-level key of tenant data that is not one of the `tenant`
+    /// sections: a node setting (`[sip]`) belongs to the node's configuration file, and
+    /// anything else is unknown.
+    pub fn reject_node_sections(
+        self,
+        tenant: &'static [&'static str],
+        diagnostics: &mut Diagnostics,
+    ) {
+        for (key, _) in self.sections {
+            let name = key.get_ref();
+            let message = if crate::SECTIONS.contains(&&**name) {
+                format!("[{name}] is a setting of the node's configuration file, not tenant data")
+            } else {
+                let error = toml::de::Error::unknown_field(name, tenant);
+                readable_message(error.message())
+            };
+            diagnostics.report(Some(key.span()), render_key(name), message);
+        }
+    }
+
     /// Reports every top-level key no [`Document::take_section`] call asked for.
     pub fn reject_unknown_sections(
         self,

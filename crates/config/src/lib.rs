@@ -102,6 +102,7 @@ mod schedule;
 mod sip;
 mod store;
 mod tariff;
+pub mod tenant;
 mod trunk;
 
 use std::path::Path;
@@ -213,6 +214,45 @@ const SECTIONS: &[&str] = &[
     tariff::SECTION,
 ];
 
+/// The sections that are tenant data (enterprises and what they own, and the tariffs
+/// they are rated by), as opposed to the node's own settings: the store keeps them, and
+/// `sihai export` / `sihai apply` carry them as TOML. Each is an array of tables whose
+/// entries are named by the field beside it.
+pub const TENANT_SECTIONS: &[&str] = &[
+    enterprise::SECTION,
+    tariff::SECTION,
+    schedule::SECTION,
+    prompt::SECTION,
+    group::SECTION,
+    extension::SECTION,
+    menu::SECTION,
+    plan::SECTION,
+    number::SECTION,
+];
+
+/// The field that names an entry of each tenant section.
+pub fn tenant_key_field(section: &str) -> Option<&'static str> {
+    match section {
+        s if s == enterprise::SECTION => Some("id"),
+        s if s == number::SECTION || s == extension::SECTION => Some("number"),
+        s if TENANT_SECTIONS.contains(&s) => Some("name"),
+        _ => None,
+    }
+}
+
+/// The tenant sections of one text, as taken in the structural pass.
+struct TenantRaw {
+    enterprises: document::ArraySection<enterprise::RawEnterprise>,
+    numbers: document::ArraySection<number::RawNumber>,
+    plans: document::ArraySection<plan::RawPlan>,
+    groups: document::ArraySection<group::RawGroup>,
+    schedules: document::ArraySection<schedule::RawSchedule>,
+    prompts: document::ArraySection<prompt::RawPrompt>,
+    menus: document::ArraySection<menu::RawMenu>,
+    extensions: document::ArraySection<extension::RawExtension>,
+    tariffs: document::ArraySection<tariff::RawTariff>,
+}
+
 impl Config {
     /// Reads and validates a file; errors carry the path, and relative media paths are
     /// resolved against the file's directory.
@@ -226,10 +266,52 @@ impl Config {
     /// `[[prompt]]` files) are resolved against its directory, e.g. `recordings`
     /// against `"config/sihai.toml"` is `config/recordings`.
     pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+        Config::assemble(text, origin, None)
+    }
+
+    /// A configuration assembled from two texts: the node's own settings (listeners,
+    /// timers, trunks, media, store, `[billing]`...) from `node_text`, whose tenant
+    /// sections ([`TENANT_SECTIONS`]) are ignored, and the tenant data from
+    /// `tenant_text`, which may hold only tenant sections. Validated as one: the same
+    /// checks as [`Config::from_str`], each problem reported against the text it is in
+    /// (`tenant_origin:LINE:COL` for the tenant data). Relative paths resolve against
+    /// the node file's directory.
+    pub fn from_parts(
+        node_text: &str,
+        node_origin: &str,
+        tenant_text: &str,
+        tenant_origin: &str,
+    ) -> Result<Config, ConfigErrors> {
+        Config::assemble(node_text, node_origin, Some((tenant_text, tenant_origin)))
+    }
+
+    fn assemble(
+        text: &str,
+        origin: &str,
+        tenant: Option<(&str, &str)>,
+    ) -> Result<Config, ConfigErrors> {
         let base_dir = Path::new(origin).parent().unwrap_or(Path::new(""));
         let mut diagnostics = Diagnostics::new(Source::new(origin, text));
-        let Some(mut document) = Document::parse(text, &mut diagnostics) else {
+        let node_document = Document::parse(text, &mut diagnostics);
+        // The source the tenant sections' spans refer to, swapped into `diagnostics`
+        // while they are taken and validated (and the node's source parked here).
+        let mut other_source = tenant.map(|(text, origin)| Source::new(origin, text));
+        let tenant_document = match (tenant, other_source.as_mut()) {
+            (Some((tenant_text, _)), Some(other)) => {
+                diagnostics.swap_source(other);
+                let parsed = Document::parse(tenant_text, &mut diagnostics);
+                diagnostics.swap_source(other);
+                Some(parsed)
+            }
+            _ => None,
+        };
+        let Some(mut document) = node_document else {
             return diagnostics.finish(None);
+        };
+        let mut tenant_document = match tenant_document {
+            None => None,
+            Some(Some(parsed)) => Some(parsed),
+            Some(None) => return diagnostics.finish(None),
         };
         let d = &mut diagnostics;
 
@@ -240,20 +322,48 @@ impl Config {
         let raw_alerts = document.take_section::<alerts::RawAlerts>(alerts::SECTION, d);
         let raw_media = document.take_section::<media::RawMedia>(media::SECTION, d);
         let raw_trunks = document.take_array::<trunk::RawTrunk>(trunk::SECTION, "name", d);
-        let raw_enterprises =
-            document.take_array::<enterprise::RawEnterprise>(enterprise::SECTION, "id", d);
-        let raw_numbers = document.take_array::<number::RawNumber>(number::SECTION, "number", d);
-        let raw_plans = document.take_array::<plan::RawPlan>(plan::SECTION, "name", d);
-        let raw_groups = document.take_array::<group::RawGroup>(group::SECTION, "name", d);
-        let raw_schedules =
-            document.take_array::<schedule::RawSchedule>(schedule::SECTION, "name", d);
-        let raw_prompts = document.take_array::<prompt::RawPrompt>(prompt::SECTION, "name", d);
-        let raw_menus = document.take_array::<menu::RawMenu>(menu::SECTION, "name", d);
-        let raw_extensions =
-            document.take_array::<extension::RawExtension>(extension::SECTION, "number", d);
         let raw_billing = document.take_section::<billing::RawBilling>(billing::SECTION, d);
-        let raw_tariffs = document.take_array::<tariff::RawTariff>(tariff::SECTION, "name", d);
+        if let Some(other) = other_source.as_mut() {
+            d.swap_source(other);
+        }
+        let tenant_sections = {
+            let source = match tenant_document.as_mut() {
+                Some(tenant) => tenant,
+                None => &mut document,
+            };
+            TenantRaw {
+                enterprises: source.take_array(enterprise::SECTION, "id", d),
+                numbers: source.take_array(number::SECTION, "number", d),
+                plans: source.take_array(plan::SECTION, "name", d),
+                groups: source.take_array(group::SECTION, "name", d),
+                schedules: source.take_array(schedule::SECTION, "name", d),
+                prompts: source.take_array(prompt::SECTION, "name", d),
+                menus: source.take_array(menu::SECTION, "name", d),
+                extensions: source.take_array(extension::SECTION, "number", d),
+                tariffs: source.take_array(tariff::SECTION, "name", d),
+            }
+        };
+        if let Some(tenant) = tenant_document {
+            tenant.reject_node_sections(TENANT_SECTIONS, d);
+        }
+        if let Some(other) = other_source.as_mut() {
+            d.swap_source(other);
+            for section in TENANT_SECTIONS {
+                document.discard(section);
+            }
+        }
         document.reject_unknown_sections(SECTIONS, d);
+        let TenantRaw {
+            enterprises: raw_enterprises,
+            numbers: raw_numbers,
+            plans: raw_plans,
+            groups: raw_groups,
+            schedules: raw_schedules,
+            prompts: raw_prompts,
+            menus: raw_menus,
+            extensions: raw_extensions,
+            tariffs: raw_tariffs,
+        } = tenant_sections;
         let arrays_malformed = raw_trunks.is_malformed()
             || raw_enterprises.is_malformed()
             || raw_numbers.is_malformed()
@@ -290,14 +400,19 @@ impl Config {
             .ok()
             .map(|raw| media::validate(raw, &media_context, d));
         let trunks = trunk::validate(raw_trunks, d);
-        // Schedules before tariffs (a tariff may take a schedule's holidays), tariffs
-        // and [billing] before enterprises (which name a tariff and override the policy).
-        let (schedules, schedule_names) = schedule::validate(raw_schedules, d);
+        // [billing] before enterprises (which override its policy); then the tenant
+        // sections, against their own text when they come from elsewhere.
         let billing_malformed = raw_billing.is_err();
         let billing = raw_billing
             .ok()
             .map(|raw| billing::validate(raw, d))
             .unwrap_or_default();
+        if let Some(other) = other_source.as_mut() {
+            d.swap_source(other);
+        }
+        // Schedules before tariffs (a tariff may take a schedule's holidays), tariffs
+        // before enterprises (which name one).
+        let (schedules, schedule_names) = schedule::validate(raw_schedules, d);
         let tariff_catalogs = tariff::Catalogs {
             schedules: &schedule_names,
             schedule_configs: &schedules,
@@ -353,6 +468,9 @@ impl Config {
             unbilled: &unbilled,
         };
         let numbers = number::validate(raw_numbers, &number_catalogs, d);
+        if let Some(other) = other_source.as_mut() {
+            d.swap_source(other);
+        }
 
         let config = match (sip, log, store, alerts, media) {
             (Some(sip), Some(log), Some(store), Some(alerts), Some(media))

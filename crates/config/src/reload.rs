@@ -247,18 +247,30 @@ impl Config {
         running: &Config,
     ) -> Result<Config, ConfigErrors> {
         let config = Config::from_str(text, origin)?;
+        Config::reload_from_str_checked(text, origin, running, &config)?;
+        Ok(config)
+    }
+
+    /// Refuses `config` (read from `text`) as a replacement for `running` when it changes
+    /// a restart-only setting, each reported at its line in `text`.
+    fn reload_from_str_checked(
+        text: &str,
+        origin: &str,
+        running: &Config,
+        config: &Config,
+    ) -> Result<(), ConfigErrors> {
         let changed: Vec<(&str, String, String)> = RULES
             .iter()
             .filter_map(|(field, rule)| match rule {
                 Rule::Restart(_, render) => {
-                    let (was, now) = (render(running), render(&config));
+                    let (was, now) = (render(running), render(config));
                     (was != now).then_some((*field, was, now))
                 }
                 Rule::Applied(_) => None,
             })
             .collect();
         if changed.is_empty() {
-            return Ok(config);
+            return Ok(());
         }
         let mut diagnostics = Diagnostics::new(Source::new(origin, text));
         let spans = document::key_spans(text);
@@ -274,6 +286,24 @@ impl Config {
             );
         }
         diagnostics.finish(None)
+    }
+
+    /// [`Config::reload_from_str`] for a configuration assembled from the node's file
+    /// and the tenant data ([`Config::from_parts`]): the same rules, restart-only
+    /// settings being node settings.
+    pub fn reload_from_parts(
+        node_text: &str,
+        node_origin: &str,
+        tenant_text: &str,
+        tenant_origin: &str,
+        running: &Config,
+    ) -> Result<Config, ConfigErrors> {
+        let config = Config::from_parts(node_text, node_origin, tenant_text, tenant_origin)?;
+        // Every restart-only setting is a node setting: check them on the node's file.
+        match Config::reload_from_str_checked(node_text, node_origin, running, &config) {
+            Ok(()) => Ok(config),
+            Err(errors) => Err(errors),
+        }
     }
 
     /// [`Config::reload_from_str`] on a file.

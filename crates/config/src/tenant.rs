@@ -1,0 +1,283 @@
+//! Tenant data as entries: the unit the store keeps and `sihai export` / `sihai apply`
+//! carry.
+//!
+//! A tenant section (`[[group]]`, `[[number]]`... [`TENANT_SECTIONS`]) is an array of
+//! tables; each of its tables is one entry, named by its key field (`id`, `number` or
+//! `name`) and owned by an enterprise (its `enterprise` field, or its own `id` for an
+//! `[[enterprise]]`; tariffs, schedules and prompts without one are the operator's).
+//! An entry's body is its canonical TOML (`[[group]]` and its fields, as the `toml`
+//! crate writes them), so the same data always has the same text: comparing bodies
+//! tells what changed, and a digest of them what a file last applied. The rules of what
+//! an entry may say stay where they are: a set of entries is valid when
+//! [`Config::from_parts`](crate::Config::from_parts) accepts the text
+//! [`render`] makes of them.
+
+use crate::error::{ConfigError, ConfigErrors};
+use crate::{TENANT_SECTIONS, tenant_key_field};
+
+/// One entry of tenant data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantEntry {
+    /// Its section, one of [`TENANT_SECTIONS`].
+    pub section: String,
+    /// The value of its key field.
+    pub key: String,
+    /// The enterprise it belongs to; `None` for the operator's shared entries.
+    pub enterprise: Option<String>,
+    /// Its canonical TOML: `[[section]]` and its fields.
+    pub body: String,
+}
+
+/// The tenant sections of `text` as entries, in [`TENANT_SECTIONS`] order and each
+/// section in the text's order. Node sections are left alone (a whole configuration
+/// file splits into its tenant data). Only the shape is checked here (TOML syntax, each
+/// entry a table with a string key): meaning is `Config::from_parts`'s.
+pub fn split(text: &str, origin: &str) -> Result<Vec<TenantEntry>, ConfigErrors> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let (line, column) = e
+            .span()
+            .map(|span| crate::diagnostics::Source::new(origin, text).position(span.start))
+            .unwrap_or((1, 1));
+        one_error(origin, line, column, "", e.message().to_owned())
+    })?;
+    let mut entries = Vec::new();
+    let mut problems = Vec::new();
+    for &section in TENANT_SECTIONS {
+        let Some(value) = table.get(section) else {
+            continue;
+        };
+        let key_field = tenant_key_field(section).unwrap_or("name");
+        let Some(items) = value.as_array() else {
+            problems.push(format!(
+                "{section}: must be an array of tables ([[{section}]])"
+            ));
+            continue;
+        };
+        for (index, item) in items.iter().enumerate() {
+            let Some(fields) = item.as_table() else {
+                problems.push(format!("{section}[{index}]: must be a table"));
+                continue;
+            };
+            let Some(key) = fields.get(key_field).and_then(|k| k.as_str()) else {
+                problems.push(format!("{section}[{index}].{key_field}: missing"));
+                continue;
+            };
+            let enterprise = if section == "enterprise" {
+                Some(key.to_owned())
+            } else {
+                fields
+                    .get("enterprise")
+                    .and_then(|e| e.as_str())
+                    .map(str::to_owned)
+            };
+            entries.push(TenantEntry {
+                section: section.to_owned(),
+                key: key.to_owned(),
+                enterprise,
+                body: body_of(section, fields),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(entries)
+    } else {
+        Err(ConfigErrors {
+            errors: problems
+                .into_iter()
+                .map(|message| {
+                    let (field, message) = message
+                        .split_once(": ")
+                        .map_or((String::new(), message.clone()), |(f, m)| {
+                            (f.to_owned(), m.to_owned())
+                        });
+                    ConfigError {
+                        file: origin.to_owned(),
+                        line: 1,
+                        column: 1,
+                        field,
+                        message,
+                    }
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The canonical TOML of one entry.
+fn body_of(section: &str, fields: &toml::Table) -> String {
+    let mut wrapper = toml::Table::new();
+    wrapper.insert(
+        section.to_owned(),
+        toml::Value::Array(vec![toml::Value::Table(fields.clone())]),
+    );
+    // A `Table` of plain values always serializes.
+    toml::to_string(&wrapper).unwrap_or_default()
+}
+
+/// The entries as one TOML text, in [`TENANT_SECTIONS`] order (then the given order
+/// within a section), a blank line between entries.
+pub fn render<'a>(entries: impl IntoIterator<Item = &'a TenantEntry>) -> String {
+    let mut by_section: Vec<Vec<&TenantEntry>> = vec![Vec::new(); TENANT_SECTIONS.len()];
+    for entry in entries {
+        if let Some(i) = TENANT_SECTIONS.iter().position(|s| *s == entry.section) {
+            by_section[i].push(entry);
+        }
+    }
+    let mut text = String::new();
+    for entry in by_section.into_iter().flatten() {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&entry.body);
+        if !entry.body.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// A digest of entries (their canonical text), to tell whether a file's tenant data
+/// changed since it was last applied: FNV-1a, 64 bits, as 16 hex digits. Not a
+/// security measure, only change detection.
+pub fn digest<'a>(entries: impl IntoIterator<Item = &'a TenantEntry>) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in render(entries).bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+fn one_error(
+    origin: &str,
+    line: usize,
+    column: usize,
+    field: &str,
+    message: String,
+) -> ConfigErrors {
+    ConfigErrors {
+        errors: vec![ConfigError {
+            file: origin.to_owned(),
+            line,
+            column,
+            field: field.to_owned(),
+            message,
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    const NODE: &str = r#"
+[sip]
+[[sip.listen]]
+transport = "udp"
+address = "127.0.0.1:5060"
+
+[[enterprise]]
+id = "seed"
+name = "Seed"
+"#;
+
+    const TENANT: &str = r#"
+# Acme's data
+[[enterprise]]
+id = "acme"
+name = "Acme"
+
+[[group]]
+name = "sales"
+enterprise = "acme"
+strategy = "sequential"
+phones = [{ number = "13900000001" }, { number = "13900000002", capacity = 2 }]
+
+[[plan]]
+name = "main"
+enterprise = "acme"
+group = "sales"
+
+[[number]]
+number = "4001234567"
+enterprise = "acme"
+status = "active"
+plan = "main"
+"#;
+
+    #[test]
+    fn a_tenant_text_splits_into_keyed_entries_that_render_back_to_the_same_configuration() {
+        let entries = split(TENANT, "t.toml").expect("splits");
+        let keys: Vec<(&str, &str, Option<&str>)> = entries
+            .iter()
+            .map(|e| (e.section.as_str(), e.key.as_str(), e.enterprise.as_deref()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("enterprise", "acme", Some("acme")),
+                ("group", "sales", Some("acme")),
+                ("plan", "main", Some("acme")),
+                ("number", "4001234567", Some("acme")),
+            ]
+        );
+        let original = Config::from_parts(NODE, "n.toml", TENANT, "t.toml").expect("valid");
+        let rendered = render(&entries);
+        let again = Config::from_parts(NODE, "n.toml", &rendered, "store").expect("valid");
+        assert_eq!(original.groups, again.groups);
+        assert_eq!(original.numbers, again.numbers);
+        assert_eq!(original.plans, again.plans);
+        // The node file's own tenant sections are not part of the assembled data.
+        assert!(again.enterprise("seed").is_none());
+        // Canonical: splitting the rendering gives the same entries, so the same digest.
+        let resplit = split(&rendered, "store").expect("splits");
+        assert_eq!(resplit, entries);
+        assert_eq!(digest(&resplit), digest(&entries));
+    }
+
+    #[test]
+    fn comments_and_layout_do_not_change_the_digest_but_a_value_does() {
+        let entries = split(TENANT, "t.toml").expect("splits");
+        let relaid = TENANT.replace("# Acme's data\n", "").replace("\n\n", "\n");
+        assert_eq!(
+            digest(&split(&relaid, "t.toml").expect("splits")),
+            digest(&entries)
+        );
+        let changed = TENANT.replace("13900000002", "13900000003");
+        assert_ne!(
+            digest(&split(&changed, "t.toml").expect("splits")),
+            digest(&entries)
+        );
+    }
+
+    #[test]
+    fn tenant_problems_are_reported_against_the_tenant_text_and_node_sections_are_refused() {
+        let broken = TENANT.replace("group = \"sales\"", "group = \"sale\"");
+        let errors = Config::from_parts(NODE, "n.toml", &broken, "t.toml")
+            .expect_err("the plan names a missing group");
+        let first = &errors.errors[0];
+        assert_eq!(
+            (first.file.as_str(), first.line),
+            ("t.toml", 16),
+            "{errors}"
+        );
+        assert_eq!(first.field, "plan[0].group");
+
+        let with_node = format!("{TENANT}\n[log]\nlevel = \"debug\"\n");
+        let errors = Config::from_parts(NODE, "n.toml", &with_node, "t.toml")
+            .expect_err("[log] is not tenant data");
+        assert!(
+            errors
+                .to_string()
+                .contains("[log] is a setting of the node's configuration file"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn an_entry_without_its_key_is_refused() {
+        let errors = split("[[group]]\nenterprise = \"acme\"\n", "t.toml").expect_err("no name");
+        assert_eq!(errors.errors[0].field, "group[0].name");
+    }
+}
