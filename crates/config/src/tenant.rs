@@ -15,18 +15,7 @@
 use crate::error::{ConfigError, ConfigErrors};
 use crate::{TENANT_SECTIONS, tenant_key_field};
 
-/// One entry of tenant data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantEntry {
-    /// Its section, one of [`TENANT_SECTIONS`].
-    pub section: String,
-    /// The value of its key field.
-    pub key: String,
-    /// The enterprise it belongs to; `None` for the operator's shared entries.
-    pub enterprise: Option<String>,
-    /// Its canonical TOML: `[[section]]` and its fields.
-    pub body: String,
-}
+pub use sihai_records::TenantEntry;
 
 /// The tenant sections of `text` as entries, in [`TENANT_SECTIONS`] order and each
 /// section in the text's order. Node sections are left alone (a whole configuration
@@ -146,6 +135,98 @@ pub fn digest<'a>(entries: impl IntoIterator<Item = &'a TenantEntry>) -> String 
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{hash:016x}")
+}
+
+/// What applying a set of entries over the current ones changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantDiff {
+    /// Entries that are new or whose body or owner changed.
+    pub upserts: Vec<TenantEntry>,
+    /// (section, key) of entries to remove.
+    pub removals: Vec<(String, String)>,
+    /// One line per change, `+` added, `~` changed, `-` removed, e.g.
+    /// `~ group sales (acme)`.
+    pub lines: Vec<String>,
+}
+
+impl TenantDiff {
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.removals.is_empty()
+    }
+}
+
+/// The changes that make the `current` entries within `scope` (one enterprise's, or
+/// all of them for `None`) equal to `wanted`; entries outside the scope are left alone.
+/// `Err` names an entry of `wanted` outside the scope: an enterprise's export may only
+/// change that enterprise.
+pub fn diff(
+    current: &[TenantEntry],
+    wanted: &[TenantEntry],
+    scope: Option<&str>,
+) -> Result<TenantDiff, String> {
+    let in_scope = |e: &TenantEntry| scope.is_none_or(|s| e.enterprise.as_deref() == Some(s));
+    if let Some(outside) = wanted.iter().find(|e| !in_scope(e)) {
+        return Err(format!(
+            "{} {} belongs to {}, not to enterprise {}: an enterprise's export changes only that enterprise",
+            outside.section,
+            outside.key,
+            outside
+                .enterprise
+                .as_deref()
+                .map_or("the operator".to_owned(), |e| format!("enterprise {e}")),
+            scope.unwrap_or_default(),
+        ));
+    }
+    let find = |list: &'_ [TenantEntry], e: &TenantEntry| {
+        list.iter()
+            .position(|c| c.section == e.section && c.key == e.key)
+    };
+    let owner = |e: &TenantEntry| {
+        e.enterprise
+            .as_deref()
+            .map_or_else(String::new, |o| format!(" ({o})"))
+    };
+    let mut out = TenantDiff::default();
+    for entry in wanted {
+        match find(current, entry).and_then(|i| current.get(i)) {
+            Some(was) if was == entry => {}
+            Some(_) => {
+                out.lines
+                    .push(format!("~ {} {}{}", entry.section, entry.key, owner(entry)));
+                out.upserts.push(entry.clone());
+            }
+            None => {
+                out.lines
+                    .push(format!("+ {} {}{}", entry.section, entry.key, owner(entry)));
+                out.upserts.push(entry.clone());
+            }
+        }
+    }
+    for entry in current.iter().filter(|e| in_scope(e)) {
+        if find(wanted, entry).is_none() {
+            out.lines
+                .push(format!("- {} {}{}", entry.section, entry.key, owner(entry)));
+            out.removals
+                .push((entry.section.clone(), entry.key.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// The whole tenant data once `wanted` replaces the `current` entries within `scope`:
+/// what must validate before the change is applied.
+pub fn merged(
+    current: &[TenantEntry],
+    wanted: &[TenantEntry],
+    scope: Option<&str>,
+) -> Vec<TenantEntry> {
+    let mut all: Vec<TenantEntry> = current
+        .iter()
+        .filter(|e| scope.is_some_and(|s| e.enterprise.as_deref() != Some(s)))
+        .cloned()
+        .collect();
+    all.extend(wanted.iter().cloned());
+    all
 }
 
 fn one_error(
@@ -273,6 +354,40 @@ plan = "main"
                 .contains("[log] is a setting of the node's configuration file"),
             "{errors}"
         );
+    }
+
+    #[test]
+    fn a_diff_lists_what_is_added_changed_and_removed_within_its_scope() {
+        let current = split(TENANT, "t.toml").expect("splits");
+        let other =
+            split("[[enterprise]]\nid = \"beta\"\nname = \"Beta\"\n", "t.toml").expect("splits");
+        let mut all = current.clone();
+        all.extend(other.clone());
+        let edited = TENANT
+            .replace("13900000002", "13900000003")
+            .replace("[[number]]\nnumber = \"4001234567\"\nenterprise = \"acme\"\nstatus = \"active\"\nplan = \"main\"\n", "");
+        let wanted = split(&edited, "t.toml").expect("splits");
+        let d = diff(&all, &wanted, Some("acme")).expect("all acme's");
+        assert_eq!(
+            d.lines,
+            ["~ group sales (acme)", "- number 4001234567 (acme)"]
+        );
+        assert_eq!(
+            merged(&all, &wanted, Some("acme")).len(),
+            4,
+            "beta's entry is kept"
+        );
+        // Unscoped, beta's enterprise is not in the file: removed.
+        let d = diff(&all, &wanted, None).expect("unscoped");
+        assert!(
+            d.lines.contains(&"- enterprise beta (beta)".to_owned()),
+            "{:?}",
+            d.lines
+        );
+        // Applying the current data changes nothing.
+        assert!(diff(&all, &all, None).expect("same").is_empty());
+        // An acme export may not carry beta's entries.
+        assert!(diff(&all, &other, Some("acme")).is_err());
     }
 
     #[test]

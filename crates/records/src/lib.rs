@@ -8,6 +8,7 @@
 mod cdr;
 mod json;
 mod ledger;
+mod tenant;
 
 pub use cdr::{
     Cdr, CdrFilter, HangupSide, MissedCallAlert, NewAlert, Outcome, ParseEnumError, PhoneAttempt,
@@ -17,3 +18,4 @@ pub use ledger::{
     Account, AccountStatus, EntryKind, LedgerEntry, Money, NewEntry, OpenReservation, RecoveryInfo,
     Refusal, ReservationOutcome, ReservationRequest,
 };
+pub use tenant::TenantEntry;
