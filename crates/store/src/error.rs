@@ -131,6 +131,20 @@ pub enum StoreError {
         asked: sihai_records::Money,
     },
 
+    /// A tenant change was refused because entries it touches changed since the
+    /// revision the editor's copy was taken at. Nothing was written: the editor reloads
+    /// (or forces the change) and applies again.
+    #[error("{}: the tenant data changed since revision {base}: {}", path.display(), stale_summary(changed))]
+    StaleTenant {
+        /// The database file.
+        path: PathBuf,
+        /// The revision the change was based on.
+        base: i64,
+        /// Each entry changed since `base`: (section, key, its revision now), by
+        /// section and key.
+        changed: Vec<(String, String, i64)>,
+    },
+
     /// The writer thread has stopped (the store was closed, or the thread panicked), so
     /// nothing more can be recorded.
     #[error("{}: the CDR writer has stopped", path.display())]
@@ -163,6 +177,20 @@ fn summary(rejected: &[Rejection]) -> String {
     out
 }
 
+fn stale_summary(changed: &[(String, String, i64)]) -> String {
+    let mut out = String::new();
+    for (i, (section, key, revision)) in changed.iter().take(5).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&format!("{section} {key:?} (revision {revision})"));
+    }
+    if changed.len() > 5 {
+        out.push_str(&format!(" and {} more", changed.len() - 5));
+    }
+    out
+}
+
 impl StoreError {
     /// The database file the error concerns.
     pub fn path(&self) -> &std::path::Path {
@@ -178,6 +206,7 @@ impl StoreError {
             | StoreError::AlertNotFound { path, .. }
             | StoreError::NoAccount { path, .. }
             | StoreError::ConflictingEntry { path, .. }
+            | StoreError::StaleTenant { path, .. }
             | StoreError::WriterStopped { path } => path,
         }
     }

@@ -1,5 +1,5 @@
 //! sihai's system of record: call detail records (CDRs), the missed-call alert outbox,
-//! and prepaid billing's accounts, ledger and balance reservations.
+//! prepaid billing's accounts, ledger and balance reservations, and the tenant data.
 //!
 //! The daemon calls [`CdrStore::record`] once per call, when the call ends (PRODUCT.md
 //! step 11), passing a [`NewAlert`] as well when nobody answered or the call came after
@@ -10,9 +10,9 @@
 //! [`CdrStore::query`] and prints with [`report::format_table`] / [`report::format_csv`];
 //! `sihai account ledger` and `sihai bill` print with [`statement`].
 //!
-//! [`CdrStore`] and [`LedgerStore`] are the seams: [`SqliteStore`] is the embedded
-//! single-node store; a PostgreSQL store for several nodes implements the same traits
-//! later (each operation is documented with its PostgreSQL statements).
+//! [`CdrStore`], [`LedgerStore`] and [`TenantStore`] are the seams: [`SqliteStore`] is
+//! the embedded single-node store; a PostgreSQL store for several nodes implements the
+//! same traits later (each operation is documented with its PostgreSQL statements).
 //!
 //! Durability in one paragraph (details on [`SqliteStore`]): `record` never touches the
 //! disk on the caller's thread. It queues the CDR for a dedicated writer thread, which
@@ -30,12 +30,24 @@
 //! reservation commit in one transaction. Reservations are durable, so after a SIGKILL
 //! [`LedgerStore::open_reservations`] lists the calls to settle, with the moment the
 //! killed daemon was last known alive. Posts (recharges, fees) are durable on return.
+//!
+//! Tenant data in one paragraph (details on [`TenantStore`]): enterprises, numbers,
+//! plans, groups, schedules, prompts, menus, extensions and tariffs are stored as
+//! [`TenantEntry`]s, one per item of the tenant document's arrays of tables (a section,
+//! a key, the enterprise it belongs to, and the item's TOML text, opaque to the store).
+//! [`TenantStore::apply_tenant`] writes a [`TenantChange`] in one transaction, durable
+//! on return, and bumps the data's revision when anything changed. An editor (`sihai
+//! apply`, the HTTP API) passes the revision its copy was read at, and is refused with
+//! [`StoreError::StaleTenant`] if another editor changed one of the same entries since:
+//! no update is lost. A change from a configuration file also records the file's digest
+//! ([`TenantStore::tenant_source`]), so the daemon can tell whether it was edited since.
 
 mod error;
 mod ledger;
 pub mod report;
 mod sqlite;
 pub mod statement;
+mod tenant;
 
 pub use error::{Rejection, StoreError};
 pub use ledger::{Discrepancy, LedgerStore, Posted, Problem, Spender};
@@ -48,6 +60,7 @@ pub use sqlite::{
     ALIVE_TICK, DEFAULT_BUSY_TIMEOUT, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_BATCH, SCHEMA_VERSION,
     SqliteStore, StoreOptions, Synchronous,
 };
+pub use tenant::{Applied, StoredEntry, TenantChange, TenantData, TenantEntry, TenantStore};
 
 /// The system-of-record seam: SQLite now, PostgreSQL later.
 ///

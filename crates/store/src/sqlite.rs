@@ -3,6 +3,7 @@
 mod book;
 mod ledger;
 mod schema;
+mod tenant;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -146,6 +147,12 @@ impl Default for StoreOptions {
 /// processes (the CLI) never stamp it. `open_reservations` reports it as found at open,
 /// so recovery charges calls up to the previous run's last sign of life, not the
 /// restart.
+///
+/// # Tenant data
+/// [`apply_tenant`](crate::TenantStore::apply_tenant) is a message to the writer like a
+/// post: one IMMEDIATE transaction, whose write lock makes the stale check and the
+/// writes atomic against every other connection and process, answered once committed.
+/// [`tenant`](crate::TenantStore::tenant) reads one snapshot on the reading connection.
 ///
 /// # Reading
 /// Queries and the outbox operations use a second connection; WAL lets them read while

@@ -633,6 +633,7 @@ fn a_version_5_database_keeps_its_open_reservations_when_upgraded() {
     store.close().unwrap();
     // What version 5 wrote: the reservation as a rowid table with an enterprise index.
     let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(common::DOWN_TO_V6).unwrap();
     conn.execute_batch(
         "CREATE TABLE reservation_v5 (
              call_id TEXT PRIMARY KEY, enterprise TEXT NOT NULL REFERENCES account (enterprise),

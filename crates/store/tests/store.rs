@@ -285,7 +285,7 @@ fn database_is_wal_with_a_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 6);
+    assert_eq!(SCHEMA_VERSION, 7);
     let tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -303,7 +303,10 @@ fn database_is_wal_with_a_schema_version() {
             "ledger",
             "node_clock",
             "reservation",
-            "sqlite_sequence"
+            "sqlite_sequence",
+            "tenant_entry",
+            "tenant_meta",
+            "tenant_source"
         ]
     );
     drop(raw);

@@ -451,8 +451,9 @@ impl SqliteStore {
         }
     }
 
-    /// Sends an account operation to the writer and waits for its (durable) answer.
-    fn admin<T>(
+    /// Sends an account (or tenant data) operation to the writer and waits for its
+    /// (durable) answer.
+    pub(super) fn admin<T>(
         &self,
         make: impl FnOnce(mpsc::Sender<Result<T, StoreError>>) -> Admin,
     ) -> Result<T, StoreError> {
@@ -601,6 +602,9 @@ impl SqliteStore {
                         }
                     });
                 let _ = reply.send(result);
+            }
+            Admin::ApplyTenant(change, reply) => {
+                let _ = reply.send(super::tenant::apply(conn, path, change));
             }
         }
     }

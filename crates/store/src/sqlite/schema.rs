@@ -163,6 +163,43 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE reservation;
     ALTER TABLE reservation_v6 RENAME TO reservation;
     ",
+    // 6 -> 7: tenant data (enterprises, numbers, plans, groups, schedules, prompts, menus,
+    // extensions, tariffs). One row per entry of the tenant document, one item of one of
+    // its arrays of tables: `section` is the array ("group"), `key` the item's name
+    // ("sales"), `body` the item's canonical TOML text, opaque to the store.
+    //
+    // Revisions make concurrent editors (`sihai apply`, the HTTP API) safe: `tenant_meta`
+    // is one row whose `revision` is that of the latest change to any entry; a change
+    // bumps it by one and stamps every row it writes with the new value, so an editor
+    // whose copy was taken at revision `b` is refused when a row it touches is newer
+    // than `b`. Removed entries are deleted (no tombstones).
+    //
+    // `tenant_source` remembers what each configuration file (by path) last applied: a
+    // digest of its tenant text and the revision after that apply, so the daemon can
+    // tell whether the operator edited the file since.
+    "
+    CREATE TABLE tenant_entry (
+        section    TEXT    NOT NULL,
+        key        TEXT    NOT NULL,
+        enterprise TEXT,
+        body       TEXT    NOT NULL,
+        revision   INTEGER NOT NULL,
+        PRIMARY KEY (section, key)
+    );
+    CREATE INDEX tenant_entry_enterprise ON tenant_entry (enterprise);
+
+    CREATE TABLE tenant_meta (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        revision INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO tenant_meta (id, revision) VALUES (1, 0);
+
+    CREATE TABLE tenant_source (
+        origin   TEXT    NOT NULL PRIMARY KEY,
+        digest   TEXT    NOT NULL,
+        revision INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).

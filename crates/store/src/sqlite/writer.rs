@@ -14,7 +14,7 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
 use super::book::{Book, ReserveWrite};
 use super::ledger::{self as sql, Charged};
 use super::{SqliteStore, StoreOptions};
-use crate::{Cdr, NewAlert, Posted, Rejection, StoreError};
+use crate::{Applied, Cdr, NewAlert, Posted, Rejection, StoreError, TenantChange};
 use sihai_records::{Account, AccountStatus, NewEntry};
 
 /// First wait before retrying a failed commit; doubles up to [`MAX_RETRY_DELAY`].
@@ -36,12 +36,14 @@ pub const ALIVE_TICK: Duration = Duration::from_secs(1);
 
 type Reply = Sender<Result<(), StoreError>>;
 
-/// An account operation: run at once in its own transaction, durable when answered.
+/// An account (or tenant data) operation: run at once in its own transaction, durable
+/// when answered.
 pub(crate) enum Admin {
     Post(NewEntry, Sender<Result<Posted, StoreError>>),
     OpenAccount(String, Timestamp, Sender<Result<Account, StoreError>>),
     SetStatus(String, AccountStatus, Timestamp, Reply),
     SetWarned(String, bool, Reply),
+    ApplyTenant(TenantChange, Sender<Result<Applied, StoreError>>),
 }
 
 /// One queued write of a batch.

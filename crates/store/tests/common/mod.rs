@@ -4,8 +4,15 @@
 use jiff::Timestamp;
 use sihai_store::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
 
-/// Turns a version 5 database back into what version 4 looked like (no ledger).
+/// Turns a version 7 database back into what version 6 looked like (no tenant data).
+pub const DOWN_TO_V6: &str = "
+    DROP TABLE tenant_source; DROP TABLE tenant_meta; DROP TABLE tenant_entry;
+    PRAGMA user_version = 6;";
+
+/// Turns a version 7 database back into what version 4 looked like (no tenant data, no
+/// ledger).
 pub const DOWN_TO_V4: &str = "
+    DROP TABLE tenant_source; DROP TABLE tenant_meta; DROP TABLE tenant_entry;
     DROP TABLE reservation; DROP TABLE ledger; DROP TABLE account; DROP TABLE node_clock;
     ALTER TABLE cdr DROP COLUMN tariff; ALTER TABLE cdr DROP COLUMN cost;
     ALTER TABLE cdr DROP COLUMN billed_seconds; PRAGMA user_version = 4;";
