@@ -25,10 +25,20 @@ pub struct Books {
 }
 
 impl Books {
+    /// The configuration as the daemon runs it: node settings from the file, tenant
+    /// data from the store (the file's tenant sections synced to it first, as the
+    /// daemon would at start).
     pub fn open(path: &Path) -> anyhow::Result<Books> {
-        let config = Config::load(path).map_err(|errors| anyhow!("{errors}"))?;
-        let store = SqliteStore::open(&config.store.sqlite, config.store.commit_interval)
-            .with_context(|| format!("opening {}", config.store.sqlite.display()))?;
+        let file = Config::load(path).map_err(|errors| anyhow!("{errors}"))?;
+        let store = SqliteStore::open(&file.store.sqlite, file.store.commit_interval)
+            .with_context(|| format!("opening {}", file.store.sqlite.display()))?;
+        let (config, _, _) =
+            sihai_server::tenant::prepare(&store, path, None).with_context(|| {
+                format!(
+                    "assembling the configuration from {} and the store",
+                    path.display()
+                )
+            })?;
         Ok(Books { config, store })
     }
 

@@ -2,6 +2,7 @@
 //! in the crates under `crates/`.
 
 mod account;
+mod tenant;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -85,6 +86,30 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         command: AccountCommand,
+    },
+    /// Print the store's tenant data (enterprises, numbers, plans, groups, schedules,
+    /// prompts, menus, extensions, tariffs) as TOML, headed by its revision.
+    Export {
+        #[arg(short, long, default_value = "config/sihai.toml")]
+        config: PathBuf,
+        /// Only this enterprise's entries (an apply of it changes only that enterprise).
+        #[arg(long)]
+        enterprise: Option<String>,
+    },
+    /// Validate a file of tenant data (an export, or a whole configuration file), print
+    /// what it changes, and apply it to the store in one transaction. Refused when an
+    /// entry it changes was changed since the export it was made from.
+    Apply {
+        #[arg(short, long, default_value = "config/sihai.toml")]
+        config: PathBuf,
+        /// The TOML file of tenant data.
+        file: PathBuf,
+        /// Validate and print the changes only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even over changes made since the export (they are lost).
+        #[arg(long)]
+        force: bool,
     },
     /// The monthly statement (话费详单) of a billed enterprise: opening balance, every
     /// charged call, fees, adjustments and recharges, totals per kind, closing balance.
@@ -200,6 +225,15 @@ fn main() -> ExitCode {
             }
         }
         Command::Account { config, command } => account_command(&config, command),
+        Command::Export { config, enterprise } => {
+            report_failure(tenant::export(&config, enterprise.as_deref()))
+        }
+        Command::Apply {
+            config,
+            file,
+            dry_run,
+            force,
+        } => report_failure(tenant::apply(&config, &file, dry_run, force)),
         Command::Bill {
             config,
             enterprise,

@@ -92,6 +92,13 @@ pub fn split(text: &str, origin: &str) -> Result<Vec<TenantEntry>, ConfigErrors>
     }
 }
 
+/// Whether `text` is a whole configuration file (it has `[sip]`, which every node's
+/// file has) rather than tenant data alone.
+pub fn is_whole_configuration(text: &str) -> bool {
+    text.parse::<toml::Table>()
+        .is_ok_and(|table| table.contains_key(crate::sip::SECTION))
+}
+
 /// The canonical TOML of one entry.
 fn body_of(section: &str, fields: &toml::Table) -> String {
     let mut wrapper = toml::Table::new();

@@ -12,6 +12,7 @@ mod media;
 pub mod responder;
 pub mod screen;
 pub mod stats;
+pub mod tenant;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,7 +28,7 @@ use sihai_config::Config;
 use sihai_routing::RoutingTable;
 use sihai_sip::framing::FrameLimits;
 use sihai_sip::{Peer, Transport};
-use sihai_store::{CdrStore, LedgerStore, SqliteStore, StoreError};
+use sihai_store::{CdrStore, LedgerStore, SqliteStore, StoreError, TenantStore};
 use sihai_transaction::{TimerConfig, Transmit};
 use sihai_transport::{TransportConfig, Transports};
 use thiserror::Error;
@@ -43,6 +44,8 @@ pub enum ServerError {
     Transport(#[from] sihai_transport::TransportError),
     #[error("cannot open the CDR store: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot assemble the configuration: {0}")]
+    Tenant(#[from] tenant::TenantError),
 }
 
 /// Applies a new `[log] level` to the running logger; `Err` says why it could not
@@ -62,6 +65,11 @@ pub struct Server {
     store: Arc<dyn CdrStore>,
     /// The same store's accounts, ledger and reservations.
     ledger: Arc<dyn LedgerStore>,
+    /// The same store's tenant data, from which the running configuration's
+    /// enterprises, numbers, plans... come.
+    tenant: Arc<dyn TenantStore>,
+    /// The tenant revision the running configuration was assembled from.
+    tenant_revision: Arc<std::sync::atomic::AtomicI64>,
     inbound: mpsc::Receiver<sihai_transport::Received>,
     log_level: Option<LogLevelReloader>,
 }
@@ -75,7 +83,12 @@ impl Server {
             config.store.commit_interval,
         )?);
         let store: Arc<dyn CdrStore> = sqlite.clone();
-        let ledger: Arc<dyn LedgerStore> = sqlite;
+        let ledger: Arc<dyn LedgerStore> = sqlite.clone();
+        let tenant_store: Arc<dyn TenantStore> = sqlite;
+        // Node settings from the file, tenant data from the store (the file's tenant
+        // sections seed an empty store, or apply when the file changed since).
+        let (config, door, revision) = tenant::prepare(&*tenant_store, config_path, None)?;
+        log_file_door("start", &door);
         // Before any call: the previous run's open calls are settled, once, and every
         // billed enterprise has an account.
         let recovered = billing::recover(&*store, &*ledger, &config)?;
@@ -119,6 +132,8 @@ impl Server {
             routing,
             store,
             ledger,
+            tenant: tenant_store,
+            tenant_revision: Arc::new(std::sync::atomic::AtomicI64::new(revision)),
             inbound,
             log_level: None,
         })
@@ -197,7 +212,20 @@ impl Server {
             stop_rx.clone(),
         ));
         let (reload_tx, mut reload_rx) = mpsc::channel::<&'static str>(4);
-        let watchers = spawn_reload_triggers(self.config_path.clone(), reload_tx, stop_rx);
+        let mut watchers =
+            spawn_reload_triggers(self.config_path.clone(), reload_tx.clone(), stop_rx.clone());
+        watchers.push(tokio::spawn(watch_tenant_revision(
+            self.tenant.clone(),
+            self.tenant_revision.clone(),
+            reload_tx,
+            stop_rx,
+        )));
+        // Reloads are prepared off the event loop (the file is read, its tenant
+        // sections synced to the store, the configuration assembled and checked) and
+        // applied here, one at a time: a trigger during one runs after it.
+        let (prepared_tx, mut prepared_rx) = mpsc::channel::<Prepared>(1);
+        let mut reloading = false;
+        let mut reload_again: Option<&'static str> = None;
 
         let (gate, gate_rx) = mpsc::unbounded_channel();
         let gate_task = tokio::spawn(durability_gate(
@@ -228,7 +256,20 @@ impl Server {
                 }
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now(), Timestamp::now()),
                 Some(trigger) = reload_rx.recv() => {
-                    if let Some(config) = self.reload(trigger) {
+                    if reloading {
+                        reload_again = Some(trigger);
+                    } else {
+                        reloading = true;
+                        self.start_reload(trigger, prepared_tx.clone());
+                    }
+                }
+                Some(prepared) = prepared_rx.recv() => {
+                    reloading = false;
+                    if let Some(trigger) = reload_again.take() {
+                        reloading = true;
+                        self.start_reload(trigger, prepared_tx.clone());
+                    }
+                    if let Some(config) = self.finish_reload(prepared) {
                         core.set_prompts(Arc::new(media::load_prompts(&config)));
                         core.reconfigure(&config.sip.user_agent, config.media.media_timeout);
                         recorders.set_dir(&config.media.recordings);
@@ -340,14 +381,33 @@ impl Server {
         });
     }
 
-    /// Validates the configuration file as a replacement for the running one and, if
-    /// every change can be applied on reload, swaps in it and its routing table. A file
-    /// with errors, or one that changes a setting that needs a restart (a listener, the
-    /// store, the relay's address or ports...: `sihai_config::reload_rules`), is
-    /// rejected whole and the running configuration stays.
-    fn reload(&mut self, trigger: &str) -> Option<Arc<Config>> {
+    /// Prepares a replacement for the running configuration off the event loop: reads
+    /// the file, syncs its tenant sections to the store ([`tenant::prepare`]) and
+    /// assembles node settings and the store's tenant data; the result comes back
+    /// through `done` for [`Server::finish_reload`].
+    fn start_reload(&self, trigger: &'static str, done: mpsc::Sender<Prepared>) {
         let running = self.config.load_full();
-        match Config::reload(&self.config_path, &running) {
+        let (store, path) = (self.tenant.clone(), self.config_path.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = tenant::prepare(&*store, &path, Some(&running));
+            let _ = done.blocking_send(Prepared { trigger, result });
+        });
+    }
+
+    /// Swaps in a prepared configuration and its routing table. A file with errors, or
+    /// one that changes a setting that needs a restart (a listener, the store, the
+    /// relay's address or ports...: `sihai_config::reload_rules`), is rejected whole
+    /// and the running configuration stays.
+    fn finish_reload(&mut self, prepared: Prepared) -> Option<Arc<Config>> {
+        let Prepared { trigger, result } = prepared;
+        let running = self.config.load_full();
+        let result = result.map(|(config, door, revision)| {
+            log_file_door(trigger, &door);
+            self.tenant_revision
+                .store(revision, std::sync::atomic::Ordering::Relaxed);
+            config
+        });
+        match result {
             Ok(config) => {
                 let table = RoutingTable::compile(&config);
                 let numbers = table.numbers.len();
@@ -367,7 +427,7 @@ impl Server {
                 info!(trigger, numbers, "configuration reloaded");
                 Some(config)
             }
-            Err(errors) => {
+            Err(tenant::TenantError::Config(errors)) => {
                 for e in &errors.errors {
                     error!(trigger, "{e}");
                 }
@@ -376,6 +436,72 @@ impl Server {
                     "configuration rejected; the running configuration stays"
                 );
                 None
+            }
+            Err(other) => {
+                error!(trigger, %other, "configuration not reloaded; the running configuration stays");
+                None
+            }
+        }
+    }
+}
+
+/// A reload prepared off the event loop.
+struct Prepared {
+    trigger: &'static str,
+    result: Result<(Config, tenant::FileDoor, i64), tenant::TenantError>,
+}
+
+fn log_file_door(trigger: &str, door: &tenant::FileDoor) {
+    match door {
+        tenant::FileDoor::Unchanged => {}
+        tenant::FileDoor::Applied { changed, revision } => {
+            info!(
+                trigger,
+                changed, revision, "applied the configuration file's tenant data to the store"
+            )
+        }
+        tenant::FileDoor::Refused(why) => {
+            error!(
+                trigger,
+                "the configuration file's tenant data was not applied: {why}"
+            )
+        }
+    }
+}
+
+/// How often the store's tenant revision is looked at: a change committed by another
+/// door (`sihai apply`, the admin API) is running within about this much.
+const TENANT_POLL: Duration = Duration::from_millis(250);
+
+/// Asks for a reload whenever the store's tenant revision moves past the one the
+/// running configuration was assembled from.
+async fn watch_tenant_revision(
+    store: Arc<dyn TenantStore>,
+    running: Arc<std::sync::atomic::AtomicI64>,
+    reload: mpsc::Sender<&'static str>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(TENANT_POLL);
+    let mut asked_for = None;
+    loop {
+        tick.tick().await;
+        if *stop.borrow() {
+            return;
+        }
+        let store = store.clone();
+        let revision = match tokio::task::spawn_blocking(move || store.tenant_revision()).await {
+            Ok(Ok(revision)) => revision,
+            Ok(Err(err)) => {
+                warn!(%err, "cannot read the tenant revision");
+                continue;
+            }
+            Err(_) => return,
+        };
+        let compiled = running.load(std::sync::atomic::Ordering::Relaxed);
+        if revision != compiled && asked_for != Some(revision) {
+            asked_for = Some(revision);
+            if reload.send("tenant data").await.is_err() {
+                return;
             }
         }
     }

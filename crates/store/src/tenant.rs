@@ -4,22 +4,9 @@
 
 use crate::StoreError;
 
-/// One entry of the tenant document: one item of one of its arrays of tables.
-///
-/// The store does not interpret it: the configuration crate splits a document into
-/// entries and puts them back together.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantEntry {
-    /// The array the item belongs to, e.g. `group`.
-    pub section: String,
-    /// The item's name within its section, e.g. `sales`.
-    pub key: String,
-    /// The enterprise the item belongs to, if any (a tariff may belong to none).
-    pub enterprise: Option<String>,
-    /// The item's canonical TOML text. Two bodies are the same entry only if they are
-    /// the same string.
-    pub body: String,
-}
+/// One entry of the tenant document (the one type the configuration crate splits and
+/// renders): the store keeps it as it is, without interpreting its body.
+pub use sihai_records::TenantEntry;
 
 /// An entry as stored, with the revision of the change that last wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +22,9 @@ pub struct StoredEntry {
 pub struct TenantData {
     /// The revision of the latest change to any entry (0: never changed).
     pub revision: i64,
-    /// Every entry, ordered by (section, key) (byte order).
+    /// Every entry, by section (byte order), and within a section in the order the
+    /// entries were first written (a file's order, for the entries it added): what
+    /// depends on order (which bound phones a fee includes) stays as written.
     pub entries: Vec<StoredEntry>,
 }
 

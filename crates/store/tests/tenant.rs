@@ -106,7 +106,7 @@ fn a_new_store_has_no_tenant_data() {
 }
 
 #[test]
-fn applied_entries_read_back_in_section_and_key_order() {
+fn applied_entries_read_back_with_their_revisions() {
     let dir = tempfile::tempdir().unwrap();
     let store = seeded(&db(&dir));
     assert_eq!(store.tenant_revision().unwrap(), 1);
@@ -597,4 +597,52 @@ fn a_version_6_database_gains_the_tenant_tables_and_keeps_its_cdrs() {
         )
         .unwrap();
     assert_eq!(indexes, 1);
+}
+
+#[test]
+fn entries_keep_the_order_they_were_first_written_in_within_their_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db(&dir));
+    let group = |key: &str| entry("group", key, Some("acme"), &format!("name = \"{key}\"\n"));
+    store
+        .apply_tenant(TenantChange {
+            upserts: vec![
+                group("sales"),
+                group("desk"),
+                tariff(),
+                group("after-hours"),
+            ],
+            base_revision: None,
+            ..TenantChange::default()
+        })
+        .unwrap();
+    // A later change to an existing entry keeps its place; a new one goes last.
+    store
+        .apply_tenant(TenantChange {
+            upserts: vec![
+                group("billing"),
+                entry("group", "sales", Some("acme"), "changed = 1\n"),
+            ],
+            base_revision: None,
+            ..TenantChange::default()
+        })
+        .unwrap();
+    let keys: Vec<(String, String)> = store
+        .tenant()
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|s| (s.entry.section, s.entry.key))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("group", "sales"),
+        ("group", "desk"),
+        ("group", "after-hours"),
+        ("group", "billing"),
+        ("tariff", "standard"),
+    ]
+    .iter()
+    .map(|(s, k)| (s.to_string(), k.to_string()))
+    .collect();
+    assert_eq!(keys, expected);
 }

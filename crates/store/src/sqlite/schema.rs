@@ -184,6 +184,7 @@ const MIGRATIONS: &[&str] = &[
         enterprise TEXT,
         body       TEXT    NOT NULL,
         revision   INTEGER NOT NULL,
+        position   INTEGER NOT NULL,
         PRIMARY KEY (section, key)
     );
     CREATE INDEX tenant_entry_enterprise ON tenant_entry (enterprise);

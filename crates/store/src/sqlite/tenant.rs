@@ -97,9 +97,12 @@ fn apply_in(conn: &mut Connection, change: TenantChange) -> Result<Applied, Fail
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current = read_revision(&tx)?;
 
-    // Each key once, in (section, key) order: the last upsert counts, a removal wins.
+    // Each key once: the last upsert counts, a removal wins. Written in the order the
+    // change gives them, so that new entries keep it (their `position`).
+    let mut order: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut wanted: BTreeMap<(String, String), Wanted> = BTreeMap::new();
-    for e in change.upserts {
+    for (i, e) in change.upserts.into_iter().enumerate() {
+        order.entry((e.section.clone(), e.key.clone())).or_insert(i);
         wanted.insert((e.section, e.key), Some((e.enterprise, e.body)));
     }
     for key in change.removals {
@@ -147,6 +150,7 @@ fn apply_in(conn: &mut Connection, change: TenantChange) -> Result<Applied, Fail
             writes.push((key, want));
         }
     }
+    writes.sort_by_key(|(key, _)| order.get(key).copied().unwrap_or(usize::MAX));
     if !stale.is_empty() {
         // Dropping the transaction rolls it back: nothing was written anyway.
         return Err(Fail::Stale(stale));
@@ -161,8 +165,9 @@ fn apply_in(conn: &mut Connection, change: TenantChange) -> Result<Applied, Fail
         match want {
             Some((enterprise, body)) => {
                 tx.prepare_cached(
-                    "INSERT INTO tenant_entry (section, key, enterprise, body, revision)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO tenant_entry (section, key, enterprise, body, revision, position)
+                     VALUES (?1, ?2, ?3, ?4, ?5,
+                             (SELECT COALESCE(MAX(position), 0) + 1 FROM tenant_entry))
                      ON CONFLICT (section, key) DO UPDATE
                      SET enterprise = excluded.enterprise, body = excluded.body,
                          revision = excluded.revision",
@@ -229,7 +234,7 @@ impl TenantStore for SqliteStore {
             let mut st = tx
                 .prepare_cached(
                     "SELECT rowid, section, key, enterprise, body, revision
-                     FROM tenant_entry ORDER BY section, key",
+                     FROM tenant_entry ORDER BY section, position",
                 )
                 .map_err(self.err(CONTEXT))?;
             let rows = st

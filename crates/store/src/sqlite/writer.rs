@@ -302,7 +302,11 @@ impl Writer {
         // Only a real commit stamps `alive_at` (an account operation or a wait wakes
         // the writer without one): the next stamp is due a tick after the last written.
         let stamps = self.reserving && (!self.batch.is_empty() || self.stamp_due);
-        let result = if self.batch.is_empty() && !self.stamp_due {
+        // Only a batch written paces the next: an account or tenant operation (run in its
+        // own transaction) or a wait that found nothing queued leaves the store idle, so
+        // the next CDR still commits at once.
+        let writes = !self.batch.is_empty() || self.stamp_due;
+        let result = if !writes {
             Ok((Vec::new(), Vec::new()))
         } else {
             self.commit()
@@ -322,7 +326,9 @@ impl Writer {
                 if stamps {
                     self.last_stamp = Some(Instant::now());
                 }
-                self.last_commit = Some(Instant::now());
+                if writes {
+                    self.last_commit = Some(Instant::now());
+                }
                 self.retry_at = None;
                 self.retry_delay = INITIAL_RETRY_DELAY;
                 let room = MAX_KEPT_REJECTIONS.saturating_sub(self.rejected.len());
