@@ -145,6 +145,36 @@ pub enum StoreError {
         changed: Vec<(String, String, i64)>,
     },
 
+    /// A user with this login already exists.
+    #[error("{}: a user with login {login:?} already exists", path.display())]
+    UserExists {
+        /// The database file.
+        path: PathBuf,
+        /// The login asked for.
+        login: String,
+    },
+
+    /// No user has this id (never added, or removed).
+    #[error("{}: no user with id {id}", path.display())]
+    UserNotFound {
+        /// The database file.
+        path: PathBuf,
+        /// The id asked for.
+        id: i64,
+    },
+
+    /// A user that cannot be added as given: an empty login, an enterprise role
+    /// without an enterprise, an operator with one.
+    #[error("{}: user {login:?}: {reason}", path.display())]
+    InvalidUser {
+        /// The database file.
+        path: PathBuf,
+        /// The login asked for.
+        login: String,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The writer thread has stopped (the store was closed, or the thread panicked), so
     /// nothing more can be recorded.
     #[error("{}: the CDR writer has stopped", path.display())]
@@ -207,6 +237,9 @@ impl StoreError {
             | StoreError::NoAccount { path, .. }
             | StoreError::ConflictingEntry { path, .. }
             | StoreError::StaleTenant { path, .. }
+            | StoreError::UserExists { path, .. }
+            | StoreError::UserNotFound { path, .. }
+            | StoreError::InvalidUser { path, .. }
             | StoreError::WriterStopped { path } => path,
         }
     }

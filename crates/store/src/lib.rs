@@ -10,9 +10,10 @@
 //! [`CdrStore::query`] and prints with [`report::format_table`] / [`report::format_csv`];
 //! `sihai account ledger` and `sihai bill` print with [`statement`].
 //!
-//! [`CdrStore`], [`LedgerStore`] and [`TenantStore`] are the seams: [`SqliteStore`] is
-//! the embedded single-node store; a PostgreSQL store for several nodes implements the
-//! same traits later (each operation is documented with its PostgreSQL statements).
+//! [`CdrStore`], [`LedgerStore`], [`TenantStore`] and [`AccessStore`] are the seams:
+//! [`SqliteStore`] is the embedded single-node store; a PostgreSQL store for several
+//! nodes implements the same traits later (each operation is documented with its
+//! PostgreSQL statements).
 //!
 //! Durability in one paragraph (details on [`SqliteStore`]): `record` never touches the
 //! disk on the caller's thread. It queues the CDR for a dedicated writer thread, which
@@ -41,7 +42,14 @@
 //! [`StoreError::StaleTenant`] if another editor changed one of the same entries since:
 //! no update is lost. A change from a configuration file also records the file's digest
 //! ([`TenantStore::tenant_source`]), so the daemon can tell whether it was edited since.
+//!
+//! Access in one paragraph (details on [`AccessStore`]): the admin HTTP API's users
+//! (with a [`Role`], an enterprise role tied to its enterprise), their login sessions
+//! and API keys (kept as hashes of the tokens, which the API generates), and the
+//! append-only audit log of what they did. Writes are durable on return; reads see them
+//! at once.
 
+mod access;
 mod error;
 mod ledger;
 pub mod report;
@@ -49,6 +57,7 @@ mod sqlite;
 pub mod statement;
 mod tenant;
 
+pub use access::{AccessStore, AuditEntry, NewAudit, NewUser, Role, Session, User};
 pub use error::{Rejection, StoreError};
 pub use ledger::{Discrepancy, LedgerStore, Posted, Problem, Spender};
 pub use sihai_records::{

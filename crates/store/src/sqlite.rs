@@ -1,5 +1,6 @@
 //! The embedded SQLite store.
 
+mod access;
 mod book;
 mod ledger;
 mod schema;
@@ -153,6 +154,13 @@ impl Default for StoreOptions {
 /// post: one IMMEDIATE transaction, whose write lock makes the stale check and the
 /// writes atomic against every other connection and process, answered once committed.
 /// [`tenant`](crate::TenantStore::tenant) reads one snapshot on the reading connection.
+///
+/// # Access
+/// The writes of [`AccessStore`](crate::AccessStore) (users, sessions, API keys, the
+/// audit log) are messages to the writer too, each in its own transaction and answered
+/// once committed; its reads use the reading connection, which sees every commit that
+/// finished before the read began (WAL), so a session created or ended a moment ago is
+/// found or not found accordingly.
 ///
 /// # Reading
 /// Queries and the outbox operations use a second connection; WAL lets them read while

@@ -285,7 +285,7 @@ fn database_is_wal_with_a_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 7);
+    assert_eq!(SCHEMA_VERSION, 8);
     let tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -298,6 +298,10 @@ fn database_is_wal_with_a_schema_version() {
         [
             "account",
             "alert_outbox",
+            "api_key",
+            "app_session",
+            "app_user",
+            "audit",
             "cdr",
             "cdr_attempt",
             "ledger",

@@ -587,7 +587,7 @@ fn a_version_6_database_gains_the_tenant_tables_and_keeps_its_cdrs() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     let indexes: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master

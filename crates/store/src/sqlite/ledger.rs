@@ -606,6 +606,7 @@ impl SqliteStore {
             Admin::ApplyTenant(change, reply) => {
                 let _ = reply.send(super::tenant::apply(conn, path, change));
             }
+            Admin::Access(op) => super::access::run(conn, path, op),
         }
     }
 }

@@ -201,6 +201,68 @@ const MIGRATIONS: &[&str] = &[
         revision INTEGER NOT NULL
     );
     ",
+    // 7 -> 8: access to the admin HTTP API. Its users (`app_user`: `user` is reserved in
+    // PostgreSQL), each with a role; an enterprise role belongs to exactly one
+    // enterprise, an operator to none (the CHECK makes a user that could see every
+    // enterprise by mistake impossible). Passwords, session tokens and API keys are
+    // generated and hashed by the API: only hashes are stored, so a copy of the
+    // database logs nobody in. A session keeps its CSRF token and where it was opened
+    // from; a user's sessions and keys go with the user (and a password change deletes
+    // the sessions).
+    //
+    // `audit` is the append-only log of what was changed, by whom and from where, with
+    // the target's text before and after; read newest first, per enterprise. It has no
+    // foreign key to `app_user`: entries outlive the users who made them, and name
+    // actors that are not users (the CLI).
+    "
+    CREATE TABLE app_user (
+        id                  INTEGER PRIMARY KEY,
+        login               TEXT    NOT NULL UNIQUE CHECK (login <> ''),
+        password_hash       TEXT    NOT NULL,
+        role                TEXT    NOT NULL
+                                    CHECK (role IN ('operator', 'enterprise_admin',
+                                                    'enterprise_viewer')),
+        enterprise          TEXT,
+        created_at          INTEGER NOT NULL,
+        password_changed_at INTEGER NOT NULL,
+        CHECK ((role = 'operator' AND enterprise IS NULL)
+               OR (role <> 'operator' AND enterprise IS NOT NULL AND enterprise <> ''))
+    );
+    CREATE INDEX app_user_enterprise ON app_user (enterprise);
+
+    CREATE TABLE app_session (
+        token_hash TEXT    NOT NULL PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES app_user (id) ON DELETE CASCADE,
+        csrf_token TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        source     TEXT
+    );
+    CREATE INDEX app_session_user ON app_session (user_id);
+
+    CREATE TABLE api_key (
+        id         INTEGER PRIMARY KEY,
+        key_hash   TEXT    NOT NULL UNIQUE,
+        user_id    INTEGER NOT NULL REFERENCES app_user (id) ON DELETE CASCADE,
+        name       TEXT    NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX api_key_user ON api_key (user_id);
+
+    CREATE TABLE audit (
+        id         INTEGER PRIMARY KEY,
+        at         INTEGER NOT NULL,
+        actor      TEXT    NOT NULL,
+        source     TEXT,
+        enterprise TEXT,
+        action     TEXT    NOT NULL,
+        target     TEXT    NOT NULL,
+        before     TEXT,
+        after      TEXT
+    );
+    CREATE INDEX audit_enterprise_at ON audit (enterprise, at);
+    CREATE INDEX audit_at            ON audit (at);
+    ",
 ];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).

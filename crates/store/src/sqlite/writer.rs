@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
 
+use super::access::AccessOp;
 use super::book::{Book, ReserveWrite};
 use super::ledger::{self as sql, Charged};
 use super::{SqliteStore, StoreOptions};
@@ -36,7 +37,7 @@ pub const ALIVE_TICK: Duration = Duration::from_secs(1);
 
 type Reply = Sender<Result<(), StoreError>>;
 
-/// An account (or tenant data) operation: run at once in its own transaction, durable
+/// An account, tenant data or access operation: run at once in its own transaction, durable
 /// when answered.
 pub(crate) enum Admin {
     Post(NewEntry, Sender<Result<Posted, StoreError>>),
@@ -44,6 +45,8 @@ pub(crate) enum Admin {
     SetStatus(String, AccountStatus, Timestamp, Reply),
     SetWarned(String, bool, Reply),
     ApplyTenant(TenantChange, Sender<Result<Applied, StoreError>>),
+    /// A write of users, sessions, API keys or the audit log.
+    Access(AccessOp),
 }
 
 /// One queued write of a batch.
