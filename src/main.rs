@@ -3,6 +3,7 @@
 
 mod account;
 mod tenant;
+mod user;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -111,6 +112,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The admin API's users.
+    User {
+        #[arg(short, long, default_value = "config/sihai.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// The monthly statement (话费详单) of a billed enterprise: opening balance, every
     /// charged call, fees, adjustments and recharges, totals per kind, closing balance.
     Bill {
@@ -124,6 +132,29 @@ enum Command {
         /// The call lines as CSV (with a header line) instead of the statement.
         #[arg(long)]
         csv: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input (one line, at least 10
+    /// characters).
+    Add {
+        login: String,
+        /// operator, enterprise_admin or enterprise_viewer.
+        #[arg(long)]
+        role: sihai_store::Role,
+        /// The enterprise of an enterprise user.
+        #[arg(long)]
+        enterprise: Option<String>,
+    },
+    /// Create an API key for a user (for machines: `Authorization: Bearer KEY`); the key
+    /// is printed once.
+    Key {
+        login: String,
+        /// What the key is for, e.g. "crm-sync".
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -225,6 +256,14 @@ fn main() -> ExitCode {
             }
         }
         Command::Account { config, command } => account_command(&config, command),
+        Command::User { config, command } => report_failure(match command {
+            UserCommand::Add {
+                login,
+                role,
+                enterprise,
+            } => user::add(&config, &login, role, enterprise),
+            UserCommand::Key { login, name } => user::key(&config, &login, &name),
+        }),
         Command::Export { config, enterprise } => {
             report_failure(tenant::export(&config, enterprise.as_deref()))
         }
@@ -355,13 +394,34 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    let config_api = config.api.clone();
     runtime.block_on(async move {
         let mut server = Server::bind(config, &path)
             .await
             .with_context(|| format!("starting with {}", path.display()))?;
         server.on_log_level(log_level);
+        // The admin API, on its own threads, when the file has an [api] section.
+        let api = match &config_api {
+            Some(settings) => {
+                let (tenant, access) = server.api_stores();
+                let api = sihai_api::Api::new(
+                    tenant,
+                    access,
+                    server.config_path().to_path_buf(),
+                    settings.session_lifetime,
+                );
+                Some(
+                    sihai_api::spawn(settings.listen, api)
+                        .with_context(|| format!("binding the admin API to {}", settings.listen))?,
+                )
+            }
+            None => None,
+        };
         info!(config = %path.display(), "sihai started");
         server.run(shutdown_signal()).await;
+        if let Some(api) = api {
+            api.stop();
+        }
         Ok(())
     })
 }

@@ -147,6 +147,12 @@ pub fn apply(config_path: &Path, file: &Path, dry_run: bool, force: bool) -> any
         removals: diff.removals,
         base_revision,
         source: Some((key, tenant::digest(&wanted))),
+        actor: format!(
+            "sihai apply ({})",
+            std::env::var("USER").unwrap_or_else(|_| "unknown user".into())
+        ),
+        actor_source: None,
+        at: jiff::Timestamp::now(),
     };
     match store.apply_tenant(change) {
         Ok(applied) => {

@@ -81,6 +81,7 @@
 
 mod alerts;
 mod announcement;
+mod api;
 mod billing;
 mod check;
 mod diagnostics;
@@ -112,6 +113,7 @@ pub use alerts::AlertConfig;
 pub use announcement::{
     AnnouncementCase, Announcements, DEFAULT_ANNOUNCEMENT_PLAYS, MAX_ANNOUNCEMENT_PLAYS,
 };
+pub use api::{ApiConfig, DEFAULT_API_LISTEN};
 pub use billing::{BillingConfig, DEFAULT_LIFECYCLE_INTERVAL_S, DEFAULT_RESERVATION_MINUTES};
 pub use enterprise::{
     AlertSecret, DEFAULT_RECORDING_RETENTION_DAYS, Enterprise, EnterpriseBilling,
@@ -150,6 +152,8 @@ pub struct Config {
     pub log: LogConfig,
     pub store: StoreConfig,
     pub alerts: AlertConfig,
+    /// `[api]`: the admin API's listener; `None` (no API) when the file has no `[api]`.
+    pub api: Option<ApiConfig>,
     /// Always present: every setting has a default.
     pub media: MediaConfig,
     pub trunks: Vec<Trunk>,
@@ -200,6 +204,7 @@ const SECTIONS: &[&str] = &[
     log::SECTION,
     store::SECTION,
     alerts::SECTION,
+    api::SECTION,
     media::SECTION,
     trunk::SECTION,
     enterprise::SECTION,
@@ -320,6 +325,7 @@ impl Config {
         let raw_log = document.take_section::<log::RawLog>(log::SECTION, d);
         let raw_store = document.take_section::<store::RawStore>(store::SECTION, d);
         let raw_alerts = document.take_section::<alerts::RawAlerts>(alerts::SECTION, d);
+        let raw_api = document.take_section::<api::RawApi>(api::SECTION, d);
         let raw_media = document.take_section::<media::RawMedia>(media::SECTION, d);
         let raw_trunks = document.take_array::<trunk::RawTrunk>(trunk::SECTION, "name", d);
         let raw_billing = document.take_section::<billing::RawBilling>(billing::SECTION, d);
@@ -388,6 +394,8 @@ impl Config {
         let alerts = raw_alerts
             .ok()
             .map(|raw| alerts::validate(raw, base_dir, d));
+        let api_malformed = raw_api.is_err();
+        let api = raw_api.ok().and_then(|raw| api::validate(raw, d));
         let media_context = media::Context {
             first_listen: sip
                 .as_ref()
@@ -474,13 +482,14 @@ impl Config {
 
         let config = match (sip, log, store, alerts, media) {
             (Some(sip), Some(log), Some(store), Some(alerts), Some(media))
-                if !arrays_malformed && !billing_malformed =>
+                if !arrays_malformed && !billing_malformed && !api_malformed =>
             {
                 Some(Config {
                     sip,
                     log,
                     store,
                     alerts,
+                    api,
                     media,
                     trunks,
                     enterprises,

@@ -116,6 +116,18 @@ const RULES: &[(&str, Rule)] = &[
     ),
     ("alerts", Rule::Applied("from the next delivery attempt")),
     (
+        "api.listen",
+        Rule::Restart("the API's listener is bound at start", |c| {
+            c.api
+                .as_ref()
+                .map_or_else(|| "no API".to_owned(), |a| a.listen.to_string())
+        }),
+    ),
+    (
+        "api.session_hours",
+        Rule::Applied("to sessions opened from then on"),
+    ),
+    (
         "media.relay",
         Rule::Restart("the relay's port pool is set up at start", |c| {
             c.media.relay.to_string()

@@ -99,6 +99,41 @@ pub fn is_whole_configuration(text: &str) -> bool {
         .is_ok_and(|table| table.contains_key(crate::sip::SECTION))
 }
 
+/// One entry of `section` from its fields (as a door other than a file receives them,
+/// e.g. the API's JSON): its key from the key field, its owner from `enterprise` (or its
+/// own `id` for an enterprise). `Err` says which field is missing.
+pub fn entry_from_table(section: &str, fields: toml::Table) -> Result<TenantEntry, String> {
+    let Some(key_field) = tenant_key_field(section) else {
+        return Err(format!("{section} is not a tenant section"));
+    };
+    let Some(key) = fields.get(key_field).and_then(|k| k.as_str()) else {
+        return Err(format!("{key_field}: missing (a string)"));
+    };
+    let enterprise = if section == "enterprise" {
+        Some(key.to_owned())
+    } else {
+        fields
+            .get("enterprise")
+            .and_then(|e| e.as_str())
+            .map(str::to_owned)
+    };
+    Ok(TenantEntry {
+        section: section.to_owned(),
+        key: key.to_owned(),
+        enterprise,
+        body: body_of(section, &fields),
+    })
+}
+
+/// An entry's fields, parsed back from its body.
+pub fn fields_of(entry: &TenantEntry) -> Option<toml::Table> {
+    let mut table: toml::Table = entry.body.parse().ok()?;
+    match table.remove(&entry.section)? {
+        toml::Value::Array(items) => items.into_iter().next()?.as_table().cloned(),
+        _ => None,
+    }
+}
+
 /// The canonical TOML of one entry.
 fn body_of(section: &str, fields: &toml::Table) -> String {
     let mut wrapper = toml::Table::new();

@@ -314,7 +314,7 @@ fn unknown_section_is_named() {
         5,
         2,
         "trunks",
-        "unknown field \"trunks\", expected one of \"sip\", \"log\", \"store\", \"alerts\", \"media\", \"trunk\", \"enterprise\", \"number\", \"plan\", \"group\", \"schedule\", \"prompt\", \"menu\", \"extension\"",
+        "unknown field \"trunks\", expected one of \"sip\", \"log\", \"store\", \"alerts\", \"api\", \"media\", \"trunk\", \"enterprise\", \"number\", \"plan\", \"group\", \"schedule\", \"prompt\", \"menu\", \"extension\"",
     );
 }
 

@@ -28,7 +28,7 @@ use sihai_config::Config;
 use sihai_routing::RoutingTable;
 use sihai_sip::framing::FrameLimits;
 use sihai_sip::{Peer, Transport};
-use sihai_store::{CdrStore, LedgerStore, SqliteStore, StoreError, TenantStore};
+use sihai_store::{AccessStore, CdrStore, LedgerStore, SqliteStore, StoreError, TenantStore};
 use sihai_transaction::{TimerConfig, Transmit};
 use sihai_transport::{TransportConfig, Transports};
 use thiserror::Error;
@@ -70,6 +70,8 @@ pub struct Server {
     tenant: Arc<dyn TenantStore>,
     /// The tenant revision the running configuration was assembled from.
     tenant_revision: Arc<std::sync::atomic::AtomicI64>,
+    /// The same store's users, sessions and audit log, for the admin API.
+    access: Arc<dyn AccessStore>,
     inbound: mpsc::Receiver<sihai_transport::Received>,
     log_level: Option<LogLevelReloader>,
 }
@@ -84,7 +86,8 @@ impl Server {
         )?);
         let store: Arc<dyn CdrStore> = sqlite.clone();
         let ledger: Arc<dyn LedgerStore> = sqlite.clone();
-        let tenant_store: Arc<dyn TenantStore> = sqlite;
+        let tenant_store: Arc<dyn TenantStore> = sqlite.clone();
+        let access: Arc<dyn AccessStore> = sqlite;
         // Node settings from the file, tenant data from the store (the file's tenant
         // sections seed an empty store, or apply when the file changed since).
         let (config, door, revision) = tenant::prepare(&*tenant_store, config_path, None)?;
@@ -134,6 +137,7 @@ impl Server {
             ledger,
             tenant: tenant_store,
             tenant_revision: Arc::new(std::sync::atomic::AtomicI64::new(revision)),
+            access,
             inbound,
             log_level: None,
         })
@@ -142,6 +146,17 @@ impl Server {
     /// The running configuration, as replaced by each accepted reload.
     pub fn config(&self) -> Arc<ArcSwap<Config>> {
         self.config.clone()
+    }
+
+    /// The stores the admin API works on: tenant data, and users with their sessions
+    /// and the audit log.
+    pub fn api_stores(&self) -> (Arc<dyn TenantStore>, Arc<dyn AccessStore>) {
+        (self.tenant.clone(), self.access.clone())
+    }
+
+    /// The configuration file the server runs from.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
     }
 
     /// How a reload that changes `[log] level` applies it.

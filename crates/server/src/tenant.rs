@@ -94,6 +94,9 @@ pub fn sync_file(
         removals: diff.removals,
         base_revision,
         source: Some((origin.to_owned(), digest)),
+        actor: format!("configuration file {origin}"),
+        actor_source: None,
+        at: jiff::Timestamp::now(),
     };
     match store.apply_tenant(change) {
         Ok(applied) => Ok(FileDoor::Applied {

@@ -44,6 +44,13 @@ pub struct TenantChange {
     /// When the change comes from a configuration file: its origin and digest, recorded
     /// in tenant_source with the resulting revision in the same transaction.
     pub source: Option<(String, String)>,
+    /// Who makes the change (a user's login, `cli`, the configuration file): each
+    /// entry written is audited under this name, in the same transaction.
+    pub actor: String,
+    /// Where from (the API client's address), for the audit log.
+    pub actor_source: Option<String>,
+    /// When, for the audit log.
+    pub at: jiff::Timestamp,
 }
 
 /// What [`TenantStore::apply_tenant`] did.

@@ -275,6 +275,7 @@ fn changes_to_other_entries_do_not_conflict() {
             removals: vec![("tariff".into(), "standard".into())],
             base_revision: Some(1),
             source: None,
+            ..TenantChange::default()
         })
         .unwrap();
     assert_eq!(
@@ -379,6 +380,7 @@ fn a_key_listed_twice_takes_the_last_upsert_and_a_removal_wins() {
             removals: vec![("tariff".into(), "standard".into())],
             base_revision: Some(1),
             source: None,
+            ..TenantChange::default()
         })
         .unwrap();
     assert_eq!(
@@ -645,4 +647,61 @@ fn entries_keep_the_order_they_were_first_written_in_within_their_section() {
     .map(|(s, k)| (s.to_string(), k.to_string()))
     .collect();
     assert_eq!(keys, expected);
+}
+
+#[test]
+fn every_entry_a_change_writes_is_audited_in_its_transaction() {
+    use sihai_store::AccessStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db(&dir));
+    let change = |upserts, removals| TenantChange {
+        upserts,
+        removals,
+        base_revision: None,
+        actor: "acme-admin".into(),
+        actor_source: Some("192.0.2.7".into()),
+        at: jiff::Timestamp::now(),
+        ..TenantChange::default()
+    };
+    store
+        .apply_tenant(change(vec![sales("a = 1\n"), tariff()], Vec::new()))
+        .unwrap();
+    // Nothing changes: nothing is audited.
+    store
+        .apply_tenant(change(vec![sales("a = 1\n")], Vec::new()))
+        .unwrap();
+    store
+        .apply_tenant(change(
+            vec![sales("a = 2\n")],
+            vec![("tariff".into(), "standard".into())],
+        ))
+        .unwrap();
+    let log = store.audit_log(None, 0).unwrap();
+    let seen: Vec<(&str, &str, Option<&str>, Option<&str>)> = log
+        .iter()
+        .map(|a| {
+            (
+                a.action.as_str(),
+                a.target.as_str(),
+                a.before.as_deref(),
+                a.after.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(seen.contains(&("put", "group/sales", Some("a = 1\n"), Some("a = 2\n"))));
+    assert!(seen.contains(&(
+        "delete",
+        "tariff/standard",
+        Some(tariff().body.as_str()),
+        None
+    )));
+    assert!(
+        log.iter()
+            .all(|a| a.actor == "acme-admin" && a.source.as_deref() == Some("192.0.2.7"))
+    );
+    // An enterprise sees its own entries' history, not the operator's tariff.
+    let acme = store.audit_log(Some("acme"), 0).unwrap();
+    assert!(acme.iter().all(|a| a.target == "group/sales"), "{acme:?}");
+    assert_eq!(acme.len(), 2);
 }

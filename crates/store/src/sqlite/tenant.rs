@@ -79,6 +79,10 @@ fn read_revision(conn: &Connection) -> Result<i64, Fail> {
 
 /// What a key of a change should become: `None` is deleted.
 type Wanted = Option<(Option<String>, String)>;
+/// An entry's (section, key).
+type Key = (String, String);
+/// What a write replaces: the stored entry's owner and body.
+type Stored = (Option<String>, String);
 
 /// The writer's side of [`TenantStore::apply_tenant`], in its own IMMEDIATE transaction:
 /// SQLite's write lock makes the read-check-write safe; PostgreSQL would lock
@@ -109,7 +113,8 @@ fn apply_in(conn: &mut Connection, change: TenantChange) -> Result<Applied, Fail
         wanted.insert(key, None);
     }
 
-    let mut writes: Vec<((String, String), Wanted)> = Vec::new();
+    // Each write with what it replaces (owner and body), for the audit log.
+    let mut writes: Vec<(Key, Wanted, Option<Stored>)> = Vec::new();
     let mut stale = Vec::new();
     {
         let mut st = tx.prepare_cached(
@@ -147,10 +152,11 @@ fn apply_in(conn: &mut Connection, change: TenantChange) -> Result<Applied, Fail
             {
                 stale.push((key.0.clone(), key.1.clone(), *revision));
             }
-            writes.push((key, want));
+            let before = stored.map(|(enterprise, body, _)| (enterprise, body));
+            writes.push((key, want, before));
         }
     }
-    writes.sort_by_key(|(key, _)| order.get(key).copied().unwrap_or(usize::MAX));
+    writes.sort_by_key(|(key, _, _)| order.get(key).copied().unwrap_or(usize::MAX));
     if !stale.is_empty() {
         // Dropping the transaction rolls it back: nothing was written anyway.
         return Err(Fail::Stale(stale));
@@ -161,7 +167,32 @@ fn apply_in(conn: &mut Connection, change: TenantChange) -> Result<Applied, Fail
     } else {
         current.saturating_add(1)
     };
-    for ((section, key), want) in &writes {
+    let at = change.at.as_microsecond();
+    for ((section, key), want, before) in &writes {
+        // Who changed what, in the same transaction as the change: never one without
+        // the other.
+        let owner = want
+            .as_ref()
+            .and_then(|(enterprise, _)| enterprise.clone())
+            .or_else(|| {
+                before
+                    .as_ref()
+                    .and_then(|(enterprise, _)| enterprise.clone())
+            });
+        tx.prepare_cached(
+            "INSERT INTO audit (at, actor, source, enterprise, action, target, before, after)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            at,
+            change.actor,
+            change.actor_source,
+            owner,
+            if want.is_some() { "put" } else { "delete" },
+            format!("{section}/{key}"),
+            before.as_ref().map(|(_, body)| body),
+            want.as_ref().map(|(_, body)| body),
+        ])?;
         match want {
             Some((enterprise, body)) => {
                 tx.prepare_cached(

@@ -1,0 +1,92 @@
+//! What a request that fails gets: a status and a JSON body saying why.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// One problem of a rejected write: the entry (`group/sales`), the field path within
+/// it (`phones[0].uri`), and what is wrong.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub entry: String,
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("not logged in")]
+    Unauthenticated,
+    /// Also what anything of another enterprise answers: its existence is not disclosed.
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the write was refused: {} problem(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many failed logins; try again in {0} s")]
+    TooManyAttempts(u64),
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(detail) => {
+                // The detail is for the operator's log, not for the client.
+                tracing::error!(%detail, "API request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let errors = match &self {
+            ApiError::Invalid(errors) => Some(errors.as_slice()),
+            _ => None,
+        };
+        let mut response = (
+            status,
+            Json(Body {
+                error: self.to_string(),
+                errors,
+            }),
+        )
+            .into_response();
+        if let ApiError::TooManyAttempts(seconds) = self
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl From<sihai_store::StoreError> for ApiError {
+    fn from(e: sihai_store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}

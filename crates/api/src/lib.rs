@@ -1,0 +1,151 @@
+//! sihai's admin API: JSON over HTTP under `/api/v1`, the door through which each
+//! enterprise runs its own backend (独立后台) and the operator runs them all.
+//!
+//! It runs on a runtime of its own, in its own threads, so that no request (a heavy
+//! export, a slow password hash) ever delays the signalling loop; everything it reads
+//! and writes goes through the store's traits, and the daemon follows the store's
+//! tenant revision, so a committed change is in force for the next call within a second.
+//!
+//! Who may do what: an operator everything; an enterprise admin its own enterprise's
+//! groups, plans, menus, extensions and schedules (its numbers and prompts read only);
+//! an enterprise viewer reads. Anything of another enterprise is `404`, as if it did not
+//! exist.
+
+pub mod auth;
+pub mod error;
+pub mod tenant;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use sihai_store::{AccessStore, StoreError, TenantStore};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::ApiError;
+
+/// The largest request body accepted (a tenant entry is a few KB).
+const MAX_BODY_BYTES: usize = 1 << 20;
+/// A request that takes longer is answered `408`.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Api {
+    pub tenant: Arc<dyn TenantStore>,
+    pub access: Arc<dyn AccessStore>,
+    /// The node's configuration file: a write is validated with its node settings.
+    pub config_path: PathBuf,
+    pub session_lifetime: Duration,
+    pub throttle: Arc<auth::Throttle>,
+}
+
+impl Api {
+    pub fn new(
+        tenant: Arc<dyn TenantStore>,
+        access: Arc<dyn AccessStore>,
+        config_path: PathBuf,
+        session_lifetime: Duration,
+    ) -> Api {
+        Api {
+            tenant,
+            access,
+            config_path,
+            session_lifetime,
+            throttle: Arc::new(auth::Throttle::default()),
+        }
+    }
+}
+
+/// Runs a store operation on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(f).await??)
+}
+
+/// Every route.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/api/v1/login", post(auth::login))
+        .route("/api/v1/logout", post(auth::logout))
+        .route("/api/v1/me", get(auth::me))
+        .route("/api/v1/audit", get(tenant::audit))
+        .route(
+            "/api/v1/enterprises/{enterprise}/{collection}",
+            get(tenant::list),
+        )
+        .route(
+            "/api/v1/enterprises/{enterprise}/{collection}/{key}",
+            get(tenant::read).put(tenant::put).delete(tenant::delete),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(api)
+}
+
+/// A running API; dropping it does not stop it, [`ApiHandle::stop`] does.
+pub struct ApiHandle {
+    pub local_addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ApiHandle {
+    /// Stops accepting, lets requests in progress finish, and waits for the threads.
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Binds `listen` (an error now, not later, if it cannot) and serves the API on a
+/// runtime of its own (two worker threads).
+pub fn spawn(listen: SocketAddr, api: Api) -> std::io::Result<ApiHandle> {
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    let local_addr = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sihai-api")
+        .enable_all()
+        .build()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("sihai-api".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(err) => {
+                        tracing::error!(%err, "the API cannot use its listener");
+                        return;
+                    }
+                };
+                let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
+                let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                });
+                if let Err(err) = served.await {
+                    tracing::error!(%err, "the API stopped");
+                }
+            });
+        })?;
+    tracing::info!(%local_addr, "admin API listening");
+    Ok(ApiHandle {
+        local_addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}

@@ -1,0 +1,425 @@
+//! An enterprise's tenant data over the API: its groups and bound phones, plans, menus,
+//! extensions, schedules, numbers and prompts, as JSON, under
+//! `/api/v1/enterprises/{enterprise}/{collection}/{key}`.
+//!
+//! One model, one validator: an entry is the same `[[section]]` table the TOML file
+//! has; a write is checked by assembling the whole configuration with it
+//! (`Config::from_parts`, the checks `sihai check` runs) and applied with the store's
+//! revision check, so an API write and a `sihai apply` never overwrite each other.
+//! The running daemon picks a committed change up within a second.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sihai_config::{Config, ConfigError, TENANT_SECTIONS, tenant};
+use sihai_store::{StoreError, TenantChange, TenantEntry};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, FieldError};
+use crate::{Api, blocking};
+
+/// The collections of an enterprise's data, by URL name, and the section each is.
+pub const COLLECTIONS: &[(&str, &str)] = &[
+    ("groups", "group"),
+    ("plans", "plan"),
+    ("menus", "menu"),
+    ("extensions", "extension"),
+    ("schedules", "schedule"),
+    ("numbers", "number"),
+    ("prompts", "prompt"),
+];
+
+/// Sections an enterprise admin writes; the rest (numbers are assigned by the operator,
+/// prompts come with their audio) only the operator writes.
+const ENTERPRISE_WRITABLE: &[&str] = &["group", "plan", "menu", "extension", "schedule"];
+
+/// The name the validator reports a request's tenant data under.
+const REQUEST_ORIGIN: &str = "request";
+
+fn section_of(collection: &str) -> Result<&'static str, ApiError> {
+    COLLECTIONS
+        .iter()
+        .find(|(name, _)| *name == collection)
+        .map(|(_, section)| *section)
+        .ok_or(ApiError::NotFound)
+}
+
+#[derive(Serialize)]
+pub struct EntryJson {
+    /// The collection's section, e.g. `group`.
+    section: String,
+    key: String,
+    /// The revision of the entry's last change: send it as `If-Match` to update only
+    /// what you read.
+    revision: i64,
+    /// The entry's fields, as in the TOML file.
+    data: serde_json::Value,
+}
+
+fn to_json(entry: &TenantEntry, revision: i64) -> Result<EntryJson, ApiError> {
+    let fields = tenant::fields_of(entry).ok_or_else(|| {
+        ApiError::Internal(format!(
+            "stored entry {} {} does not parse",
+            entry.section, entry.key
+        ))
+    })?;
+    let data = serde_json::to_value(fields).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(EntryJson {
+        section: entry.section.clone(),
+        key: entry.key.clone(),
+        revision,
+        data,
+    })
+}
+
+fn etag(revision: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// The caller's view of an enterprise: `NotFound` for one it may not see, whether or
+/// not it exists.
+fn visible(caller: &Caller, enterprise: &str) -> Result<(), ApiError> {
+    if caller.sees(enterprise) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// `GET /api/v1/enterprises/{enterprise}/{collection}`.
+pub async fn list(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((enterprise, collection)): Path<(String, String)>,
+) -> Result<Json<Vec<EntryJson>>, ApiError> {
+    visible(&caller, &enterprise)?;
+    let section = section_of(&collection)?;
+    let store = api.tenant.clone();
+    let data = blocking(move || store.tenant()).await?;
+    if !exists(&data.entries, &enterprise) {
+        return Err(ApiError::NotFound);
+    }
+    let out = data
+        .entries
+        .iter()
+        .filter(|s| {
+            s.entry.section == section && s.entry.enterprise.as_deref() == Some(&enterprise)
+        })
+        .map(|s| to_json(&s.entry, s.revision))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(out))
+}
+
+fn exists(entries: &[sihai_store::StoredEntry], enterprise: &str) -> bool {
+    entries
+        .iter()
+        .any(|s| s.entry.section == "enterprise" && s.entry.key == enterprise)
+}
+
+/// `GET /api/v1/enterprises/{enterprise}/{collection}/{key}`, with its revision as the
+/// `ETag`.
+pub async fn read(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((enterprise, collection, key)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    visible(&caller, &enterprise)?;
+    let section = section_of(&collection)?;
+    let store = api.tenant.clone();
+    let data = blocking(move || store.tenant()).await?;
+    let found = data
+        .entries
+        .iter()
+        .find(|s| {
+            s.entry.section == section
+                && s.entry.key == key
+                && s.entry.enterprise.as_deref() == Some(&enterprise)
+        })
+        .ok_or(ApiError::NotFound)?;
+    let mut response = Json(to_json(&found.entry, found.revision)?).into_response();
+    response
+        .headers_mut()
+        .insert(header::ETAG, etag(found.revision));
+    Ok(response)
+}
+
+/// `PUT /api/v1/enterprises/{enterprise}/{collection}/{key}`: creates or replaces the
+/// entry. The body is the entry's fields; its key field and `enterprise` may be left
+/// out (the URL says them) but must agree if given. With `If-Match: "N"` the write is
+/// refused (`409`) if the entry changed after revision N.
+pub async fn put(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((enterprise, collection, key)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    visible(&caller, &enterprise)?;
+    let section = section_of(&collection)?;
+    may_write(&caller, section)?;
+    let mut fields: toml::Table = serde_json::from_value(body).map_err(|e| {
+        ApiError::Invalid(vec![FieldError {
+            entry: format!("{section}/{key}"),
+            field: String::new(),
+            message: format!(
+                "the body must be a JSON object of the entry's fields, without nulls: {e}"
+            ),
+        }])
+    })?;
+    let key_field = sihai_config::tenant_key_field(section).unwrap_or("name");
+    for (field, wanted) in [
+        (key_field, key.as_str()),
+        ("enterprise", enterprise.as_str()),
+    ] {
+        match fields.get(field) {
+            None => {
+                fields.insert(field.to_owned(), toml::Value::String(wanted.to_owned()));
+            }
+            Some(toml::Value::String(given)) if given == wanted => {}
+            Some(_) => {
+                return Err(ApiError::Invalid(vec![FieldError {
+                    entry: format!("{section}/{key}"),
+                    field: field.to_owned(),
+                    message: format!("must be {wanted:?}, as in the URL"),
+                }]));
+            }
+        }
+    }
+    let entry = tenant::entry_from_table(section, fields).map_err(|message| {
+        ApiError::Invalid(vec![FieldError {
+            entry: format!("{section}/{key}"),
+            field: String::new(),
+            message,
+        }])
+    })?;
+    let if_match = if_match(&headers)?;
+    let (revision, entry) = write(
+        &api,
+        &caller,
+        &enterprise,
+        section,
+        &key,
+        Some(entry),
+        if_match,
+    )
+    .await?;
+    let entry = entry.ok_or_else(|| ApiError::Internal("the written entry is gone".into()))?;
+    let mut response = Json(to_json(&entry, revision)?).into_response();
+    response.headers_mut().insert(header::ETAG, etag(revision));
+    Ok(response)
+}
+
+/// `DELETE /api/v1/enterprises/{enterprise}/{collection}/{key}`: refused (`422`) while
+/// something still refers to the entry.
+pub async fn delete(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((enterprise, collection, key)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    visible(&caller, &enterprise)?;
+    let section = section_of(&collection)?;
+    may_write(&caller, section)?;
+    let if_match = if_match(&headers)?;
+    write(&api, &caller, &enterprise, section, &key, None, if_match).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn may_write(caller: &Caller, section: &str) -> Result<(), ApiError> {
+    if !caller.may_write() {
+        return Err(ApiError::Forbidden("a viewer reads only"));
+    }
+    if !caller.is_operator() && !ENTERPRISE_WRITABLE.contains(&section) {
+        return Err(ApiError::Forbidden("only the operator changes this"));
+    }
+    Ok(())
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_matches('"'))
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::BadRequest("If-Match must be an entry's revision, e.g. \"12\"".into())
+        })
+}
+
+/// Validates and applies one entry's change (`None`: its removal), audited; the new
+/// revision and the entry as written.
+async fn write(
+    api: &Api,
+    caller: &Caller,
+    enterprise: &str,
+    section: &'static str,
+    key: &str,
+    wanted: Option<TenantEntry>,
+    if_match: Option<i64>,
+) -> Result<(i64, Option<TenantEntry>), ApiError> {
+    let (store, config_path) = (api.tenant.clone(), api.config_path.clone());
+    let (enterprise, key) = (enterprise.to_owned(), key.to_owned());
+    let actor = caller.user.login.clone();
+    let source = caller.source.map(|ip| ip.to_string());
+    blocking(
+        move || -> Result<Result<(i64, Option<TenantEntry>), ApiError>, StoreError> {
+            let data = store.tenant()?;
+            if !exists(&data.entries, &enterprise) {
+                return Ok(Err(ApiError::NotFound));
+            }
+            let existing = data
+                .entries
+                .iter()
+                .find(|s| s.entry.section == section && s.entry.key == key);
+            // A name another enterprise uses is taken; say so without saying whose.
+            if let Some(other) = existing
+                && other.entry.enterprise.as_deref() != Some(&enterprise)
+            {
+                return Ok(Err(ApiError::Invalid(vec![FieldError {
+                    entry: format!("{section}/{key}"),
+                    field: sihai_config::tenant_key_field(section)
+                        .unwrap_or("name")
+                        .to_owned(),
+                    message: "already in use: choose another name".into(),
+                }])));
+            }
+            if existing.is_none() && wanted.is_none() {
+                return Ok(Err(ApiError::NotFound));
+            }
+            let mut entries: Vec<TenantEntry> =
+                data.entries.iter().map(|s| s.entry.clone()).collect();
+            match (
+                &wanted,
+                entries
+                    .iter()
+                    .position(|e| e.section == section && e.key == key),
+            ) {
+                (Some(new), Some(i)) => entries[i] = new.clone(),
+                (Some(new), None) => entries.push(new.clone()),
+                (None, Some(i)) => {
+                    entries.remove(i);
+                }
+                (None, None) => {}
+            }
+            // The whole configuration, this change included, must pass the file's checks.
+            let node_origin = config_path.display().to_string();
+            let node_text = match std::fs::read_to_string(&config_path) {
+                Ok(text) => text,
+                Err(e) => {
+                    return Ok(Err(ApiError::Internal(format!(
+                        "reading {node_origin}: {e}"
+                    ))));
+                }
+            };
+            let rendered = tenant::render(&entries);
+            if let Err(errors) =
+                Config::from_parts(&node_text, &node_origin, &rendered, REQUEST_ORIGIN)
+            {
+                return Ok(Err(ApiError::Invalid(field_errors(
+                    &errors.errors,
+                    &entries,
+                ))));
+            }
+            let base = if_match
+                .or(existing.map(|s| s.revision))
+                .unwrap_or(data.revision);
+            let change = TenantChange {
+                upserts: wanted.iter().cloned().collect(),
+                removals: if wanted.is_none() {
+                    vec![(section.to_owned(), key.clone())]
+                } else {
+                    Vec::new()
+                },
+                base_revision: Some(base),
+                source: None,
+                actor,
+                actor_source: source,
+                at: jiff::Timestamp::now(),
+            };
+            let applied = match store.apply_tenant(change) {
+                Ok(applied) => applied,
+                Err(StoreError::StaleTenant { changed, .. }) => {
+                    let now = changed.first().map_or(0, |c| c.2);
+                    return Ok(Err(ApiError::Conflict(format!(
+                        "{section}/{key} changed since revision {base} (now {now}): read it again"
+                    ))));
+                }
+                Err(other) => return Err(other),
+            };
+            let revision = if applied.changed > 0 {
+                applied.revision
+            } else {
+                existing.map_or(applied.revision, |s| s.revision)
+            };
+            Ok(Ok((revision, wanted)))
+        },
+    )
+    .await?
+}
+
+/// The validator's errors about the assembled text, as entry and field: `group[2].
+/// phones[0].uri` is the third `[[group]]` of the rendering, whose key the entries give.
+fn field_errors(errors: &[ConfigError], entries: &[TenantEntry]) -> Vec<FieldError> {
+    errors
+        .iter()
+        .map(|e| {
+            let (entry, field) =
+                locate(&e.field, entries).unwrap_or_else(|| (String::new(), e.field.clone()));
+            FieldError {
+                entry,
+                field,
+                message: e.message.clone(),
+            }
+        })
+        .collect()
+}
+
+fn locate(field: &str, entries: &[TenantEntry]) -> Option<(String, String)> {
+    let (head, rest) = field.split_once('[')?;
+    if !TENANT_SECTIONS.contains(&head) {
+        return None;
+    }
+    let (index, tail) = rest.split_once(']')?;
+    let index: usize = index.parse().ok()?;
+    let entry = entries.iter().filter(|e| e.section == head).nth(index)?;
+    Some((
+        format!("{}/{}", entry.section, entry.key),
+        tail.trim_start_matches('.').to_owned(),
+    ))
+}
+
+/// `GET /api/v1/audit`: who changed what; an enterprise's users see their own.
+pub async fn audit(
+    State(api): State<Api>,
+    caller: Caller,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let scope = if caller.is_operator() {
+        None
+    } else {
+        caller.user.enterprise.clone()
+    };
+    let access = api.access.clone();
+    let log = blocking(move || access.audit_log(scope.as_deref(), 500)).await?;
+    Ok(Json(
+        log.into_iter()
+            .map(|a| {
+                serde_json::json!({
+                    "at": a.at.to_string(),
+                    "actor": a.actor,
+                    "source": a.source,
+                    "enterprise": a.enterprise,
+                    "action": a.action,
+                    "target": a.target,
+                    "before": a.before,
+                    "after": a.after,
+                })
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,100 @@
+//! `sihai user …`: the admin API's users, in the store the configuration names. The
+//! first operator is created here; the rest may be created here or, later, through the
+//! API. Passwords are read from standard input (one line), never from the command line,
+//! where other users of the machine could read them.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+use jiff::Timestamp;
+use sihai_config::Config;
+use sihai_store::{AccessStore, NewUser, Role, SqliteStore, StoreError};
+
+/// The shortest password accepted.
+const MIN_PASSWORD_CHARS: usize = 10;
+
+fn open(config_path: &Path) -> anyhow::Result<SqliteStore> {
+    let config = Config::load(config_path).map_err(|errors| anyhow!("{errors}"))?;
+    SqliteStore::open(&config.store.sqlite, config.store.commit_interval)
+        .with_context(|| format!("opening {}", config.store.sqlite.display()))
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        bail!(
+            "the password (standard input, one line) must be at least {MIN_PASSWORD_CHARS} characters"
+        );
+    }
+    Ok(password)
+}
+
+/// `sihai user add LOGIN --role ROLE [--enterprise ID]`, password on standard input.
+pub fn add(
+    config_path: &Path,
+    login: &str,
+    role: Role,
+    enterprise: Option<String>,
+) -> anyhow::Result<()> {
+    match (role, &enterprise) {
+        (Role::Operator, Some(_)) => {
+            bail!("an operator belongs to no enterprise: drop --enterprise")
+        }
+        (Role::EnterpriseAdmin | Role::EnterpriseViewer, None) => {
+            bail!("an enterprise user needs --enterprise ID")
+        }
+        _ => {}
+    }
+    if login.trim().is_empty() || login.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        bail!("a login is one word without spaces or control characters");
+    }
+    let password = read_password()?;
+    let hash = sihai_api::auth::hash_password(&password).map_err(|e| anyhow!(e))?;
+    let store = open(config_path)?;
+    let result = store.add_user(NewUser {
+        login: login.to_owned(),
+        password_hash: hash,
+        role,
+        enterprise,
+        at: Timestamp::now(),
+    });
+    store.close().context("closing the store")?;
+    match result {
+        Ok(user) => {
+            println!("user {} added ({})", user.login, user.role.as_str());
+            Ok(())
+        }
+        Err(StoreError::UserExists { .. }) => bail!("there is already a user {login:?}"),
+        Err(other) => Err(other).context("adding the user"),
+    }
+}
+
+/// `sihai user key LOGIN --name NAME`: an API key for machines, printed once.
+pub fn key(config_path: &Path, login: &str, name: &str) -> anyhow::Result<()> {
+    let store = open(config_path)?;
+    let Some((user, _)) = store.user_by_login(login).context("finding the user")? else {
+        store.close().ok();
+        bail!("no user {login:?}");
+    };
+    let key = sihai_api::auth::new_secret();
+    store
+        .add_api_key(
+            &sihai_api::auth::secret_hash(&key),
+            user.id,
+            name,
+            Timestamp::now(),
+        )
+        .context("adding the key")?;
+    store.close().context("closing the store")?;
+    println!("{key}");
+    eprintln!(
+        "API key {name:?} for {login}: send it as `Authorization: Bearer <key>`; it is not shown again"
+    );
+    Ok(())
+}

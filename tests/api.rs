@@ -1,0 +1,340 @@
+//! The admin API (issue 13, first part) through the built daemon: an enterprise admin
+//! logs in, replaces the bound phone of its group, and the very next sipp call rings the
+//! new phone; a write without the CSRF token, an invalid write (422 naming the entry and
+//! field) and a viewer's write are refused; another enterprise's admin gets 404 for all
+//! of it; every write is audited (the file's seed too, under the file's name); failed logins are throttled; logout ends the session.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Caller, Daemon, Phone, SIHAI, free_port};
+
+const TENANT_RELOADED: &str = "configuration reloaded trigger=\"tenant data\"";
+
+fn routing(api_port: u16, phone_uri: &str) -> String {
+    format!(
+        r#"
+[api]
+listen = "127.0.0.1:{api_port}"
+
+[[trunk]]
+name = "lab"
+sources = ["127.0.0.1"]
+gateway = "sip:{{number}}@127.0.0.1:{gateway}"
+
+[[enterprise]]
+id = "acme"
+name = "Acme"
+
+[[enterprise]]
+id = "beta"
+name = "Beta"
+
+[[number]]
+number = "4001234567"
+enterprise = "acme"
+status = "active"
+plan = "main"
+
+[[plan]]
+name = "main"
+enterprise = "acme"
+group = "sales"
+
+[[group]]
+name = "sales"
+enterprise = "acme"
+strategy = "sequential"
+phones = [{{ uri = "{phone_uri}", capacity = 1 }}]
+
+[[group]]
+name = "beta-desk"
+enterprise = "beta"
+strategy = "sequential"
+phones = [{{ number = "13900000009" }}]
+"#,
+        gateway = free_port(),
+    )
+}
+
+fn add_user(config: &Path, login: &str, role: &str, enterprise: Option<&str>) {
+    let mut args = vec!["user", "add", login, "--role", role];
+    if let Some(e) = enterprise {
+        args.extend(["--enterprise", e]);
+    }
+    let mut child = Command::new(SIHAI)
+        .args(&args)
+        .arg("-c")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sihai user add");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{login}-secret-pw\n").as_bytes())
+        .expect("write the password");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "user add {login}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect to the API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or(""));
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the reply");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Reply {
+        status,
+        headers: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+/// A logged-in browser: its cookie and CSRF token.
+struct Session {
+    addr: SocketAddr,
+    cookie: String,
+    csrf: String,
+}
+
+impl Session {
+    fn login(addr: SocketAddr, login: &str) -> Session {
+        let body = format!(r#"{{"login":"{login}","password":"{login}-secret-pw"}}"#);
+        let reply = http(addr, "POST", "/api/v1/login", &[], Some(&body));
+        assert_eq!(reply.status, 200, "login {login}: {}", reply.body);
+        let set_cookie = reply.header("set-cookie").expect("a session cookie");
+        assert!(
+            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+            "{set_cookie}"
+        );
+        let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+        let csrf = reply.json()["csrf_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Session { addr, cookie, csrf }
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        http(self.addr, "GET", path, &[("Cookie", &self.cookie)], None)
+    }
+
+    fn put(&self, path: &str, body: &str) -> Reply {
+        http(
+            self.addr,
+            "PUT",
+            path,
+            &[("Cookie", &self.cookie), ("X-CSRF-Token", &self.csrf)],
+            Some(body),
+        )
+    }
+}
+
+fn wait_reloaded(daemon: &Daemon, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while daemon.plain_log().matches(TENANT_RELOADED).count() < count {
+        assert!(
+            Instant::now() < deadline,
+            "no reload of the tenant data within 5 s:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_enterprise_admin_replaces_its_bound_phone_and_the_next_call_rings_it() {
+    let mut old = Phone::start("uas_answer.xml", 1, 0);
+    let mut new = Phone::start("uas_answer.xml", 1, 0);
+    let (old_uri, new_uri) = (old.uri("13900000001"), new.uri("13900000002"));
+    let api_port = free_port();
+    let daemon = Daemon::start_with("", &routing(api_port, &old_uri));
+    let config = daemon.config_path();
+    let addr: SocketAddr = format!("127.0.0.1:{api_port}").parse().expect("address");
+    add_user(&config, "acme-admin", "enterprise_admin", Some("acme"));
+    add_user(&config, "acme-viewer", "enterprise_viewer", Some("acme"));
+    add_user(&config, "beta-admin", "enterprise_admin", Some("beta"));
+
+    Caller::new(&daemon, "uac_answered.xml").run();
+    old.finish(&daemon);
+
+    let acme = Session::login(addr, "acme-admin");
+    assert_eq!(acme.get("/api/v1/me").json()["enterprise"], "acme");
+    let sales = "/api/v1/enterprises/acme/groups/sales";
+    let read = acme.get(sales);
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.json()["data"]["phones"][0]["uri"], old_uri.as_str());
+    let revision = read.json()["revision"].as_i64().expect("a revision");
+
+    let replaced =
+        format!(r#"{{"strategy":"sequential","phones":[{{"uri":"{new_uri}","capacity":1}}]}}"#);
+    // Without the CSRF token a cookie cannot write.
+    let no_csrf = http(
+        addr,
+        "PUT",
+        sales,
+        &[("Cookie", &acme.cookie)],
+        Some(&replaced),
+    );
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.body);
+    // An invalid write names the entry and the field, and applies nothing.
+    let invalid = acme.put(
+        sales,
+        r#"{"strategy":"sideways","phones":[{"number":"13900000003"}]}"#,
+    );
+    assert_eq!(invalid.status, 422, "{}", invalid.body);
+    let problem = &invalid.json()["errors"][0];
+    assert_eq!(problem["entry"], "group/sales", "{}", invalid.body);
+    assert_eq!(problem["field"], "strategy", "{}", invalid.body);
+    // A viewer reads but does not write.
+    let viewer = Session::login(addr, "acme-viewer");
+    assert_eq!(viewer.get(sales).status, 200);
+    assert_eq!(viewer.put(sales, &replaced).status, 403);
+
+    let put = acme.put(sales, &replaced);
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert!(
+        put.json()["revision"].as_i64() > Some(revision),
+        "{}",
+        put.body
+    );
+    wait_reloaded(&daemon, 1);
+    // The very next call rings the new phone (the old one has exited).
+    Caller::new(&daemon, "uac_answered.xml").run();
+    new.finish(&daemon);
+
+    // Another enterprise's admin sees none of it, as if it did not exist.
+    let beta = Session::login(addr, "beta-admin");
+    for path in [
+        sales,
+        "/api/v1/enterprises/acme/groups",
+        "/api/v1/enterprises/acme/numbers",
+    ] {
+        assert_eq!(beta.get(path).status, 404, "{path}");
+    }
+    assert_eq!(beta.put(sales, &replaced).status, 404);
+    assert_eq!(beta.get("/api/v1/enterprises/beta/groups").status, 200);
+
+    // The write is audited: who, from where, before and after; beta sees none of it.
+    let audit = acme.get("/api/v1/audit").json();
+    let entry = &audit[0];
+    assert_eq!(entry["actor"], "acme-admin", "{audit}");
+    assert_eq!(entry["target"], "group/sales");
+    assert_eq!(entry["source"], "127.0.0.1");
+    assert!(
+        entry["before"]
+            .as_str()
+            .is_some_and(|b| b.contains(&old_uri))
+    );
+    assert!(
+        entry["after"]
+            .as_str()
+            .is_some_and(|a| a.contains(&new_uri))
+    );
+    let beta_audit = beta.get("/api/v1/audit").json();
+    let beta_entries = beta_audit.as_array().cloned().unwrap_or_default();
+    assert!(
+        !beta_entries.is_empty()
+            && beta_entries
+                .iter()
+                .all(|a| a["enterprise"] == "beta" && a["actor"] != "acme-admin"),
+        "beta sees its own history (seeded from the file) and nothing of acme's: {beta_audit}"
+    );
+
+    // Logout ends the session at once.
+    let out = http(
+        addr,
+        "POST",
+        "/api/v1/logout",
+        &[("Cookie", &acme.cookie), ("X-CSRF-Token", &acme.csrf)],
+        None,
+    );
+    assert_eq!(out.status, 204, "{}", out.body);
+    assert_eq!(acme.get("/api/v1/me").status, 401);
+    daemon.stop();
+}
+
+#[test]
+fn failed_logins_are_throttled_per_account_and_source() {
+    let api_port = free_port();
+    let daemon = Daemon::start_with("", &routing(api_port, "sip:13900000001@127.0.0.1:5999"));
+    let config = daemon.config_path();
+    let addr: SocketAddr = format!("127.0.0.1:{api_port}").parse().expect("address");
+    add_user(&config, "acme-admin", "enterprise_admin", Some("acme"));
+    let wrong = r#"{"login":"acme-admin","password":"not-the-password"}"#;
+    for attempt in 1..=5 {
+        let reply = http(addr, "POST", "/api/v1/login", &[], Some(wrong));
+        assert_eq!(reply.status, 401, "attempt {attempt}: {}", reply.body);
+    }
+    // The sixth try is not even checked, the right password included.
+    let right = r#"{"login":"acme-admin","password":"acme-admin-secret-pw"}"#;
+    let throttled = http(addr, "POST", "/api/v1/login", &[], Some(right));
+    assert_eq!(throttled.status, 429, "{}", throttled.body);
+    assert!(throttled.header("retry-after").is_some());
+    assert!(
+        !daemon.plain_log().contains("not-the-password"),
+        "no password ever reaches the log"
+    );
+    daemon.stop();
+}
