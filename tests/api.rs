@@ -338,3 +338,151 @@ fn failed_logins_are_throttled_per_account_and_source() {
     );
     daemon.stop();
 }
+
+/// An API key for `login`, from `sihai user key`.
+fn api_key(config: &Path, login: &str) -> String {
+    let out = Command::new(SIHAI)
+        .args(["user", "key", login, "--name", "test"])
+        .arg("-c")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run sihai user key");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_foreign_key_gets_404_on_every_route_of_the_openapi_document() {
+    let api_port = free_port();
+    let daemon = Daemon::start_with("", &routing(api_port, "sip:13900000001@127.0.0.1:5999"));
+    let config = daemon.config_path();
+    let addr: SocketAddr = format!("127.0.0.1:{api_port}").parse().expect("address");
+    add_user(&config, "acme-admin", "enterprise_admin", Some("acme"));
+    add_user(&config, "beta-admin", "enterprise_admin", Some("beta"));
+    let acme_key = api_key(&config, "acme-admin");
+    let beta_key = api_key(&config, "beta-admin");
+    let bearer = |key: &str| format!("Bearer {key}");
+
+    let document = http(addr, "GET", "/api/v1/openapi.json", &[], None);
+    assert_eq!(document.status, 200);
+    let document = document.json();
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{document}"
+    );
+    let paths = document["paths"].as_object().cloned().unwrap_or_default();
+    for expected in [
+        "/api/v1/login",
+        "/api/v1/logout",
+        "/api/v1/me",
+        "/api/v1/audit",
+        "/api/v1/openapi.json",
+        "/api/v1/enterprises/{enterprise}/{collection}",
+        "/api/v1/enterprises/{enterprise}/{collection}/{key}",
+    ] {
+        assert!(
+            paths.contains_key(expected),
+            "{expected} is documented: {:?}",
+            paths.keys()
+        );
+    }
+
+    // Every route about an enterprise, with every method the document gives it, asked
+    // by beta's key about acme's data: 404, never 403 or 200.
+    let body = r#"{"strategy":"sequential","phones":[{"number":"13900000001"}]}"#;
+    let mut walked = 0;
+    for (template, item) in &paths {
+        if !template.contains("{enterprise}") {
+            continue;
+        }
+        let path = template
+            .replace("{enterprise}", "acme")
+            .replace("{collection}", "groups")
+            .replace("{key}", "sales");
+        for method in item
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            let method = method.to_uppercase();
+            let with_body = matches!(method.as_str(), "PUT" | "POST" | "PATCH").then_some(body);
+            let foreign = http(
+                addr,
+                &method,
+                &path,
+                &[("Authorization", &bearer(&beta_key))],
+                with_body,
+            );
+            assert_eq!(
+                foreign.status, 404,
+                "{method} {path} with beta's key: {}",
+                foreign.body
+            );
+            walked += 1;
+        }
+    }
+    assert!(walked >= 4, "the walk covered {walked} routes");
+    // The same route answers acme's own key: the 404s above are the isolation, not a
+    // broken route.
+    let own = http(
+        addr,
+        "GET",
+        "/api/v1/enterprises/acme/groups/sales",
+        &[("Authorization", &bearer(&acme_key))],
+        None,
+    );
+    assert_eq!(own.status, 200, "{}", own.body);
+    // A key writes without a CSRF token (there is no cookie to forge).
+    let put = http(
+        addr,
+        "PUT",
+        "/api/v1/enterprises/acme/groups/sales",
+        &[("Authorization", &bearer(&acme_key)), ("If-Match", "\"1\"")],
+        Some(body),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    // The same If-Match again is stale now.
+    let stale = http(
+        addr,
+        "PUT",
+        "/api/v1/enterprises/acme/groups/sales",
+        &[("Authorization", &bearer(&acme_key)), ("If-Match", "\"1\"")],
+        Some(r#"{"strategy":"random","phones":[{"number":"13900000001"}]}"#),
+    );
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    daemon.stop();
+}
+
+#[test]
+fn a_caller_blacklisted_through_the_api_is_declined_on_the_next_call() {
+    let api_port = free_port();
+    let daemon = Daemon::start_with("", &routing(api_port, "sip:13900000001@127.0.0.1:5999"));
+    let config = daemon.config_path();
+    let addr: SocketAddr = format!("127.0.0.1:{api_port}").parse().expect("address");
+    add_user(&config, "acme-admin", "enterprise_admin", Some("acme"));
+    let key = format!("Bearer {}", api_key(&config, "acme-admin"));
+    let plan = "/api/v1/enterprises/acme/plans/main";
+    let read = http(addr, "GET", plan, &[("Authorization", &key)], None);
+    assert_eq!(read.status, 200, "{}", read.body);
+    let mut data = read.json()["data"].clone();
+    // The support's callers dial from 13800138000.
+    data["blacklist"] = serde_json::json!(["13800138000"]);
+    let put = http(
+        addr,
+        "PUT",
+        plan,
+        &[("Authorization", &key)],
+        Some(&data.to_string()),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    wait_reloaded(&daemon, 1);
+    Caller::refused(&daemon, 603).run();
+    daemon.stop();
+}

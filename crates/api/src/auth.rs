@@ -190,13 +190,15 @@ impl FromRequestParts<Api> for Caller {
     }
 }
 
-#[derive(Deserialize)]
+/// A login request.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Login {
     login: String,
     password: String,
 }
 
-#[derive(Serialize)]
+/// The logged-in user.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Me {
     login: String,
     role: &'static str,
@@ -214,14 +216,21 @@ impl From<&User> for Me {
     }
 }
 
-#[derive(Serialize)]
-struct LoggedIn {
+/// A successful login.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoggedIn {
     user: Me,
     /// Send it back as `X-CSRF-Token` on every write.
     csrf_token: String,
 }
 
 /// `POST /api/v1/login`: a session cookie and its CSRF token.
+#[utoipa::path(post, path = "/api/v1/login", tag = "session", request_body = Login,
+    responses(
+        (status = 200, description = "Logged in: the `sihai_session` cookie is set", body = LoggedIn),
+        (status = 401, description = "Wrong login or password", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many failed logins: see Retry-After", body = crate::error::ErrorBody),
+    ))]
 pub async fn login(
     State(api): State<Api>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -297,6 +306,8 @@ pub async fn login(
 }
 
 /// `POST /api/v1/logout`: the session ends at once.
+#[utoipa::path(post, path = "/api/v1/logout", tag = "session",
+    responses((status = 204, description = "Logged out"), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn logout(
     State(api): State<Api>,
     _caller: Caller,
@@ -316,6 +327,8 @@ pub async fn logout(
 }
 
 /// `GET /api/v1/me`.
+#[utoipa::path(get, path = "/api/v1/me", tag = "session",
+    responses((status = 200, body = Me), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn me(caller: Caller) -> Json<Me> {
     Json(Me::from(&caller.user))
 }

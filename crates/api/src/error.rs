@@ -7,7 +7,7 @@ use serde::Serialize;
 
 /// One problem of a rejected write: the entry (`group/sales`), the field path within
 /// it (`phones[0].uri`), and what is wrong.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     pub entry: String,
     pub field: String,
@@ -35,11 +35,14 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// What every error answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in a sentence.
     error: String,
+    /// For a `422`: every problem of the write.
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [FieldError]>,
+    errors: Option<Vec<FieldError>>,
 }
 
 impl IntoResponse for ApiError {
@@ -59,12 +62,12 @@ impl IntoResponse for ApiError {
             }
         };
         let errors = match &self {
-            ApiError::Invalid(errors) => Some(errors.as_slice()),
+            ApiError::Invalid(errors) => Some(errors.clone()),
             _ => None,
         };
         let mut response = (
             status,
-            Json(Body {
+            Json(ErrorBody {
                 error: self.to_string(),
                 errors,
             }),

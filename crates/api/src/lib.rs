@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use sihai_store::{AccessStore, StoreError, TenantStore};
 use tower_http::timeout::TimeoutLayer;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::ApiError;
 
@@ -42,6 +42,8 @@ pub struct Api {
     pub config_path: PathBuf,
     pub session_lifetime: Duration,
     pub throttle: Arc<auth::Throttle>,
+    /// The OpenAPI document, as served (set when the router is built).
+    pub openapi: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Api {
@@ -57,6 +59,7 @@ impl Api {
             config_path,
             session_lifetime,
             throttle: Arc::new(auth::Throttle::default()),
+            openapi: Arc::new(std::sync::OnceLock::new()),
         }
     }
 }
@@ -68,27 +71,56 @@ pub(crate) async fn blocking<T: Send + 'static>(
     Ok(tokio::task::spawn_blocking(f).await??)
 }
 
-/// Every route.
-pub fn router(api: Api) -> Router {
-    Router::new()
-        .route("/api/v1/login", post(auth::login))
-        .route("/api/v1/logout", post(auth::logout))
-        .route("/api/v1/me", get(auth::me))
-        .route("/api/v1/audit", get(tenant::audit))
-        .route(
-            "/api/v1/enterprises/{enterprise}/{collection}",
-            get(tenant::list),
-        )
-        .route(
-            "/api/v1/enterprises/{enterprise}/{collection}/{key}",
-            get(tenant::read).put(tenant::put).delete(tenant::delete),
-        )
+#[derive(utoipa::OpenApi)]
+#[openapi(info(
+    title = "sihai admin API",
+    description = "Each enterprise's own backend and the operator's: tenant data, audit. See docs/admin-api.md."
+))]
+struct ApiDoc;
+
+/// Every route, and the OpenAPI document describing them, from the same declarations:
+/// a handler is routed only through its `#[utoipa::path]`, so none can be missing from
+/// the document.
+pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(tenant::audit))
+        .routes(routes!(tenant::list))
+        .routes(routes!(tenant::read, tenant::put, tenant::delete))
+        .routes(routes!(openapi_json))
+        .split_for_parts();
+    let json = document.to_pretty_json().unwrap_or_default();
+    let _ = api.openapi.set(json);
+    let router = router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .with_state(api)
+        .with_state(api);
+    (router, document)
+}
+
+/// Every route.
+pub fn router(api: Api) -> Router {
+    router_and_document(api).0
+}
+
+/// `GET /api/v1/openapi.json`: this API described as OpenAPI 3.1.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json(
+    axum::extract::State(api): axum::extract::State<Api>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        api.openapi.get().cloned().unwrap_or_default(),
+    )
+        .into_response()
 }
 
 /// A running API; dropping it does not stop it, [`ApiHandle::stop`] does.

@@ -46,7 +46,8 @@ fn section_of(collection: &str) -> Result<&'static str, ApiError> {
         .ok_or(ApiError::NotFound)
 }
 
-#[derive(Serialize)]
+/// One entry of an enterprise's data.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EntryJson {
     /// The collection's section, e.g. `group`.
     section: String,
@@ -55,6 +56,7 @@ pub struct EntryJson {
     /// what you read.
     revision: i64,
     /// The entry's fields, as in the TOML file.
+    #[schema(value_type = Object)]
     data: serde_json::Value,
 }
 
@@ -89,6 +91,11 @@ fn visible(caller: &Caller, enterprise: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /api/v1/enterprises/{enterprise}/{collection}`.
+#[utoipa::path(get, path = "/api/v1/enterprises/{enterprise}/{collection}", tag = "tenant", params(
+        ("enterprise" = String, Path, description = "The enterprise's id"),
+        ("collection" = String, Path, description = "groups, plans, menus, extensions, schedules, numbers or prompts"),
+    ),
+    responses((status = 200, body = Vec<EntryJson>), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such enterprise or collection, or not yours", body = crate::error::ErrorBody)))]
 pub async fn list(
     State(api): State<Api>,
     caller: Caller,
@@ -120,6 +127,12 @@ fn exists(entries: &[sihai_store::StoredEntry], enterprise: &str) -> bool {
 
 /// `GET /api/v1/enterprises/{enterprise}/{collection}/{key}`, with its revision as the
 /// `ETag`.
+#[utoipa::path(get, path = "/api/v1/enterprises/{enterprise}/{collection}/{key}", tag = "tenant", params(
+        ("enterprise" = String, Path, description = "The enterprise's id"),
+        ("collection" = String, Path, description = "groups, plans, menus, extensions, schedules, numbers or prompts"),
+        ("key" = String, Path, description = "The entry's name (a number's or an extension's number)"),
+    ),
+    responses((status = 200, body = EntryJson), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn read(
     State(api): State<Api>,
     caller: Caller,
@@ -149,6 +162,15 @@ pub async fn read(
 /// entry. The body is the entry's fields; its key field and `enterprise` may be left
 /// out (the URL says them) but must agree if given. With `If-Match: "N"` the write is
 /// refused (`409`) if the entry changed after revision N.
+#[utoipa::path(put, path = "/api/v1/enterprises/{enterprise}/{collection}/{key}", tag = "tenant", params(
+        ("enterprise" = String, Path, description = "The enterprise's id"),
+        ("collection" = String, Path, description = "groups, plans, menus, extensions, schedules, numbers or prompts"),
+        ("key" = String, Path, description = "The entry's name (a number's or an extension's number)"),
+    ),
+    request_body(content = Object, description = "The entry's fields, as in the TOML file"),
+    responses((status = 200, body = EntryJson), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, description = "Changed since If-Match", body = crate::error::ErrorBody),
+        (status = 422, description = "Refused by the configuration's checks", body = crate::error::ErrorBody)))]
 pub async fn put(
     State(api): State<Api>,
     caller: Caller,
@@ -213,6 +235,13 @@ pub async fn put(
 
 /// `DELETE /api/v1/enterprises/{enterprise}/{collection}/{key}`: refused (`422`) while
 /// something still refers to the entry.
+#[utoipa::path(delete, path = "/api/v1/enterprises/{enterprise}/{collection}/{key}", tag = "tenant", params(
+        ("enterprise" = String, Path, description = "The enterprise's id"),
+        ("collection" = String, Path, description = "groups, plans, menus, extensions, schedules, numbers or prompts"),
+        ("key" = String, Path, description = "The entry's name (a number's or an extension's number)"),
+    ),
+    responses((status = 204, description = "Removed"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, description = "Still referred to", body = crate::error::ErrorBody)))]
 pub async fn delete(
     State(api): State<Api>,
     caller: Caller,
@@ -395,6 +424,8 @@ fn locate(field: &str, entries: &[TenantEntry]) -> Option<(String, String)> {
 }
 
 /// `GET /api/v1/audit`: who changed what; an enterprise's users see their own.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
+    responses((status = 200, description = "Newest first", body = Vec<Object>), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn audit(
     State(api): State<Api>,
     caller: Caller,
