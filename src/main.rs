@@ -246,6 +246,7 @@ fn main() -> ExitCode {
                 until,
                 outcome,
                 limit,
+                ..Default::default()
             };
             match print_cdrs(&config, &filter, csv) {
                 Ok(()) => ExitCode::SUCCESS,

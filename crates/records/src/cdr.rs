@@ -250,6 +250,14 @@ pub struct CdrFilter {
     pub until: Option<Timestamp>,
     /// Calls with this outcome.
     pub outcome: Option<Outcome>,
+    /// Calls with any of these outcomes; empty matches every outcome (with `outcome`
+    /// set too, a call must match both).
+    pub outcomes: Vec<Outcome>,
+    /// Keyset pagination: only the calls after this one in the newest-first order, the
+    /// call given as its `(setup_at, call_id)` (the last CDR of the previous page).
+    /// Calls set up at the same instant are ordered as the store recorded them, so a
+    /// walk page by page returns every call once, however many share an instant.
+    pub before: Option<(Timestamp, String)>,
     /// At most this many CDRs (the newest); 0 means no limit.
     pub limit: usize,
 }

@@ -499,6 +499,26 @@ impl CdrStore for SqliteStore {
         if let Some(o) = filter.outcome {
             and("outcome =", Value::Text(o.as_str().to_owned()));
         }
+        if !filter.outcomes.is_empty() {
+            let mut placeholders = Vec::with_capacity(filter.outcomes.len());
+            for o in &filter.outcomes {
+                args.push(Value::Text(o.as_str().to_owned()));
+                placeholders.push(format!("?{}", args.len()));
+            }
+            sql.push_str(&format!(" AND outcome IN ({})", placeholders.join(", ")));
+        }
+        if let Some((setup_at, call_id)) = &filter.before {
+            // After (setup_at, id) of the given call in the (setup_at DESC, id DESC)
+            // order; its id from its call_id (unique, indexed).
+            args.push(Value::Integer(setup_at.as_microsecond()));
+            let at = args.len();
+            args.push(Value::Text(call_id.clone()));
+            let call = args.len();
+            sql.push_str(&format!(
+                " AND (setup_at < ?{at} OR (setup_at = ?{at} AND \
+                 id < (SELECT id FROM cdr WHERE call_id = ?{call})))"
+            ));
+        }
         sql.push_str(" ORDER BY setup_at DESC, id DESC");
         if filter.limit > 0 {
             args.push(Value::Integer(sql_limit(filter.limit)));

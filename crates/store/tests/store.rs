@@ -270,6 +270,88 @@ fn filters() {
 }
 
 #[test]
+fn keyset_pages_walk_every_call_once_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    filter_fixture(&store);
+    // Three more calls at one instant, the newest of all: the cursor must order them
+    // by their row, not skip or repeat any.
+    for id in ["x", "y", "z"] {
+        store
+            .record(missed_cdr(id, ts("2026-03-04T00:00:00Z")), None)
+            .unwrap();
+    }
+    store.flush().unwrap();
+    let everything: String = ids(&store, CdrFilter::default());
+    assert_eq!(everything.len(), 9);
+    assert!(everything.ends_with("fedcba"), "{everything}");
+
+    for size in [1, 2, 4, 100] {
+        let mut walked = String::new();
+        let mut before = None;
+        loop {
+            let page = store
+                .query(&CdrFilter {
+                    before: before.clone(),
+                    limit: size,
+                    ..Default::default()
+                })
+                .unwrap();
+            assert!(page.len() <= size);
+            walked.extend(page.iter().map(|c| c.call_id.as_str()));
+            match page.last() {
+                Some(last) if page.len() == size => {
+                    before = Some((last.setup_at, last.call_id.clone()));
+                }
+                _ => break,
+            }
+        }
+        assert_eq!(walked, everything, "pages of {size}");
+    }
+
+    // The cursor combines with the other filters.
+    let acme_after_d = CdrFilter {
+        enterprise: Some("acme".into()),
+        number: Some("4001111111".into()),
+        before: Some((ts("2026-03-02T02:00:00Z"), "d".into())),
+        ..Default::default()
+    };
+    assert_eq!(ids(&store, acme_after_d), "ba");
+}
+
+#[test]
+fn outcomes_match_any_of_a_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    filter_fixture(&store);
+    let missed = CdrFilter {
+        outcomes: vec![Outcome::NoAnswer, Outcome::Busy],
+        ..Default::default()
+    };
+    assert_eq!(ids(&store, missed.clone()), "ecb");
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                enterprise: Some("acme".into()),
+                ..missed.clone()
+            }
+        ),
+        "b"
+    );
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                outcome: Some(Outcome::Busy),
+                ..missed
+            }
+        ),
+        "c"
+    );
+}
+
+#[test]
 fn database_is_wal_with_a_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dirs/cdr.db");
