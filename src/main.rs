@@ -405,9 +405,12 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         let api = match &config_api {
             Some(settings) => {
                 let (tenant, access) = server.api_stores();
+                let (cdrs, ledger) = server.records_stores();
                 let api = sihai_api::Api::new(
                     tenant,
                     access,
+                    cdrs,
+                    ledger,
                     server.config_path().to_path_buf(),
                     settings.session_lifetime,
                 );

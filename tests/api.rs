@@ -6,13 +6,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::{Caller, Daemon, Phone, SIHAI, free_port};
+use support::api::{Session, add_user, api_key, http};
+use support::{Caller, Daemon, Phone, free_port};
 
 const TENANT_RELOADED: &str = "configuration reloaded trigger=\"tenant data\"";
 
@@ -60,135 +58,6 @@ phones = [{{ number = "13900000009" }}]
 "#,
         gateway = free_port(),
     )
-}
-
-fn add_user(config: &Path, login: &str, role: &str, enterprise: Option<&str>) {
-    let mut args = vec!["user", "add", login, "--role", role];
-    if let Some(e) = enterprise {
-        args.extend(["--enterprise", e]);
-    }
-    let mut child = Command::new(SIHAI)
-        .args(&args)
-        .arg("-c")
-        .arg(config)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run sihai user add");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{login}-secret-pw\n").as_bytes())
-        .expect("write the password");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "user add {login}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Reply {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.lines().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-    }
-}
-
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> Reply {
-    let mut stream = TcpStream::connect(addr).expect("connect to the API");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if let Some(body) = body {
-        request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    request.push_str("\r\n");
-    request.push_str(body.unwrap_or(""));
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the reply");
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Reply {
-        status,
-        headers: head.to_owned(),
-        body: body.to_owned(),
-    }
-}
-
-/// A logged-in browser: its cookie and CSRF token.
-struct Session {
-    addr: SocketAddr,
-    cookie: String,
-    csrf: String,
-}
-
-impl Session {
-    fn login(addr: SocketAddr, login: &str) -> Session {
-        let body = format!(r#"{{"login":"{login}","password":"{login}-secret-pw"}}"#);
-        let reply = http(addr, "POST", "/api/v1/login", &[], Some(&body));
-        assert_eq!(reply.status, 200, "login {login}: {}", reply.body);
-        let set_cookie = reply.header("set-cookie").expect("a session cookie");
-        assert!(
-            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
-            "{set_cookie}"
-        );
-        let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
-        let csrf = reply.json()["csrf_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        Session { addr, cookie, csrf }
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        http(self.addr, "GET", path, &[("Cookie", &self.cookie)], None)
-    }
-
-    fn put(&self, path: &str, body: &str) -> Reply {
-        http(
-            self.addr,
-            "PUT",
-            path,
-            &[("Cookie", &self.cookie), ("X-CSRF-Token", &self.csrf)],
-            Some(body),
-        )
-    }
 }
 
 fn wait_reloaded(daemon: &Daemon, count: usize) {
@@ -337,23 +206,6 @@ fn failed_logins_are_throttled_per_account_and_source() {
         "no password ever reaches the log"
     );
     daemon.stop();
-}
-
-/// An API key for `login`, from `sihai user key`.
-fn api_key(config: &Path, login: &str) -> String {
-    let out = Command::new(SIHAI)
-        .args(["user", "key", login, "--name", "test"])
-        .arg("-c")
-        .arg(config)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run sihai user key");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[test]

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod records;
 pub mod tenant;
 
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use sihai_store::{AccessStore, StoreError, TenantStore};
+use sihai_store::{AccessStore, CdrStore, LedgerStore, StoreError, TenantStore};
 use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -38,6 +39,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Api {
     pub tenant: Arc<dyn TenantStore>,
     pub access: Arc<dyn AccessStore>,
+    /// The call detail records (read only).
+    pub cdrs: Arc<dyn CdrStore>,
+    /// The prepaid accounts and their ledger (read only).
+    pub ledger: Arc<dyn LedgerStore>,
     /// The node's configuration file: a write is validated with its node settings.
     pub config_path: PathBuf,
     pub session_lifetime: Duration,
@@ -50,12 +55,16 @@ impl Api {
     pub fn new(
         tenant: Arc<dyn TenantStore>,
         access: Arc<dyn AccessStore>,
+        cdrs: Arc<dyn CdrStore>,
+        ledger: Arc<dyn LedgerStore>,
         config_path: PathBuf,
         session_lifetime: Duration,
     ) -> Api {
         Api {
             tenant,
             access,
+            cdrs,
+            ledger,
             config_path,
             session_lifetime,
             throttle: Arc::new(auth::Throttle::default()),
@@ -90,6 +99,12 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(tenant::audit))
         .routes(routes!(tenant::list))
         .routes(routes!(tenant::read, tenant::put, tenant::delete))
+        .routes(routes!(records::cdrs))
+        .routes(routes!(records::cdrs_csv))
+        .routes(routes!(records::missed_calls))
+        .routes(routes!(records::account))
+        .routes(routes!(records::ledger))
+        .routes(routes!(records::bill))
         .routes(routes!(openapi_json))
         .split_for_parts();
     let json = document.to_pretty_json().unwrap_or_default();

@@ -154,6 +154,12 @@ impl Server {
         (self.tenant.clone(), self.access.clone())
     }
 
+    /// The stores the admin API reads an enterprise's records from: its CDRs, and its
+    /// prepaid account and ledger.
+    pub fn records_stores(&self) -> (Arc<dyn CdrStore>, Arc<dyn LedgerStore>) {
+        (self.store.clone(), self.ledger.clone())
+    }
+
     /// The configuration file the server runs from.
     pub fn config_path(&self) -> &Path {
         &self.config_path

@@ -1,0 +1,185 @@
+//! Talking to the daemon's admin API the way a client does: one HTTP/1.1 request per
+//! connection over a real socket, a browser session (cookie and CSRF token), users and
+//! API keys made with the `sihai user` commands.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::SIHAI;
+
+/// `sihai user add LOGIN --role ROLE [--enterprise E]`, password `LOGIN-secret-pw`.
+pub fn add_user(config: &Path, login: &str, role: &str, enterprise: Option<&str>) {
+    let mut args = vec!["user", "add", login, "--role", role];
+    if let Some(e) = enterprise {
+        args.extend(["--enterprise", e]);
+    }
+    let mut child = Command::new(SIHAI)
+        .args(&args)
+        .arg("-c")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sihai user add");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{login}-secret-pw\n").as_bytes())
+        .expect("write the password");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "user add {login}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect to the API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or(""));
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the reply");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(n, v)| {
+            n.eq_ignore_ascii_case("transfer-encoding") && v.trim().eq_ignore_ascii_case("chunked")
+        })
+    });
+    Reply {
+        status,
+        headers: head.to_owned(),
+        body: if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
+    }
+}
+
+/// The payload of a chunked body (RFC 9112 section 7.1); a malformed one ends where the
+/// framing breaks, so a test comparing the payload fails.
+fn dechunk(mut framed: &str) -> String {
+    let mut payload = String::new();
+    while let Some((size_line, rest)) = framed.split_once("\r\n") {
+        let size_text = size_line.split(';').next().unwrap_or("").trim();
+        let Ok(size) = usize::from_str_radix(size_text, 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        payload.push_str(&rest[..size]);
+        framed = rest[size..].strip_prefix("\r\n").unwrap_or(&rest[size..]);
+    }
+    payload
+}
+
+/// A logged-in browser: its cookie and CSRF token.
+pub struct Session {
+    pub addr: SocketAddr,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl Session {
+    pub fn login(addr: SocketAddr, login: &str) -> Session {
+        let body = format!(r#"{{"login":"{login}","password":"{login}-secret-pw"}}"#);
+        let reply = http(addr, "POST", "/api/v1/login", &[], Some(&body));
+        assert_eq!(reply.status, 200, "login {login}: {}", reply.body);
+        let set_cookie = reply.header("set-cookie").expect("a session cookie");
+        assert!(
+            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+            "{set_cookie}"
+        );
+        let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+        let csrf = reply.json()["csrf_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Session { addr, cookie, csrf }
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        http(self.addr, "GET", path, &[("Cookie", &self.cookie)], None)
+    }
+
+    pub fn put(&self, path: &str, body: &str) -> Reply {
+        http(
+            self.addr,
+            "PUT",
+            path,
+            &[("Cookie", &self.cookie), ("X-CSRF-Token", &self.csrf)],
+            Some(body),
+        )
+    }
+}
+
+/// An API key for `login`, from `sihai user key`.
+pub fn api_key(config: &Path, login: &str) -> String {
+    let out = Command::new(SIHAI)
+        .args(["user", "key", login, "--name", "test"])
+        .arg("-c")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run sihai user key");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
