@@ -404,6 +404,14 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         // The admin API, on its own threads, when the file has an [api] section.
         let api = match &config_api {
             Some(settings) => {
+                // The certificate is read now: a wrong path or key stops the start with
+                // the reason, rather than an API that fails every handshake.
+                let tls = settings
+                    .tls
+                    .as_ref()
+                    .map(sihai_api::tls::server_config)
+                    .transpose()
+                    .context("the admin API's TLS settings")?;
                 let (tenant, access) = server.api_stores();
                 let (cdrs, ledger) = server.records_stores();
                 let api = sihai_api::Api::new(
@@ -415,7 +423,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
                     settings.session_lifetime,
                 );
                 Some(
-                    sihai_api::spawn(settings.listen, api)
+                    sihai_api::spawn(settings.listen, tls, api)
                         .with_context(|| format!("binding the admin API to {}", settings.listen))?,
                 )
             }

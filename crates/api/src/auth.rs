@@ -288,8 +288,9 @@ pub async fn login(
     .await?;
     tracing::info!(login = %user.login, source = %peer.ip(), "logged in");
     let cookie = format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        lifetime.as_secs()
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        lifetime.as_secs(),
+        secure_attribute(&api)
     );
     let mut response = (
         StatusCode::OK,
@@ -303,6 +304,12 @@ pub async fn login(
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+/// `; Secure` when the API serves HTTPS, so the browser never sends the cookie over
+/// plain HTTP; nothing on plain HTTP (loopback), where a `Secure` cookie would not stick.
+fn secure_attribute(api: &Api) -> &'static str {
+    if api.https { "; Secure" } else { "" }
 }
 
 /// `POST /api/v1/logout`: the session ends at once.
@@ -319,7 +326,10 @@ pub async fn logout(
         blocking(move || store.end_session(&hash)).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let expired = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let expired = format!(
+        "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        secure_attribute(&api)
+    );
     if let Ok(value) = HeaderValue::from_str(&expired) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod error;
 pub mod records;
 pub mod tenant;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ pub struct Api {
     pub throttle: Arc<auth::Throttle>,
     /// The OpenAPI document, as served (set when the router is built).
     pub openapi: Arc<std::sync::OnceLock<String>>,
+    /// Served over HTTPS: the session cookie is then `Secure` (never sent over plain
+    /// HTTP). Set by [`spawn`] from its TLS settings.
+    pub https: bool,
 }
 
 impl Api {
@@ -69,6 +73,7 @@ impl Api {
             session_lifetime,
             throttle: Arc::new(auth::Throttle::default()),
             openapi: Arc::new(std::sync::OnceLock::new()),
+            https: false,
         }
     }
 }
@@ -158,8 +163,15 @@ impl ApiHandle {
 }
 
 /// Binds `listen` (an error now, not later, if it cannot) and serves the API on a
-/// runtime of its own (two worker threads).
-pub fn spawn(listen: SocketAddr, api: Api) -> std::io::Result<ApiHandle> {
+/// runtime of its own (two worker threads): HTTPS when `tls` is given, else HTTP.
+pub fn spawn(
+    listen: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut api: Api,
+) -> std::io::Result<ApiHandle> {
+    use axum::serve::ListenerExt;
+
+    api.https = tls.is_some();
     let listener = std::net::TcpListener::bind(listen)?;
     listener.set_nonblocking(true)?;
     let local_addr = listener.local_addr()?;
@@ -169,6 +181,7 @@ pub fn spawn(listen: SocketAddr, api: Api) -> std::io::Result<ApiHandle> {
         .enable_all()
         .build()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let thread = std::thread::Builder::new()
         .name("sihai-api".into())
         .spawn(move || {
@@ -181,15 +194,31 @@ pub fn spawn(listen: SocketAddr, api: Api) -> std::io::Result<ApiHandle> {
                     }
                 };
                 let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
-                let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                let shutdown = async {
                     let _ = stopped.await;
-                });
-                if let Err(err) = served.await {
+                };
+                let served = match tls {
+                    // `tap_io` only to get the peer's address as connect info.
+                    Some(config) => match tls::TlsListener::new(listener, config) {
+                        Ok(listener) => {
+                            axum::serve(listener.tap_io(|_| {}), app)
+                                .with_graceful_shutdown(shutdown)
+                                .await
+                        }
+                        Err(err) => Err(err),
+                    },
+                    None => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                };
+                if let Err(err) = served {
                     tracing::error!(%err, "the API stopped");
                 }
             });
         })?;
-    tracing::info!(%local_addr, "admin API listening");
+    tracing::info!(%local_addr, scheme, "admin API listening");
     Ok(ApiHandle {
         local_addr,
         stop: Some(stop),

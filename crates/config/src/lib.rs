@@ -113,7 +113,7 @@ pub use alerts::AlertConfig;
 pub use announcement::{
     AnnouncementCase, Announcements, DEFAULT_ANNOUNCEMENT_PLAYS, MAX_ANNOUNCEMENT_PLAYS,
 };
-pub use api::{ApiConfig, DEFAULT_API_LISTEN};
+pub use api::{ApiConfig, ApiTls, DEFAULT_API_LISTEN};
 pub use billing::{BillingConfig, DEFAULT_LIFECYCLE_INTERVAL_S, DEFAULT_RESERVATION_MINUTES};
 pub use enterprise::{
     AlertSecret, DEFAULT_RECORDING_RETENTION_DAYS, Enterprise, EnterpriseBilling,
@@ -395,7 +395,7 @@ impl Config {
             .ok()
             .map(|raw| alerts::validate(raw, base_dir, d));
         let api_malformed = raw_api.is_err();
-        let api = raw_api.ok().and_then(|raw| api::validate(raw, d));
+        let api = raw_api.ok().and_then(|raw| api::validate(raw, base_dir, d));
         let media_context = media::Context {
             first_listen: sip
                 .as_ref()

@@ -124,6 +124,24 @@ const RULES: &[(&str, Rule)] = &[
         }),
     ),
     (
+        "api.tls_certificate",
+        Rule::Restart("the API's certificate is loaded at start", |c| {
+            c.api.as_ref().and_then(|a| a.tls.as_ref()).map_or_else(
+                || "none".to_owned(),
+                |t| t.certificate.display().to_string(),
+            )
+        }),
+    ),
+    (
+        "api.tls_private_key",
+        Rule::Restart("the API's key is loaded at start", |c| {
+            c.api.as_ref().and_then(|a| a.tls.as_ref()).map_or_else(
+                || "none".to_owned(),
+                |t| t.private_key.display().to_string(),
+            )
+        }),
+    ),
+    (
         "api.session_hours",
         Rule::Applied("to sessions opened from then on"),
     ),
