@@ -216,6 +216,19 @@ fn an_enterprise_reads_its_calls_missed_calls_csv_account_ledger_and_bill() {
             .any(|e| e["kind"] == "call_charge" && units(&e["amount"]) == -cost),
         "{ledger}"
     );
+    assert!(ledger["next"].is_null(), "one page holds them: {ledger}");
+    // One entry a page: following `next` gives the same entries, once each.
+    let mut walked = Vec::new();
+    let mut path = "/api/v1/enterprises/acme/ledger?limit=1".to_owned();
+    for _ in 0..entries.len() + 1 {
+        let page = viewer.get(&path).json();
+        walked.extend(page["entries"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/v1/enterprises/acme/ledger?limit=1&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, entries);
     let mut running = 0;
     for entry in &entries {
         running += units(&entry["amount"]);
@@ -237,6 +250,13 @@ fn an_enterprise_reads_its_calls_missed_calls_csv_account_ledger_and_bill() {
         "{bill}"
     );
     assert_eq!(units(&bill["entries_sum"]), units(&account["balance"]));
+    let charges = bill["totals"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["kind"] == "call_charge"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(charges["entries"], 1, "{bill}");
+    assert_eq!(units(&charges["amount"]), -cost, "{bill}");
 
     // Bad filters are refused with the reason, never ignored.
     for (query, says) in [
@@ -246,6 +266,7 @@ fn an_enterprise_reads_its_calls_missed_calls_csv_account_ledger_and_bill() {
         ("cdrs?since=yesterday", "since must be an RFC 3339"),
         ("cdrs?before=nonsense", "before must be"),
         ("ledger?month=2026-13", "month"),
+        ("ledger?after=yesterday", "after must be"),
         ("bill?month=march", "month"),
     ] {
         let reply = viewer.get(&format!("/api/v1/enterprises/acme/{query}"));

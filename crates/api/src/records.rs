@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sihai_billing::Month;
-use sihai_store::statement::Statement;
-use sihai_store::{Cdr, CdrFilter, LedgerEntry, Outcome, StoreError, report};
+use sihai_store::statement::StatementSummary;
+use sihai_store::{Cdr, CdrFilter, LedgerEntry, LedgerQuery, Outcome, StoreError, report};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -163,15 +163,20 @@ impl CdrQuery {
     }
 
     fn limit(&self) -> Result<usize, ApiError> {
-        let Some(text) = self.limit.as_deref() else {
-            return Ok(DEFAULT_LIMIT);
-        };
-        match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(ApiError::BadRequest(format!(
-                "limit must be a whole number from 1 to {MAX_LIMIT}, not {text:?}"
-            ))),
-        }
+        page_limit(self.limit.as_deref())
+    }
+}
+
+/// A page's size: [`DEFAULT_LIMIT`] when not given, at most [`MAX_LIMIT`].
+fn page_limit(text: Option<&str>) -> Result<usize, ApiError> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(ApiError::BadRequest(format!(
+            "limit must be a whole number from 1 to {MAX_LIMIT}, not {text:?}"
+        ))),
     }
 }
 
@@ -484,13 +489,35 @@ pub async fn account(
     }))
 }
 
-/// The `month` of the ledger and bill routes.
+/// The `month` of the ledger and bill routes, and the ledger's page.
 #[derive(Debug, Default, Deserialize)]
 pub struct MonthQuery {
     month: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// A ledger page's `next`: the last entry's time (µs since the epoch) and id.
+fn ledger_cursor(entry: &LedgerEntry) -> String {
+    format!("{}.{}", entry.at.as_microsecond(), entry.id)
+}
+
+fn parse_ledger_cursor(text: &str) -> Result<(Timestamp, i64), ApiError> {
+    let bad = || ApiError::BadRequest(format!("after must be a page's next value, not {text:?}"));
+    let (micros, id) = text.split_once('.').ok_or_else(bad)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(|m| Timestamp::from_microsecond(m).ok())
+        .ok_or_else(bad)?;
+    Ok((at, id.parse::<i64>().map_err(|_| bad())?))
 }
 
 impl MonthQuery {
+    fn limit(&self) -> Result<usize, ApiError> {
+        page_limit(self.limit.as_deref())
+    }
+
     /// The month asked for; the current one (Asia/Shanghai) when none is.
     fn month(&self) -> Result<Month, ApiError> {
         match self.month.as_deref() {
@@ -532,7 +559,7 @@ impl From<LedgerEntry> for LedgerEntryJson {
     }
 }
 
-/// A month of the ledger.
+/// A page of a month of the ledger.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LedgerJson {
     enterprise: String,
@@ -540,6 +567,8 @@ pub struct LedgerJson {
     month: String,
     /// Oldest first.
     entries: Vec<LedgerEntryJson>,
+    /// Pass it as `after` for the next page; `null` on the last page.
+    next: Option<String>,
 }
 
 /// The enterprise's account must exist: `404` otherwise (not billed, or unknown).
@@ -552,12 +581,15 @@ async fn has_account(api: &Api, enterprise: &str) -> Result<(), ApiError> {
         .ok_or(ApiError::NotFound)
 }
 
-/// `GET /api/v1/enterprises/{enterprise}/ledger?month=YYYY-MM`: the month's entries.
+/// `GET /api/v1/enterprises/{enterprise}/ledger?month=YYYY-MM`: the month's entries,
+/// oldest first, a page at a time (a busy month has an entry per charged call).
 #[utoipa::path(get, path = "/api/v1/enterprises/{enterprise}/ledger", tag = "records", params(
         ("enterprise" = String, Path, description = "The enterprise's id"),
         ("month" = Option<String>, Query, description = "YYYY-MM, Asia/Shanghai; the current month when left out"),
+        ("limit" = Option<usize>, Query, description = "Entries per page, 1 to 500 (50)"),
+        ("after" = Option<String>, Query, description = "The previous page's `next`"),
     ),
-    responses((status = 200, body = LedgerJson), (status = 400, description = "Not a month", body = crate::error::ErrorBody),
+    responses((status = 200, body = LedgerJson), (status = 400, description = "Not a month, or a bad page", body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody),
         (status = 404, description = "Not your enterprise, or it has no prepaid account", body = crate::error::ErrorBody)))]
 pub async fn ledger(
@@ -568,15 +600,40 @@ pub async fn ledger(
 ) -> Result<Json<LedgerJson>, ApiError> {
     visible(&caller, &enterprise)?;
     let month = query.month()?;
+    let limit = query.limit()?;
+    let after = query
+        .after
+        .as_deref()
+        .map(parse_ledger_cursor)
+        .transpose()?;
     has_account(&api, &enterprise).await?;
     let ledger = api.ledger.clone();
     let id = enterprise.clone();
-    let entries =
-        blocking(move || ledger.ledger(&id, Some(month.start()), Some(month.end()))).await?;
+    let mut entries = blocking(move || {
+        ledger.ledger_entries(
+            &id,
+            &LedgerQuery {
+                since: Some(month.start()),
+                until: Some(month.end()),
+                after,
+                without_call_charges: false,
+                limit: limit + 1,
+            },
+        )
+    })
+    .await?;
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    let next = if more {
+        entries.last().map(ledger_cursor)
+    } else {
+        None
+    };
     Ok(Json(LedgerJson {
         enterprise,
         month: month.to_string(),
         entries: entries.into_iter().map(LedgerEntryJson::from).collect(),
+        next,
     }))
 }
 
@@ -584,6 +641,8 @@ pub async fn ledger(
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TotalJson {
     kind: String,
+    /// How many entries of the kind.
+    entries: u64,
     amount: String,
 }
 
@@ -599,7 +658,7 @@ pub struct BillJson {
     /// The balance at its end (or now, for the current month).
     closing: String,
     /// The charged calls set up in the month.
-    calls: usize,
+    calls: u64,
     /// What they cost.
     calls_cost: String,
     /// The sum of each kind of entry, in the statement's order; kinds without an entry
@@ -630,50 +689,51 @@ pub async fn bill(
     has_account(&api, &enterprise).await?;
     let (ledger, cdrs, tenant) = (api.ledger.clone(), api.cdrs.clone(), api.tenant.clone());
     let id = enterprise.clone();
-    // What `sihai bill` reads, and the same `Statement` from it.
-    let statement = blocking(move || -> Result<Result<Statement, ApiError>, StoreError> {
-        let (start, end) = (month.start(), month.end());
-        let before = ledger.ledger(&id, None, Some(start))?;
-        let entries = ledger.ledger(&id, Some(start), Some(end))?;
-        let calls = cdrs.query(&CdrFilter {
-            enterprise: Some(id.clone()),
-            since: Some(start),
-            until: Some(end),
-            limit: 0,
-            ..CdrFilter::default()
-        })?;
-        let name = enterprise_name(&*tenant, &id)?.unwrap_or_else(|| id.clone());
-        Ok(Statement::new(
-            &id,
-            &name,
-            &month.to_string(),
-            before.last(),
-            entries,
-            calls,
-        )
-        .map_err(|e| ApiError::Internal(e.to_string())))
-    })
+    // Counted and summed by the store: a month of a million calls is a few numbers, and
+    // it reconciles as `sihai bill`'s statement does.
+    let summary = blocking(
+        move || -> Result<Result<StatementSummary, ApiError>, StoreError> {
+            let (start, end) = (month.start(), month.end());
+            let totals = ledger.ledger_totals(&id, start, end)?;
+            let other = ledger.ledger_entries(
+                &id,
+                &LedgerQuery {
+                    since: Some(start),
+                    until: Some(end),
+                    without_call_charges: true,
+                    ..LedgerQuery::default()
+                },
+            )?;
+            let calls = cdrs.charged_calls(&id, start, end)?;
+            let name = enterprise_name(&*tenant, &id)?.unwrap_or_else(|| id.clone());
+            Ok(
+                StatementSummary::new(&id, &name, &month.to_string(), totals, calls, other)
+                    .map_err(|e| ApiError::Internal(e.to_string())),
+            )
+        },
+    )
     .await??;
     Ok(Json(BillJson {
-        enterprise: statement.enterprise.clone(),
-        name: statement.name.clone(),
-        month: statement.period.clone(),
-        opening: statement.opening.exact().to_string(),
-        closing: statement.closing.exact().to_string(),
-        calls: statement.calls.len(),
-        calls_cost: statement.calls_cost().exact().to_string(),
-        totals: statement
-            .totals()
+        entries_sum: summary.entries_sum().exact().to_string(),
+        enterprise: summary.enterprise,
+        name: summary.name,
+        month: summary.period,
+        opening: summary.opening.exact().to_string(),
+        closing: summary.closing.exact().to_string(),
+        calls: summary.calls,
+        calls_cost: summary.calls_cost.exact().to_string(),
+        totals: summary
+            .totals
             .into_iter()
-            .map(|(kind, amount)| TotalJson {
-                kind: kind.as_str().to_owned(),
-                amount: amount.exact().to_string(),
+            .map(|t| TotalJson {
+                kind: t.kind.as_str().to_owned(),
+                entries: t.entries,
+                amount: t.amount.exact().to_string(),
             })
             .collect(),
-        entries_sum: statement.entries_sum().exact().to_string(),
-        other_entries: statement
-            .other_entries()
-            .cloned()
+        other_entries: summary
+            .other_entries
+            .into_iter()
             .map(LedgerEntryJson::from)
             .collect(),
     }))
@@ -768,6 +828,7 @@ mod tests {
         let m = |s: &str| {
             MonthQuery {
                 month: Some(s.into()),
+                ..MonthQuery::default()
             }
             .month()
         };
@@ -776,5 +837,28 @@ mod tests {
             assert!(m(bad).is_err(), "{bad}");
         }
         assert!(MonthQuery::default().month().is_ok());
+    }
+
+    #[test]
+    fn a_ledger_cursor_round_trips_and_garbage_is_refused() {
+        let at: Timestamp = "2026-03-02T01:59:58.123456Z".parse().unwrap();
+        let entry = LedgerEntry {
+            id: 42,
+            enterprise: "acme".into(),
+            kind: sihai_store::EntryKind::Recharge,
+            amount: sihai_store::Money::ZERO,
+            reference: "r".into(),
+            at,
+            actor: "cli".into(),
+            note: None,
+            balance_after: sihai_store::Money::ZERO,
+        };
+        assert_eq!(
+            parse_ledger_cursor(&ledger_cursor(&entry)).unwrap(),
+            (at, 42)
+        );
+        for bad in ["", "12", "x.1", "12.x", "12.", "99999999999999999999.1"] {
+            assert!(parse_ledger_cursor(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! - the first page of the month's missed calls (`outcome IN (…)`),
 //! - a page deep in the month (keyset `before` a call three weeks back: no OFFSET),
 //! - one caller's calls over the month,
+//! - the month's charged calls counted and summed, as the bill asks,
 //! - one day streamed as CSV the way `cdrs.csv` reads it (1,000 calls a query).
 //!
 //! Then, once, the whole month as CSV page by page, with its time and how much the
@@ -305,6 +306,15 @@ fn cdr_queries(c: &mut Criterion) {
                 })
                 .expect("query");
             assert!(!calls.is_empty());
+        })
+    });
+    // The bill's call figures: the month's charged calls counted and summed.
+    group.bench_function("bill_charged_calls_month", |b| {
+        b.iter(|| {
+            let (calls, _) = store
+                .charged_calls("busy", month_start(), day(30).1)
+                .expect("charged calls");
+            assert!(calls > 700_000, "{calls}");
         })
     });
     group.sample_size(10);

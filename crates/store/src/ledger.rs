@@ -7,9 +7,46 @@ use jiff::Timestamp;
 
 use crate::StoreError;
 use sihai_records::{
-    Account, AccountStatus, LedgerEntry, Money, NewEntry, OpenReservation, ReservationOutcome,
-    ReservationRequest,
+    Account, AccountStatus, EntryKind, LedgerEntry, Money, NewEntry, OpenReservation,
+    ReservationOutcome, ReservationRequest,
 };
+
+/// A bounded read of one enterprise's ledger: the API's pages, and the entries of a
+/// statement other than its call charges, however many calls the month had.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerQuery {
+    /// Entries at or after this instant.
+    pub since: Option<Timestamp>,
+    /// Entries strictly before this instant.
+    pub until: Option<Timestamp>,
+    /// Keyset pagination: only the entries after this one in the (at, id) order, given
+    /// as its `(at, id)` (the last entry of the previous page).
+    pub after: Option<(Timestamp, i64)>,
+    /// Leave the call charges out (a statement lists the calls instead).
+    pub without_call_charges: bool,
+    /// At most this many entries (the oldest); 0 means no limit.
+    pub limit: usize,
+}
+
+/// A period of one account in figures, computed by the store whatever the number of
+/// entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerTotals {
+    /// The `balance_after` of the last entry before the period, or zero.
+    pub opening: Money,
+    /// The `balance_after` of the period's last entry, or the opening balance.
+    pub closing: Money,
+    /// Per kind with at least one entry in the period: how many and their sum.
+    pub by_kind: Vec<KindTotal>,
+}
+
+/// One kind of entry over a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindTotal {
+    pub kind: EntryKind,
+    pub entries: u64,
+    pub amount: Money,
+}
 
 /// Accounts, the ledger and reservations: SQLite now, PostgreSQL later.
 ///
@@ -68,6 +105,25 @@ pub trait LedgerStore: Send + Sync {
         since: Option<Timestamp>,
         until: Option<Timestamp>,
     ) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// The enterprise's entries the query selects, oldest first by (at, id).
+    ///
+    /// PostgreSQL: the same `SELECT`, with `(at, id) > ($at, $id)` as a row comparison.
+    fn ledger_entries(
+        &self,
+        enterprise: &str,
+        query: &LedgerQuery,
+    ) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// The enterprise's period `since <= at < until` in figures: opening and closing
+    /// balance (in the (at, id) order [`ledger`](LedgerStore::ledger) returns), and the
+    /// count and sum per kind, from one read snapshot.
+    fn ledger_totals(
+        &self,
+        enterprise: &str,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<LedgerTotals, StoreError>;
 
     /// Moves the account to `status` (its `status_since` becomes `at`; unchanged if the
     /// status already is `status`). Durable when it returns; [`StoreError::NoAccount`]

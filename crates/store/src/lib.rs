@@ -59,7 +59,9 @@ mod tenant;
 
 pub use access::{AccessStore, AuditEntry, NewAudit, NewUser, Role, Session, User};
 pub use error::{Rejection, StoreError};
-pub use ledger::{Discrepancy, LedgerStore, Posted, Problem, Spender};
+pub use ledger::{
+    Discrepancy, KindTotal, LedgerQuery, LedgerStore, LedgerTotals, Posted, Problem, Spender,
+};
 pub use sihai_records::{
     Account, AccountStatus, Cdr, CdrFilter, EntryKind, HangupSide, LedgerEntry, MissedCallAlert,
     Money, NewAlert, NewEntry, OpenReservation, Outcome, ParseEnumError, PhoneAttempt,
@@ -103,6 +105,16 @@ pub trait CdrStore: Send + Sync {
 
     /// Committed CDRs matching `filter`, newest (latest `setup_at`) first.
     fn query(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, StoreError>;
+
+    /// The enterprise's charged calls (cost above zero) set up in `since <= setup_at <
+    /// until`: how many, and what they cost together. Counted by the store, so a
+    /// month's bill of a million calls reads two numbers, not a million rows.
+    fn charged_calls(
+        &self,
+        enterprise: &str,
+        since: jiff::Timestamp,
+        until: jiff::Timestamp,
+    ) -> Result<(u64, sihai_records::Money), StoreError>;
 
     /// Queues a notice that belongs to no call (an account suspended, a low balance)
     /// in the outbox, under `reference` (shown where a call's id would be), due at

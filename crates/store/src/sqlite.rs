@@ -467,6 +467,29 @@ impl CdrStore for SqliteStore {
         result.recv().map_err(|_| stopped())?
     }
 
+    fn charged_calls(
+        &self,
+        enterprise: &str,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<(u64, Money), StoreError> {
+        const CONTEXT: &str = "counting charged calls";
+        let conn = self.reader();
+        let (count, cost): (i64, i64) = conn
+            .prepare_cached(
+                "SELECT count(*), COALESCE(SUM(cost), 0) FROM cdr
+                 WHERE enterprise = ?1 AND setup_at >= ?2 AND setup_at < ?3 AND cost > 0",
+            )
+            .and_then(|mut st| {
+                st.query_row(
+                    params![enterprise, since.as_microsecond(), until.as_microsecond()],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+            })
+            .map_err(self.err(CONTEXT))?;
+        Ok((u64::try_from(count).unwrap_or(0), Money::from_units(cost)))
+    }
+
     fn query(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, StoreError> {
         const CONTEXT: &str = "querying CDRs";
         let mut sql = String::from(

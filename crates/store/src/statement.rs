@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 
 use crate::report::{csv, region, shanghai_time, table};
-use crate::{Cdr, EntryKind, LedgerEntry, Money};
+use crate::{Cdr, EntryKind, KindTotal, LedgerEntry, LedgerTotals, Money};
 
 /// The ledger's columns, in both headers.
 pub const LEDGER_COLUMNS: [&str; 7] = [
@@ -194,6 +194,76 @@ impl Statement {
         self.entries
             .iter()
             .filter(|e| e.kind != EntryKind::CallCharge)
+    }
+}
+
+/// A period's statement in figures, for any number of calls: what the API's bill
+/// answers. The store counts the calls and sums the ledger ([`LedgerTotals`],
+/// `CdrStore::charged_calls`), so a month of a million calls is read as a few numbers;
+/// it reconciles exactly as [`Statement`] does and lists its totals in the same order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementSummary {
+    pub enterprise: String,
+    pub name: String,
+    pub period: String,
+    pub opening: Money,
+    pub closing: Money,
+    /// The charged calls set up in the period (cost above zero).
+    pub calls: u64,
+    /// What they cost.
+    pub calls_cost: Money,
+    /// Per kind with an entry in the period, in the statement's order.
+    pub totals: Vec<KindTotal>,
+    /// The period's entries other than call charges, oldest first.
+    pub other_entries: Vec<LedgerEntry>,
+}
+
+impl StatementSummary {
+    /// Builds the summary and checks that opening + the sum of the period's entries =
+    /// closing, to the unit.
+    pub fn new(
+        enterprise: &str,
+        name: &str,
+        period: &str,
+        ledger: LedgerTotals,
+        (calls, calls_cost): (u64, Money),
+        other_entries: Vec<LedgerEntry>,
+    ) -> Result<StatementSummary, Unreconciled> {
+        let totals: Vec<KindTotal> = TOTALS_ORDER
+            .into_iter()
+            .filter_map(|kind| ledger.by_kind.iter().find(|t| t.kind == kind).copied())
+            .collect();
+        let summary = StatementSummary {
+            enterprise: enterprise.to_owned(),
+            name: name.to_owned(),
+            period: period.to_owned(),
+            opening: ledger.opening,
+            closing: ledger.closing,
+            calls,
+            calls_cost,
+            totals,
+            other_entries,
+        };
+        let sum = summary.entries_sum();
+        let expected = summary.opening.saturating_add(sum);
+        if expected != summary.closing || summary.totals.len() != ledger.by_kind.len() {
+            return Err(Unreconciled {
+                enterprise: enterprise.to_owned(),
+                period: period.to_owned(),
+                opening: summary.opening,
+                entries: sum,
+                expected,
+                closing: summary.closing,
+            });
+        }
+        Ok(summary)
+    }
+
+    /// The sum of the period's entries.
+    pub fn entries_sum(&self) -> Money {
+        self.totals
+            .iter()
+            .fold(Money::ZERO, |sum, t| sum.saturating_add(t.amount))
     }
 }
 
@@ -440,6 +510,88 @@ mod tests {
                 "2026-03-01 11:00:00,13812345678,广东 深圳,4001234567,13900000001,120,0.60",
                 "2026-03-02 11:00:00,13812345678,广东 深圳,4001234567,13900000001,120,0.01",
             ]
+        );
+    }
+
+    #[test]
+    fn the_summary_of_a_period_says_what_its_full_statement_says() {
+        let before = entry(1, EntryKind::Recharge, "100", "100", "2026-02-10T00:00:00Z");
+        let entries = vec![
+            entry(2, EntryKind::Recharge, "600", "700", "2026-03-01T02:00:00Z"),
+            entry(
+                3,
+                EntryKind::CallCharge,
+                "-0.6",
+                "699.4",
+                "2026-03-01T03:00:00Z",
+            ),
+            entry(4, EntryKind::Fee, "-10", "689.4", "2026-03-02T03:00:00Z"),
+        ];
+        let calls = vec![call("a", "2026-03-01T03:00:00Z", Some("0.6"))];
+        let full = Statement::new(
+            "acme",
+            "Acme",
+            "2026-03",
+            Some(&before),
+            entries.clone(),
+            calls,
+        )
+        .unwrap();
+        // The store's figures for the same period, in its own (any) order of kinds.
+        let ledger = LedgerTotals {
+            opening: yuan("100"),
+            closing: yuan("689.4"),
+            by_kind: vec![
+                KindTotal {
+                    kind: EntryKind::Fee,
+                    entries: 1,
+                    amount: yuan("-10"),
+                },
+                KindTotal {
+                    kind: EntryKind::Recharge,
+                    entries: 1,
+                    amount: yuan("600"),
+                },
+                KindTotal {
+                    kind: EntryKind::CallCharge,
+                    entries: 1,
+                    amount: yuan("-0.6"),
+                },
+            ],
+        };
+        let other: Vec<LedgerEntry> = full.other_entries().cloned().collect();
+        let summary = StatementSummary::new(
+            "acme",
+            "Acme",
+            "2026-03",
+            ledger.clone(),
+            (1, yuan("0.6")),
+            other.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            (summary.opening, summary.closing),
+            (full.opening, full.closing)
+        );
+        assert_eq!(summary.calls_cost, full.calls_cost());
+        assert_eq!(summary.entries_sum(), full.entries_sum());
+        assert_eq!(
+            summary
+                .totals
+                .iter()
+                .map(|t| (t.kind, t.amount))
+                .collect::<Vec<_>>(),
+            full.totals()
+        );
+        assert_eq!(summary.other_entries, other);
+        // Figures that do not add up are refused, as a statement's are.
+        let wrong = LedgerTotals {
+            closing: yuan("689.5"),
+            ..ledger
+        };
+        assert!(
+            StatementSummary::new("acme", "Acme", "2026-03", wrong, (1, yuan("0.6")), other)
+                .is_err()
         );
     }
 

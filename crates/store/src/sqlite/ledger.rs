@@ -10,7 +10,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::book::ReserveWrite;
 use super::writer::{Admin, Msg};
 use super::{DecodeError, SqliteStore, collect, ts_from_us};
-use crate::{Discrepancy, LedgerStore, Posted, Problem, Spender, StoreError};
+use crate::{
+    Discrepancy, KindTotal, LedgerQuery, LedgerStore, LedgerTotals, Posted, Problem, Spender,
+    StoreError,
+};
 use sihai_records::{
     Account, AccountStatus, Cdr, EntryKind, LedgerEntry, Money, NewEntry, OpenReservation,
     RecoveryInfo, ReservationOutcome, ReservationRequest,
@@ -664,6 +667,105 @@ impl LedgerStore for SqliteStore {
             })
             .map_err(self.err(CONTEXT))?;
         collect(rows, self.err(CONTEXT))
+    }
+
+    fn ledger_entries(
+        &self,
+        enterprise: &str,
+        query: &LedgerQuery,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        const CONTEXT: &str = "reading the ledger";
+        let mut sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger WHERE enterprise = ?1 AND at >= ?2 AND at < ?3"
+        );
+        let mut args: Vec<rusqlite::types::Value> = vec![
+            enterprise.to_owned().into(),
+            query.since.map_or(i64::MIN, |t| t.as_microsecond()).into(),
+            query.until.map_or(i64::MAX, |t| t.as_microsecond()).into(),
+        ];
+        if let Some((at, id)) = query.after {
+            args.push(at.as_microsecond().into());
+            args.push(id.into());
+            sql.push_str(" AND (at > ?4 OR (at = ?4 AND id > ?5))");
+        }
+        if query.without_call_charges {
+            sql.push_str(" AND kind <> 'call_charge'");
+        }
+        sql.push_str(" ORDER BY at, id");
+        if query.limit > 0 {
+            args.push(i64::try_from(query.limit).unwrap_or(i64::MAX).into());
+            sql.push_str(&format!(" LIMIT ?{}", args.len()));
+        }
+        let conn = self.reader();
+        let mut st = conn.prepare_cached(&sql).map_err(self.err(CONTEXT))?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(args), |row| {
+                Ok(entry_from_row(row).map_err(|(rowid, d)| self.corrupt("ledger", rowid, d)))
+            })
+            .map_err(self.err(CONTEXT))?;
+        collect(rows, self.err(CONTEXT))
+    }
+
+    fn ledger_totals(
+        &self,
+        enterprise: &str,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<LedgerTotals, StoreError> {
+        const CONTEXT: &str = "totalling the ledger";
+        let (since, until) = (since.as_microsecond(), until.as_microsecond());
+        let mut conn = self.reader();
+        // One snapshot: the balances and the sums agree with each other.
+        let tx = conn.transaction().map_err(self.err(CONTEXT))?;
+        let balance_before = |tx: &rusqlite::Transaction<'_>, instant: i64| {
+            tx.prepare_cached(
+                "SELECT balance_after FROM ledger WHERE enterprise = ?1 AND at < ?2
+                 ORDER BY at DESC, id DESC LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![enterprise, instant], |row| row.get::<_, i64>(0))
+                    .optional()
+            })
+        };
+        let opening = balance_before(&tx, since)
+            .map_err(self.err(CONTEXT))?
+            .map_or(Money::ZERO, Money::from_units);
+        let closing = balance_before(&tx, until)
+            .map_err(self.err(CONTEXT))?
+            .map_or(Money::ZERO, Money::from_units);
+        let mut by_kind = Vec::new();
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "SELECT kind, count(*), SUM(amount) FROM ledger
+                     WHERE enterprise = ?1 AND at >= ?2 AND at < ?3 GROUP BY kind",
+                )
+                .map_err(self.err(CONTEXT))?;
+            let mut rows = st
+                .query(params![enterprise, since, until])
+                .map_err(self.err(CONTEXT))?;
+            while let Some(row) = rows.next().map_err(self.err(CONTEXT))? {
+                let kind: String = row.get(0).map_err(self.err(CONTEXT))?;
+                let entries: i64 = row.get(1).map_err(self.err(CONTEXT))?;
+                let amount: i64 = row.get(2).map_err(self.err(CONTEXT))?;
+                let kind = kind
+                    .parse::<EntryKind>()
+                    .map_err(|e| self.corrupt("ledger", 0, format!("{e}")))?;
+                by_kind.push(KindTotal {
+                    kind,
+                    entries: u64::try_from(entries).unwrap_or(0),
+                    amount: Money::from_units(amount),
+                });
+            }
+        }
+        tx.finish().map_err(self.err(CONTEXT))?;
+        // With no entry in the period, the closing balance is the opening one.
+        let closing = if by_kind.is_empty() { opening } else { closing };
+        Ok(LedgerTotals {
+            opening,
+            closing,
+            by_kind,
+        })
     }
 
     fn set_status(
