@@ -47,6 +47,8 @@ pub struct Api {
     pub config_path: PathBuf,
     pub session_lifetime: Duration,
     pub throttle: Arc<auth::Throttle>,
+    /// Each enterprise's `api_sources`, following the tenant data.
+    pub sources: Arc<auth::SourceNetworks>,
     /// The OpenAPI document, as served (set when the router is built).
     pub openapi: Arc<std::sync::OnceLock<String>>,
 }
@@ -68,6 +70,7 @@ impl Api {
             config_path,
             session_lifetime,
             throttle: Arc::new(auth::Throttle::default()),
+            sources: Arc::new(auth::SourceNetworks::default()),
             openapi: Arc::new(std::sync::OnceLock::new()),
         }
     }
