@@ -12,6 +12,7 @@
 //! exist.
 
 pub mod auth;
+pub mod enterprise;
 pub mod error;
 pub mod records;
 pub mod tenant;
@@ -108,6 +109,8 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(records::account))
         .routes(routes!(records::ledger))
         .routes(routes!(records::bill))
+        .routes(routes!(enterprise::list))
+        .routes(routes!(enterprise::read, enterprise::put))
         .routes(routes!(openapi_json))
         .split_for_parts();
     let json = document.to_pretty_json().unwrap_or_default();
