@@ -7,15 +7,16 @@
 //! tenant revision, so a committed change is in force for the next call within a second.
 //!
 //! Who may do what: an operator everything; an enterprise admin its own enterprise's
-//! groups, plans, menus, extensions and schedules (its numbers and prompts read only);
-//! an enterprise viewer reads. Anything of another enterprise is `404`, as if it did not
-//! exist.
+//! groups, plans, menus, extensions and schedules, its profile, its numbers' plans and
+//! its users (its prompts read only); an enterprise viewer reads. Anything of another
+//! enterprise is `404`, as if it did not exist.
 
 pub mod auth;
 pub mod enterprise;
 pub mod error;
 pub mod records;
 pub mod tenant;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,6 +110,11 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(records::account))
         .routes(routes!(records::ledger))
         .routes(routes!(records::bill))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::remove))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::keys, users::create_key))
+        .routes(routes!(users::revoke_key))
         .routes(routes!(enterprise::list))
         .routes(routes!(enterprise::read, enterprise::put))
         .routes(routes!(openapi_json))
