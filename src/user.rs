@@ -11,9 +11,6 @@ use jiff::Timestamp;
 use sihai_config::Config;
 use sihai_store::{AccessStore, NewUser, Role, SqliteStore, StoreError};
 
-/// The shortest password accepted.
-const MIN_PASSWORD_CHARS: usize = 10;
-
 fn open(config_path: &Path) -> anyhow::Result<SqliteStore> {
     let config = Config::load(config_path).map_err(|errors| anyhow!("{errors}"))?;
     SqliteStore::open(&config.store.sqlite, config.store.commit_interval)
@@ -27,10 +24,9 @@ fn read_password() -> anyhow::Result<String> {
         .read_line(&mut line)
         .context("reading the password from standard input")?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        bail!(
-            "the password (standard input, one line) must be at least {MIN_PASSWORD_CHARS} characters"
-        );
+    // The same rule as the API's password change and user creation.
+    if let Some(problem) = sihai_api::auth::password_problem(&password) {
+        bail!("the password (standard input, one line) is {problem}");
     }
     Ok(password)
 }
@@ -51,8 +47,8 @@ pub fn add(
         }
         _ => {}
     }
-    if login.trim().is_empty() || login.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        bail!("a login is one word without spaces or control characters");
+    if let Some(problem) = sihai_api::auth::login_problem(login) {
+        bail!("{problem}");
     }
     let password = read_password()?;
     let hash = sihai_api::auth::hash_password(&password).map_err(|e| anyhow!(e))?;

@@ -238,6 +238,13 @@ fn a_foreign_key_gets_404_on_every_route_of_the_openapi_document() {
         "/api/v1/openapi.json",
         "/api/v1/enterprises/{enterprise}/{collection}",
         "/api/v1/enterprises/{enterprise}/{collection}/{key}",
+        "/api/v1/enterprises",
+        "/api/v1/enterprises/{enterprise}",
+        "/api/v1/users",
+        "/api/v1/users/{login}",
+        "/api/v1/users/{login}/keys",
+        "/api/v1/users/{login}/keys/{id}",
+        "/api/v1/me/password",
     ] {
         assert!(
             paths.contains_key(expected),
@@ -246,18 +253,21 @@ fn a_foreign_key_gets_404_on_every_route_of_the_openapi_document() {
         );
     }
 
-    // Every route about an enterprise, with every method the document gives it, asked
-    // by beta's key about acme's data: 404, never 403 or 200.
+    // Every route about an enterprise or one of its users, with every method the
+    // document gives it, asked by beta's key about acme's data: 404, never 403 or 200.
     let body = r#"{"strategy":"sequential","phones":[{"number":"13900000001"}]}"#;
     let mut walked = 0;
     for (template, item) in &paths {
-        if !template.contains("{enterprise}") {
+        if !template.contains("{enterprise}") && !template.contains("{login}") {
             continue;
         }
         let path = template
             .replace("{enterprise}", "acme")
             .replace("{collection}", "groups")
-            .replace("{key}", "sales");
+            .replace("{key}", "sales")
+            .replace("{login}", "acme-admin")
+            // acme's key, the store's first.
+            .replace("{id}", "1");
         for method in item
             .as_object()
             .map(|m| m.keys().cloned().collect::<Vec<_>>())
@@ -280,7 +290,7 @@ fn a_foreign_key_gets_404_on_every_route_of_the_openapi_document() {
             walked += 1;
         }
     }
-    assert!(walked >= 4, "the walk covered {walked} routes");
+    assert!(walked >= 11, "the walk covered {walked} routes");
     // The same route answers acme's own key: the 404s above are the isolation, not a
     // broken route.
     let own = http(

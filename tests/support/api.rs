@@ -1,9 +1,10 @@
 //! Talking to the daemon's admin API the way a client does: one HTTP/1.1 request per
-//! connection over a real socket, a browser session (cookie and CSRF token), users and
-//! API keys made with the `sihai user` commands.
+//! connection over a real socket (from 127.0.0.1, or another loopback address to test
+//! source networks), a browser session (cookie and CSRF token), users and API keys
+//! made with the `sihai user` commands.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -67,7 +68,60 @@ pub fn http(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Reply {
-    let mut stream = TcpStream::connect(addr).expect("connect to the API");
+    let stream = TcpStream::connect(addr).expect("connect to the API");
+    exchange(stream, addr, method, path, headers, body)
+}
+
+/// The same from the local address `source`: Linux routes all of 127.0.0.0/8 to the
+/// loopback interface, so a client may bind 127.0.0.2 and reach a server on 127.0.0.1.
+pub fn http_from(
+    source: IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    exchange(
+        connect_from(source, addr),
+        addr,
+        method,
+        path,
+        headers,
+        body,
+    )
+}
+
+/// A connection to `addr` bound to `source` before connecting (std has no way to).
+fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("a runtime to connect with");
+    runtime.block_on(async {
+        let socket = match source {
+            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .expect("a socket");
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .unwrap_or_else(|e| panic!("bind {source}: {e}"));
+        let stream = socket.connect(addr).await.expect("connect to the API");
+        let stream = stream.into_std().expect("a std stream");
+        stream.set_nonblocking(false).expect("blocking mode");
+        stream
+    })
+}
+
+fn exchange(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -134,10 +188,25 @@ pub struct Session {
     pub csrf: String,
 }
 
+/// The body of a login of `login` with `password`.
+pub fn login_body(login: &str, password: &str) -> String {
+    serde_json::json!({ "login": login, "password": password }).to_string()
+}
+
 impl Session {
+    /// Logs in with the password `LOGIN-secret-pw` (what [`add_user`] sets).
     pub fn login(addr: SocketAddr, login: &str) -> Session {
-        let body = format!(r#"{{"login":"{login}","password":"{login}-secret-pw"}}"#);
-        let reply = http(addr, "POST", "/api/v1/login", &[], Some(&body));
+        Session::login_with(addr, login, &format!("{login}-secret-pw"))
+    }
+
+    pub fn login_with(addr: SocketAddr, login: &str, password: &str) -> Session {
+        let reply = http(
+            addr,
+            "POST",
+            "/api/v1/login",
+            &[],
+            Some(&login_body(login, password)),
+        );
         assert_eq!(reply.status, 200, "login {login}: {}", reply.body);
         let set_cookie = reply.header("set-cookie").expect("a session cookie");
         assert!(
@@ -157,12 +226,25 @@ impl Session {
     }
 
     pub fn put(&self, path: &str, body: &str) -> Reply {
+        self.write("PUT", path, Some(body))
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Reply {
+        self.write("POST", path, Some(body))
+    }
+
+    pub fn delete(&self, path: &str) -> Reply {
+        self.write("DELETE", path, None)
+    }
+
+    /// A write with the cookie and its CSRF token.
+    pub fn write(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
         http(
             self.addr,
-            "PUT",
+            method,
             path,
             &[("Cookie", &self.cookie), ("X-CSRF-Token", &self.csrf)],
-            Some(body),
+            body,
         )
     }
 }

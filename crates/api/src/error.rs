@@ -23,6 +23,9 @@ pub enum ApiError {
     NotFound,
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A write that changes fields the caller may not change: `403` naming each.
+    #[error("the write changes {} field(s) only the operator changes", .0.len())]
+    FieldsForbidden(Vec<FieldError>),
     #[error("{0}")]
     BadRequest(String),
     #[error("the write was refused: {} problem(s)", .0.len())]
@@ -40,7 +43,7 @@ pub enum ApiError {
 pub struct ErrorBody {
     /// What went wrong, in a sentence.
     error: String,
-    /// For a `422`: every problem of the write.
+    /// For a `422` (and a `403` naming fields): every problem of the write.
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<Vec<FieldError>>,
 }
@@ -50,7 +53,7 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::FieldsForbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -62,7 +65,7 @@ impl IntoResponse for ApiError {
             }
         };
         let errors = match &self {
-            ApiError::Invalid(errors) => Some(errors.clone()),
+            ApiError::Invalid(errors) | ApiError::FieldsForbidden(errors) => Some(errors.clone()),
             _ => None,
         };
         let mut response = (

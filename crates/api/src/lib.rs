@@ -7,15 +7,17 @@
 //! tenant revision, so a committed change is in force for the next call within a second.
 //!
 //! Who may do what: an operator everything; an enterprise admin its own enterprise's
-//! groups, plans, menus, extensions and schedules (its numbers and prompts read only);
-//! an enterprise viewer reads. Anything of another enterprise is `404`, as if it did not
-//! exist.
+//! groups, plans, menus, extensions and schedules, its profile, its numbers' plans and
+//! its users (its prompts read only); an enterprise viewer reads. Anything of another
+//! enterprise is `404`, as if it did not exist.
 
 pub mod auth;
+pub mod enterprise;
 pub mod error;
 pub mod records;
 pub mod tenant;
 pub mod tls;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +50,8 @@ pub struct Api {
     pub config_path: PathBuf,
     pub session_lifetime: Duration,
     pub throttle: Arc<auth::Throttle>,
+    /// Each enterprise's `api_sources`, following the tenant data.
+    pub sources: Arc<auth::SourceNetworks>,
     /// The OpenAPI document, as served (set when the router is built).
     pub openapi: Arc<std::sync::OnceLock<String>>,
     /// Served over HTTPS: the session cookie is then `Secure` (never sent over plain
@@ -72,6 +76,7 @@ impl Api {
             config_path,
             session_lifetime,
             throttle: Arc::new(auth::Throttle::default()),
+            sources: Arc::new(auth::SourceNetworks::default()),
             openapi: Arc::new(std::sync::OnceLock::new()),
             https: false,
         }
@@ -110,6 +115,13 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(records::account))
         .routes(routes!(records::ledger))
         .routes(routes!(records::bill))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::remove))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::keys, users::create_key))
+        .routes(routes!(users::revoke_key))
+        .routes(routes!(enterprise::list))
+        .routes(routes!(enterprise::read, enterprise::put))
         .routes(routes!(openapi_json))
         .split_for_parts();
     let json = document.to_pretty_json().unwrap_or_default();

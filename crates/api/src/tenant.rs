@@ -35,6 +35,17 @@ pub const COLLECTIONS: &[(&str, &str)] = &[
 /// prompts come with their audio) only the operator writes.
 const ENTERPRISE_WRITABLE: &[&str] = &["group", "plan", "menu", "extension", "schedule"];
 
+/// Sections the operator creates, of which an enterprise admin may change these fields
+/// only: its enterprise's profile (not its billing, tariff, recordings' retention or
+/// source networks) and its numbers' plan (not their enterprise, status or limits).
+const ENTERPRISE_EDITABLE_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "enterprise",
+        &["name", "alert_contacts", "alert_webhook", "alert_secret"],
+    ),
+    ("number", &["plan"]),
+];
+
 /// The name the validator reports a request's tenant data under.
 const REQUEST_ORIGIN: &str = "request";
 
@@ -60,7 +71,7 @@ pub struct EntryJson {
     data: serde_json::Value,
 }
 
-fn to_json(entry: &TenantEntry, revision: i64) -> Result<EntryJson, ApiError> {
+pub(crate) fn to_json(entry: &TenantEntry, revision: i64) -> Result<EntryJson, ApiError> {
     let fields = tenant::fields_of(entry).ok_or_else(|| {
         ApiError::Internal(format!(
             "stored entry {} {} does not parse",
@@ -82,7 +93,7 @@ fn etag(revision: i64) -> HeaderValue {
 
 /// The caller's view of an enterprise: `NotFound` for one it may not see, whether or
 /// not it exists.
-fn visible(caller: &Caller, enterprise: &str) -> Result<(), ApiError> {
+pub(crate) fn visible(caller: &Caller, enterprise: &str) -> Result<(), ApiError> {
     if caller.sees(enterprise) {
         Ok(())
     } else {
@@ -119,7 +130,7 @@ pub async fn list(
     Ok(Json(out))
 }
 
-fn exists(entries: &[sihai_store::StoredEntry], enterprise: &str) -> bool {
+pub(crate) fn exists(entries: &[sihai_store::StoredEntry], enterprise: &str) -> bool {
     entries
         .iter()
         .any(|s| s.entry.section == "enterprise" && s.entry.key == enterprise)
@@ -138,8 +149,20 @@ pub async fn read(
     caller: Caller,
     Path((enterprise, collection, key)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    visible(&caller, &enterprise)?;
     let section = section_of(&collection)?;
+    read_entry(&api, &caller, &enterprise, section, key).await
+}
+
+/// One entry of `enterprise`'s data as JSON, its revision as the `ETag`; `404` when the
+/// caller may not see the enterprise or there is no such entry.
+pub(crate) async fn read_entry(
+    api: &Api,
+    caller: &Caller,
+    enterprise: &str,
+    section: &'static str,
+    key: String,
+) -> Result<Response, ApiError> {
+    visible(caller, enterprise)?;
     let store = api.tenant.clone();
     let data = blocking(move || store.tenant()).await?;
     let found = data
@@ -148,7 +171,7 @@ pub async fn read(
         .find(|s| {
             s.entry.section == section
                 && s.entry.key == key
-                && s.entry.enterprise.as_deref() == Some(&enterprise)
+                && s.entry.enterprise.as_deref() == Some(enterprise)
         })
         .ok_or(ApiError::NotFound)?;
     let mut response = Json(to_json(&found.entry, found.revision)?).into_response();
@@ -178,9 +201,24 @@ pub async fn put(
     headers: HeaderMap,
     Json(body): Json<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    visible(&caller, &enterprise)?;
     let section = section_of(&collection)?;
-    may_write(&caller, section)?;
+    put_entry(&api, &caller, &enterprise, section, &key, &headers, body).await
+}
+
+/// Creates or replaces `enterprise`'s entry `section`/`key` from a JSON body of its
+/// fields: validated with the whole configuration, applied with the revision check,
+/// audited. The entry as written, its revision as the `ETag`.
+pub(crate) async fn put_entry(
+    api: &Api,
+    caller: &Caller,
+    enterprise: &str,
+    section: &'static str,
+    key: &str,
+    headers: &HeaderMap,
+    body: serde_json::Value,
+) -> Result<Response, ApiError> {
+    visible(caller, enterprise)?;
+    let editable = may_write(caller, section)?;
     let mut fields: toml::Table = serde_json::from_value(body).map_err(|e| {
         ApiError::Invalid(vec![FieldError {
             entry: format!("{section}/{key}"),
@@ -191,10 +229,9 @@ pub async fn put(
         }])
     })?;
     let key_field = sihai_config::tenant_key_field(section).unwrap_or("name");
-    for (field, wanted) in [
-        (key_field, key.as_str()),
-        ("enterprise", enterprise.as_str()),
-    ] {
+    // An [[enterprise]] is its own: its key field is its id, and it has no `enterprise`.
+    let owner_field = (section != "enterprise").then_some(("enterprise", enterprise));
+    for (field, wanted) in std::iter::once((key_field, key)).chain(owner_field) {
         match fields.get(field) {
             None => {
                 fields.insert(field.to_owned(), toml::Value::String(wanted.to_owned()));
@@ -216,15 +253,16 @@ pub async fn put(
             message,
         }])
     })?;
-    let if_match = if_match(&headers)?;
+    let if_match = if_match(headers)?;
     let (revision, entry) = write(
-        &api,
-        &caller,
-        &enterprise,
+        api,
+        caller,
+        enterprise,
         section,
-        &key,
+        key,
         Some(entry),
         if_match,
+        editable,
     )
     .await?;
     let entry = entry.ok_or_else(|| ApiError::Internal("the written entry is gone".into()))?;
@@ -250,20 +288,91 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     visible(&caller, &enterprise)?;
     let section = section_of(&collection)?;
-    may_write(&caller, section)?;
+    if may_write(&caller, section)?.is_some() {
+        return Err(ApiError::Forbidden("only the operator removes this"));
+    }
     let if_match = if_match(&headers)?;
-    write(&api, &caller, &enterprise, section, &key, None, if_match).await?;
+    write(
+        &api,
+        &caller,
+        &enterprise,
+        section,
+        &key,
+        None,
+        if_match,
+        None,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn may_write(caller: &Caller, section: &str) -> Result<(), ApiError> {
+/// Whether the caller may write `section`: `None` for any of its fields, `Some` for only
+/// these (of an entry that exists).
+fn may_write(caller: &Caller, section: &str) -> Result<Option<&'static [&'static str]>, ApiError> {
     if !caller.may_write() {
         return Err(ApiError::Forbidden("a viewer reads only"));
     }
-    if !caller.is_operator() && !ENTERPRISE_WRITABLE.contains(&section) {
-        return Err(ApiError::Forbidden("only the operator changes this"));
+    if caller.is_operator() || ENTERPRISE_WRITABLE.contains(&section) {
+        return Ok(None);
     }
-    Ok(())
+    ENTERPRISE_EDITABLE_FIELDS
+        .iter()
+        .find(|(editable, _)| *editable == section)
+        .map(|(_, fields)| Some(*fields))
+        .ok_or(ApiError::Forbidden("only the operator changes this"))
+}
+
+/// `wanted` with every field outside `editable` as `existing` has it: such a field may
+/// be left out (it is kept) or repeated unchanged; a change of one is refused, naming
+/// each.
+fn keep_fields_outside(
+    editable: &[&str],
+    existing: &TenantEntry,
+    wanted: TenantEntry,
+) -> Result<TenantEntry, ApiError> {
+    let unparsable = || {
+        ApiError::Internal(format!(
+            "entry {} {} does not parse",
+            existing.section, existing.key
+        ))
+    };
+    let current = tenant::fields_of(existing).ok_or_else(unparsable)?;
+    let mut asked = tenant::fields_of(&wanted).ok_or_else(unparsable)?;
+    let mut refused = Vec::new();
+    for (field, value) in &current {
+        if editable.contains(&field.as_str()) {
+            continue;
+        }
+        match asked.get(field) {
+            None => {
+                asked.insert(field.clone(), value.clone());
+            }
+            Some(given) if given == value => {}
+            Some(_) => refused.push(field.clone()),
+        }
+    }
+    refused.extend(
+        asked
+            .keys()
+            .filter(|f| !editable.contains(&f.as_str()) && !current.contains_key(*f))
+            .cloned(),
+    );
+    if !refused.is_empty() {
+        return Err(ApiError::FieldsForbidden(
+            refused
+                .into_iter()
+                .map(|field| FieldError {
+                    entry: format!("{}/{}", existing.section, existing.key),
+                    field,
+                    message: format!(
+                        "only the operator changes this; you may change {}",
+                        editable.join(", ")
+                    ),
+                })
+                .collect(),
+        ));
+    }
+    tenant::entry_from_table(&existing.section, asked).map_err(ApiError::Internal)
 }
 
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
@@ -282,7 +391,9 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 }
 
 /// Validates and applies one entry's change (`None`: its removal), audited; the new
-/// revision and the entry as written.
+/// revision and the entry as written. With `editable`, the change must be to an
+/// existing entry and only of those fields.
+#[allow(clippy::too_many_arguments)]
 async fn write(
     api: &Api,
     caller: &Caller,
@@ -291,6 +402,7 @@ async fn write(
     key: &str,
     wanted: Option<TenantEntry>,
     if_match: Option<i64>,
+    editable: Option<&'static [&'static str]>,
 ) -> Result<(i64, Option<TenantEntry>), ApiError> {
     let (store, config_path) = (api.tenant.clone(), api.config_path.clone());
     let (enterprise, key) = (enterprise.to_owned(), key.to_owned());
@@ -299,7 +411,10 @@ async fn write(
     blocking(
         move || -> Result<Result<(i64, Option<TenantEntry>), ApiError>, StoreError> {
             let data = store.tenant()?;
-            if !exists(&data.entries, &enterprise) {
+            // An [[enterprise]] written creates its enterprise (only an operator gets
+            // here for one that does not exist).
+            let creates_enterprise = section == "enterprise" && wanted.is_some();
+            if !creates_enterprise && !exists(&data.entries, &enterprise) {
                 return Ok(Err(ApiError::NotFound));
             }
             let existing = data
@@ -321,6 +436,20 @@ async fn write(
             if existing.is_none() && wanted.is_none() {
                 return Ok(Err(ApiError::NotFound));
             }
+            // Checked against the snapshot whose revision the write is applied at, so a
+            // concurrent change makes it stale (409) rather than slip through.
+            let wanted = match (editable, existing, wanted) {
+                (Some(_), None, _) => {
+                    return Ok(Err(ApiError::Forbidden("only the operator creates this")));
+                }
+                (Some(editable), Some(existing), Some(new)) => {
+                    match keep_fields_outside(editable, &existing.entry, new) {
+                        Ok(merged) => Some(merged),
+                        Err(refused) => return Ok(Err(refused)),
+                    }
+                }
+                (_, _, wanted) => wanted,
+            };
             let mut entries: Vec<TenantEntry> =
                 data.entries.iter().map(|s| s.entry.clone()).collect();
             match (

@@ -2,7 +2,8 @@
 //!
 //! Numbers, plans and groups each belong to one enterprise (by `id`), and may only use
 //! plans and groups of the same enterprise. The enterprise also says where its
-//! missed-call notices go and how long its call recordings are kept.
+//! missed-call notices go, how long its call recordings are kept, and from which
+//! networks its users may use the admin API.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::check::{self, entry_field};
 use crate::diagnostics::Diagnostics;
 use crate::document::ArraySection;
 use crate::names::Catalog;
+use crate::trunk::IpNet;
 
 /// The top-level key of this section.
 pub(crate) const SECTION: &str = "enterprise";
@@ -70,6 +72,9 @@ pub struct Enterprise {
     /// How sihai bills the enterprise's calls; `None` = not billed by sihai (no
     /// tariff: calls are admitted without a balance check and cost nothing here).
     pub billing: Option<EnterpriseBilling>,
+    /// The networks the enterprise's admin API users (sessions, API keys, logins) may
+    /// come from; empty = anywhere. Operators are not bound by it.
+    pub api_sources: Vec<IpNet>,
 }
 
 /// A billed enterprise: the tariff its numbers are rated by (unless a number names its
@@ -93,6 +98,7 @@ pub(crate) struct RawEnterprise {
     recording_retention_days: Option<Spanned<u64>>,
     tariff: Option<Spanned<String>>,
     billing: Option<Spanned<RawBilling>>,
+    api_sources: Option<Vec<Spanned<String>>>,
 }
 
 /// What the enterprises refer to.
@@ -171,6 +177,7 @@ pub(crate) fn validate(
             }
         }
         let billing = validate_billing(entry, &field, catalogs, diagnostics);
+        let api_sources = validate_api_sources(entry, &field, diagnostics);
         if entry.tariff.is_none() {
             unbilled.insert(id.clone());
         }
@@ -191,6 +198,7 @@ pub(crate) fn validate(
                 diagnostics,
             ),
             billing,
+            api_sources,
         });
     }
     ids.add_malformed(&raw, diagnostics);
@@ -240,6 +248,28 @@ fn validate_billing(
         tariff: Arc::clone(tariff),
         policy,
     })
+}
+
+/// The networks of `api_sources`, each checked as a trunk's `sources` are (an address
+/// or a CIDR network without host bits).
+fn validate_api_sources(
+    entry: &RawEnterprise,
+    field: &str,
+    diagnostics: &mut Diagnostics,
+) -> Vec<IpNet> {
+    let raw = entry.api_sources.as_deref().unwrap_or_default();
+    let mut networks = Vec::with_capacity(raw.len());
+    for (position, source) in raw.iter().enumerate() {
+        match source.get_ref().parse::<IpNet>() {
+            Ok(network) => networks.push(network),
+            Err(error) => diagnostics.report(
+                Some(source.span()),
+                format!("{field}.api_sources[{position}]"),
+                format!("invalid source network {:?}: {error}", source.get_ref()),
+            ),
+        }
+    }
+    networks
 }
 
 /// `[a-z0-9_-]+`.

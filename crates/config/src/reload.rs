@@ -200,7 +200,7 @@ const RULES: &[(&str, Rule)] = &[
         "enterprise",
         Rule::Applied(
             "by calls set up after (a tariff too: calls in progress keep theirs); the \
-             retention sweep runs at once",
+             retention sweep runs at once; api_sources by the admin API's next request",
         ),
     ),
     (

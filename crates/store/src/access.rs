@@ -111,6 +111,20 @@ pub struct Session {
     pub expires_at: Timestamp,
 }
 
+/// An API key of a user, as listed (the key itself is never kept, only its hash, which
+/// is not listed either).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// The store's id for the key: what revoking it names.
+    pub id: i64,
+    /// Whose key it is.
+    pub user_id: i64,
+    /// What its owner called it, e.g. `"crm-sync"`.
+    pub name: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+}
+
 /// One entry of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -167,7 +181,9 @@ pub struct NewAudit {
 /// # PostgreSQL
 /// Each write is one statement or one short transaction: `add_user` is `INSERT …
 /// RETURNING id` (a unique violation on `login` is [`StoreError::UserExists`]);
-/// `set_password` an `UPDATE` and a `DELETE FROM app_session` in one transaction;
+/// `set_password` an `UPDATE` and a `DELETE FROM app_session … AND token_hash IS
+/// DISTINCT FROM $keep` in one transaction; `remove_api_key` a `DELETE … WHERE id AND
+/// user_id`;
 /// `remove_user` a `DELETE` (sessions and keys go by `ON DELETE CASCADE`).
 pub trait AccessStore: Send + Sync {
     /// Adds a user and returns it with its id.
@@ -184,13 +200,15 @@ pub trait AccessStore: Send + Sync {
     fn users(&self, enterprise: Option<&str>) -> Result<Vec<User>, StoreError>;
 
     /// Sets the user's password hash and `password_changed_at`, and ends every session
-    /// of the user, in one transaction. [`StoreError::UserNotFound`] if there is no
+    /// of the user but `keep_session` (the token hash of the session that changed it,
+    /// if one did), in one transaction. [`StoreError::UserNotFound`] if there is no
     /// such user.
     fn set_password(
         &self,
         user_id: i64,
         password_hash: &str,
         at: Timestamp,
+        keep_session: Option<&str>,
     ) -> Result<(), StoreError>;
 
     /// Removes the user, its sessions and its API keys. `false` if there was no such
@@ -229,6 +247,13 @@ pub trait AccessStore: Send + Sync {
 
     /// The user whose API key has this hash.
     fn user_by_api_key(&self, key_hash: &str) -> Result<Option<User>, StoreError>;
+
+    /// The user's API keys, oldest first.
+    fn api_keys(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revokes the user's key `key_id`: it stops working at once. `false` if the user
+    /// has no such key (another user's key is not touched).
+    fn remove_api_key(&self, user_id: i64, key_id: i64) -> Result<bool, StoreError>;
 
     /// Appends an entry to the audit log; returns its id. Durable when it returns.
     fn audit(&self, entry: NewAudit) -> Result<i64, StoreError>;

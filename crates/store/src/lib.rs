@@ -57,7 +57,7 @@ mod sqlite;
 pub mod statement;
 mod tenant;
 
-pub use access::{AccessStore, AuditEntry, NewAudit, NewUser, Role, Session, User};
+pub use access::{AccessStore, ApiKey, AuditEntry, NewAudit, NewUser, Role, Session, User};
 pub use error::{Rejection, StoreError};
 pub use ledger::{
     Discrepancy, KindTotal, LedgerQuery, LedgerStore, LedgerTotals, Posted, Problem, Spender,

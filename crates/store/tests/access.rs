@@ -323,7 +323,9 @@ fn setting_a_password_ends_every_session_of_the_user() {
         .create_session("o1", ops.id, "c", later(600), None, t0())
         .unwrap();
 
-    store.set_password(alice.id, "new-hash", later(5)).unwrap();
+    store
+        .set_password(alice.id, "new-hash", later(5), None)
+        .unwrap();
     assert_eq!(store.session("a1", later(10)).unwrap(), None);
     assert_eq!(store.session("a2", later(10)).unwrap(), None);
     assert!(store.session("o1", later(10)).unwrap().is_some());
@@ -332,11 +334,71 @@ fn setting_a_password_ends_every_session_of_the_user() {
     assert_eq!(user.password_changed_at, later(5));
     assert_eq!(user.created_at, t0());
 
-    let err = store.set_password(9999, "h", later(5)).unwrap_err();
+    let err = store.set_password(9999, "h", later(5), None).unwrap_err();
     assert!(
         matches!(err, StoreError::UserNotFound { id: 9999, .. }),
         "{err:?}"
     );
+}
+
+#[test]
+fn a_password_set_from_a_session_keeps_that_session_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db(&dir));
+    let alice = acme_admin(&store);
+    let ops = operator(&store);
+    for token in ["here", "elsewhere"] {
+        store
+            .create_session(token, alice.id, "c", later(600), None, t0())
+            .unwrap();
+    }
+    store
+        .create_session("o1", ops.id, "c", later(600), None, t0())
+        .unwrap();
+    store
+        .set_password(alice.id, "new-hash", later(5), Some("here"))
+        .unwrap();
+    assert!(store.session("here", later(10)).unwrap().is_some());
+    assert_eq!(store.session("elsewhere", later(10)).unwrap(), None);
+    // Another user's session of the same token text is not "kept" by it.
+    store
+        .set_password(ops.id, "new-hash", later(6), Some("here"))
+        .unwrap();
+    assert_eq!(store.session("o1", later(10)).unwrap(), None);
+    assert!(store.session("here", later(10)).unwrap().is_some());
+}
+
+#[test]
+fn api_keys_are_listed_without_their_hash_and_revoked_only_by_their_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db(&dir));
+    let alice = acme_admin(&store);
+    let ops = operator(&store);
+    let crm = store.add_api_key("key-1", alice.id, "crm", t0()).unwrap();
+    let backup = store
+        .add_api_key("key-2", alice.id, "backup", later(1))
+        .unwrap();
+    let mon = store.add_api_key("key-3", ops.id, "mon", t0()).unwrap();
+    let listed = store.api_keys(alice.id).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|k| (k.id, k.user_id, k.name.as_str(), k.created_at))
+            .collect::<Vec<_>>(),
+        [
+            (crm, alice.id, "crm", t0()),
+            (backup, alice.id, "backup", later(1))
+        ]
+    );
+    // Revoking names the owner: alice's id does not reach the operator's key.
+    assert!(!store.remove_api_key(alice.id, mon).unwrap());
+    assert!(store.user_by_api_key("key-3").unwrap().is_some());
+    assert!(store.remove_api_key(alice.id, crm).unwrap());
+    assert!(!store.remove_api_key(alice.id, crm).unwrap());
+    assert_eq!(store.user_by_api_key("key-1").unwrap(), None);
+    assert!(store.user_by_api_key("key-2").unwrap().is_some());
+    assert_eq!(store.api_keys(alice.id).unwrap().len(), 1);
+    assert_eq!(store.api_keys(9999).unwrap(), []);
 }
 
 #[test]

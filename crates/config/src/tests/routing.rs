@@ -916,6 +916,50 @@ fn enterprise_webhook_and_contacts_are_checked() {
     );
 }
 
+#[test]
+fn enterprise_api_sources_are_networks_and_default_to_anywhere() {
+    assert_one_error(
+        &base_with(&[
+            "[[enterprise]]",
+            "id = \"c\"",
+            "name = \"C\"",
+            "api_sources = [\"10.0.0.0/8\", \"10.0.0.1/8\"]",
+        ]),
+        36,
+        30,
+        "enterprise[2].api_sources[1]",
+        "invalid source network \"10.0.0.1/8\": the address has bits set after the /8 prefix",
+    );
+    assert_one_error(
+        &base_with(&[
+            "[[enterprise]]",
+            "id = \"c\"",
+            "name = \"C\"",
+            "api_sources = [\"localhost\"]",
+        ]),
+        36,
+        16,
+        "enterprise[2].api_sources[0]",
+        "not an IP address or CIDR network",
+    );
+    let config = ok(&base_with(&[
+        "[[enterprise]]",
+        "id = \"c\"",
+        "name = \"C\"",
+        "api_sources = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]",
+    ]));
+    let c = &config.enterprises[2];
+    let ip = |text: &str| text.parse::<std::net::IpAddr>().expect("test address");
+    assert_eq!(c.api_sources.len(), 3);
+    assert!(c.api_sources.iter().any(|n| n.contains(ip("10.1.2.3"))));
+    assert!(c.api_sources.iter().any(|n| n.contains(ip("192.0.2.7"))));
+    assert!(!c.api_sources.iter().any(|n| n.contains(ip("192.0.2.8"))));
+    assert!(
+        config.enterprises[0].api_sources.is_empty(),
+        "absent: anywhere"
+    );
+}
+
 // ---- numbers --------------------------------------------------------------------------
 
 /// A second number at lines 33–37 with the given `number` line.

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::writer::{Admin, Msg};
 use super::{DecodeError, SqliteStore, collect, sql_limit, ts_from_us};
-use crate::{AccessStore, AuditEntry, NewAudit, NewUser, Session, StoreError, User};
+use crate::{AccessStore, ApiKey, AuditEntry, NewAudit, NewUser, Session, StoreError, User};
 
 type Reply<T> = Sender<Result<T, StoreError>>;
 
@@ -21,6 +21,7 @@ pub(crate) enum AccessOp {
         user_id: i64,
         password_hash: String,
         at: Timestamp,
+        keep_session: Option<String>,
         reply: Reply<()>,
     },
     RemoveUser(i64, Reply<bool>),
@@ -40,6 +41,11 @@ pub(crate) enum AccessOp {
         name: String,
         at: Timestamp,
         reply: Reply<i64>,
+    },
+    RemoveApiKey {
+        user_id: i64,
+        key_id: i64,
+        reply: Reply<bool>,
     },
     Audit(NewAudit, Reply<i64>),
 }
@@ -174,6 +180,7 @@ pub(crate) fn run(conn: &mut Connection, path: &Path, op: AccessOp) {
             user_id,
             password_hash,
             at,
+            keep_session,
             reply,
         } => {
             const CONTEXT: &str = "setting a user's password";
@@ -193,9 +200,14 @@ pub(crate) fn run(conn: &mut Connection, path: &Path, op: AccessOp) {
                 if n == 0 {
                     return Err(no_user(user_id));
                 }
-                tx.prepare_cached("DELETE FROM app_session WHERE user_id = ?1")
-                    .and_then(|mut st| st.execute([user_id]))
-                    .map_err(sql(CONTEXT))?;
+                // `?2 IS NULL OR`: with no session to keep, every one goes (a NULL
+                // comparison would keep them all).
+                tx.prepare_cached(
+                    "DELETE FROM app_session
+                     WHERE user_id = ?1 AND (?2 IS NULL OR token_hash <> ?2)",
+                )
+                .and_then(|mut st| st.execute(params![user_id, keep_session]))
+                .map_err(sql(CONTEXT))?;
                 tx.commit().map_err(sql(CONTEXT))
             })();
             let _ = reply.send(result);
@@ -306,6 +318,18 @@ pub(crate) fn run(conn: &mut Connection, path: &Path, op: AccessOp) {
             })();
             let _ = reply.send(result);
         }
+        AccessOp::RemoveApiKey {
+            user_id,
+            key_id,
+            reply,
+        } => {
+            let result = conn
+                .prepare_cached("DELETE FROM api_key WHERE id = ?1 AND user_id = ?2")
+                .and_then(|mut st| st.execute([key_id, user_id]))
+                .map(|n| n > 0)
+                .map_err(sql("revoking an API key"));
+            let _ = reply.send(result);
+        }
         AccessOp::Audit(entry, reply) => {
             // One statement: its own transaction, and `last_insert_rowid` is its row's
             // (only the writer writes on this connection).
@@ -407,11 +431,13 @@ impl AccessStore for SqliteStore {
         user_id: i64,
         password_hash: &str,
         at: Timestamp,
+        keep_session: Option<&str>,
     ) -> Result<(), StoreError> {
         self.access(|reply| AccessOp::SetPassword {
             user_id,
             password_hash: password_hash.to_owned(),
             at,
+            keep_session: keep_session.map(str::to_owned),
             reply,
         })
     }
@@ -507,6 +533,40 @@ impl AccessStore for SqliteStore {
             })
             .map_err(self.err(CONTEXT))?;
         found.transpose().map_err(|bad| self.bad(bad))
+    }
+
+    fn api_keys(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError> {
+        const CONTEXT: &str = "reading a user's API keys";
+        let conn = self.reader();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT id, user_id, name, created_at FROM api_key WHERE user_id = ?1
+                 ORDER BY created_at, id",
+            )
+            .map_err(self.err(CONTEXT))?;
+        let rows = st
+            .query_map([user_id], |row| {
+                let id: i64 = row.get(0)?;
+                let decoded = (|| -> Result<ApiKey, DecodeError> {
+                    Ok(ApiKey {
+                        id,
+                        user_id: row.get(1)?,
+                        name: row.get(2)?,
+                        created_at: ts_from_us(row.get(3)?)?,
+                    })
+                })();
+                Ok(decoded.map_err(|d| self.bad(("api_key", id, d.0))))
+            })
+            .map_err(self.err(CONTEXT))?;
+        collect(rows, self.err(CONTEXT))
+    }
+
+    fn remove_api_key(&self, user_id: i64, key_id: i64) -> Result<bool, StoreError> {
+        self.access(|reply| AccessOp::RemoveApiKey {
+            user_id,
+            key_id,
+            reply,
+        })
     }
 
     fn audit(&self, entry: NewAudit) -> Result<i64, StoreError> {
