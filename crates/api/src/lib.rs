@@ -13,7 +13,9 @@
 
 pub mod auth;
 pub mod error;
+pub mod recordings;
 pub mod records;
+mod running;
 pub mod tenant;
 
 use std::net::SocketAddr;
@@ -105,6 +107,7 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(records::account))
         .routes(routes!(records::ledger))
         .routes(routes!(records::bill))
+        .routes(routes!(recordings::recording))
         .routes(routes!(openapi_json))
         .split_for_parts();
     let json = document.to_pretty_json().unwrap_or_default();
