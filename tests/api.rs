@@ -238,6 +238,9 @@ fn a_foreign_key_gets_404_on_every_route_of_the_openapi_document() {
         "/api/v1/openapi.json",
         "/api/v1/enterprises/{enterprise}/{collection}",
         "/api/v1/enterprises/{enterprise}/{collection}/{key}",
+        "/api/v1/enterprises/{enterprise}/cdrs/{call_id}/recording",
+        "/api/v1/enterprises/{enterprise}/recharges",
+        "/api/v1/enterprises/{enterprise}/adjustments",
     ] {
         assert!(
             paths.contains_key(expected),
@@ -257,7 +260,8 @@ fn a_foreign_key_gets_404_on_every_route_of_the_openapi_document() {
         let path = template
             .replace("{enterprise}", "acme")
             .replace("{collection}", "groups")
-            .replace("{key}", "sales");
+            .replace("{key}", "sales")
+            .replace("{call_id}", "some-call");
         for method in item
             .as_object()
             .map(|m| m.keys().cloned().collect::<Vec<_>>())

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod money;
 pub mod recordings;
 pub mod records;
 mod running;
@@ -108,6 +109,8 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(records::ledger))
         .routes(routes!(records::bill))
         .routes(routes!(recordings::recording))
+        .routes(routes!(money::recharge))
+        .routes(routes!(money::adjustment))
         .routes(routes!(openapi_json))
         .split_for_parts();
     let json = document.to_pretty_json().unwrap_or_default();

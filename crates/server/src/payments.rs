@@ -122,19 +122,19 @@ pub enum PaymentError {
 
 impl PaymentError {
     /// The request field the refusal is about, for a client to show it there; `None`
-    /// for refusals about the enterprise or the store.
+    /// for refusals about the enterprise, an earlier payment or the store.
     pub fn field(&self) -> Option<&'static str> {
         match self {
             PaymentError::NotPositive(_)
             | PaymentError::BelowMinimum { .. }
-            | PaymentError::ZeroAdjustment
-            | PaymentError::ReferenceReused { .. } => Some("amount"),
+            | PaymentError::ZeroAdjustment => Some("amount"),
             PaymentError::NoteRequired => Some("note"),
             PaymentError::EmptyReference(_) => Some("reference"),
             PaymentError::UnknownEnterprise(_)
             | PaymentError::NotBilled(_)
             | PaymentError::NoAccount(_)
             | PaymentError::NoSuchAccount(_)
+            | PaymentError::ReferenceReused { .. }
             | PaymentError::Store { .. } => None,
         }
     }
