@@ -9,11 +9,9 @@ use jiff::Timestamp;
 use sihai_billing::Month;
 use sihai_config::{Config, Enterprise};
 use sihai_server::billing::{MonthEnds, open_accounts, review_account};
+use sihai_server::payments::{Payment, PaymentError, PaymentKind, post_payment};
 use sihai_store::statement::{self, Statement};
-use sihai_store::{
-    Account, CdrFilter, CdrStore, EntryKind, LedgerStore, Money, NewEntry, Posted, SqliteStore,
-    StoreError,
-};
+use sihai_store::{Account, CdrFilter, CdrStore, LedgerStore, Money, SqliteStore};
 
 /// Who the entries posted from the command line are by.
 const ACTOR: &str = "cli";
@@ -196,27 +194,14 @@ pub fn recharge(
     note: Option<String>,
     force: bool,
 ) -> anyhow::Result<()> {
-    let billing = match books.config.enterprise(id) {
-        None => bail!("unknown enterprise {id:?}: not in the configuration"),
-        Some(e) => e.billing.as_ref().ok_or_else(|| {
-            anyhow!(
-                "enterprise {id:?} is not billed by sihai (no `tariff` in its [[enterprise]]): \
-                 it has no prepaid account to recharge"
-            )
-        })?,
-    };
-    if amount <= Money::ZERO {
-        bail!("a recharge must be more than 0 (asked: {})", amount.exact());
-    }
-    let min = billing.policy.min_recharge;
-    if amount < min && !force {
-        bail!(
-            "{} is below {id}'s minimum recharge of {min}; pass --force to post it anyway \
-             (for a correction, use `sihai account adjust`)",
-            amount.exact()
-        );
-    }
-    post(books, id, EntryKind::Recharge, amount, reference, note)
+    post(
+        books,
+        id,
+        PaymentKind::Recharge { force },
+        amount,
+        reference,
+        note,
+    )
 }
 
 /// `sihai account adjust`.
@@ -227,17 +212,10 @@ pub fn adjust(
     reference: &str,
     note: String,
 ) -> anyhow::Result<()> {
-    books.account(id)?;
-    if amount.is_zero() {
-        bail!("an adjustment of 0 changes nothing");
-    }
-    if note.trim().is_empty() {
-        bail!("an adjustment needs a --note saying why");
-    }
     post(
         books,
         id,
-        EntryKind::Adjustment,
+        PaymentKind::Adjustment,
         amount,
         reference,
         Some(note),
@@ -264,54 +242,67 @@ pub fn restore(books: &Books, id: &str) -> anyhow::Result<()> {
     review_and_show(books, id, now)
 }
 
-/// Posts the entry, then reviews the account (a suspended account above its threshold
-/// resumes at once) and prints what was done and where the account stands.
+/// Posts the payment through the rules every door shares (`sihai_server::payments`),
+/// which review the account after it (a suspended account above its threshold resumes
+/// at once), and prints what was done and where the account stands.
 fn post(
     books: &Books,
     id: &str,
-    kind: EntryKind,
+    kind: PaymentKind,
     amount: Money,
     reference: &str,
     note: Option<String>,
 ) -> anyhow::Result<()> {
-    if reference.trim().is_empty() {
-        bail!("--ref must not be empty: it is what makes posting the {kind} idempotent");
-    }
-    let now = Timestamp::now();
-    let posted = books
-        .store
-        .post(NewEntry {
-            enterprise: id.to_owned(),
-            kind,
-            amount,
-            reference: reference.to_owned(),
-            at: now,
-            actor: ACTOR.to_owned(),
-            note,
-        })
-        .map_err(|err| match err {
-            StoreError::ConflictingEntry { posted, .. } => anyhow!(
-                "{kind} {reference:?} of {id} is already posted with a different amount ({} \
-                 posted, {} asked): nothing changed; a new payment needs a new --ref",
-                posted.exact(),
-                amount.exact()
+    let payment = Payment {
+        enterprise: id.to_owned(),
+        kind,
+        amount,
+        reference: reference.to_owned(),
+        note,
+        actor: ACTOR.to_owned(),
+        at: Timestamp::now(),
+    };
+    let receipt = post_payment(&books.store, &books.store, &books.config, payment).map_err(
+        |err| match &err {
+            // What to do about it, in the command line's terms.
+            PaymentError::BelowMinimum { .. } => anyhow!(
+                "{err}; pass --force to post it anyway (for a correction, use `sihai account \
+                 adjust`)"
             ),
-            err => anyhow::Error::new(err).context(format!("posting the {kind}")),
-        })?;
-    match &posted {
-        Posted::New(entry) => println!(
+            PaymentError::NoteRequired => anyhow!("an adjustment needs a --note saying why"),
+            PaymentError::EmptyReference(kind) => {
+                anyhow!("--ref must not be empty: it is what makes posting the {kind} idempotent")
+            }
+            _ => anyhow::Error::new(err),
+        },
+    )?;
+    let entry = &receipt.entry;
+    let kind = entry.kind;
+    if receipt.new {
+        println!(
             "posted {kind} {} to {id} (ref {reference}): balance {}",
             entry.amount.exact(),
             entry.balance_after
-        ),
-        Posted::Already(entry) => println!(
+        );
+    } else {
+        println!(
             "already posted: {kind} {} to {id} (ref {reference}) at {} by {}; nothing changed",
             entry.amount.exact(),
             sihai_store::report::shanghai_time(entry.at),
             entry.actor
-        ),
+        );
     }
-    review_and_show(books, id, now)
+    for line in &receipt.reviewed {
+        println!("{line}");
+    }
+    let account = &receipt.account;
+    println!(
+        "{id}: {}, balance {}, available {}",
+        account.status,
+        account.balance,
+        account.available()
+    );
+    Ok(())
 }
 
 /// Reviews the account as the daemon would (fees, month-end minimum, suspension or

@@ -245,6 +245,9 @@ fn a_foreign_key_gets_404_on_every_route_of_the_openapi_document() {
         "/api/v1/users/{login}/keys",
         "/api/v1/users/{login}/keys/{id}",
         "/api/v1/me/password",
+        "/api/v1/enterprises/{enterprise}/cdrs/{call_id}/recording",
+        "/api/v1/enterprises/{enterprise}/recharges",
+        "/api/v1/enterprises/{enterprise}/adjustments",
     ] {
         assert!(
             paths.contains_key(expected),
@@ -265,6 +268,7 @@ fn a_foreign_key_gets_404_on_every_route_of_the_openapi_document() {
             .replace("{enterprise}", "acme")
             .replace("{collection}", "groups")
             .replace("{key}", "sales")
+            .replace("{call_id}", "some-call")
             .replace("{login}", "acme-admin")
             // acme's key, the store's first.
             .replace("{id}", "1");

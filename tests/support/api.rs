@@ -265,3 +265,66 @@ pub fn api_key(config: &Path, login: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// A reply whose body is kept as bytes (a recording), with its headers.
+pub struct BytesReply {
+    pub status: u16,
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+impl BytesReply {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// A GET over a fresh connection whose body is read as bytes; the body must be framed
+/// by Content-Length (a binary download is), and must be exactly that long.
+pub fn get_bytes(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> BytesReply {
+    let mut stream = TcpStream::connect(addr).expect("connect to the API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the reply");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head ending in an empty line");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw[split + 4..].to_vec();
+    let reply = BytesReply {
+        status: head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        headers: head,
+        body,
+    };
+    if let Some(length) = reply.header("content-length") {
+        assert_eq!(
+            reply.body.len().to_string(),
+            length,
+            "the body is as long as announced: {}",
+            reply.headers
+        );
+    } else {
+        assert!(
+            reply.header("transfer-encoding").is_none(),
+            "a binary body framed by Content-Length: {}",
+            reply.headers
+        );
+    }
+    reply
+}

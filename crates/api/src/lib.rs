@@ -14,7 +14,10 @@
 pub mod auth;
 pub mod enterprise;
 pub mod error;
+pub mod money;
+pub mod recordings;
 pub mod records;
+mod running;
 pub mod tenant;
 pub mod tls;
 pub mod users;
@@ -122,6 +125,9 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(users::revoke_key))
         .routes(routes!(enterprise::list))
         .routes(routes!(enterprise::read, enterprise::put))
+        .routes(routes!(recordings::recording))
+        .routes(routes!(money::recharge))
+        .routes(routes!(money::adjustment))
         .routes(routes!(openapi_json))
         .split_for_parts();
     let json = document.to_pretty_json().unwrap_or_default();

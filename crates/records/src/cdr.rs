@@ -238,6 +238,8 @@ pub struct MissedCallAlert {
 /// match; `Default` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CdrFilter {
+    /// The one call with this id (unique): how the admin API finds a call's recording.
+    pub call_id: Option<String>,
     /// The 400 number, canonical.
     pub number: Option<String>,
     /// The enterprise (an enterprise sees only its own calls).

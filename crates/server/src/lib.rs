@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod billing;
 pub mod core;
 mod media;
+pub mod payments;
 pub mod responder;
 pub mod screen;
 pub mod stats;

@@ -504,6 +504,9 @@ impl CdrStore for SqliteStore {
             args.push(value);
             sql.push_str(&format!(" AND {clause} ?{}", args.len()));
         };
+        if let Some(id) = &filter.call_id {
+            and("call_id =", Value::Text(id.clone()));
+        }
         if let Some(n) = &filter.number {
             and("number =", Value::Text(n.clone()));
         }

@@ -178,6 +178,38 @@ fn filters() {
         ),
         "ec"
     );
+    // One call by its id; with its enterprise too, only if the call is that enterprise's.
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                call_id: Some("c".into()),
+                ..Default::default()
+            }
+        ),
+        "c"
+    );
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                call_id: Some("c".into()),
+                enterprise: Some("acme".into()),
+                ..Default::default()
+            }
+        ),
+        ""
+    );
+    assert_eq!(
+        ids(
+            &store,
+            CdrFilter {
+                call_id: Some("zz".into()),
+                ..Default::default()
+            }
+        ),
+        ""
+    );
     assert_eq!(
         ids(
             &store,
