@@ -7,12 +7,14 @@
 //! tenant revision, so a committed change is in force for the next call within a second.
 //!
 //! Who may do what: an operator everything; an enterprise admin its own enterprise's
-//! groups, plans, menus, extensions and schedules (its numbers and prompts read only);
+//! groups, plans, menus, extensions and schedules, and its prompts' audio (uploaded,
+//! converted to 8 kHz mono and stored: [`prompts`]; its numbers read only);
 //! an enterprise viewer reads. Anything of another enterprise is `404`, as if it did not
 //! exist.
 
 pub mod auth;
 pub mod error;
+pub mod prompts;
 pub mod records;
 pub mod tenant;
 
@@ -23,13 +25,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use sihai_store::{AccessStore, CdrStore, LedgerStore, StoreError, TenantStore};
+use sihai_store::{AccessStore, AudioStore, CdrStore, LedgerStore, StoreError, TenantStore};
 use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::ApiError;
 
-/// The largest request body accepted (a tenant entry is a few KB).
+/// The largest request body accepted (a tenant entry is a few KB); a prompt's upload
+/// has its own limit ([`prompts::MAX_UPLOAD_BYTES`]).
 const MAX_BODY_BYTES: usize = 1 << 20;
 /// A request that takes longer is answered `408`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,6 +46,8 @@ pub struct Api {
     pub cdrs: Arc<dyn CdrStore>,
     /// The prepaid accounts and their ledger (read only).
     pub ledger: Arc<dyn LedgerStore>,
+    /// Uploaded recordings, which `[[prompt]] audio` names.
+    pub audio: Arc<dyn AudioStore>,
     /// The node's configuration file: a write is validated with its node settings.
     pub config_path: PathBuf,
     pub session_lifetime: Duration,
@@ -57,6 +62,7 @@ impl Api {
         access: Arc<dyn AccessStore>,
         cdrs: Arc<dyn CdrStore>,
         ledger: Arc<dyn LedgerStore>,
+        audio: Arc<dyn AudioStore>,
         config_path: PathBuf,
         session_lifetime: Duration,
     ) -> Api {
@@ -65,6 +71,7 @@ impl Api {
             access,
             cdrs,
             ledger,
+            audio,
             config_path,
             session_lifetime,
             throttle: Arc::new(auth::Throttle::default()),
@@ -99,6 +106,7 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(tenant::audit))
         .routes(routes!(tenant::list))
         .routes(routes!(tenant::read, tenant::put, tenant::delete))
+        .routes(routes!(prompts::upload, prompts::download))
         .routes(routes!(records::cdrs))
         .routes(routes!(records::cdrs_csv))
         .routes(routes!(records::missed_calls))

@@ -60,7 +60,7 @@ pub struct EntryJson {
     data: serde_json::Value,
 }
 
-fn to_json(entry: &TenantEntry, revision: i64) -> Result<EntryJson, ApiError> {
+pub(crate) fn to_json(entry: &TenantEntry, revision: i64) -> Result<EntryJson, ApiError> {
     let fields = tenant::fields_of(entry).ok_or_else(|| {
         ApiError::Internal(format!(
             "stored entry {} {} does not parse",
@@ -76,13 +76,13 @@ fn to_json(entry: &TenantEntry, revision: i64) -> Result<EntryJson, ApiError> {
     })
 }
 
-fn etag(revision: i64) -> HeaderValue {
+pub(crate) fn etag(revision: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
 /// The caller's view of an enterprise: `NotFound` for one it may not see, whether or
 /// not it exists.
-fn visible(caller: &Caller, enterprise: &str) -> Result<(), ApiError> {
+pub(crate) fn visible(caller: &Caller, enterprise: &str) -> Result<(), ApiError> {
     if caller.sees(enterprise) {
         Ok(())
     } else {
@@ -119,7 +119,7 @@ pub async fn list(
     Ok(Json(out))
 }
 
-fn exists(entries: &[sihai_store::StoredEntry], enterprise: &str) -> bool {
+pub(crate) fn exists(entries: &[sihai_store::StoredEntry], enterprise: &str) -> bool {
     entries
         .iter()
         .any(|s| s.entry.section == "enterprise" && s.entry.key == enterprise)
@@ -266,7 +266,7 @@ fn may_write(caller: &Caller, section: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -283,7 +283,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 
 /// Validates and applies one entry's change (`None`: its removal), audited; the new
 /// revision and the entry as written.
-async fn write(
+pub(crate) async fn write(
     api: &Api,
     caller: &Caller,
     enterprise: &str,
