@@ -30,7 +30,6 @@
 //! [`Config`] and one `take_section` (or `take_array`) call in [`Config::from_str`].
 //!
 //! ```
-//! use std::path::Path;
 //! use sihai_config::{Config, MenuActionConfig, PromptSource};
 //!
 //! let text = r#"
