@@ -419,6 +419,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
                     access,
                     cdrs,
                     ledger,
+                    server.audio_store(),
                     server.config_path().to_path_buf(),
                     settings.session_lifetime,
                 );

@@ -32,6 +32,9 @@ pub enum ApiError {
     Invalid(Vec<FieldError>),
     #[error("{0}")]
     Conflict(String),
+    /// A body over a route's limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("too many failed logins; try again in {0} s")]
     TooManyAttempts(u64),
     #[error("internal error")]
@@ -57,6 +60,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(detail) => {
                 // The detail is for the operator's log, not for the client.

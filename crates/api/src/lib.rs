@@ -7,14 +7,16 @@
 //! tenant revision, so a committed change is in force for the next call within a second.
 //!
 //! Who may do what: an operator everything; an enterprise admin its own enterprise's
-//! groups, plans, menus, extensions and schedules, its profile, its numbers' plans and
-//! its users (its prompts read only); an enterprise viewer reads. Anything of another
-//! enterprise is `404`, as if it did not exist.
+//! groups, plans, menus, extensions and schedules, its profile, its numbers' plans, its
+//! users and its prompts' audio (uploaded, converted to 8 kHz mono and stored:
+//! [`prompts`]); an enterprise viewer reads. Anything of another enterprise is `404`,
+//! as if it did not exist.
 
 pub mod auth;
 pub mod enterprise;
 pub mod error;
 pub mod money;
+pub mod prompts;
 pub mod recordings;
 pub mod records;
 mod running;
@@ -29,13 +31,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use sihai_store::{AccessStore, CdrStore, LedgerStore, StoreError, TenantStore};
+use sihai_store::{AccessStore, AudioStore, CdrStore, LedgerStore, StoreError, TenantStore};
 use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::ApiError;
 
-/// The largest request body accepted (a tenant entry is a few KB).
+/// The largest request body accepted (a tenant entry is a few KB); a prompt's upload
+/// has its own limit ([`prompts::MAX_UPLOAD_BYTES`]).
 const MAX_BODY_BYTES: usize = 1 << 20;
 /// A request that takes longer is answered `408`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,6 +52,8 @@ pub struct Api {
     pub cdrs: Arc<dyn CdrStore>,
     /// The prepaid accounts and their ledger (read only).
     pub ledger: Arc<dyn LedgerStore>,
+    /// Uploaded recordings, which `[[prompt]] audio` names.
+    pub audio: Arc<dyn AudioStore>,
     /// The node's configuration file: a write is validated with its node settings.
     pub config_path: PathBuf,
     pub session_lifetime: Duration,
@@ -68,6 +73,7 @@ impl Api {
         access: Arc<dyn AccessStore>,
         cdrs: Arc<dyn CdrStore>,
         ledger: Arc<dyn LedgerStore>,
+        audio: Arc<dyn AudioStore>,
         config_path: PathBuf,
         session_lifetime: Duration,
     ) -> Api {
@@ -76,6 +82,7 @@ impl Api {
             access,
             cdrs,
             ledger,
+            audio,
             config_path,
             session_lifetime,
             throttle: Arc::new(auth::Throttle::default()),
@@ -112,6 +119,7 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(tenant::audit))
         .routes(routes!(tenant::list))
         .routes(routes!(tenant::read, tenant::put, tenant::delete))
+        .routes(routes!(prompts::upload, prompts::download))
         .routes(routes!(records::cdrs))
         .routes(routes!(records::cdrs_csv))
         .routes(routes!(records::missed_calls))

@@ -87,7 +87,7 @@ pub(crate) fn to_json(entry: &TenantEntry, revision: i64) -> Result<EntryJson, A
     })
 }
 
-fn etag(revision: i64) -> HeaderValue {
+pub(crate) fn etag(revision: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
@@ -375,7 +375,7 @@ fn keep_fields_outside(
     tenant::entry_from_table(&existing.section, asked).map_err(ApiError::Internal)
 }
 
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -394,7 +394,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 /// revision and the entry as written. With `editable`, the change must be to an
 /// existing entry and only of those fields.
 #[allow(clippy::too_many_arguments)]
-async fn write(
+pub(crate) async fn write(
     api: &Api,
     caller: &Caller,
     enterprise: &str,

@@ -19,9 +19,11 @@
 //! - **Ringback recording** (彩铃): `ringback_recording_fee` once per distinct prompt name
 //!   a ringback of the enterprise names (a number's, a menu node's, an extension's),
 //!   reference `fee/ringback/{prompt}`. The recording is what is charged, so a prompt
-//!   used in three places is charged once, and replacing the file under the same name is
-//!   not charged again (sihai cannot tell a new recording from a copy); a new name is a
-//!   new recording.
+//!   used in three places is charged once, and replacing its audio under the same name (a
+//!   new file, or a new upload through the admin API) is not charged again (sihai cannot
+//!   tell a new recording from a copy); a new name is a new recording. Whether a prompt's
+//!   audio is a file on the node or an uploaded recording does not matter: the name is
+//!   what is counted.
 //! - **Extra bound phones**: the enterprise's distinct bound phones in a stable order
 //!   (the daemon gives them by first appearance in its groups); every phone beyond the
 //!   first `included_phones` owes `extra_phone_fee` for the current calendar year

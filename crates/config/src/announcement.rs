@@ -114,11 +114,13 @@ pub(crate) struct RawAnnouncements {
     refused: Option<Spanned<String>>,
 }
 
-/// Checks that each prompt named under `field` (`plan[0].announcements`) is declared.
+/// Checks that each prompt named under `field` (`plan[0].announcements`) is declared,
+/// and the operator's or `owner`'s own.
 pub(crate) fn validate(
     raw: Option<&RawAnnouncements>,
     field: &str,
     prompts: &Catalog,
+    owner: Option<&str>,
     diagnostics: &mut Diagnostics,
 ) -> Announcements {
     let Some(raw) = raw else {
@@ -126,7 +128,12 @@ pub(crate) fn validate(
     };
     let mut check = |case: AnnouncementCase, prompt: &Option<Spanned<String>>| {
         let prompt = prompt.as_ref()?;
-        prompts.check_reference(prompt, format!("{field}.{}", case.key()), None, diagnostics);
+        prompts.check_reference(
+            prompt,
+            format!("{field}.{}", case.key()),
+            owner,
+            diagnostics,
+        );
         Some(prompt.get_ref().clone())
     };
     Announcements {

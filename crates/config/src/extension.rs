@@ -136,7 +136,7 @@ pub(crate) fn validate(
             catalogs.prompts.check_reference(
                 ringback,
                 format!("{field}.ringback"),
-                None,
+                owner,
                 diagnostics,
             );
         }

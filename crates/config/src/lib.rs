@@ -21,7 +21,7 @@
 //!    of `Tariff::new` at the setting it is about.
 //!
 //! Relative paths of the media sections (`[media] recordings` and `prompts`, and so
-//! every `[[prompt]] file`) and `[alerts] ca_file` are resolved against the directory of
+//! every `[[prompt]] file`; an uploaded prompt's `audio` names a recording in the store) and `[alerts] ca_file` are resolved against the directory of
 //! the configuration file, so a configuration and its recordings move together. The
 //! files themselves are not opened here: a check must not depend on the machine it runs
 //! on.
@@ -30,8 +30,7 @@
 //! [`Config`] and one `take_section` (or `take_array`) call in [`Config::from_str`].
 //!
 //! ```
-//! use std::path::Path;
-//! use sihai_config::{Config, MenuActionConfig};
+//! use sihai_config::{Config, MenuActionConfig, PromptSource};
 //!
 //! let text = r#"
 //! [sip]
@@ -66,7 +65,10 @@
 //! let config = Config::from_str(text, "/etc/sihai/sihai.toml").map_err(|e| e.to_string())?;
 //! // The relay advertises the SIP address; prompts live beside the file.
 //! assert_eq!(config.media.address.to_string(), "192.0.2.10");
-//! assert_eq!(config.prompts[0].file, Path::new("/etc/sihai/prompts/main-menu.wav"));
+//! assert_eq!(
+//!     config.prompts[0].source,
+//!     PromptSource::File("/etc/sihai/prompts/main-menu.wav".into())
+//! );
 //! let main = &config.menus[0].nodes[0];
 //! assert_eq!(main.options[0], ('1', MenuActionConfig::Group("sales".into())));
 //!
@@ -127,7 +129,7 @@ pub use media::{DEFAULT_RTP_PORTS, MediaConfig};
 pub use menu::{MenuActionConfig, MenuConfig, MenuNodeConfig};
 pub use number::{NumberConfig, NumberStatus, normalize_400};
 pub use plan::{EarlyMedia, ListEntry, PROVINCES, PlanConfig, RegionRule};
-pub use prompt::PromptConfig;
+pub use prompt::{AUDIO_DIGEST_PREFIX, PromptConfig, PromptSource};
 pub use reload::{OnReload, ReloadRule, describe_reload_rules, reload_rules, rule_for};
 pub use schedule::{ScheduleConfig, TimeRange, WEEKDAYS};
 pub use sip::{Listen, SipConfig, TcpSettings, Timers, Untrusted};
@@ -443,7 +445,8 @@ impl Config {
             || base_dir.join("prompts"),
             |media| media.prompts_dir.clone(),
         );
-        let (prompts, prompt_names) = prompt::validate(raw_prompts, &prompts_dir, d);
+        let (prompts, prompt_names) =
+            prompt::validate(raw_prompts, &prompts_dir, &enterprise_ids, d);
         let (groups, group_names) = group::validate(raw_groups, &enterprise_ids, d);
         let extension_catalogs = extension::Catalogs {
             enterprises: &enterprise_ids,

@@ -288,7 +288,7 @@ pub(crate) fn validate(
             catalogs.prompts.check_reference(
                 welcome,
                 format!("{field}.welcome"),
-                None,
+                owner,
                 diagnostics,
             );
         }
@@ -422,10 +422,15 @@ fn validate_node(
 ) -> MenuNodeConfig {
     let prompts = context.catalogs.prompts;
     check::name(&node.name, || format!("{field}.name"), diagnostics);
-    prompts.check_reference(&node.prompt, format!("{field}.prompt"), None, diagnostics);
+    prompts.check_reference(
+        &node.prompt,
+        format!("{field}.prompt"),
+        context.owner,
+        diagnostics,
+    );
     for (key, prompt) in [("invalid", &node.invalid), ("ringback", &node.ringback)] {
         if let Some(prompt) = prompt {
-            prompts.check_reference(prompt, format!("{field}.{key}"), None, diagnostics);
+            prompts.check_reference(prompt, format!("{field}.{key}"), context.owner, diagnostics);
         }
     }
     let timeout = duration::validated(
@@ -623,7 +628,7 @@ fn validate_dialling(
     context.catalogs.prompts.check_reference(
         &dialling.prompt,
         format!("{field}.prompt"),
-        None,
+        context.owner,
         diagnostics,
     );
     let max_digits = check::bounded(

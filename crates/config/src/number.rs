@@ -159,12 +159,13 @@ pub(crate) fn validate(
         let owner = enterprises.owner(&entry.enterprise);
         plans.check_reference(&entry.plan, format!("{field}.plan"), owner, diagnostics);
         if let Some(ringback) = &entry.ringback {
-            prompts.check_reference(ringback, format!("{field}.ringback"), None, diagnostics);
+            prompts.check_reference(ringback, format!("{field}.ringback"), owner, diagnostics);
         }
         let announcements = announcement::validate(
             entry.announcements.as_ref(),
             &format!("{field}.announcements"),
             prompts,
+            owner,
             diagnostics,
         );
         let announcement_plays = announcement::plays(

@@ -313,6 +313,7 @@ pub(crate) fn validate(
                 entry.announcements.as_ref(),
                 &format!("{field}.announcements"),
                 catalogs.prompts,
+                owner,
                 diagnostics,
             ),
             announcement_plays: announcement::plays(

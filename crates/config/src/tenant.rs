@@ -433,6 +433,31 @@ plan = "main"
     }
 
     #[test]
+    fn an_uploaded_prompt_round_trips_as_an_entry_of_its_enterprise() {
+        let digest = format!("sha256:{}", "0f".repeat(32));
+        let text = format!(
+            "{TENANT}\n[[prompt]]\nname = \"acme-hold\"\nenterprise = \"acme\"\naudio = \"{digest}\"\n"
+        )
+        .replace("plan = \"main\"\n", "plan = \"main\"\nringback = \"acme-hold\"\n");
+        let entries = split(&text, "t.toml").expect("splits");
+        let prompt = entries
+            .iter()
+            .find(|e| e.section == "prompt")
+            .expect("the prompt");
+        assert_eq!(
+            (prompt.key.as_str(), prompt.enterprise.as_deref()),
+            ("acme-hold", Some("acme"))
+        );
+        let config = Config::from_parts(NODE, "n.toml", &render(&entries), "store").expect("valid");
+        assert_eq!(
+            config.prompts[0].source,
+            crate::PromptSource::Audio(digest.clone())
+        );
+        assert_eq!(config.numbers[0].ringback.as_deref(), Some("acme-hold"));
+        assert_eq!(split(&render(&entries), "store").expect("splits"), entries);
+    }
+
+    #[test]
     fn an_entry_without_its_key_is_refused() {
         let errors = split("[[group]]\nenterprise = \"acme\"\n", "t.toml").expect_err("no name");
         assert_eq!(errors.errors[0].field, "group[0].name");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sihai_config::{
     AnnouncementCase, Config, DEFAULT_RTP_PORTS, EarlyMedia, MenuActionConfig, NumberStatus,
-    PromptConfig,
+    PromptConfig, PromptSource,
 };
 
 fn sample_path() -> PathBuf {
@@ -50,11 +50,13 @@ fn relative_media_paths_follow_the_configuration_file() {
         [
             PromptConfig {
                 name: "welcome".into(),
-                file: config_dir.join("sounds/zh/welcome.wav"),
+                enterprise: None,
+                source: PromptSource::File(config_dir.join("sounds/zh/welcome.wav")),
             },
             PromptConfig {
                 name: "busy".into(),
-                file: PathBuf::from("/opt/sihai/busy.wav"),
+                enterprise: None,
+                source: PromptSource::File(PathBuf::from("/opt/sihai/busy.wav")),
             },
         ]
     );
@@ -95,7 +97,10 @@ fn the_sample_declares_the_default_prompts() {
             .iter()
             .find(|prompt| prompt.name == name)
             .unwrap_or_else(|| panic!("prompt {name} in the sample"));
-        assert_eq!(prompt.file, prompts_dir.join(format!("{name}.wav")));
+        assert_eq!(
+            prompt.source,
+            PromptSource::File(prompts_dir.join(format!("{name}.wav")))
+        );
     }
 }
 
@@ -224,14 +229,17 @@ fn the_menu_walker_accepts_the_limits_this_crate_accepts() {
 #[test]
 fn every_prompt_of_the_sample_ships_as_a_wav_file() {
     for prompt in &sample().prompts {
-        let bytes = std::fs::read(&prompt.file)
-            .unwrap_or_else(|e| panic!("{}: {}: {e}", prompt.name, prompt.file.display()));
+        let file = prompt
+            .file()
+            .unwrap_or_else(|| panic!("{}: the sample's prompts are files", prompt.name));
+        let bytes = std::fs::read(file)
+            .unwrap_or_else(|e| panic!("{}: {}: {e}", prompt.name, file.display()));
         // RIFF....WAVE: scripts/make-prompts writes them, and it must cover every name.
         assert!(
             bytes.len() > 44 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
             "{}: {} is not a WAV file",
             prompt.name,
-            prompt.file.display()
+            file.display()
         );
     }
 }

@@ -13,6 +13,8 @@
 //! - [`tone`]: the Chinese ringback and busy tones (450 Hz).
 //! - [`wav`]: reading prompts from WAV files of any common format and rate; writing
 //!   crash-tolerant stereo recordings. [`resample`] converts rates.
+//! - [`upload`]: an uploaded WAV or MP3 (an enterprise's 彩铃) converted to the 8 kHz
+//!   mono WAV sihai stores and plays.
 //! - [`prompt`]: audio pre-encoded in both laws and cut in 20 ms frames.
 //! - [`dtmf`]: RFC 4733 telephone-events and SIP INFO DTMF bodies.
 //! - [`ports`]: the pool of RTP/RTCP port pairs.
@@ -63,6 +65,7 @@ pub mod prompt;
 pub mod resample;
 pub mod rtp;
 pub mod tone;
+pub mod upload;
 pub mod wav;
 
 pub use dtmf::{
@@ -79,6 +82,7 @@ pub use rtp::{
     write_rtp_to_vec,
 };
 pub use tone::{Cadence, FRAME_SAMPLES, RingbackTone, SAMPLE_RATE, Tone};
+pub use upload::{MAX_UPLOAD_SECONDS, UploadError, UploadFormat, convert_upload, encode_wav_mono};
 pub use wav::{
     Audio, DEFAULT_MAX_WAV_BYTES, RecorderError, StereoAudio, WavEncoding, WavError, WavFormat,
     WavPcm, WavRecorder, decode_wav, read_wav, read_wav_limited, read_wav_stereo,

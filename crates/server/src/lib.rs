@@ -29,7 +29,9 @@ use sihai_config::Config;
 use sihai_routing::RoutingTable;
 use sihai_sip::framing::FrameLimits;
 use sihai_sip::{Peer, Transport};
-use sihai_store::{AccessStore, CdrStore, LedgerStore, SqliteStore, StoreError, TenantStore};
+use sihai_store::{
+    AccessStore, AudioStore, CdrStore, LedgerStore, SqliteStore, StoreError, TenantStore,
+};
 use sihai_transaction::{TimerConfig, Transmit};
 use sihai_transport::{TransportConfig, Transports};
 use thiserror::Error;
@@ -73,6 +75,8 @@ pub struct Server {
     tenant_revision: Arc<std::sync::atomic::AtomicI64>,
     /// The same store's users, sessions and audit log, for the admin API.
     access: Arc<dyn AccessStore>,
+    /// The same store's uploaded recordings, which `[[prompt]] audio` names.
+    audio: Arc<dyn AudioStore>,
     inbound: mpsc::Receiver<sihai_transport::Received>,
     log_level: Option<LogLevelReloader>,
 }
@@ -88,7 +92,8 @@ impl Server {
         let store: Arc<dyn CdrStore> = sqlite.clone();
         let ledger: Arc<dyn LedgerStore> = sqlite.clone();
         let tenant_store: Arc<dyn TenantStore> = sqlite.clone();
-        let access: Arc<dyn AccessStore> = sqlite;
+        let access: Arc<dyn AccessStore> = sqlite.clone();
+        let audio: Arc<dyn AudioStore> = sqlite;
         // Node settings from the file, tenant data from the store (the file's tenant
         // sections seed an empty store, or apply when the file changed since).
         let (config, door, revision) = tenant::prepare(&*tenant_store, config_path, None)?;
@@ -139,6 +144,7 @@ impl Server {
             tenant: tenant_store,
             tenant_revision: Arc::new(std::sync::atomic::AtomicI64::new(revision)),
             access,
+            audio,
             inbound,
             log_level: None,
         })
@@ -153,6 +159,11 @@ impl Server {
     /// and the audit log.
     pub fn api_stores(&self) -> (Arc<dyn TenantStore>, Arc<dyn AccessStore>) {
         (self.tenant.clone(), self.access.clone())
+    }
+
+    /// The store of uploaded recordings, to which the admin API adds prompts' audio.
+    pub fn audio_store(&self) -> Arc<dyn AudioStore> {
+        self.audio.clone()
     }
 
     /// The stores the admin API reads an enterprise's records from: its CDRs, and its
@@ -216,7 +227,12 @@ impl Server {
             }
         }
         let mut media = media::MediaSockets::new(media_config.address);
-        core.set_prompts(Arc::new(media::load_prompts(&config)));
+        // Before the first call, off the runtime's threads (files, the store, resampling).
+        let (loading, audio) = (config.clone(), self.audio.clone());
+        match tokio::task::spawn_blocking(move || media::load_prompts(&loading, &*audio)).await {
+            Ok(prompts) => core.set_prompts(Arc::new(prompts)),
+            Err(err) => error!(%err, "cannot load the prompts; the ringing tone plays instead"),
+        }
         let mut recorders = media::Recorders::new(media_config.recordings.clone());
         let mut sweep = tokio::time::interval(RECORDING_SWEEP_INTERVAL);
 
@@ -291,8 +307,8 @@ impl Server {
                         reloading = true;
                         self.start_reload(trigger, prepared_tx.clone());
                     }
-                    if let Some(config) = self.finish_reload(prepared) {
-                        core.set_prompts(Arc::new(media::load_prompts(&config)));
+                    if let Some((config, prompts)) = self.finish_reload(prepared) {
+                        core.set_prompts(Arc::new(prompts));
                         core.reconfigure(&config.sip.user_agent, config.media.media_timeout);
                         recorders.set_dir(&config.media.recordings);
                         // A new enterprise, or a shorter retention, applies now rather
@@ -410,8 +426,15 @@ impl Server {
     fn start_reload(&self, trigger: &'static str, done: mpsc::Sender<Prepared>) {
         let running = self.config.load_full();
         let (store, path) = (self.tenant.clone(), self.config_path.clone());
+        let audio = self.audio.clone();
         tokio::task::spawn_blocking(move || {
-            let result = tenant::prepare(&*store, &path, Some(&running));
+            let result =
+                tenant::prepare(&*store, &path, Some(&running)).map(|(config, door, revision)| {
+                    // The new configuration's prompts, read here so that an uploaded
+                    // recording (or a changed file) is what the next call plays.
+                    let prompts = media::load_prompts(&config, &*audio);
+                    (config, door, revision, prompts)
+                });
             let _ = done.blocking_send(Prepared { trigger, result });
         });
     }
@@ -420,17 +443,17 @@ impl Server {
     /// one that changes a setting that needs a restart (a listener, the store, the
     /// relay's address or ports...: `sihai_config::reload_rules`), is rejected whole
     /// and the running configuration stays.
-    fn finish_reload(&mut self, prepared: Prepared) -> Option<Arc<Config>> {
+    fn finish_reload(&mut self, prepared: Prepared) -> Option<(Arc<Config>, Prompts)> {
         let Prepared { trigger, result } = prepared;
         let running = self.config.load_full();
-        let result = result.map(|(config, door, revision)| {
+        let result = result.map(|(config, door, revision, prompts)| {
             log_file_door(trigger, &door);
             self.tenant_revision
                 .store(revision, std::sync::atomic::Ordering::Relaxed);
-            config
+            (config, prompts)
         });
         match result {
-            Ok(config) => {
+            Ok((config, prompts)) => {
                 let table = RoutingTable::compile(&config);
                 let numbers = table.numbers.len();
                 let config = Arc::new(config);
@@ -447,7 +470,7 @@ impl Server {
                     }
                 }
                 info!(trigger, numbers, "configuration reloaded");
-                Some(config)
+                Some((config, prompts))
             }
             Err(tenant::TenantError::Config(errors)) => {
                 for e in &errors.errors {
@@ -467,10 +490,14 @@ impl Server {
     }
 }
 
-/// A reload prepared off the event loop.
+/// Encoded prompts by `[[prompt]]` name.
+type Prompts = std::collections::HashMap<String, sihai_media::Prompt>;
+
+/// A reload prepared off the event loop: the configuration, what the file's tenant data
+/// did, the tenant revision, and the configuration's prompts, loaded.
 struct Prepared {
     trigger: &'static str,
-    result: Result<(Config, tenant::FileDoor, i64), tenant::TenantError>,
+    result: Result<(Config, tenant::FileDoor, i64, Prompts), tenant::TenantError>,
 }
 
 fn log_file_door(trigger: &str, door: &tenant::FileDoor) {

@@ -186,23 +186,42 @@ impl Drop for MediaSockets {
     }
 }
 
-/// Reads and encodes every `[[prompt]]` once, shared by all calls. A file that cannot be
-/// read or decoded is logged and left out: calls that would play it hear the standard
-/// ringing tone instead. Runs on the event loop at start and on reload.
-pub(crate) fn load_prompts(config: &sihai_config::Config) -> HashMap<String, sihai_media::Prompt> {
+/// Reads and encodes every `[[prompt]]` once, shared by all calls: a file's WAV from the
+/// disk, an uploaded recording's from `audio` (the store) by its digest. One that cannot
+/// be read or decoded is logged and left out: calls that would play it hear the
+/// standard ringing tone instead. Blocking (files, the store, resampling): run on the
+/// blocking pool, never on the event loop.
+pub(crate) fn load_prompts(
+    config: &sihai_config::Config,
+    audio: &dyn sihai_store::AudioStore,
+) -> HashMap<String, sihai_media::Prompt> {
+    use sihai_config::PromptSource;
     let mut prompts = HashMap::new();
     for prompt in &config.prompts {
-        let loaded = std::fs::read(&prompt.file)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| sihai_media::read_wav(&bytes).map_err(|e| e.to_string()));
-        match loaded {
+        let (origin, loaded) = match &prompt.source {
+            PromptSource::File(file) => (
+                file.display().to_string(),
+                std::fs::read(file).map_err(|e| e.to_string()),
+            ),
+            PromptSource::Audio(digest) => (
+                digest.clone(),
+                match audio.audio(digest) {
+                    Ok(Some(wav)) => Ok(wav),
+                    Ok(None) => Err("no such recording in the store".to_owned()),
+                    Err(e) => Err(e.to_string()),
+                },
+            ),
+        };
+        let decoded =
+            loaded.and_then(|bytes| sihai_media::read_wav(&bytes).map_err(|e| e.to_string()));
+        match decoded {
             Ok(audio) => {
                 let encoded = sihai_media::Prompt::from_audio(&audio);
-                debug!(name = %prompt.name, file = %prompt.file.display(), seconds = encoded.duration().as_secs_f32(), "prompt loaded");
+                debug!(name = %prompt.name, %origin, seconds = encoded.duration().as_secs_f32(), "prompt loaded");
                 prompts.insert(prompt.name.clone(), encoded);
             }
             Err(err) => {
-                warn!(name = %prompt.name, file = %prompt.file.display(), %err, "cannot load prompt; the ringing tone plays instead");
+                warn!(name = %prompt.name, %origin, %err, "cannot load prompt; the ringing tone plays instead");
             }
         }
     }

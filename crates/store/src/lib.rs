@@ -10,7 +10,8 @@
 //! [`CdrStore::query`] and prints with [`report::format_table`] / [`report::format_csv`];
 //! `sihai account ledger` and `sihai bill` print with [`statement`].
 //!
-//! [`CdrStore`], [`LedgerStore`], [`TenantStore`] and [`AccessStore`] are the seams:
+//! [`CdrStore`], [`LedgerStore`], [`TenantStore`], [`AccessStore`] and [`AudioStore`]
+//! are the seams:
 //! [`SqliteStore`] is the embedded single-node store; a PostgreSQL store for several
 //! nodes implements the same traits later (each operation is documented with its
 //! PostgreSQL statements).
@@ -48,8 +49,13 @@
 //! and API keys (kept as hashes of the tokens, which the API generates), and the
 //! append-only audit log of what they did. Writes are durable on return; reads see them
 //! at once.
+//!
+//! Uploaded recordings in one paragraph (details on [`AudioStore`]): the 8 kHz mono WAV
+//! an upload was converted to, kept by its SHA-256 ([`audio_digest`]), written once;
+//! a `[[prompt]]` entry names it with `audio = "sha256:…"`.
 
 mod access;
+mod audio;
 mod error;
 mod ledger;
 pub mod report;
@@ -58,6 +64,7 @@ pub mod statement;
 mod tenant;
 
 pub use access::{AccessStore, ApiKey, AuditEntry, NewAudit, NewUser, Role, Session, User};
+pub use audio::{AUDIO_DIGEST_PREFIX, AudioStore, audio_digest};
 pub use error::{Rejection, StoreError};
 pub use ledger::{
     Discrepancy, KindTotal, LedgerQuery, LedgerStore, LedgerTotals, Posted, Problem, Spender,

@@ -1,6 +1,7 @@
 //! The embedded SQLite store.
 
 mod access;
+mod audio;
 mod book;
 mod ledger;
 mod schema;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::Connection;
 use sihai_store::{
-    AccessStore, AuditEntry, CdrFilter, CdrStore, NewAudit, NewUser, Role, SqliteStore, StoreError,
-    TenantChange, TenantEntry, TenantStore, User,
+    AccessStore, AuditEntry, CdrFilter, CdrStore, NewAudit, NewUser, Role, SCHEMA_VERSION,
+    SqliteStore, StoreError, TenantChange, TenantEntry, TenantStore, User,
 };
 
 use common::{full_cdr, ts};
@@ -682,7 +682,7 @@ fn a_version_7_database_gains_the_access_tables_and_keeps_its_data() {
     assert!(store.session("tok", t0()).unwrap().is_some());
     store.close().unwrap();
 
-    assert_eq!(count(&path, "PRAGMA user_version"), 8);
+    assert_eq!(count(&path, "PRAGMA user_version"), SCHEMA_VERSION);
     assert_eq!(
         count(
             &path,

@@ -399,7 +399,7 @@ fn database_is_wal_with_a_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 8);
+    assert_eq!(SCHEMA_VERSION, 9);
     let tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -415,6 +415,7 @@ fn database_is_wal_with_a_schema_version() {
             "api_key",
             "app_session",
             "app_user",
+            "audio",
             "audit",
             "cdr",
             "cdr_attempt",

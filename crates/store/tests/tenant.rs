@@ -589,7 +589,7 @@ fn a_version_6_database_gains_the_tenant_tables_and_keeps_its_cdrs() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, sihai_store::SCHEMA_VERSION);
     let indexes: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master

@@ -193,11 +193,15 @@ fn directories_are_relative_to_the_configuration_file() {
         vec![
             PromptConfig {
                 name: "welcome".into(),
-                file: PathBuf::from("/etc/sihai/../common/prompts/zh/welcome.wav"),
+                enterprise: None,
+                source: PromptSource::File(PathBuf::from(
+                    "/etc/sihai/../common/prompts/zh/welcome.wav"
+                )),
             },
             PromptConfig {
                 name: "busy".into(),
-                file: PathBuf::from("/opt/busy.wav"),
+                enterprise: None,
+                source: PromptSource::File(PathBuf::from("/opt/busy.wav")),
             },
         ]
     );
@@ -235,15 +239,18 @@ fn base_file_takes_the_defaults() {
         vec![
             PromptConfig {
                 name: "welcome".into(),
-                file: PathBuf::from("prompts/welcome.wav"),
+                enterprise: None,
+                source: PromptSource::File(PathBuf::from("prompts/welcome.wav")),
             },
             PromptConfig {
                 name: "main-menu".into(),
-                file: PathBuf::from("prompts/acme/main-menu.wav"),
+                enterprise: None,
+                source: PromptSource::File(PathBuf::from("prompts/acme/main-menu.wav")),
             },
             PromptConfig {
                 name: "dial".into(),
-                file: PathBuf::from("/srv/prompts/dial.WAV"),
+                enterprise: None,
+                source: PromptSource::File(PathBuf::from("/srv/prompts/dial.WAV")),
             },
         ]
     );
@@ -369,8 +376,8 @@ fn every_media_setting_is_read() {
     );
     assert_eq!(config.media.port_pairs(), 1);
     assert_eq!(
-        config.prompts[0].file,
-        PathBuf::from("/usr/share/sihai/welcome.wav")
+        config.prompts[0].source,
+        PromptSource::File(PathBuf::from("/usr/share/sihai/welcome.wav"))
     );
     assert_eq!(config.enterprises[0].recording_retention_days, 3_650);
     assert_eq!(config.enterprises[1].recording_retention_days, 1);
@@ -611,7 +618,8 @@ fn prompt_files_must_be_wav() {
     );
     assert_error(
         &replacing(13, ""),
-        "test.toml:11:1: prompt[0].file: missing field \"file\"",
+        "test.toml:11:1: prompt[0].file: missing: give `file` (a WAV file, e.g. \"welcome.wav\") \
+         or `audio` (an uploaded recording, \"sha256:…\")",
     );
 }
 
@@ -619,7 +627,7 @@ fn prompt_files_must_be_wav() {
 fn prompt_references_must_exist() {
     let no_prompt = |name: &str| {
         format!(
-            "no [[prompt]] with name \"{name}\"; the prompts are \"welcome\", \"main-menu\", \
+            "no [[prompt]] with name \"{name}\"; the prompts of enterprise \"acme\" are \"welcome\", \"main-menu\", \
              \"dial\""
         )
     };
@@ -1242,7 +1250,7 @@ fn announcements_are_read_and_a_number_overrides_its_plan_case_by_case() {
 fn announcement_prompts_must_exist() {
     let no_prompt = |name: &str| {
         format!(
-            "no [[prompt]] with name \"{name}\"; the prompts are \"welcome\", \"main-menu\", \
+            "no [[prompt]] with name \"{name}\"; the prompts of enterprise \"acme\" are \"welcome\", \"main-menu\", \
              \"dial\""
         )
     };
@@ -1287,5 +1295,51 @@ fn announcement_cases_and_plays_are_checked() {
         &with(&["announcement_plays = 10"]),
         "test.toml:66:22: number[0].announcement_plays: 10 is out of range; must be between 1 \
          and 5",
+    );
+}
+
+#[test]
+fn a_prompt_is_a_file_or_an_uploaded_recording_and_an_enterprises_own_prompt_is_its_alone() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let audio = format!("audio = \"{digest}\"");
+    // Acme's own uploaded welcome, used by acme's menu.
+    let mut lines = inserting(12, &["enterprise = \"acme\""]);
+    lines[14 - 1] = audio.clone();
+    let config = ok(&lines);
+    assert_eq!(
+        config.prompts[0],
+        PromptConfig {
+            name: "welcome".into(),
+            enterprise: Some("acme".into()),
+            source: PromptSource::Audio(digest.clone()),
+        }
+    );
+    assert_eq!(config.prompts[0].file(), None);
+
+    // Beta's prompt is not acme's to use.
+    assert_error(
+        &inserting(12, &["enterprise = \"beta\""]),
+        "test.toml:43:11: menu[0].welcome: prompt \"welcome\" belongs to enterprise \"beta\", \
+         not to \"acme\"; an enterprise can only use its own prompts",
+    );
+    // Exactly one of file and audio.
+    assert_error(
+        &inserting(13, &[&audio]),
+        "test.toml:14:9: prompt[0].audio: give either `file` (a WAV file on the node) or \
+         `audio` (an uploaded recording), not both",
+    );
+    assert_error(
+        &replacing(13, "audio = \"sha256:abc\""),
+        "test.toml:13:9: prompt[0].audio: \"sha256:abc\" is not an uploaded recording's \
+         digest: \"sha256:\" and 64 lower-case hex digits, as the API's upload writes it",
+    );
+    let unknown = errors(&inserting(12, &["enterprise = \"gamma\""]));
+    assert_eq!(
+        unknown
+            .iter()
+            .map(|e| (e.line, e.field.as_str()))
+            .collect::<Vec<_>>(),
+        [(13, "prompt[0].enterprise")],
+        "{unknown:?}"
     );
 }

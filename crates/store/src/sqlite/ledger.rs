@@ -610,6 +610,9 @@ impl SqliteStore {
                 let _ = reply.send(super::tenant::apply(conn, path, change));
             }
             Admin::Access(op) => super::access::run(conn, path, op),
+            Admin::PutAudio(digest, wav, at, reply) => {
+                let _ = reply.send(super::audio::put(conn, path, &digest, &wav, at));
+            }
         }
     }
 }

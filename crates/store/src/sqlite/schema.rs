@@ -263,6 +263,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_enterprise_at ON audit (enterprise, at);
     CREATE INDEX audit_at            ON audit (at);
     ",
+    // 8 -> 9: uploaded recordings (an enterprise's 彩铃), content-addressed: `digest` is
+    // `sha256:` and the hex SHA-256 of `wav`, the converted 8 kHz mono 16-bit WAV that a
+    // `[[prompt]] audio` names. Written once, never changed (the same audio uploaded
+    // twice is one row); `bytes` is `wav`'s length, to report sizes without reading the
+    // blobs. In PostgreSQL `wav` is BYTEA.
+    "
+    CREATE TABLE audio (
+        digest     TEXT    NOT NULL PRIMARY KEY,
+        wav        BLOB    NOT NULL,
+        bytes      INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).

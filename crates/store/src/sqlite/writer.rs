@@ -47,6 +47,8 @@ pub(crate) enum Admin {
     ApplyTenant(TenantChange, Sender<Result<Applied, StoreError>>),
     /// A write of users, sessions, API keys or the audit log.
     Access(AccessOp),
+    /// An uploaded recording: (digest, WAV, when).
+    PutAudio(String, Vec<u8>, Timestamp, Reply),
 }
 
 /// One queued write of a batch.
