@@ -53,6 +53,7 @@ alert_contacts = ["13800138000"]
 id = "beta"
 name = "Beta"
 tariff = "standard"
+alert_secret = "beta-file-secret-0123456789abcdef"
 
 [[number]]
 number = "4001234567"
@@ -562,6 +563,54 @@ fn an_enterprise_admin_changes_its_profile_but_not_its_billing() {
     let view = Session::login(addr, "beta-view");
     assert_eq!(view.get("/api/v1/enterprises/beta").status, 200);
     assert_eq!(view.put("/api/v1/enterprises/beta", profile).status, 403);
+
+    // The webhook signing secret is write-only: no read shows it, nor the audit (the
+    // file's seed, the profile writes above), to the enterprise's viewer or anyone; a
+    // write that leaves it out kept it, a new one replaces it, "" removes it.
+    let exported = |needle: &str| {
+        let out = std::process::Command::new(support::SIHAI)
+            .args(["export", "--enterprise", "beta", "-c"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run sihai export");
+        String::from_utf8_lossy(&out.stdout).contains(needle)
+    };
+    let read = view.get("/api/v1/enterprises/beta").json();
+    assert!(read["data"].get("alert_secret").is_none(), "{read}");
+    assert_eq!(read["hidden"], json!(["alert_secret"]), "{read}");
+    assert!(
+        exported("beta-file-secret-0123456789abcdef"),
+        "kept by the writes above"
+    );
+    let replaced = beta.put(
+        "/api/v1/enterprises/beta",
+        r#"{"name":"Beta Logistics Ltd","alert_secret":"beta-new-secret-0123456789abcdef"}"#,
+    );
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert!(
+        !replaced.body.contains("beta-new-secret"),
+        "{}",
+        replaced.body
+    );
+    assert!(exported("beta-new-secret-0123456789abcdef"));
+    for session in [&view, &beta] {
+        let audit = session.get("/api/v1/audit");
+        assert_eq!(audit.status, 200);
+        assert!(
+            !audit.body.contains("beta-file-secret") && !audit.body.contains("beta-new-secret"),
+            "{}",
+            audit.body
+        );
+        assert!(audit.body.contains("(hidden)"), "{}", audit.body);
+    }
+    let removed = beta.put(
+        "/api/v1/enterprises/beta",
+        r#"{"name":"Beta Logistics Ltd","alert_secret":""}"#,
+    );
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(removed.json()["hidden"], json!([]), "{}", removed.body);
+    assert!(!exported("alert_secret"));
     // The operator changes the tariff, and creates an enterprise.
     let cheap = ops.put(
         "/api/v1/enterprises/beta",

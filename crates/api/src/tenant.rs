@@ -66,25 +66,63 @@ pub struct EntryJson {
     /// The revision of the entry's last change: send it as `If-Match` to update only
     /// what you read.
     revision: i64,
-    /// The entry's fields, as in the TOML file.
+    /// The entry's fields, as in the TOML file, secrets left out.
     #[schema(value_type = Object)]
     data: serde_json::Value,
+    /// The secret fields that are set (e.g. `alert_secret`): write-only, never shown.
+    /// A `PUT` that leaves one out keeps it; `""` removes it.
+    hidden: Vec<String>,
 }
 
 pub(crate) fn to_json(entry: &TenantEntry, revision: i64) -> Result<EntryJson, ApiError> {
-    let fields = tenant::fields_of(entry).ok_or_else(|| {
+    let mut fields = tenant::fields_of(entry).ok_or_else(|| {
         ApiError::Internal(format!(
             "stored entry {} {} does not parse",
             entry.section, entry.key
         ))
     })?;
+    let hidden = tenant::secret_fields(&entry.section)
+        .filter(|field| fields.remove(*field).is_some())
+        .map(str::to_owned)
+        .collect();
     let data = serde_json::to_value(fields).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(EntryJson {
         section: entry.section.clone(),
         key: entry.key.clone(),
         revision,
         data,
+        hidden,
     })
+}
+
+/// A write's secrets: one the write leaves out keeps its stored value (reads never show
+/// it, so a read-modify-write must not erase it); an empty one is removed.
+fn settle_secrets(
+    existing: Option<&TenantEntry>,
+    wanted: TenantEntry,
+) -> Result<TenantEntry, ApiError> {
+    let section = wanted.section.clone();
+    if tenant::secret_fields(&section).next().is_none() {
+        return Ok(wanted);
+    }
+    let unparsable =
+        || ApiError::Internal(format!("entry {section} {} does not parse", wanted.key));
+    let mut fields = tenant::fields_of(&wanted).ok_or_else(unparsable)?;
+    let stored = existing.and_then(tenant::fields_of);
+    for field in tenant::secret_fields(&section) {
+        match fields.get(field) {
+            Some(toml::Value::String(value)) if value.is_empty() => {
+                fields.remove(field);
+            }
+            Some(_) => {}
+            None => {
+                if let Some(value) = stored.as_ref().and_then(|s| s.get(field)) {
+                    fields.insert(field.to_owned(), value.clone());
+                }
+            }
+        }
+    }
+    tenant::entry_from_table(&section, fields).map_err(ApiError::Internal)
 }
 
 pub(crate) fn etag(revision: i64) -> HeaderValue {
@@ -450,6 +488,13 @@ pub(crate) async fn write(
                 }
                 (_, _, wanted) => wanted,
             };
+            let wanted = match wanted {
+                Some(new) => match settle_secrets(existing.map(|s| &s.entry), new) {
+                    Ok(settled) => Some(settled),
+                    Err(refused) => return Ok(Err(refused)),
+                },
+                None => None,
+            };
             let mut entries: Vec<TenantEntry> =
                 data.entries.iter().map(|s| s.entry.clone()).collect();
             match (
@@ -576,10 +621,21 @@ pub async fn audit(
                     "enterprise": a.enterprise,
                     "action": a.action,
                     "target": a.target,
-                    "before": a.before,
-                    "after": a.after,
+                    "before": a.before.map(|text| shown(&a.action, &a.target, text)),
+                    "after": a.after.map(|text| shown(&a.action, &a.target, text)),
                 })
             })
             .collect(),
     ))
+}
+
+/// An audit entry's before or after as the API shows it: a tenant entry's secrets
+/// hidden (the store keeps the full text, for the operator's database only).
+fn shown(action: &str, target: &str, text: String) -> String {
+    let section = target.split_once('/').map_or("", |(section, _)| section);
+    if matches!(action, "put" | "delete") {
+        tenant::hide_secrets_in_body(section, &text)
+    } else {
+        text
+    }
 }

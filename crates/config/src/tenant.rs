@@ -125,6 +125,46 @@ pub fn entry_from_table(section: &str, fields: toml::Table) -> Result<TenantEntr
     })
 }
 
+/// The fields that hold a secret, by section: written through the API, never shown back
+/// by it (its reads, its audit log). Today the webhook signing secret, which anyone
+/// holding it could use to forge the enterprise's missed-call notices.
+pub const SECRET_FIELDS: &[(&str, &str)] = &[("enterprise", "alert_secret")];
+
+/// What stands for a secret's value where it is shown.
+pub const HIDDEN: &str = "(hidden)";
+
+/// The secret fields of `section`.
+pub fn secret_fields(section: &str) -> impl Iterator<Item = &'static str> + '_ {
+    SECRET_FIELDS
+        .iter()
+        .filter(move |(s, _)| *s == section)
+        .map(|(_, field)| *field)
+}
+
+/// An entry's body (its canonical TOML, as stored and audited) with each secret's value
+/// replaced by [`HIDDEN`]. A body that does not parse as an entry of `section` is not
+/// shown at all (`HIDDEN`): it might hold a secret.
+pub fn hide_secrets_in_body(section: &str, body: &str) -> String {
+    if secret_fields(section).next().is_none() {
+        return body.to_owned();
+    }
+    let entry = TenantEntry {
+        section: section.to_owned(),
+        key: String::new(),
+        enterprise: None,
+        body: body.to_owned(),
+    };
+    let Some(mut fields) = fields_of(&entry) else {
+        return HIDDEN.to_owned();
+    };
+    for field in secret_fields(section) {
+        if let Some(value) = fields.get_mut(field) {
+            *value = toml::Value::String(HIDDEN.to_owned());
+        }
+    }
+    body_of(section, &fields)
+}
+
 /// An entry's fields, parsed back from its body.
 pub fn fields_of(entry: &TenantEntry) -> Option<toml::Table> {
     let mut table: toml::Table = entry.body.parse().ok()?;
@@ -461,5 +501,31 @@ plan = "main"
     fn an_entry_without_its_key_is_refused() {
         let errors = split("[[group]]\nenterprise = \"acme\"\n", "t.toml").expect_err("no name");
         assert_eq!(errors.errors[0].field, "group[0].name");
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_hidden_in_a_body_and_nothing_else_changes() {
+        let mut fields = toml::Table::new();
+        fields.insert("id".into(), toml::Value::String("acme".into()));
+        fields.insert("name".into(), toml::Value::String("Acme".into()));
+        fields.insert(
+            "alert_secret".into(),
+            toml::Value::String("s3cr3t-signing-key".into()),
+        );
+        let entry = entry_from_table("enterprise", fields).expect("an entry");
+        let shown = hide_secrets_in_body("enterprise", &entry.body);
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains(HIDDEN) && shown.contains("Acme"), "{shown}");
+        // Sections without secrets, and bodies that do not parse.
+        assert_eq!(hide_secrets_in_body("group", "anything"), "anything");
+        assert_eq!(
+            hide_secrets_in_body("enterprise", "alert_secret = "),
+            HIDDEN
+        );
     }
 }
