@@ -244,6 +244,7 @@ fn a_foreign_key_gets_404_on_every_route_of_the_openapi_document() {
         "/api/v1/users/{login}",
         "/api/v1/users/{login}/keys",
         "/api/v1/users/{login}/keys/{id}",
+        "/api/v1/users/{login}/password",
         "/api/v1/me/password",
         "/api/v1/enterprises/{enterprise}/cdrs/{call_id}/recording",
         "/api/v1/enterprises/{enterprise}/recharges",

@@ -278,6 +278,24 @@ fn an_enterprise_admin_manages_its_own_users_and_password_changes_and_removals_e
     assert_eq!(old.status, 401);
     Session::login_with(addr, "acme-boss", "a-brand-new-pw");
 
+    // A viewer who forgot its password: its enterprise's admin sets a new one (the
+    // viewer's session ends, its key stays); another enterprise's admin cannot.
+    let reset = |session: &Session, login: &str, new: &str| {
+        session.put(
+            &format!("/api/v1/users/{login}/password"),
+            &json!({ "new_password": new }).to_string(),
+        )
+    };
+    let view_session = Session::login(addr, "acme-view");
+    assert_eq!(reset(&beta, "acme-view", "beta-chose-this").status, 404);
+    assert_eq!(reset(&boss, "acme-view", "short").status, 422);
+    assert_eq!(reset(&boss, "acme-boss", "myself-again-pw").status, 403);
+    let done = reset(&boss, "acme-view", "a-reset-password");
+    assert_eq!(done.status, 204, "{}", done.body);
+    assert_eq!(view_session.get("/api/v1/me").status, 401);
+    assert_eq!(by_key(&view_key).status, 200, "a reset keeps the keys");
+    let view = Session::login_with(addr, "acme-view", "a-reset-password");
+
     // Removing the viewer ends its session and its key at once.
     let removed = boss.delete("/api/v1/users/acme-view");
     assert_eq!(removed.status, 204, "{}", removed.body);
@@ -370,7 +388,13 @@ fn an_enterprise_admin_manages_its_own_users_and_password_changes_and_removals_e
                 .collect()
         })
         .unwrap_or_default();
-    assert_eq!(user_changes.len(), 10, "{entries}");
+    assert_eq!(user_changes.len(), 11, "{entries}");
+    assert!(audit_has(
+        &entries,
+        "acme-boss",
+        "user.password_reset",
+        "user/acme-view"
+    ));
     assert!(
         user_changes.iter().all(|e| e["source"] == "127.0.0.1"),
         "{entries}"

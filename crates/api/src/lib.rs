@@ -129,6 +129,7 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::remove))
         .routes(routes!(users::change_password))
+        .routes(routes!(users::reset_password))
         .routes(routes!(users::keys, users::create_key))
         .routes(routes!(users::revoke_key))
         .routes(routes!(enterprise::list))

@@ -70,6 +70,14 @@ pub struct PasswordChange {
     new_password: String,
 }
 
+/// A password set for another user (a reset by an administrator).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    /// At least 10 characters, as `sihai user add` requires.
+    new_password: String,
+}
+
 /// An API key to create.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -336,6 +344,68 @@ pub async fn remove(
     )
     .await?;
     tracing::info!(actor = %caller.user.login, login = %user.login, "user removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `PUT /api/v1/users/{login}/password`: an administrator sets another user's password
+/// (a user who forgot theirs); every session of that user ends at once, its API keys
+/// stay. An enterprise admin resets its own enterprise's users only; one's own password
+/// is changed with the old one, at `/api/v1/me/password`.
+#[utoipa::path(put, path = "/api/v1/users/{login}/password", tag = "users", request_body = PasswordReset,
+    params(("login" = String, Path, description = "The user's login")),
+    responses((status = 204, description = "Set; the user's sessions have ended"),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, description = "A viewer, or oneself", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user, or another enterprise's", body = crate::error::ErrorBody),
+        (status = 422, description = "Too short or too long", body = crate::error::ErrorBody)))]
+pub async fn reset_password(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(login): Path<String>,
+    Json(body): Json<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    may_manage_users(&caller)?;
+    // The body is read after the user is found: about another enterprise's user, the
+    // answer is its 404 whatever is sent.
+    let user = visible_user(&api, &caller, &login).await?;
+    if user.id == caller.user.id {
+        return Err(ApiError::Forbidden(
+            "change your own password with the old one, at /api/v1/me/password",
+        ));
+    }
+    let entry = format!("user/{}", user.login);
+    let request: PasswordReset = serde_json::from_value(body).map_err(|e| {
+        invalid(
+            &entry,
+            "",
+            format!("the body must be {{\"new_password\": …}}: {e}"),
+        )
+    })?;
+    if let Some(problem) = auth::password_problem(&request.new_password) {
+        return Err(invalid(&entry, "new_password", problem));
+    }
+    let store = api.access.clone();
+    let id = user.id;
+    blocking(move || {
+        let hash = match auth::hash_password(&request.new_password) {
+            Ok(hash) => hash,
+            Err(e) => return Ok(Err(ApiError::Internal(e))),
+        };
+        store.set_password(id, &hash, Timestamp::now(), None)?;
+        Ok(Ok(()))
+    })
+    .await??;
+    audit(
+        &api,
+        &caller,
+        user.enterprise.clone(),
+        "user.password_reset",
+        entry,
+        None,
+        Some("password set by an administrator; the user's sessions ended".into()),
+    )
+    .await?;
+    tracing::info!(actor = %caller.user.login, login = %user.login, "password reset");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
