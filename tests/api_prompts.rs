@@ -78,6 +78,7 @@ fn start(slot: u16, phone_port: u16) -> (Daemon, SocketAddr, tempfile::TempDir) 
         "enterprise_viewer",
         Some("acme"),
     );
+    add_user(&daemon.config_path(), "ops", "operator", None);
     (daemon, addr, prompts)
 }
 
@@ -382,5 +383,23 @@ fn an_mp3_upload_is_decoded_to_8khz_mono_and_stale_or_oversized_uploads_are_refu
     let huge = vec![0u8; 21 * 1024 * 1024];
     let too_large = send(&admin, "PUT", AUDIO, "audio/wav", &huge);
     assert_eq!(too_large.status, 413, "{}", too_large.body);
+
+    // The enterprise removes its own prompt, once nothing plays it: while the number's
+    // ringback names it, the validator refuses (422, nothing removed).
+    let prompt = "/api/v1/enterprises/acme/prompts/acme-ringback";
+    let in_use = admin.delete(prompt);
+    assert_eq!(in_use.status, 422, "{}", in_use.body);
+    assert_eq!(admin.get(prompt).status, 200);
+    let ops = Session::login(addr, "ops");
+    let number = "/api/v1/enterprises/acme/numbers/4001234567";
+    let mut data = ops.get(number).json()["data"].clone();
+    if let Some(fields) = data.as_object_mut() {
+        fields.remove("ringback");
+    }
+    let freed = ops.put(number, &data.to_string());
+    assert_eq!(freed.status, 200, "{}", freed.body);
+    let removed = admin.delete(prompt);
+    assert_eq!(removed.status, 204, "{}", removed.body);
+    assert_eq!(admin.get(prompt).status, 404);
     daemon.stop();
 }

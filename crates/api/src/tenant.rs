@@ -326,7 +326,11 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     visible(&caller, &enterprise)?;
     let section = section_of(&collection)?;
-    if may_write(&caller, section)?.is_some() {
+    // An enterprise admin removes its own prompts (an uploaded ringback it no longer
+    // wants), though it writes them only by uploading their audio: a prompt entry's
+    // other form names a file on the node, which is the operator's.
+    let removes_own_prompt = section == "prompt" && caller.may_write();
+    if !removes_own_prompt && may_write(&caller, section)?.is_some() {
         return Err(ApiError::Forbidden("only the operator removes this"));
     }
     let if_match = if_match(&headers)?;
