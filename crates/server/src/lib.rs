@@ -412,9 +412,21 @@ impl Server {
         let today = sihai_routing::schedule::china_time_zone()
             .to_datetime(Timestamp::now())
             .date();
+        let audio = self.audio.clone();
         tokio::task::spawn_blocking(move || {
             for day in media::sweep_recordings(&dir, &retention, today) {
                 info!(path = %day.display(), "deleted recordings past their retention");
+            }
+            // Uploaded prompts' audio that no prompt names any more (replaced, removed),
+            // a day after it was stored: an upload's entry is written seconds after its
+            // audio, never a day.
+            let stored_before = Timestamp::now()
+                .checked_sub(jiff::SignedDuration::from_hours(24))
+                .unwrap_or(Timestamp::UNIX_EPOCH);
+            match audio.sweep_audio(stored_before) {
+                Ok(0) => {}
+                Ok(deleted) => info!(deleted, "deleted uploaded prompt audio no prompt names"),
+                Err(err) => warn!(%err, "cannot sweep uploaded prompt audio"),
             }
         });
     }

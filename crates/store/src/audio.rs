@@ -41,6 +41,15 @@ pub trait AudioStore: Send + Sync {
 
     /// The recording stored under `digest`, if any.
     fn audio(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Deletes the recordings no `[[prompt]]` entry names any more (replaced or removed
+    /// uploads) that were stored before `stored_before`; how many. The age spares an
+    /// upload between its storing and the write of the entry that names it. Durable
+    /// when it returns.
+    ///
+    /// PostgreSQL: the same statement (`LIKE '%' || digest || '%'` over the prompt
+    /// entries' bodies, where a digest can only appear as the `audio` value).
+    fn sweep_audio(&self, stored_before: Timestamp) -> Result<usize, StoreError>;
 }
 
 #[cfg(test)]

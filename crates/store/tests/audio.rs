@@ -114,3 +114,34 @@ fn a_version_8_database_gains_the_audio_table_and_keeps_its_cdrs_and_tenant_data
     assert_eq!(version, SCHEMA_VERSION);
     assert_eq!(SCHEMA_VERSION, 9);
 }
+
+#[test]
+fn the_sweep_deletes_only_old_recordings_no_prompt_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("cdr.db"));
+    let later: Timestamp = "2026-05-02T08:00:00Z".parse().unwrap();
+    let named = store.put_audio(&recording(3), at()).unwrap();
+    let replaced = store.put_audio(&recording(5), at()).unwrap();
+    // Stored just now, its entry not written yet: spared by its age.
+    let fresh = store.put_audio(&recording(7), later).unwrap();
+    store
+        .apply_tenant(TenantChange {
+            upserts: vec![TenantEntry {
+                section: "prompt".into(),
+                key: "ringback".into(),
+                enterprise: Some("acme".into()),
+                body: format!(
+                    "[[prompt]]\nname = \"ringback\"\nenterprise = \"acme\"\naudio = \"{named}\"\n"
+                ),
+            }],
+            base_revision: Some(0),
+            ..TenantChange::default()
+        })
+        .unwrap();
+    assert_eq!(store.sweep_audio(later).unwrap(), 1);
+    assert_eq!(store.audio(&replaced).unwrap(), None);
+    assert!(store.audio(&named).unwrap().is_some());
+    assert!(store.audio(&fresh).unwrap().is_some());
+    // Nothing more to do the second time.
+    assert_eq!(store.sweep_audio(later).unwrap(), 0);
+}

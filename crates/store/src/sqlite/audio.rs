@@ -31,7 +31,26 @@ pub(crate) fn put(
     })
 }
 
+/// Deletes unnamed recordings stored before `before` (µs); how many.
+pub(crate) fn sweep(conn: &Connection, path: &Path, before: i64) -> Result<usize, StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM audio WHERE created_at < ?1 AND NOT EXISTS (
+             SELECT 1 FROM tenant_entry
+             WHERE section = 'prompt' AND body LIKE '%' || audio.digest || '%')",
+    )
+    .and_then(|mut st| st.execute(params![before]))
+    .map_err(|source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        context: "deleting uploaded recordings no prompt names",
+        source,
+    })
+}
+
 impl AudioStore for SqliteStore {
+    fn sweep_audio(&self, stored_before: Timestamp) -> Result<usize, StoreError> {
+        self.admin(|reply| Admin::SweepAudio(stored_before.as_microsecond(), reply))
+    }
+
     fn put_audio(&self, wav: &[u8], at: Timestamp) -> Result<String, StoreError> {
         let digest = audio_digest(wav);
         let stored = digest.clone();

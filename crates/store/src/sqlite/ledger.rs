@@ -613,6 +613,9 @@ impl SqliteStore {
             Admin::PutAudio(digest, wav, at, reply) => {
                 let _ = reply.send(super::audio::put(conn, path, &digest, &wav, at));
             }
+            Admin::SweepAudio(before, reply) => {
+                let _ = reply.send(super::audio::sweep(conn, path, before));
+            }
         }
     }
 }

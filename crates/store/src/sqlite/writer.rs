@@ -49,6 +49,8 @@ pub(crate) enum Admin {
     Access(AccessOp),
     /// An uploaded recording: (digest, WAV, when).
     PutAudio(String, Vec<u8>, Timestamp, Reply),
+    /// Deletes the uploaded recordings no prompt names, stored before (µs).
+    SweepAudio(i64, Sender<Result<usize, StoreError>>),
 }
 
 /// One queued write of a batch.
