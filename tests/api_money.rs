@@ -305,3 +305,89 @@ fn the_operator_recharges_and_adjusts_through_the_api_once_per_reference() {
     );
     daemon.stop();
 }
+
+/// `acme` billed with one bound phone included and ¥240 a year for each other, its
+/// lifecycle reviewed every second; the API on `api_port`.
+fn fee_routing(api_port: u16) -> String {
+    format!(
+        "[api]\nlisten = \"127.0.0.1:{api_port}\"\n{}",
+        routing(
+            "tariff = \"per-second\"\n[enterprise.billing]\nincluded_phones = 1\n\
+             extra_phone_fee = \"240\"\nlow_balance_warning = \"0\"\nmonthly_minimum = \"0\"\n",
+            "group = \"sales\"",
+            &format!(
+                "{}\n[billing]\nlifecycle_interval_s = 1\n\n\
+                 [[tariff]]\nname = \"per-second\"\nrate_per_minute = \"0.60\"\nincrement = 1\n",
+                group(
+                    "sales",
+                    "sequential",
+                    &["{ number = \"13900000001\" }".to_owned()]
+                )
+            ),
+        )
+    )
+}
+
+#[test]
+fn a_bound_phone_added_through_the_api_beyond_the_included_one_posts_its_fee_once() {
+    let api_port = free_port();
+    let daemon = Daemon::start_with("", &fee_routing(api_port));
+    let config = daemon.config_path();
+    let addr: SocketAddr = format!("127.0.0.1:{api_port}").parse().expect("address");
+    add_user(&config, "acme-admin", "enterprise_admin", Some("acme"));
+    let admin = Session::login(addr, "acme-admin");
+    let fees = || -> Vec<Value> {
+        let ledger = admin.get("/api/v1/enterprises/acme/ledger?limit=500");
+        assert_eq!(ledger.status, 200, "{}", ledger.body);
+        ledger.json()["entries"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter(|e| {
+                        e["reference"]
+                            .as_str()
+                            .is_some_and(|r| r.starts_with("fee/extra-phone/"))
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // One phone: included, no fee, through the reviews of the account's first seconds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin.get("/api/v1/enterprises/acme/account").status != 200 {
+        assert!(Instant::now() < deadline, "acme's account was not opened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(fees(), Vec::<Value>::new());
+
+    // The enterprise binds a second phone itself.
+    let put = admin.put(
+        "/api/v1/enterprises/acme/groups/sales",
+        r#"{"strategy":"sequential","phones":[{"number":"13900000001"},{"number":"13900000002"}]}"#,
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fees().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no extra-phone fee within 10 s:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Later reviews post it no second time.
+    std::thread::sleep(Duration::from_millis(2500));
+    let posted = fees();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0]["kind"], "fee");
+    assert_eq!(posted[0]["amount"], "-240.00");
+    assert!(
+        posted[0]["reference"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("/13900000002")),
+        "{posted:?}"
+    );
+    daemon.stop();
+}
