@@ -258,6 +258,41 @@ fn an_enterprise_reads_its_calls_missed_calls_csv_account_ledger_and_bill() {
     assert_eq!(charges["entries"], 1, "{bill}");
     assert_eq!(units(&charges["amount"]), -cost, "{bill}");
 
+    // The traffic analysis of the days around now (Shanghai) holds the three calls.
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").expect("Asia/Shanghai"))
+        .date();
+    let yesterday = today.yesterday().expect("a day");
+    let analytics = viewer.get(&format!(
+        "/api/v1/enterprises/acme/analytics?from={yesterday}&to={today}&number=400-123-4567"
+    ));
+    assert_eq!(analytics.status, 200, "{}", analytics.body);
+    let report = analytics.json();
+    assert_eq!(report["totals"]["calls"], 3, "{report}");
+    assert_eq!(report["totals"]["answered"], 1, "{report}");
+    assert_eq!(report["totals"]["missed"], 1, "{report}");
+    assert_eq!(report["totals"]["refused"], 1, "{report}");
+    assert_eq!(report["refused_by_reason"]["blacklisted"], 1, "{report}");
+    assert_eq!(report["answer_rate"], 0.5, "{report}");
+    assert_eq!(report["days"].as_object().map(|d| d.len()), Some(2));
+    let hourly: u64 = report["hours"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|c| c["calls"].as_u64()).sum())
+        .unwrap_or(0);
+    assert_eq!(hourly, 3, "{report}");
+    // Two distinct callers, neither seen before the range.
+    assert_eq!(report["new_callers"], 2, "{report}");
+    assert_eq!(report["returning_callers"], 0, "{report}");
+    assert_eq!(report["phones"][&phone_uri]["answered"], 1, "{report}");
+    assert_eq!(units(&report["cost"]), cost, "{report}");
+    // Another number of the enterprise had none of them.
+    let other = viewer
+        .get(&format!(
+            "/api/v1/enterprises/acme/analytics?from={yesterday}&to={today}&number=4009999999"
+        ))
+        .json();
+    assert_eq!(other["totals"]["calls"], 0, "{other}");
+
     // Bad filters are refused with the reason, never ignored.
     for (query, says) in [
         ("cdrs?outcome=missed", "outcome must be one of"),
@@ -268,6 +303,12 @@ fn an_enterprise_reads_its_calls_missed_calls_csv_account_ledger_and_bill() {
         ("ledger?month=2026-13", "month"),
         ("ledger?after=yesterday", "after must be"),
         ("bill?month=march", "month"),
+        ("analytics?from=2026-03-01", "to is needed"),
+        (
+            "analytics?from=2026-03-31&to=2026-03-01",
+            "before it starts",
+        ),
+        ("analytics?from=2025-01-01&to=2026-03-01", "at most 366"),
     ] {
         let reply = viewer.get(&format!("/api/v1/enterprises/acme/{query}"));
         assert_eq!(reply.status, 400, "{query}: {}", reply.body);

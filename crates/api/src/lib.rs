@@ -12,6 +12,7 @@
 //! [`prompts`]); an enterprise viewer reads. Anything of another enterprise is `404`,
 //! as if it did not exist.
 
+pub mod analytics;
 pub mod auth;
 pub mod enterprise;
 pub mod error;
@@ -126,6 +127,7 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(records::account))
         .routes(routes!(records::ledger))
         .routes(routes!(records::bill))
+        .routes(routes!(analytics::analytics))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::remove))
         .routes(routes!(users::change_password))

@@ -354,5 +354,56 @@ fn cdr_queries(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, cdr_queries);
+/// The traffic analysis of the month as `GET …/analytics` computes it today: every CDR
+/// of the range folded a page at a time, then the returning callers looked up. Once,
+/// timed (a month takes seconds: the figure rollups are to bring down).
+fn analytics_month(store: &SqliteStore) {
+    let range = sihai_analytics::DayRange::new(
+        jiff::civil::date(2026, 3, 1),
+        jiff::civil::date(2026, 3, 31),
+    )
+    .expect("March");
+    let started = Instant::now();
+    let mut analysis = sihai_analytics::Analysis::new(range);
+    let mut filter = CdrFilter {
+        enterprise: Some("busy".into()),
+        since: Some(range.start()),
+        until: Some(range.end()),
+        limit: 2000,
+        ..CdrFilter::default()
+    };
+    loop {
+        let page = store.query(&filter).expect("a page");
+        for cdr in &page {
+            analysis.add(cdr);
+        }
+        match page.last() {
+            Some(last) if page.len() == 2000 => {
+                filter.before = Some((last.setup_at, last.call_id.clone()));
+            }
+            _ => break,
+        }
+    }
+    let folded = started.elapsed();
+    let callers: Vec<String> = analysis.callers().map(str::to_owned).collect();
+    let returning = store
+        .callers_before("busy", &callers, range.start())
+        .expect("returning callers");
+    let report = analysis.finish(&returning);
+    println!(
+        "analytics_month: {} calls folded in {:.1} s, {} callers looked up in {:.1} s more",
+        report.totals.calls,
+        folded.as_secs_f64(),
+        callers.len(),
+        (started.elapsed() - folded).as_secs_f64()
+    );
+}
+
+fn analytics(c: &mut Criterion) {
+    let _ = c;
+    let (_, store) = month_database();
+    analytics_month(&store);
+}
+
+criterion_group!(benches, cdr_queries, analytics);
 criterion_main!(benches);

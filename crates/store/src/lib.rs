@@ -113,6 +113,15 @@ pub trait CdrStore: Send + Sync {
     /// Committed CDRs matching `filter`, newest (latest `setup_at`) first.
     fn query(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, StoreError>;
 
+    /// Which of `callers` called the enterprise before `before` (any outcome): the
+    /// returning callers of a traffic analysis.
+    fn callers_before(
+        &self,
+        enterprise: &str,
+        callers: &[String],
+        before: jiff::Timestamp,
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
+
     /// The enterprise's charged calls (cost above zero) set up in `since <= setup_at <
     /// until`: how many, and what they cost together. Counted by the store, so a
     /// month's bill of a million calls reads two numbers, not a million rows.

@@ -468,6 +468,43 @@ impl CdrStore for SqliteStore {
         result.recv().map_err(|_| stopped())?
     }
 
+    fn callers_before(
+        &self,
+        enterprise: &str,
+        callers: &[String],
+        before: Timestamp,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        const CONTEXT: &str = "looking for callers' earlier calls";
+        // A chunk's callers are each one seek on (caller, setup_at).
+        const CHUNK: usize = 500;
+        let conn = self.reader();
+        let mut seen = std::collections::HashSet::new();
+        for chunk in callers.chunks(CHUNK) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("?{}", i + 3)).collect();
+            let sql = format!(
+                "SELECT DISTINCT caller FROM cdr
+                 WHERE enterprise = ?1 AND setup_at < ?2 AND caller IN ({})",
+                placeholders.join(", ")
+            );
+            let mut args: Vec<Value> = vec![
+                Value::Text(enterprise.to_owned()),
+                Value::Integer(before.as_microsecond()),
+            ];
+            args.extend(chunk.iter().map(|c| Value::Text(c.clone())));
+            let mut st = conn.prepare_cached(&sql).map_err(self.err(CONTEXT))?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(args), |row| {
+                    row.get::<_, String>(0)
+                })
+                .map_err(self.err(CONTEXT))?;
+            for caller in rows {
+                seen.insert(caller.map_err(self.err(CONTEXT))?);
+            }
+        }
+        Ok(seen)
+    }
+
     fn charged_calls(
         &self,
         enterprise: &str,
