@@ -601,22 +601,40 @@ impl CdrStore for SqliteStore {
                 .map_err(self.err(CONTEXT))?;
             collect(rows, self.err(CONTEXT))?
         };
-        {
+        // The attempts of a chunk of CDRs in one statement rather than one per CDR: a
+        // page of 1,000 is two statements, not 1,001 (the CSV export and the traffic
+        // analysis read whole months this way).
+        const ATTEMPT_CHUNK: usize = 500;
+        let position: std::collections::HashMap<i64, usize> = cdrs
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, i))
+            .collect();
+        for chunk in cdrs.iter().map(|(id, _)| *id).collect::<Vec<_>>().chunks(ATTEMPT_CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
             let mut st = tx
-                .prepare_cached(
-                    "SELECT phone, result FROM cdr_attempt WHERE cdr_id = ?1 ORDER BY seq",
-                )
+                .prepare_cached(&format!(
+                    "SELECT cdr_id, phone, result FROM cdr_attempt
+                     WHERE cdr_id IN ({}) ORDER BY cdr_id, seq",
+                    placeholders.join(", ")
+                ))
                 .map_err(self.err(CONTEXT))?;
-            for (id, cdr) in &mut cdrs {
-                let rows = st
-                    .query_map([*id], |row| {
-                        Ok(PhoneAttempt {
-                            phone: row.get(0)?,
-                            result: row.get(1)?,
-                        })
-                    })
-                    .map_err(self.err(CONTEXT))?;
-                cdr.attempts = rows.collect::<Result<_, _>>().map_err(self.err(CONTEXT))?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(chunk.iter()), |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        PhoneAttempt {
+                            phone: row.get(1)?,
+                            result: row.get(2)?,
+                        },
+                    ))
+                })
+                .map_err(self.err(CONTEXT))?;
+            for row in rows {
+                let (id, attempt) = row.map_err(self.err(CONTEXT))?;
+                if let Some(&i) = position.get(&id) {
+                    cdrs[i].1.attempts.push(attempt);
+                }
             }
         }
         tx.finish().map_err(self.err(CONTEXT))?;
