@@ -7,12 +7,9 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use support::api::{Session, add_user, api_key, http};
 use support::{Caller, Daemon, Phone, free_port};
-
-const TENANT_RELOADED: &str = "configuration reloaded trigger=\"tenant data\"";
 
 fn routing(api_port: u16, phone_uri: &str) -> String {
     format!(
@@ -58,18 +55,6 @@ phones = [{{ number = "13900000009" }}]
 "#,
         gateway = free_port(),
     )
-}
-
-fn wait_reloaded(daemon: &Daemon, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while daemon.plain_log().matches(TENANT_RELOADED).count() < count {
-        assert!(
-            Instant::now() < deadline,
-            "no reload of the tenant data within 5 s:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -128,7 +113,7 @@ fn an_enterprise_admin_replaces_its_bound_phone_and_the_next_call_rings_it() {
         "{}",
         put.body
     );
-    wait_reloaded(&daemon, 1);
+    daemon.wait_tenant_reloaded(1);
     // The very next call rings the new phone (the old one has exited).
     Caller::new(&daemon, "uac_answered.xml").run();
     new.finish(&daemon);
@@ -349,7 +334,7 @@ fn a_caller_blacklisted_through_the_api_is_declined_on_the_next_call() {
         Some(&data.to_string()),
     );
     assert_eq!(put.status, 200, "{}", put.body);
-    wait_reloaded(&daemon, 1);
+    daemon.wait_tenant_reloaded(1);
     Caller::refused(&daemon, 603).run();
     daemon.stop();
 }

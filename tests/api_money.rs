@@ -10,14 +10,12 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::api::{Reply, Session, add_user, api_key, http};
 use support::routing::{group, phone, routing};
-use support::{Daemon, SIHAI, free_port};
+use support::{Daemon, free_port, sihai_ok};
 
 /// `acme` billed, its calls refused below ¥20 and the account suspended below ¥10 (it
 /// starts at zero, so the daemon's first review suspends it), recharges of at least
@@ -39,22 +37,6 @@ fn billed_routing(api_port: u16) -> String {
             ),
         )
     )
-}
-
-fn sihai(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(SIHAI)
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run sihai");
-    assert!(
-        out.status.success(),
-        "sihai {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A POST with the operator's API key.
@@ -134,7 +116,7 @@ fn the_operator_recharges_and_adjusts_through_the_api_once_per_reference() {
     assert_eq!(retry["entry"], first["entry"]);
     assert_eq!(retry["account"]["balance"], "600.50");
     // So does the same payment through the other door.
-    let cli = sihai(
+    let cli = sihai_ok(
         &config,
         &["account", "recharge", "acme", "600.50", "--ref", "bank-1"],
     );
@@ -216,7 +198,7 @@ fn the_operator_recharges_and_adjusts_through_the_api_once_per_reference() {
     assert_eq!(account["balance"], "650.00", "{account}");
     assert_eq!(account["status"], "active");
     let shown: Value =
-        serde_json::from_str(&sihai(&config, &["account", "show", "acme", "--json"]))
+        serde_json::from_str(&sihai_ok(&config, &["account", "show", "acme", "--json"]))
             .expect("account show --json");
     assert_eq!(shown["balance"], account["balance"], "{shown}");
     assert_eq!(shown["status"], account["status"]);

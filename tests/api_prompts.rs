@@ -19,7 +19,6 @@ use support::rtp::{
 };
 use support::{Daemon, UdpClient, free_port, repo_path, status_of};
 
-const TENANT_RELOADED: &str = "configuration reloaded trigger=\"tenant data\"";
 const AUDIO: &str = "/api/v1/enterprises/acme/prompts/acme-ringback/audio";
 
 /// Acme's number rings `13900000001` (the phone at `phone_port`) for 20 s with the
@@ -80,18 +79,6 @@ fn start(slot: u16, phone_port: u16) -> (Daemon, SocketAddr, tempfile::TempDir) 
     );
     add_user(&daemon.config_path(), "ops", "operator", None);
     (daemon, addr, prompts)
-}
-
-fn wait_reloaded(daemon: &Daemon, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while daemon.plain_log().matches(TENANT_RELOADED).count() < count {
-        assert!(
-            Instant::now() < deadline,
-            "no reload of the tenant data within 5 s:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A write of `body` as `content_type` to `path` in `session`.
@@ -223,7 +210,7 @@ fn an_uploaded_ringback_wav_is_what_the_next_caller_hears_while_the_phone_rings(
     assert_eq!(entry["data"]["name"], "acme-ringback");
     assert!(entry["data"].get("file").is_none(), "{}", uploaded.body);
     assert!(uploaded.header("etag").is_some());
-    wait_reloaded(&daemon, 1);
+    daemon.wait_tenant_reloaded(1);
 
     // What is stored is the upload at 8 kHz mono: 16 frames of 160 samples, each frame's
     // middle at its level (the ends of a frame are the low-pass's smooth steps).

@@ -9,13 +9,11 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 use support::api::{Session, add_user, http};
 use support::routing::{group, phone, routing};
-use support::{Caller, Daemon, Phone, SIHAI, free_port};
+use support::{Caller, Daemon, Phone, free_port, sihai_ok};
 
 /// A caller the plan blacklists: its call is refused with 603 and is no missed call.
 const BLACKLISTED: &str = "13700000007";
@@ -39,22 +37,6 @@ fn billed_routing(api_port: u16, phone_uri: &str) -> String {
             ),
         )
     )
-}
-
-fn sihai(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(SIHAI)
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run sihai");
-    assert!(
-        out.status.success(),
-        "sihai {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// An exact decimal yuan string as ten-thousandths of a yuan, so that sums compare
@@ -93,7 +75,7 @@ fn an_enterprise_reads_its_calls_missed_calls_csv_account_ledger_and_bill() {
     let addr: SocketAddr = format!("127.0.0.1:{api_port}").parse().expect("address");
     add_user(&config, "acme-viewer", "enterprise_viewer", Some("acme"));
     add_user(&config, "beta-admin", "enterprise_admin", Some("beta"));
-    sihai(
+    sihai_ok(
         &config,
         &["account", "recharge", "acme", "10", "--ref", "bank-1"],
     );
@@ -184,7 +166,7 @@ fn an_enterprise_reads_its_calls_missed_calls_csv_account_ledger_and_bill() {
     );
     assert_eq!(
         csv.body,
-        sihai(&config, &["cdr", "--csv", "--enterprise", "acme"])
+        sihai_ok(&config, &["cdr", "--csv", "--enterprise", "acme"])
     );
 
     // The account agrees with the operator's view and with the call's cost.
@@ -195,7 +177,7 @@ fn an_enterprise_reads_its_calls_missed_calls_csv_account_ledger_and_bill() {
     assert_eq!(units(&account["reserved"]), 0, "{account}");
     assert_eq!(account["status"], "active");
     let shown: Value =
-        serde_json::from_str(&sihai(&config, &["account", "show", "acme", "--json"]))
+        serde_json::from_str(&sihai_ok(&config, &["account", "show", "acme", "--json"]))
             .expect("account show --json");
     assert_eq!(units(&shown["balance"]), units(&account["balance"]));
 

@@ -10,13 +10,11 @@
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::api::{Session, add_user, http, http_from, login_body};
 use support::{Caller, Daemon, Phone, free_port};
 
-const TENANT_RELOADED: &str = "configuration reloaded trigger=\"tenant data\"";
 /// Another loopback address than the API's clients normally come from.
 const ELSEWHERE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const HERE: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -146,18 +144,6 @@ fn audit_has(audit: &Value, actor: &str, action: &str, target: &str) -> bool {
             .iter()
             .any(|a| a["actor"] == actor && a["action"] == action && a["target"] == target)
     })
-}
-
-fn wait_reloaded(daemon: &Daemon, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while daemon.plain_log().matches(TENANT_RELOADED).count() < count {
-        assert!(
-            Instant::now() < deadline,
-            "no reload of the tenant data within 5 s:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -706,7 +692,7 @@ fn an_enterprise_admin_switches_its_number_to_its_other_plan_and_the_next_call_f
     let put = admin.put(number, r#"{"plan":"night"}"#);
     assert_eq!(put.status, 200, "{}", put.body);
     assert_eq!(put.json()["data"]["status"], "active", "kept: {}", put.body);
-    wait_reloaded(&api.daemon, 1);
+    api.daemon.wait_tenant_reloaded(1);
     // The very next call rings the night plan's phone.
     Caller::new(&api.daemon, "uac_answered.xml").run();
     night.finish(&api.daemon);

@@ -9,11 +9,9 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{Caller, Daemon, Phone, SIHAI, free_port};
-
-const TENANT_RELOADED: &str = "configuration reloaded trigger=\"tenant data\"";
 
 /// Enterprise `acme`, its number 4001234567 on plan `main` ringing group `sales`,
 /// whose only phone is `phone_uri`.
@@ -71,18 +69,6 @@ fn export(config: &Path) -> String {
 }
 
 /// Waits (bounded) until the daemon has reloaded the tenant data `count` times.
-fn wait_reloaded(daemon: &Daemon, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while daemon.plain_log().matches(TENANT_RELOADED).count() < count {
-        assert!(
-            Instant::now() < deadline,
-            "no reload of the tenant data within 5 s:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn an_applied_export_rings_the_new_phone_on_the_next_call_and_a_stale_one_is_refused() {
     let mut old = Phone::start("uas_answer.xml", 1, 0);
@@ -123,7 +109,7 @@ fn an_applied_export_rings_the_new_phone_on_the_next_call_and_a_stale_one_is_ref
         "{}",
         text(&applied.stdout)
     );
-    wait_reloaded(&daemon, 1);
+    daemon.wait_tenant_reloaded(1);
     // The very next call rings the new phone (the old one has exited: a call to it
     // would fail).
     Caller::new(&daemon, "uac_answered.xml").run();

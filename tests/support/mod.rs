@@ -1115,4 +1115,30 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Waits up to 5 s until the daemon has reloaded `count` times because the store's
+    /// tenant data changed (an API write, `sihai apply`).
+    pub fn wait_tenant_reloaded(&self, count: usize) {
+        self.wait_for_log(TENANT_RELOADED, count, Duration::from_secs(5));
+    }
 }
+
+/// Runs `sihai ARGS -c CONFIG` as an operator would, which must succeed; its output.
+pub fn sihai_ok(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(SIHAI)
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run sihai");
+    assert!(
+        out.status.success(),
+        "sihai {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What the daemon logs when it reloads for a change of the store's tenant data.
+pub const TENANT_RELOADED: &str = "configuration reloaded trigger=\"tenant data\"";

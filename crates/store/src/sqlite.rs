@@ -610,7 +610,12 @@ impl CdrStore for SqliteStore {
             .enumerate()
             .map(|(i, (id, _))| (*id, i))
             .collect();
-        for chunk in cdrs.iter().map(|(id, _)| *id).collect::<Vec<_>>().chunks(ATTEMPT_CHUNK) {
+        for chunk in cdrs
+            .iter()
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>()
+            .chunks(ATTEMPT_CHUNK)
+        {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
             let mut st = tx
                 .prepare_cached(&format!(
