@@ -77,6 +77,8 @@ pub struct Server {
     access: Arc<dyn AccessStore>,
     /// The same store's uploaded recordings, which `[[prompt]] audio` names.
     audio: Arc<dyn AudioStore>,
+    /// Uploaded recordings already encoded, by digest (see `media::load_prompts`).
+    prompt_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, sihai_media::Prompt>>>,
     inbound: mpsc::Receiver<sihai_transport::Received>,
     log_level: Option<LogLevelReloader>,
 }
@@ -145,6 +147,7 @@ impl Server {
             tenant_revision: Arc::new(std::sync::atomic::AtomicI64::new(revision)),
             access,
             audio,
+            prompt_cache: Arc::default(),
             inbound,
             log_level: None,
         })
@@ -228,8 +231,14 @@ impl Server {
         }
         let mut media = media::MediaSockets::new(media_config.address);
         // Before the first call, off the runtime's threads (files, the store, resampling).
-        let (loading, audio) = (config.clone(), self.audio.clone());
-        match tokio::task::spawn_blocking(move || media::load_prompts(&loading, &*audio)).await {
+        let (loading, audio, cache) = (
+            config.clone(),
+            self.audio.clone(),
+            self.prompt_cache.clone(),
+        );
+        match tokio::task::spawn_blocking(move || media::load_prompts(&loading, &*audio, &cache))
+            .await
+        {
             Ok(prompts) => core.set_prompts(Arc::new(prompts)),
             Err(err) => error!(%err, "cannot load the prompts; the ringing tone plays instead"),
         }
@@ -438,13 +447,13 @@ impl Server {
     fn start_reload(&self, trigger: &'static str, done: mpsc::Sender<Prepared>) {
         let running = self.config.load_full();
         let (store, path) = (self.tenant.clone(), self.config_path.clone());
-        let audio = self.audio.clone();
+        let (audio, cache) = (self.audio.clone(), self.prompt_cache.clone());
         tokio::task::spawn_blocking(move || {
             let result =
                 tenant::prepare(&*store, &path, Some(&running)).map(|(config, door, revision)| {
                     // The new configuration's prompts, read here so that an uploaded
                     // recording (or a changed file) is what the next call plays.
-                    let prompts = media::load_prompts(&config, &*audio);
+                    let prompts = media::load_prompts(&config, &*audio, &cache);
                     (config, door, revision, prompts)
                 });
             let _ = done.blocking_send(Prepared { trigger, result });

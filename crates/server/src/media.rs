@@ -191,13 +191,30 @@ impl Drop for MediaSockets {
 /// be read or decoded is logged and left out: calls that would play it hear the
 /// standard ringing tone instead. Blocking (files, the store, resampling): run on the
 /// blocking pool, never on the event loop.
+///
+/// An uploaded recording is content-addressed, so once encoded it is kept in `cache` by
+/// its digest: every API write reloads the configuration, and re-reading and
+/// re-encoding every enterprise's recordings each time would cost the cores the calls
+/// run on. The cache keeps only the digests the configuration names.
 pub(crate) fn load_prompts(
     config: &sihai_config::Config,
     audio: &dyn sihai_store::AudioStore,
+    cache: &std::sync::Mutex<HashMap<String, sihai_media::Prompt>>,
 ) -> HashMap<String, sihai_media::Prompt> {
     use sihai_config::PromptSource;
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut named = std::collections::HashSet::new();
     let mut prompts = HashMap::new();
     for prompt in &config.prompts {
+        if let PromptSource::Audio(digest) = &prompt.source {
+            named.insert(digest.clone());
+            if let Some(encoded) = cache.get(digest) {
+                prompts.insert(prompt.name.clone(), encoded.clone());
+                continue;
+            }
+        }
         let (origin, loaded) = match &prompt.source {
             PromptSource::File(file) => (
                 file.display().to_string(),
@@ -218,6 +235,9 @@ pub(crate) fn load_prompts(
             Ok(audio) => {
                 let encoded = sihai_media::Prompt::from_audio(&audio);
                 debug!(name = %prompt.name, %origin, seconds = encoded.duration().as_secs_f32(), "prompt loaded");
+                if let PromptSource::Audio(digest) = &prompt.source {
+                    cache.insert(digest.clone(), encoded.clone());
+                }
                 prompts.insert(prompt.name.clone(), encoded);
             }
             Err(err) => {
@@ -225,6 +245,7 @@ pub(crate) fn load_prompts(
             }
         }
     }
+    cache.retain(|digest, _| named.contains(digest));
     prompts
 }
 
@@ -359,6 +380,59 @@ pub(crate) fn sweep_recordings(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sihai_store::StoreError;
+
+    /// A store of recordings that counts its reads.
+    #[derive(Default)]
+    struct CountingAudio {
+        wav: Vec<u8>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl sihai_store::AudioStore for CountingAudio {
+        fn put_audio(&self, _: &[u8], _: jiff::Timestamp) -> Result<String, StoreError> {
+            unreachable!("loading prompts stores nothing")
+        }
+        fn audio(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Some(self.wav.clone()))
+        }
+        fn sweep_audio(&self, _: jiff::Timestamp) -> Result<usize, StoreError> {
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn an_uploaded_recording_is_read_and_encoded_once_across_reloads() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/sihai.toml");
+        let mut config = sihai_config::Config::load(std::path::Path::new(sample))
+            .expect("the sample configuration");
+        let digest = |n: u8| format!("sha256:{}", format!("{n:02x}").repeat(32));
+        let prompt = |name: &str, d: String| sihai_config::PromptConfig {
+            name: name.into(),
+            enterprise: None,
+            source: sihai_config::PromptSource::Audio(d),
+        };
+        config.prompts = vec![prompt("hold", digest(1)), prompt("welcome", digest(2))];
+        let store = CountingAudio {
+            wav: sihai_media::encode_wav_mono(&[1000; 1600]),
+            ..CountingAudio::default()
+        };
+        let reads = || store.reads.load(std::sync::atomic::Ordering::Relaxed);
+        let cache = std::sync::Mutex::default();
+        assert_eq!(load_prompts(&config, &store, &cache).len(), 2);
+        assert_eq!(reads(), 2);
+        // A reload with the same recordings reads none of them again.
+        assert_eq!(load_prompts(&config, &store, &cache).len(), 2);
+        assert_eq!(reads(), 2);
+        // One replaced: only it is read, and the old one leaves the cache.
+        config.prompts[1] = prompt("welcome", digest(3));
+        assert_eq!(load_prompts(&config, &store, &cache).len(), 2);
+        assert_eq!(reads(), 3);
+        let cached = cache.lock().unwrap();
+        assert!(cached.contains_key(&digest(3)) && !cached.contains_key(&digest(2)));
+    }
 
     #[tokio::test]
     async fn a_port_reopened_before_its_socket_is_released_is_bound_on_a_later_turn() {
