@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod api;
+pub mod portal;
 pub mod routing;
 pub mod rtp;
 pub mod stats;

@@ -219,6 +219,9 @@ pub struct Caller {
     pub source: Option<IpAddr>,
     /// The hash of the session token it came with; `None` for an API key.
     pub session: Option<String>,
+    /// The session's CSRF token (`None` for an API key): `GET /me` gives it back to the
+    /// portal after a reload. Only a page of this origin can read that answer.
+    pub csrf_token: Option<String>,
 }
 
 impl Caller {
@@ -284,6 +287,7 @@ impl FromRequestParts<Api> for Caller {
                 user,
                 source,
                 session: None,
+                csrf_token: None,
             });
         }
         let Some(token) = cookie_token(&parts.headers) else {
@@ -311,6 +315,7 @@ impl FromRequestParts<Api> for Caller {
             user: session.user,
             source,
             session: Some(session_hash),
+            csrf_token: Some(session.csrf_token),
         })
     }
 }
@@ -488,11 +493,26 @@ pub async fn logout(
     Ok(response)
 }
 
+/// Who is asking, and for a browser session its CSRF token.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MeAnswer {
+    #[serde(flatten)]
+    user: Me,
+    /// The session's CSRF token, for a page reloaded after its login (absent for an API
+    /// key). A page of another origin cannot read this answer: the API sends no CORS
+    /// headers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
+}
+
 /// `GET /api/v1/me`.
 #[utoipa::path(get, path = "/api/v1/me", tag = "session",
-    responses((status = 200, body = Me), (status = 401, body = crate::error::ErrorBody)))]
-pub async fn me(caller: Caller) -> Json<Me> {
-    Json(Me::from(&caller.user))
+    responses((status = 200, body = MeAnswer), (status = 401, body = crate::error::ErrorBody)))]
+pub async fn me(caller: Caller) -> Json<MeAnswer> {
+    Json(MeAnswer {
+        user: Me::from(&caller.user),
+        csrf_token: caller.csrf_token,
+    })
 }
 
 #[cfg(test)]

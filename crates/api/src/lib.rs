@@ -17,6 +17,7 @@ pub mod auth;
 pub mod enterprise;
 pub mod error;
 pub mod money;
+pub mod portal;
 pub mod prompts;
 pub mod recordings;
 pub mod records;
@@ -144,6 +145,7 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
     let json = document.to_pretty_json().unwrap_or_default();
     let _ = api.openapi.set(json);
     let router = router
+        .fallback(portal::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
