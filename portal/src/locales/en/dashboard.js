@@ -25,9 +25,4 @@ export default {
   'outcome.rejected': 'Rejected',
   'outcome.blacklisted': 'Blacklisted',
   'outcome.out_of_credit': 'Out of credit',
-  'nav.enterprises': 'Enterprises',
-  'enterprises.title': 'Enterprises',
-  'enterprises.id': 'Enterprise id',
-  'enterprises.name': 'Name',
-  'enterprises.open': 'Open its backend',
 }

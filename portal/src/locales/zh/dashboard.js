@@ -25,9 +25,4 @@ export default {
   'outcome.rejected': '已拒绝',
   'outcome.blacklisted': '黑名单拦截',
   'outcome.out_of_credit': '余额不足',
-  'nav.enterprises': '企业',
-  'enterprises.title': '企业',
-  'enterprises.id': '企业 ID',
-  'enterprises.name': '名称',
-  'enterprises.open': '进入企业后台',
 }

@@ -1,0 +1,75 @@
+// The operator's console: creates an enterprise (a bad id refused at its field), sees
+// every enterprise's numbers, recharges the suspended enterprise acme (its number works
+// again: the Rust side places the call), posts the same reference again (nothing posted
+// twice, and the page says so), an adjustment without its reason refused at the field,
+// and finds the recharge in the audit log.
+import { BASE, check, expectError, login, noErrors, open, run, screenshots, step } from './lib.mjs'
+
+await run(async (browser) => {
+  const op = await open(browser)
+  const { page } = op
+  await login(op, 'ops')
+  await page.waitForURL(/#\/op\/enterprises/)
+
+  // A new enterprise; a bad id first.
+  await page.locator('[data-action=create-enterprise]').click()
+  const dialog = page.getByRole('dialog')
+  await dialog.locator('input[name=id]').fill('Bad Id')
+  await dialog.locator('input[name=name]').fill('伽马科技')
+  expectError(op, /status of 422/)
+  await dialog.locator('[data-action=save-enterprise]').click()
+  await dialog.locator('.el-form-item__error, [role=alert]').first().waitFor()
+  const refusal = await dialog.innerText()
+  check(/id/i.test(refusal), `the refusal names the id: ${refusal}`)
+  await dialog.locator('input[name=id]').fill('gamma')
+  await dialog.locator('[data-action=save-enterprise]').click()
+  await dialog.waitFor({ state: 'hidden' })
+  await page.locator('.el-table').getByText('伽马科技').waitFor()
+  await screenshots(op, 'operator-enterprises')
+  noErrors(op, 'enterprises')
+
+  // The numbers of every enterprise.
+  await page.goto(`${BASE}/#/op/numbers`)
+  await page.locator('.el-table').getByText('4001234567').waitFor()
+  await screenshots(op, 'operator-numbers')
+  noErrors(op, 'numbers')
+
+  // The suspended enterprise is recharged.
+  await step('acme refuses calls')
+  await page.goto(`${BASE}/#/op/payments`)
+  await page.locator('input[name=enterprise]').click()
+  await page.getByRole('option', { name: /^acme/ }).click()
+  await page.locator('input[name=amount]').fill('100')
+  await page.locator('input[name=reference]').fill('bank-7')
+  await page.locator('input[name=note]').fill('十二月')
+  await page.locator('[data-action=post-payment]').click()
+  const result = page.getByRole('status')
+  await result.getByText('已入账').waitFor()
+  const text = await result.innerText()
+  check(text.includes('¥100') && text.includes('acme: resumed'), `the recharge and the resumption are shown: ${text}`)
+  await screenshots(op, 'operator-payments')
+  await step('recharged')
+
+  // The same reference again: nothing posted twice.
+  await page.locator('[data-action=post-payment]').click()
+  await result.getByText('本次未重复入账').waitFor()
+  // An adjustment needs its reason.
+  await page.locator('[data-kind=adjustment]').click()
+  await page.locator('input[name=amount]').fill('-5')
+  await page.locator('input[name=reference]').fill('fix-1')
+  await page.locator('input[name=note]').fill('')
+  expectError(op, /status of 422/)
+  await page.locator('[data-action=post-payment]').click()
+  const noteItem = page.locator('.el-form-item').filter({ has: page.locator('input[name=note]') })
+  await noteItem.locator('.el-form-item__error').waitFor()
+  noErrors(op, 'payments')
+
+  // The audit log has the recharge, with its actor.
+  await page.goto(`${BASE}/#/op/audit`)
+  await page.locator('input[name=audit-filter]').fill('recharge')
+  const row = page.locator('.el-table__row').filter({ hasText: 'acme' }).first()
+  await row.waitFor()
+  check((await row.innerText()).includes('ops'), 'the recharge is audited with its actor')
+  await screenshots(op, 'operator-audit')
+  noErrors(op, 'audit')
+})
