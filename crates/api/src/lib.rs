@@ -136,6 +136,8 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(users::revoke_key))
         .routes(routes!(enterprise::list))
         .routes(routes!(enterprise::read, enterprise::put))
+        .routes(routes!(enterprise::suspend))
+        .routes(routes!(enterprise::resume))
         .routes(routes!(recordings::recording))
         .routes(routes!(money::recharge))
         .routes(routes!(money::adjustment))
