@@ -17,6 +17,7 @@ pub mod auth;
 pub mod enterprise;
 pub mod error;
 pub mod money;
+pub mod operator;
 pub mod prompts;
 pub mod recordings;
 pub mod records;
@@ -66,9 +67,13 @@ pub struct Api {
     /// Served over HTTPS: the session cookie is then `Secure` (never sent over plain
     /// HTTP). Set by [`spawn`] from its TLS settings.
     pub https: bool,
+    /// The running node's counters, for `GET /api/v1/node` (read only: atomics the
+    /// signalling loop writes).
+    pub node: sihai_server::NodeView,
 }
 
 impl Api {
+    #[allow(clippy::too_many_arguments)] // Each a distinct handle the daemon owns.
     pub fn new(
         tenant: Arc<dyn TenantStore>,
         access: Arc<dyn AccessStore>,
@@ -77,6 +82,7 @@ impl Api {
         audio: Arc<dyn AudioStore>,
         config_path: PathBuf,
         session_lifetime: Duration,
+        node: sihai_server::NodeView,
     ) -> Api {
         Api {
             tenant,
@@ -90,6 +96,7 @@ impl Api {
             sources: Arc::new(auth::SourceNetworks::default()),
             openapi: Arc::new(std::sync::OnceLock::new()),
             https: false,
+            node,
         }
     }
 }
@@ -141,6 +148,8 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(recordings::recording))
         .routes(routes!(money::recharge))
         .routes(routes!(money::adjustment))
+        .routes(routes!(operator::accounts))
+        .routes(routes!(operator::node))
         .routes(routes!(openapi_json))
         .split_for_parts();
     let json = document.to_pretty_json().unwrap_or_default();
