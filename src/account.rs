@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow, bail};
 use jiff::Timestamp;
 use sihai_billing::Month;
 use sihai_config::{Config, Enterprise};
-use sihai_server::billing::{MonthEnds, open_accounts, review_account};
+use sihai_server::billing::{MonthEnds, Standing, review_account, standings};
 use sihai_server::payments::{Payment, PaymentError, PaymentKind, post_payment};
 use sihai_store::statement::{self, Statement};
 use sihai_store::{Account, CdrFilter, CdrStore, LedgerStore, Money, SqliteStore};
@@ -71,13 +71,10 @@ impl Books {
 
 /// `sihai account list`.
 pub fn list(books: &Books, json: bool) -> anyhow::Result<()> {
-    open_accounts(&books.store, &books.config, Timestamp::now());
-    let accounts = books.store.accounts().context("reading the accounts")?;
+    let standings =
+        standings(&books.store, &books.config, Timestamp::now()).context("reading the accounts")?;
     if json {
-        let values: Vec<serde_json::Value> = accounts
-            .iter()
-            .map(|a| account_json(a, books.config.enterprise(&a.enterprise)))
-            .collect();
+        let values: Vec<serde_json::Value> = standings.iter().map(account_json).collect();
         println!("{}", serde_json::to_string_pretty(&values)?);
         return Ok(());
     }
@@ -90,9 +87,9 @@ pub fn list(books: &Books, json: bool) -> anyhow::Result<()> {
         "available",
         "low_balance",
     ];
-    let rows: Vec<[String; 6]> = accounts
+    let rows: Vec<[String; 6]> = standings
         .iter()
-        .map(|a| {
+        .map(|Standing { account: a, .. }| {
             [
                 a.enterprise.clone(),
                 a.status.to_string(),
@@ -135,21 +132,28 @@ pub fn list(books: &Books, json: bool) -> anyhow::Result<()> {
 
 /// The JSON of `account show` (and each element of `account list --json`): amounts as
 /// decimal yuan strings with two decimals, times as RFC 3339, the policy figures a
-/// customer cares about (null when the enterprise is no longer billed).
-fn account_json(account: &Account, enterprise: Option<&Enterprise>) -> serde_json::Value {
-    let billing = enterprise.and_then(|e| e.billing.as_ref());
+/// customer cares about (null when the enterprise is no longer billed), and when the
+/// account is reclaimed if its balance stays below zero.
+fn account_json(standing: &Standing) -> serde_json::Value {
+    let account = &standing.account;
+    let enterprise = standing.enterprise.as_ref();
+    let billing = standing.billing();
     let policy = billing.map(|b| &b.policy);
     let money = |m: Option<Money>| m.map(|m| m.to_string());
     serde_json::json!({
         "enterprise": account.enterprise,
         "name": enterprise.map(|e| e.name.clone()),
+        "enterprise_suspended": enterprise.is_some_and(|e| e.suspended),
         "tariff": billing.map(|b| b.tariff.name().to_owned()),
         "balance": account.balance.to_string(),
         "reserved": account.reserved.to_string(),
         "available": account.available().to_string(),
         "status": account.status.as_str(),
         "status_since": account.status_since.to_string(),
+        "negative": standing.negative,
         "negative_since": account.negative_since.map(|t| t.to_string()),
+        "reclaim_at": standing.reclaim_at.map(|t| t.to_string()),
+        "days_until_reclaim": standing.days_until_reclaim,
         "low_balance_warned": account.low_balance_warned,
         "opened_at": account.opened_at.to_string(),
         "min_balance": money(policy.map(|p| p.min_balance)),
@@ -165,7 +169,7 @@ fn account_json(account: &Account, enterprise: Option<&Enterprise>) -> serde_jso
 /// `sihai account show`.
 pub fn show(books: &Books, id: &str, json: bool) -> anyhow::Result<()> {
     let (enterprise, account) = books.account(id)?;
-    let value = account_json(&account, enterprise);
+    let value = account_json(&Standing::new(account, enterprise, Timestamp::now()));
     if json {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());

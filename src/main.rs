@@ -422,6 +422,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
                     server.audio_store(),
                     server.config_path().to_path_buf(),
                     settings.session_lifetime,
+                    server.node_view(),
                 );
                 Some(
                     sihai_api::spawn(settings.listen, tls, api)

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod enterprise;
 pub mod error;
 pub mod money;
+pub mod operator;
 pub mod portal;
 pub mod prompts;
 pub mod recordings;
@@ -67,9 +68,13 @@ pub struct Api {
     /// Served over HTTPS: the session cookie is then `Secure` (never sent over plain
     /// HTTP). Set by [`spawn`] from its TLS settings.
     pub https: bool,
+    /// The running node's counters, for `GET /api/v1/node` (read only: atomics the
+    /// signalling loop writes).
+    pub node: sihai_server::NodeView,
 }
 
 impl Api {
+    #[allow(clippy::too_many_arguments)] // Each a distinct handle the daemon owns.
     pub fn new(
         tenant: Arc<dyn TenantStore>,
         access: Arc<dyn AccessStore>,
@@ -78,6 +83,7 @@ impl Api {
         audio: Arc<dyn AudioStore>,
         config_path: PathBuf,
         session_lifetime: Duration,
+        node: sihai_server::NodeView,
     ) -> Api {
         Api {
             tenant,
@@ -91,6 +97,7 @@ impl Api {
             sources: Arc::new(auth::SourceNetworks::default()),
             openapi: Arc::new(std::sync::OnceLock::new()),
             https: false,
+            node,
         }
     }
 }
@@ -137,9 +144,13 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(users::revoke_key))
         .routes(routes!(enterprise::list))
         .routes(routes!(enterprise::read, enterprise::put))
+        .routes(routes!(enterprise::suspend))
+        .routes(routes!(enterprise::resume))
         .routes(routes!(recordings::recording))
         .routes(routes!(money::recharge))
         .routes(routes!(money::adjustment))
+        .routes(routes!(operator::accounts))
+        .routes(routes!(operator::node))
         .routes(routes!(openapi_json))
         .split_for_parts();
     let json = document.to_pretty_json().unwrap_or_default();

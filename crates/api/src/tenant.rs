@@ -36,8 +36,9 @@ pub const COLLECTIONS: &[(&str, &str)] = &[
 const ENTERPRISE_WRITABLE: &[&str] = &["group", "plan", "menu", "extension", "schedule"];
 
 /// Sections the operator creates, of which an enterprise admin may change these fields
-/// only: its enterprise's profile (not its billing, tariff, recordings' retention or
-/// source networks) and its numbers' plan (not their enterprise, status or limits).
+/// only: its enterprise's profile (not its billing, tariff, recordings' retention,
+/// source networks or `suspended`: an enterprise cannot resume itself) and its numbers'
+/// plan (not their enterprise, status or limits).
 const ENTERPRISE_EDITABLE_FIELDS: &[(&str, &[&str])] = &[
     (
         "enterprise",

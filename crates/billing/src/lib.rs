@@ -23,8 +23,8 @@ pub use fees::{
     Billables, extension_reference, extra_phone_reference, fees_due, ringback_reference,
 };
 pub use lifecycle::{
-    LifecycleAction, Month, ParseMonthError, Review, day_fee_day, day_fee_reference,
-    monthly_minimum, monthly_minimum_reference, months_due, review,
+    LifecycleAction, Month, ParseMonthError, Review, day_fee_day, day_fee_reference, days_until,
+    monthly_minimum, monthly_minimum_reference, months_due, reclaim_due_at, review,
 };
 pub use policy::AccountPolicy;
 pub use session::{CallBilling, CallParams, Due, Phase, Settlement, Verdict};

@@ -244,6 +244,33 @@ fn negative_from(account: &Account, now: Timestamp) -> Option<Timestamp> {
         .then(|| account.negative_since.map_or(now, |since| since.min(now)))
 }
 
+/// When the account is reclaimed if its balance stays below zero: `reclaim_after_days`
+/// after it went below zero, the instant [`review`] reclaims at (a reclaim already due
+/// is `now` or earlier). `None` while the balance is not below zero (the clock has not
+/// started: a suspended account's day fees may start it later), and for an account
+/// already reclaimed.
+pub fn reclaim_due_at(
+    account: &Account,
+    policy: &AccountPolicy,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    if account.status == AccountStatus::Reclaimed {
+        return None;
+    }
+    reclaim_at(negative_from(account, now), policy)
+}
+
+/// Whole days, rounded up, from `now` until `at`: 0 once `at` has come, 1 for anything
+/// within the next 24 hours.
+pub fn days_until(at: Timestamp, now: Timestamp) -> u32 {
+    let seconds = at.as_second().saturating_sub(now.as_second());
+    if seconds <= 0 {
+        return 0;
+    }
+    let days = seconds.saturating_add(SECONDS_PER_DAY - 1) / SECONDS_PER_DAY;
+    u32::try_from(days).unwrap_or(u32::MAX)
+}
+
 fn reclaim_at(negative_from: Option<Timestamp>, policy: &AccountPolicy) -> Option<Timestamp> {
     let days = SignedDuration::from_secs(i64::from(policy.reclaim_after_days) * SECONDS_PER_DAY);
     negative_from?.checked_add(days).ok()
@@ -808,6 +835,36 @@ mod tests {
         let mut reclaimed = account(yuan(1_000), AccountStatus::Reclaimed, due);
         reclaimed.low_balance_warned = true;
         assert_eq!(actions(&reclaimed, sh(2027, 6, 1, 0, 0, 0), None), vec![]);
+    }
+
+    #[test]
+    fn the_reclaim_instant_is_the_one_review_reclaims_at() {
+        let policy = AccountPolicy::default();
+        let negative = sh(2026, 11, 1, 15, 30, 0);
+        let mut acct = account(
+            yuan(-2),
+            AccountStatus::Suspended,
+            sh(2026, 10, 20, 0, 0, 0),
+        );
+        acct.negative_since = Some(negative);
+        let due = reclaim_due_at(&acct, &policy, sh(2026, 11, 20, 0, 0, 0)).expect("negative");
+        assert_eq!(due, sh(2026, 12, 1, 15, 30, 0));
+        let last = Some(date(2026, 12, 1));
+        assert_eq!(actions(&acct, due, last), vec![LifecycleAction::Reclaim]);
+        let before = due.checked_sub(SignedDuration::from_secs(1)).unwrap();
+        assert_eq!(actions(&acct, before, last), vec![]);
+        assert_eq!(days_until(due, before), 1);
+        assert_eq!(days_until(due, due), 0);
+        assert_eq!(days_until(due, sh(2026, 11, 20, 0, 0, 0)), 12);
+        assert_eq!(days_until(due, sh(2026, 11, 30, 15, 30, 0)), 1);
+        assert_eq!(days_until(due, sh(2026, 11, 29, 15, 30, 0)), 2);
+        // Not negative: no clock; reclaimed: nothing to count down to.
+        let mut zero = acct.clone();
+        zero.balance = Money::ZERO;
+        assert_eq!(reclaim_due_at(&zero, &policy, due), None);
+        let mut reclaimed = acct.clone();
+        reclaimed.status = AccountStatus::Reclaimed;
+        assert_eq!(reclaim_due_at(&reclaimed, &policy, due), None);
     }
 
     #[test]

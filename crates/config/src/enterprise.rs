@@ -2,8 +2,8 @@
 //!
 //! Numbers, plans and groups each belong to one enterprise (by `id`), and may only use
 //! plans and groups of the same enterprise. The enterprise also says where its
-//! missed-call notices go, how long its call recordings are kept, and from which
-//! networks its users may use the admin API.
+//! missed-call notices go, how long its call recordings are kept, from which networks
+//! its users may use the admin API, and whether the operator has suspended it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -75,6 +75,10 @@ pub struct Enterprise {
     /// The networks the enterprise's admin API users (sessions, API keys, logins) may
     /// come from; empty = anywhere. Operators are not bound by it.
     pub api_sources: Vec<IpNet>,
+    /// Suspended by the operator: every number of the enterprise answers as a number
+    /// with `status = "suspended"` does, while each number keeps its own status, so
+    /// resuming (false, the default) restores every number exactly as it was.
+    pub suspended: bool,
 }
 
 /// A billed enterprise: the tariff its numbers are rated by (unless a number names its
@@ -99,6 +103,7 @@ pub(crate) struct RawEnterprise {
     tariff: Option<Spanned<String>>,
     billing: Option<Spanned<RawBilling>>,
     api_sources: Option<Vec<Spanned<String>>>,
+    suspended: Option<Spanned<bool>>,
 }
 
 /// What the enterprises refer to.
@@ -199,6 +204,7 @@ pub(crate) fn validate(
             ),
             billing,
             api_sources,
+            suspended: entry.suspended.as_ref().is_some_and(|s| *s.get_ref()),
         });
     }
     ids.add_malformed(&raw, diagnostics);

@@ -108,6 +108,8 @@ pub struct Enterprise {
     /// Its tariff and account policy; `None` = not billed by sihai (calls are admitted
     /// without a balance check and cost nothing).
     pub billing: Option<EnterpriseBilling>,
+    /// Suspended by the operator: its numbers are not [`NumberEntry::active`].
+    pub suspended: bool,
 }
 
 impl Enterprise {
@@ -126,6 +128,9 @@ impl Enterprise {
 pub struct NumberEntry {
     pub number: String,
     pub enterprise: Arc<Enterprise>,
+    /// In service: the number's own `status` is active and its enterprise is not
+    /// suspended. Otherwise calls get the suspended answer (480, and the `suspended`
+    /// announcement if there is one).
     pub active: bool,
     pub plan: Arc<Plan>,
     pub max_concurrent: Option<u32>,
@@ -290,6 +295,7 @@ impl RoutingTable {
                         name: e.name.clone(),
                         alert_webhook: e.alert_webhook.clone(),
                         billing: e.billing.clone(),
+                        suspended: e.suspended,
                     }),
                 )
             })
@@ -306,10 +312,11 @@ impl RoutingTable {
                     .tariff
                     .clone()
                     .or_else(|| enterprise.billing.as_ref().map(|b| Arc::clone(&b.tariff)));
+                let active = n.status == NumberStatus::Active && !enterprise.suspended;
                 let entry = NumberEntry {
                     number: n.number.clone(),
                     enterprise,
-                    active: n.status == NumberStatus::Active,
+                    active,
                     plan: plans.get(n.plan.as_str())?.clone(),
                     max_concurrent: n.max_concurrent,
                     max_cps: n.max_cps,
@@ -447,5 +454,29 @@ plan = "beta-main"
         let beta = &table.numbers["4000000003"].enterprise;
         assert!(!beta.is_billed());
         assert_eq!(beta.min_balance(), None);
+    }
+
+    #[test]
+    fn a_suspended_enterprise_takes_its_numbers_out_of_service_without_their_status() {
+        let suspended = CONFIG.replace(
+            "id = \"acme\"\nname = \"Acme\"\n",
+            "id = \"acme\"\nname = \"Acme\"\nsuspended = true\n",
+        );
+        assert_ne!(suspended, CONFIG);
+        let config = Config::from_str(&suspended, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        let table = RoutingTable::compile(&config);
+        assert!(!table.numbers["4000000001"].active);
+        assert!(!table.numbers["4000000002"].active);
+        assert!(table.numbers["4000000003"].active, "beta is not suspended");
+        // Each number keeps its own status: resuming restores it.
+        assert!(
+            config
+                .numbers
+                .iter()
+                .all(|n| n.status == NumberStatus::Active)
+        );
+        let resumed = Config::from_str(CONFIG, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        let table = RoutingTable::compile(&resumed);
+        assert!(table.numbers["4000000001"].active);
     }
 }

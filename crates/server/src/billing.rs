@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
 use sihai_billing::{
-    Billables, LifecycleAction, Month, day_fee_day, fees_due, monthly_minimum, months_due, review,
+    Billables, LifecycleAction, Month, day_fee_day, days_until, fees_due, monthly_minimum,
+    months_due, reclaim_due_at, review,
 };
-use sihai_config::{Config, PhoneTarget};
+use sihai_config::{Config, Enterprise, EnterpriseBilling, PhoneTarget};
 use sihai_rating::{Call, CallerRegion, Money, billable_seconds, rate};
 use sihai_records::json_string;
 use sihai_store::{
-    AccountStatus, Cdr, CdrStore, EntryKind, HangupSide, LedgerStore, NewAlert, NewEntry,
+    Account, AccountStatus, Cdr, CdrStore, EntryKind, HangupSide, LedgerStore, NewAlert, NewEntry,
     OpenReservation, Outcome, Refusal, ReservationOutcome, Spender, StoreError,
 };
 use tracing::{debug, error, info, warn};
@@ -69,6 +70,70 @@ pub fn open_accounts(ledger: &dyn LedgerStore, config: &Config, now: Timestamp) 
             error!(enterprise = %enterprise.id, %err, "cannot open the enterprise's account");
         }
     }
+}
+
+/// Where one prepaid account stands, as every door shows it (`sihai account list` and
+/// `show`, the API's `GET /api/v1/accounts`): the account, its enterprise as configured
+/// now, and what the lifecycle's own rules ([`sihai_billing::reclaim_due_at`]) say of
+/// it.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    pub account: Account,
+    /// The enterprise as configured; `None` when it is no longer.
+    pub enterprise: Option<Enterprise>,
+    /// The balance is below zero (since `account.negative_since`).
+    pub negative: bool,
+    /// When the account is reclaimed if the balance stays below zero; `None` while it
+    /// is not below zero, once reclaimed, or when the enterprise is no longer billed
+    /// (no policy: the lifecycle no longer reviews it).
+    pub reclaim_at: Option<Timestamp>,
+    /// Whole days until `reclaim_at`, rounded up (0: due now).
+    pub days_until_reclaim: Option<u32>,
+}
+
+impl Standing {
+    pub fn new(account: Account, enterprise: Option<&Enterprise>, now: Timestamp) -> Standing {
+        let policy = enterprise
+            .and_then(|e| e.billing.as_ref())
+            .map(|b| &b.policy);
+        let reclaim_at = policy.and_then(|p| reclaim_due_at(&account, p, now));
+        Standing {
+            negative: account.balance.is_negative(),
+            days_until_reclaim: reclaim_at.map(|at| days_until(at, now)),
+            reclaim_at,
+            enterprise: enterprise.cloned(),
+            account,
+        }
+    }
+
+    /// The enterprise's tariff and policy now; `None` when it is not billed (any more).
+    pub fn billing(&self) -> Option<&EnterpriseBilling> {
+        self.enterprise.as_ref().and_then(|e| e.billing.as_ref())
+    }
+}
+
+/// Every prepaid account as it stands at `now`, in the store's order, after opening the
+/// account of any billed enterprise that has none yet (as the daemon does at start and
+/// on reload).
+pub fn standings(
+    ledger: &dyn LedgerStore,
+    config: &Config,
+    now: Timestamp,
+) -> Result<Vec<Standing>, StoreError> {
+    open_accounts(ledger, config, now);
+    let enterprises: HashMap<&str, &Enterprise> = config
+        .enterprises
+        .iter()
+        .map(|e| (e.id.as_str(), e))
+        .collect();
+    Ok(ledger
+        .accounts()?
+        .into_iter()
+        .map(|account| {
+            let enterprise = enterprises.get(account.enterprise.as_str()).copied();
+            Standing::new(account, enterprise, now)
+        })
+        .collect())
 }
 
 /// Settles every call a previous run left open (killed, or the machine lost), once.

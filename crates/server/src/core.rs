@@ -107,7 +107,9 @@ impl Core {
 
     /// A finished call's record and its missed-call alert, for the store.
     pub fn poll_record(&mut self) -> Option<(Cdr, Option<NewAlert>)> {
-        self.calls.poll_record()
+        let record = self.calls.poll_record()?;
+        self.stats.call_ended(record.0.outcome, record.0.end_at);
+        Some(record)
     }
 
     /// The next thing a billed call asks of the store (a reservation, an answer).
@@ -387,6 +389,7 @@ impl Core {
                             let _ = self.transactions.respond(now, &key, response);
                             continue;
                         }
+                        self.stats.call_offered(wall);
                         let table = self.routing.load_full();
                         self.calls.on_invite(
                             &mut self.transactions,

@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 pub use crate::core::Core;
-pub use crate::stats::{Stats, StatsSnapshot};
+pub use crate::stats::{CallStats, NodeView, Stats, StatsSnapshot};
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -81,6 +81,7 @@ pub struct Server {
     prompt_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, sihai_media::Prompt>>>,
     inbound: mpsc::Receiver<sihai_transport::Received>,
     log_level: Option<LogLevelReloader>,
+    started_at: Timestamp,
 }
 
 impl Server {
@@ -150,6 +151,7 @@ impl Server {
             prompt_cache: Arc::default(),
             inbound,
             log_level: None,
+            started_at: Timestamp::now(),
         })
     }
 
@@ -191,6 +193,16 @@ impl Server {
 
     pub fn stats(&self) -> Arc<Stats> {
         self.stats.clone()
+    }
+
+    /// What the admin API shows of the running node (`GET /api/v1/node`): read-only
+    /// atomics that the signalling loop writes and never waits on.
+    pub fn node_view(&self) -> NodeView {
+        NodeView::new(
+            self.stats.clone(),
+            self.started_at,
+            self.tenant_revision.clone(),
+        )
     }
 
     /// Serves until `shutdown` completes, then flushes the store.
@@ -363,6 +375,8 @@ impl Server {
                     core.handle_transport_error(Instant::now(), Timestamp::now(), destination);
                 }
             }
+            // For the API's node view: one relaxed store a turn, never a wait.
+            self.stats.set_calls_in_progress(core.active_calls());
         }
         drop(gate);
         let _ = gate_task.await;

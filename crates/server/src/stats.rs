@@ -1,7 +1,18 @@
-//! Counters for what the endpoint did with each message, shared with whoever reports
-//! them (logs now, Prometheus later). Relaxed atomics: they are tallies, not locks.
+//! Counters for what the endpoint did with each message and call, shared with whoever
+//! reports them (the log, the admin API's `GET /api/v1/node`). Atomics only: the
+//! signalling loop is their one writer and never waits for a reader; they are tallies,
+//! not locks.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use jiff::Timestamp;
+use sihai_records::Outcome;
+
+/// How many whole seconds [`Stats::snapshot`]'s call setup rate is taken over.
+pub const SETUP_RATE_SECONDS: u64 = 10;
+/// How many minutes (the current one included) the answer rate is taken over.
+pub const ANSWER_RATE_MINUTES: u64 = 60;
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -25,11 +36,132 @@ pub struct Stats {
     pub scanners_dropped: AtomicU64,
     /// Requests over their source's `max_requests_per_source`, dropped.
     pub flood_limited: AtomicU64,
+    /// Calls in progress (in setup, ringing, in a voice menu or talking), as of the
+    /// signalling loop's last turn.
+    pub calls_in_progress: AtomicU64,
+    /// New calls: initial INVITEs handed to call control, since start.
+    pub calls_offered: AtomicU64,
+    /// Finished calls by how they ended, since start (the groups of traffic analysis:
+    /// answered, missed as `sihai_analytics::MISSED` says, refused).
+    pub calls_answered: AtomicU64,
+    pub calls_missed: AtomicU64,
+    pub calls_refused: AtomicU64,
+    /// New calls per wall-clock second, the last few seconds.
+    setups: Window<1, 16>,
+    /// Answered and missed calls per wall-clock minute, the last hour.
+    answered: Window<60, 64>,
+    missed: Window<60, 64>,
+}
+
+/// Counts per period of `PERIOD` seconds (of Unix time) in a ring of `N` slots, each
+/// stamped with its period: one writer bumps, any reader sums the periods it wants,
+/// without a lock. A slot is reused only `N` periods later, so a reader summing fewer
+/// than `N - 1` periods never meets one being reset.
+#[derive(Debug)]
+struct Window<const PERIOD: u64, const N: usize> {
+    slots: [Slot; N],
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    period: AtomicU64,
+    count: AtomicU64,
+}
+
+impl<const PERIOD: u64, const N: usize> Default for Window<PERIOD, N> {
+    fn default() -> Self {
+        Window {
+            slots: std::array::from_fn(|_| Slot::default()),
+        }
+    }
+}
+
+impl<const PERIOD: u64, const N: usize> Window<PERIOD, N> {
+    fn period_of(at: Timestamp) -> u64 {
+        u64::try_from(at.as_second()).unwrap_or(0) / PERIOD
+    }
+
+    fn slot(&self, period: u64) -> &Slot {
+        // N is a small constant: the index fits.
+        &self.slots[usize::try_from(period % N as u64).unwrap_or(0)]
+    }
+
+    /// One more at `at` (the one writer only).
+    fn add(&self, at: Timestamp) {
+        let period = Self::period_of(at);
+        let slot = self.slot(period);
+        if slot.period.load(Ordering::Acquire) != period {
+            slot.count.store(0, Ordering::Relaxed);
+            slot.period.store(period, Ordering::Release);
+        }
+        slot.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count of the `periods` periods ending with the one `back` periods before
+    /// `at`'s (0: `at`'s own, still going).
+    fn sum(&self, at: Timestamp, back: u64, periods: u64) -> u64 {
+        let last = Self::period_of(at).saturating_sub(back);
+        (0..periods.min(N as u64 - 1))
+            .filter_map(|i| last.checked_sub(i))
+            .map(|period| {
+                let slot = self.slot(period);
+                if slot.period.load(Ordering::Acquire) == period {
+                    slot.count.load(Ordering::Relaxed)
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
 }
 
 impl Stats {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A new call was handed to call control at `at`.
+    pub(crate) fn call_offered(&self, at: Timestamp) {
+        Stats::bump(&self.calls_offered);
+        self.setups.add(at);
+    }
+
+    /// A call ended with `outcome` at `at`.
+    pub(crate) fn call_ended(&self, outcome: Outcome, at: Timestamp) {
+        if outcome == Outcome::Answered {
+            Stats::bump(&self.calls_answered);
+            self.answered.add(at);
+        } else if sihai_analytics::MISSED.contains(&outcome) {
+            Stats::bump(&self.calls_missed);
+            self.missed.add(at);
+        } else {
+            Stats::bump(&self.calls_refused);
+        }
+    }
+
+    /// The calls in progress now (set by the signalling loop).
+    pub(crate) fn set_calls_in_progress(&self, calls: usize) {
+        self.calls_in_progress
+            .store(u64::try_from(calls).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The call figures at `now`: the setup rate over the [`SETUP_RATE_SECONDS`] whole
+    /// seconds before `now`'s, answered and missed calls over the current minute and
+    /// the [`ANSWER_RATE_MINUTES`]` - 1` before it.
+    pub fn calls(&self, now: Timestamp) -> CallStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let setups = self.setups.sum(now, 1, SETUP_RATE_SECONDS);
+        CallStats {
+            in_progress: get(&self.calls_in_progress),
+            offered: get(&self.calls_offered),
+            answered: get(&self.calls_answered),
+            missed: get(&self.calls_missed),
+            refused: get(&self.calls_refused),
+            // Counts of a few seconds are far below 2^52: exact as f64.
+            setups_per_second: setups as f64 / SETUP_RATE_SECONDS as f64,
+            answered_last_hour: self.answered.sum(now, 0, ANSWER_RATE_MINUTES),
+            missed_last_hour: self.missed.sum(now, 0, ANSWER_RATE_MINUTES),
+        }
     }
 
     /// A point-in-time copy for reports and tests.
@@ -66,4 +198,115 @@ pub struct StatsSnapshot {
     pub untrusted_dropped: u64,
     pub scanners_dropped: u64,
     pub flood_limited: u64,
+}
+
+/// What the admin API may read of the running node: atomics the signalling loop
+/// publishes, never a lock it takes or a reader it waits for.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    pub stats: Arc<Stats>,
+    /// When the daemon started.
+    pub started_at: Timestamp,
+    /// The tenant revision the running configuration was assembled from.
+    tenant_revision: Arc<AtomicI64>,
+}
+
+impl NodeView {
+    pub(crate) fn new(
+        stats: Arc<Stats>,
+        started_at: Timestamp,
+        tenant_revision: Arc<AtomicI64>,
+    ) -> NodeView {
+        NodeView {
+            stats,
+            started_at,
+            tenant_revision,
+        }
+    }
+
+    /// The tenant revision in force: a write through the API is in force once this
+    /// reaches its revision.
+    pub fn tenant_revision(&self) -> i64 {
+        self.tenant_revision.load(Ordering::Relaxed)
+    }
+}
+
+/// The call figures of [`Stats::calls`]: totals since start, and the recent rates.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CallStats {
+    pub in_progress: u64,
+    pub offered: u64,
+    pub answered: u64,
+    pub missed: u64,
+    pub refused: u64,
+    /// New calls per second over the last [`SETUP_RATE_SECONDS`] whole seconds.
+    pub setups_per_second: f64,
+    pub answered_last_hour: u64,
+    pub missed_last_hour: u64,
+}
+
+impl CallStats {
+    /// answered ÷ (answered + missed) over the last hour, as traffic analysis computes
+    /// it (a refused call never reached a phone); `None` without such calls.
+    pub fn answer_rate_last_hour(&self) -> Option<f64> {
+        let offered = self.answered_last_hour + self.missed_last_hour;
+        (offered > 0).then(|| self.answered_last_hour as f64 / offered as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + second).expect("a time")
+    }
+
+    #[test]
+    fn setups_are_counted_per_second_over_the_last_ten_whole_seconds() {
+        let stats = Stats::default();
+        // 1_800_000_000 is a multiple of 60 and of 1: second 0 starts a minute.
+        for second in [0, 0, 3, 9, 10, 10, 10] {
+            stats.call_offered(at(second));
+        }
+        // At second 10 (still going): the whole seconds 0..=9 hold 4 setups.
+        let calls = stats.calls(at(10));
+        assert_eq!(calls.offered, 7);
+        assert!((calls.setups_per_second - 0.4).abs() < 1e-9, "{calls:?}");
+        // At 11: 1..=10, so the two of second 0 are out and the three of 10 in.
+        assert!((stats.calls(at(11)).setups_per_second - 0.5).abs() < 1e-9);
+        // Long after: none, though the slots still hold old periods.
+        assert_eq!(stats.calls(at(100)).setups_per_second, 0.0);
+        // A slot is reset when its second comes round again (112 takes 0's).
+        stats.call_offered(at(112));
+        assert!((stats.calls(at(113)).setups_per_second - 0.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_answer_rate_is_answered_over_answered_and_missed_in_the_last_hour() {
+        let stats = Stats::default();
+        assert_eq!(stats.calls(at(0)).answer_rate_last_hour(), None);
+        stats.call_ended(Outcome::Answered, at(0));
+        stats.call_ended(Outcome::Answered, at(61));
+        stats.call_ended(Outcome::NoAnswer, at(62));
+        stats.call_ended(Outcome::Cancelled, at(3_000));
+        stats.call_ended(Outcome::Blacklisted, at(3_000));
+        stats.call_ended(Outcome::OutOfCredit, at(3_000));
+        let calls = stats.calls(at(3_000));
+        assert_eq!((calls.answered, calls.missed, calls.refused), (2, 2, 2));
+        assert_eq!(calls.answer_rate_last_hour(), Some(0.5));
+        // 59 minutes later, the minute of the first call is out of the hour.
+        let later = stats.calls(at(60 * 60));
+        assert_eq!((later.answered_last_hour, later.missed_last_hour), (1, 2));
+        assert_eq!(stats.calls(at(100_000)).answer_rate_last_hour(), None);
+    }
+
+    #[test]
+    fn calls_in_progress_are_what_the_loop_last_set() {
+        let stats = Stats::default();
+        stats.set_calls_in_progress(3);
+        assert_eq!(stats.calls(at(0)).in_progress, 3);
+        stats.set_calls_in_progress(0);
+        assert_eq!(stats.calls(at(0)).in_progress, 0);
+    }
 }
