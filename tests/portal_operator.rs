@@ -1,8 +1,10 @@
 //! The operator's pages of the web portal in headless Chromium, against the built daemon
-//! and sipp: an enterprise created (a bad id refused at its field), every enterprise's
-//! numbers listed, a suspended enterprise recharged in the page — its number, which
-//! refused a call before, takes the next one — the same reference posted again changes
-//! nothing, an adjustment without its reason is refused at the field, and the recharge
+//! and sipp: the node's live view (a held call in progress, then none), an enterprise
+//! created (a bad id refused at its field), every enterprise's numbers listed, the
+//! accounts page showing the suspended account, which is recharged in the page — its
+//! number, which refused a call before, takes the next one — the same reference posted
+//! again changes nothing, an adjustment without its reason is refused at the field, the
+//! enterprise suspended (its number refuses) and resumed (it answers), and the recharge
 //! is in the audit log.
 
 mod support;
@@ -34,7 +36,7 @@ fn billed_routing(api_port: u16, phone_uri: &str) -> String {
 
 #[test]
 fn the_operator_creates_an_enterprise_and_recharges_a_suspended_one_whose_number_then_works() {
-    let mut desk = Phone::start("uas_answer.xml", 1, 0);
+    let mut desk = Phone::start("uas_answer.xml", 3, 0);
     let api_port = free_port();
     let daemon = Daemon::start_with("", &billed_routing(api_port, &desk.uri("13900000001")));
     let config = daemon.config_path();
@@ -69,8 +71,28 @@ fn the_operator_creates_an_enterprise_and_recharges_a_suspended_one_whose_number
     browser.wait_step("recharged");
     assert_eq!(status(), "active");
     Caller::new(&daemon, "uac_answered.xml").run();
-    desk.finish(&daemon);
     browser.go("answered");
+
+    // Suspended in the page: the number refuses; resumed: it answers again.
+    browser.wait_step("acme suspended");
+    daemon.wait_tenant_reloaded(2);
+    Caller::refused(&daemon, 480).run();
+    browser.go("refused");
+    browser.wait_step("acme resumed");
+    daemon.wait_tenant_reloaded(3);
+    Caller::new(&daemon, "uac_answered.xml").run();
+    browser.go("answered");
+
+    // A call held up while the page watches the node.
+    browser.wait_step("hold a call");
+    let mut held = Caller::new(&daemon, "uac_answered.xml")
+        .talking_ms(8000)
+        .spawn();
+    browser.go("holding");
+    browser.wait_step("release the call");
+    held.finish(Duration::from_secs(30), &daemon);
+    desk.finish(&daemon);
+    browser.go("released");
     browser.finish();
 
     // What the page did is what the API holds: gamma exists, one recharge of ¥100.

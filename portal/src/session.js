@@ -71,6 +71,6 @@ export function forget() {
 /** Where a user starts: the operator on the node, everyone else on their dashboard. */
 export function home(user = session.user) {
   if (!user) return '/login'
-  if (user.role === 'operator') return '/op/enterprises'
+  if (user.role === 'operator') return '/op/node'
   return `/e/${user.enterprise}/dashboard`
 }

@@ -458,6 +458,9 @@ pub struct AccountJson {
     status_since: String,
     /// When the balance went below zero, while it stays there.
     negative_since: Option<String>,
+    /// The balance fell below the enterprise's `low_balance_warning` and the warning was
+    /// sent (cleared by a recharge above it): the portal's low-balance banner.
+    low_balance_warned: bool,
     opened_at: String,
 }
 
@@ -484,6 +487,7 @@ pub async fn account(
         status: account.status.as_str().to_owned(),
         status_since: account.status_since.to_string(),
         negative_since: account.negative_since.map(|t| t.to_string()),
+        low_balance_warned: account.low_balance_warned,
         opened_at: account.opened_at.to_string(),
         enterprise: account.enterprise,
     }))
