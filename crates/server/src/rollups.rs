@@ -16,8 +16,9 @@ use tracing::{error, info, warn};
 /// How often the job looks for new CDRs.
 pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The most CDRs one pass folds (one transaction of the writer's, ~50 ms).
-pub const ROLLUP_BATCH: usize = 5000;
+/// The most CDRs one pass folds: one transaction of the writer's, 20-60 ms, which
+/// the next CDR commit waits for (the durability gate with it).
+pub const ROLLUP_BATCH: usize = 2000;
 
 /// The shortest pause between two passes of a catch-up.
 const MIN_PAUSE: Duration = Duration::from_millis(20);

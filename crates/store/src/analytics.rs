@@ -19,13 +19,14 @@ pub struct RolledUp {
 /// Traffic analysis rollups: SQLite now, PostgreSQL later.
 ///
 /// The store keeps a `sihai_analytics::DayRollup` per (enterprise, number, day), each
-/// day's distinct callers per number, and a watermark: the highest CDR id folded into
+/// day's and each calendar month's distinct callers per number, and a watermark: the highest CDR id folded into
 /// them. [`roll_up`](AnalyticsStore::roll_up) folds the CDRs after the watermark
 /// (a bounded batch, in id order) into the rollups and callers and moves the
 /// watermark, all in one transaction: a crash before its commit leaves everything as
 /// it was, after it everything is done, so no CDR is counted twice or lost.
 /// [`analysis`](AnalyticsStore::analysis) reads, in one snapshot, the range's rollups
-/// and callers and the CDRs after the watermark, and folds those live: the figures are
+/// and callers (the month sets for the months it covers whole, the day sets for the
+/// rest) and the CDRs after the watermark, and folds those live: the figures are
 /// exact whether the job has caught up or not (only slower when it has not).
 ///
 /// # PostgreSQL

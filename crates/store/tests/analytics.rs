@@ -3,7 +3,7 @@
 //! fold over every CDR recorded, whatever the roll-up job has done: CDRs recorded in
 //! chunks, in no order of their setup (a call set up days ago may end now), rolled up
 //! in passes of random sizes at random moments, and compared after each chunk for two
-//! enterprises, one number, and a range that cuts some days off.
+//! enterprises, one number, and ranges of days and of whole months.
 
 mod common;
 
@@ -147,10 +147,14 @@ fn stored(store: &SqliteStore, enterprise: &str, number: Option<&str>, range: Da
     analysis.finish(&returning)
 }
 
-fn ranges() -> [DayRange; 2] {
+/// Days cut off at either end; whole months (callers read per month); a part of a
+/// month and a whole one.
+fn ranges() -> [DayRange; 4] {
     [
         DayRange::new(date(2026, 3, 1), date(2026, 3, 4)).unwrap(),
         DayRange::new(date(2026, 3, 2), date(2026, 3, 3)).unwrap(),
+        DayRange::new(date(2026, 2, 1), date(2026, 3, 31)).unwrap(),
+        DayRange::new(date(2026, 2, 28), date(2026, 3, 31)).unwrap(),
     ]
 }
 

@@ -414,6 +414,7 @@ fn database_is_wal_with_a_schema_version() {
             "alert_outbox",
             "analytics_caller",
             "analytics_day",
+            "analytics_month_caller",
             "analytics_watermark",
             "api_key",
             "app_session",

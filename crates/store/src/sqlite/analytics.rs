@@ -67,6 +67,40 @@ fn corrupt_rollup(path: &Path, rowid: i64, detail: String) -> StoreError {
     }
 }
 
+/// `YYYY-MM`, the key of `analytics_month_caller`.
+fn month_of(day: Date) -> String {
+    format!("{:04}-{:02}", day.year(), day.month())
+}
+
+/// Where a range's distinct callers are read from.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece {
+    /// A calendar month the range covers whole (`YYYY-MM`).
+    Month(String),
+    /// Days of a month it covers in part, first to last (`YYYY-MM-DD`).
+    Days(String, String),
+}
+
+/// The range cut at month boundaries: its whole months, and its other days.
+fn caller_pieces(range: DayRange) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut day = range.first;
+    while day <= range.last {
+        let month_last = day.last_of_month();
+        let piece_last = month_last.min(range.last);
+        if day == day.first_of_month() && piece_last == month_last {
+            pieces.push(Piece::Month(month_of(day)));
+        } else {
+            pieces.push(Piece::Days(day.to_string(), piece_last.to_string()));
+        }
+        match piece_last.tomorrow() {
+            Ok(next) => day = next,
+            Err(_) => break,
+        }
+    }
+    pieces
+}
+
 /// The writer's side of [`AnalyticsStore::roll_up`]: one IMMEDIATE transaction that
 /// reads the CDRs after the watermark, merges them into the stored rollups, adds
 /// their callers and moves the watermark.
@@ -130,14 +164,25 @@ pub(crate) fn roll_up(
         )
         .and_then(|mut st| st.execute(params![key.enterprise, key.number, day, merged.to_json()]))
         .map_err(&err)?;
-        let mut st = tx
+        let month = month_of(key.day);
+        let mut of_day = tx
             .prepare_cached(
                 "INSERT INTO analytics_caller (enterprise, number, day, caller)
                  VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
             )
             .map_err(&err)?;
+        let mut of_month = tx
+            .prepare_cached(
+                "INSERT INTO analytics_month_caller (enterprise, number, month, caller)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )
+            .map_err(&err)?;
         for caller in &callers {
-            st.execute(params![key.enterprise, key.number, day, caller])
+            of_day
+                .execute(params![key.enterprise, key.number, day, caller])
+                .map_err(&err)?;
+            of_month
+                .execute(params![key.enterprise, key.number, month, caller])
                 .map_err(&err)?;
         }
     }
@@ -222,27 +267,39 @@ impl AnalyticsStore for SqliteStore {
                     .map_err(|e| corrupt_rollup(path, rowid, e.to_string()))?;
                 analysis.add_rollup(day, &rollup);
             }
-            let mut st = tx
-                .prepare_cached(
-                    "SELECT caller FROM analytics_caller
-                     WHERE enterprise = ?1 AND number = ?2 AND day >= ?3 AND day <= ?4",
-                )
-                .map_err(&err)?;
-            let mut rows = st
-                .query(params![enterprise, number, first, last])
-                .map_err(&err)?;
-            while let Some(row) = rows.next().map_err(&err)? {
-                let caller =
-                    row.get_ref(0)
-                        .map_err(&err)?
-                        .as_str()
-                        .map_err(|e| StoreError::Corrupt {
+            for piece in caller_pieces(range) {
+                let (table, sql, args) = match &piece {
+                    Piece::Month(month) => (
+                        "analytics_month_caller",
+                        "SELECT caller FROM analytics_month_caller
+                         WHERE enterprise = ?1 AND number = ?2 AND month = ?3",
+                        vec![enterprise.to_owned(), number.clone(), month.clone()],
+                    ),
+                    Piece::Days(from, to) => (
+                        "analytics_caller",
+                        "SELECT caller FROM analytics_caller
+                         WHERE enterprise = ?1 AND number = ?2 AND day >= ?3 AND day <= ?4",
+                        vec![
+                            enterprise.to_owned(),
+                            number.clone(),
+                            from.clone(),
+                            to.clone(),
+                        ],
+                    ),
+                };
+                let mut st = tx.prepare_cached(sql).map_err(&err)?;
+                let mut rows = st.query(rusqlite::params_from_iter(args)).map_err(&err)?;
+                while let Some(row) = rows.next().map_err(&err)? {
+                    let caller = row.get_ref(0).map_err(&err)?.as_str().map_err(|e| {
+                        StoreError::Corrupt {
                             path: path.to_path_buf(),
-                            table: "analytics_caller",
+                            table,
                             rowid: 0,
                             detail: e.to_string(),
-                        })?;
-                analysis.add_caller(caller);
+                        }
+                    })?;
+                    analysis.add_caller(caller);
+                }
             }
         }
         // The CDRs after the watermark, folded live. `NOT INDEXED` keeps SQLite on the
@@ -267,5 +324,44 @@ impl AnalyticsStore for SqliteStore {
         }
         tx.finish().map_err(&err)?;
         Ok(analysis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn a_range_reads_its_whole_months_whole_and_the_rest_by_day() {
+        let pieces = |first, last| caller_pieces(DayRange::new(first, last).unwrap());
+        let days = |a: &str, b: &str| Piece::Days(a.into(), b.into());
+        assert_eq!(
+            pieces(date(2026, 3, 1), date(2026, 3, 31)),
+            [Piece::Month("2026-03".into())]
+        );
+        assert_eq!(
+            pieces(date(2026, 2, 15), date(2026, 4, 2)),
+            [
+                days("2026-02-15", "2026-02-28"),
+                Piece::Month("2026-03".into()),
+                days("2026-04-01", "2026-04-02"),
+            ]
+        );
+        assert_eq!(
+            pieces(date(2026, 3, 2), date(2026, 3, 3)),
+            [days("2026-03-02", "2026-03-03")]
+        );
+        assert_eq!(
+            pieces(date(2024, 2, 1), date(2024, 2, 29)),
+            [Piece::Month("2024-02".into())]
+        );
+        assert_eq!(
+            pieces(date(2026, 1, 31), date(2026, 2, 1)),
+            [
+                days("2026-01-31", "2026-01-31"),
+                days("2026-02-01", "2026-02-01")
+            ]
+        );
     }
 }
