@@ -414,11 +414,15 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
                     .context("the admin API's TLS settings")?;
                 let (tenant, access) = server.api_stores();
                 let (cdrs, ledger) = server.records_stores();
+                let records = sihai_api::RecordStores {
+                    cdrs,
+                    ledger,
+                    analytics: server.analytics_store(),
+                };
                 let api = sihai_api::Api::new(
                     tenant,
                     access,
-                    cdrs,
-                    ledger,
+                    records,
                     server.audio_store(),
                     server.config_path().to_path_buf(),
                     settings.session_lifetime,

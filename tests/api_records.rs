@@ -65,6 +65,34 @@ fn call_ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// One number the daemon's database answers `sql` with.
+fn query_i64(daemon: &Daemon, sql: &str) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(
+        daemon.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the daemon's database");
+    db.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    db.query_row(sql, [], |row| row.get(0)).expect(sql)
+}
+
+/// The analytics watermark once it covers every CDR, or as it is after `seconds`.
+fn rolled_up_through(daemon: &Daemon, seconds: u64) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let through = query_i64(
+            daemon,
+            "SELECT through_cdr FROM analytics_watermark WHERE id = 1",
+        );
+        let last = query_i64(daemon, "SELECT COALESCE(max(id), 0) FROM cdr");
+        if through >= last || std::time::Instant::now() > deadline {
+            return through;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn an_enterprise_reads_its_calls_missed_calls_csv_account_ledger_and_bill() {
     let mut answers = Phone::start("uas_answer.xml", 1, 0);
@@ -274,6 +302,26 @@ fn an_enterprise_reads_its_calls_missed_calls_csv_account_ledger_and_bill() {
         ))
         .json();
     assert_eq!(other["totals"]["calls"], 0, "{other}");
+    // The daemon's rollup job (every 2 s) folds the calls into the day rollups; the
+    // figures from its rollups are those folded from the CDRs a moment ago.
+    let through = rolled_up_through(&daemon, 10);
+    let last_cdr = query_i64(&daemon, "SELECT max(id) FROM cdr");
+    assert!(
+        through >= last_cdr,
+        "rolled up through {through} of {last_cdr}"
+    );
+    assert!(
+        query_i64(
+            &daemon,
+            "SELECT count(*) FROM analytics_day WHERE enterprise = 'acme'"
+        ) > 0
+    );
+    let rolled = viewer
+        .get(&format!(
+            "/api/v1/enterprises/acme/analytics?from={yesterday}&to={today}&number=400-123-4567"
+        ))
+        .json();
+    assert_eq!(rolled, report);
 
     // Bad filters are refused with the reason, never ignored.
     for (query, says) in [

@@ -1,13 +1,17 @@
 //! Every figure of a report against a brute-force count over the same generated CDRs,
 //! computed another way: Shanghai time as UTC+8 by arithmetic on seconds (China keeps no
-//! daylight saving), each figure by filtering the whole list again.
+//! daylight saving), each figure by filtering the whole list again. And the rollup
+//! path the store takes: the same CDRs split at random points into batches, each
+//! batch folded into day rollups per (enterprise, number, day), merged in either order
+//! through their stored JSON form, the last batch folded live as the API folds the CDRs
+//! after the watermark: the report equals the direct fold's, figure for figure.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use jiff::Timestamp;
 use jiff::civil::date;
 use proptest::prelude::*;
-use sihai_analytics::{Analysis, DayRange, MISSED, REFUSED};
+use sihai_analytics::{Analysis, DayRange, DayRollup, MISSED, REFUSED, Report, RollupKey, Rollups};
 use sihai_records::{Cdr, HangupSide, Money, Outcome, PhoneAttempt};
 
 const PHONES: [&str; 3] = ["13900000001", "13900000002", "sip:desk@10.0.0.9"];
@@ -31,6 +35,8 @@ struct Call {
     answer_ms: i64,
     menu: Option<u8>,
     cost: Option<i64>,
+    /// Which of the enterprise's two numbers it called.
+    second_number: bool,
 }
 
 fn call() -> impl Strategy<Value = Call> {
@@ -44,10 +50,21 @@ fn call() -> impl Strategy<Value = Call> {
         prop::option::of(0i64..9_000),
         0i64..20_000,
         prop::option::of(0u8..4),
-        prop::option::of(0i64..50_000),
+        (prop::option::of(0i64..50_000), any::<bool>()),
     )
         .prop_map(
-            |(at, outcome, caller, region, tried, talk, ring_ms, answer_ms, menu, cost)| Call {
+            |(
+                at,
+                outcome,
+                caller,
+                region,
+                tried,
+                talk,
+                ring_ms,
+                answer_ms,
+                menu,
+                (cost, second_number),
+            )| Call {
                 at,
                 outcome,
                 caller,
@@ -58,6 +75,7 @@ fn call() -> impl Strategy<Value = Call> {
                 answer_ms,
                 menu,
                 cost,
+                second_number,
             },
         )
 }
@@ -92,7 +110,11 @@ fn cdr(n: usize, c: &Call) -> Cdr {
     let (province, city) = PROVINCES[c.region];
     Cdr {
         call_id: format!("call-{n}"),
-        number: "4001234567".into(),
+        number: if c.second_number {
+            "4007654321".into()
+        } else {
+            "4001234567".into()
+        },
         enterprise: "acme".into(),
         caller: format!("1380000{:04}", c.caller),
         caller_province: province.map(str::to_owned),
@@ -125,7 +147,61 @@ fn local_seconds(c: &Cdr) -> i64 {
             .as_second())
 }
 
-fn check(calls: Vec<Call>, returning_pick: u8) {
+/// The report the store's way: `cdrs` cut at `cuts` into batches; every batch but the
+/// last rolled up per key and merged into what is "stored" (in batch order, or the
+/// reverse), each merge through the stored JSON; the last batch folded live.
+fn through_rollups(
+    range: DayRange,
+    cdrs: &[Cdr],
+    cuts: &[usize],
+    reverse: bool,
+    before: &HashSet<String>,
+) -> Report {
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (cdrs.len() + 1)).collect();
+    cuts.push(0);
+    cuts.push(cdrs.len());
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut batches: Vec<&[Cdr]> = cuts.windows(2).map(|w| &cdrs[w[0]..w[1]]).collect();
+    let live = batches.pop().unwrap_or(&[]);
+    if reverse {
+        batches.reverse();
+    }
+    let mut stored: BTreeMap<RollupKey, (String, BTreeSet<String>)> = BTreeMap::new();
+    for batch in batches {
+        let mut rollups = Rollups::new();
+        for cdr in batch {
+            rollups.add(cdr);
+        }
+        for (key, (rollup, callers)) in rollups.into_days() {
+            let (text, known) = stored.entry(key).or_default();
+            let mut merged = if text.is_empty() {
+                DayRollup::default()
+            } else {
+                DayRollup::from_json(text).unwrap()
+            };
+            merged.merge(&rollup);
+            *text = merged.to_json();
+            known.extend(callers);
+        }
+    }
+    let mut analysis = Analysis::new(range);
+    for (key, (text, callers)) in &stored {
+        let rollup = DayRollup::from_json(text).unwrap();
+        let inside = analysis.add_rollup(key.day, &rollup);
+        if inside {
+            for caller in callers {
+                analysis.add_caller(caller);
+            }
+        }
+    }
+    for cdr in live {
+        analysis.add(cdr);
+    }
+    analysis.finish(before)
+}
+
+fn check(calls: Vec<Call>, returning_pick: u8, cuts: &[usize], reverse: bool) {
     let range = DayRange::new(date(2026, 3, 1), date(2026, 3, 31)).unwrap();
     let cdrs: Vec<Cdr> = calls.iter().enumerate().map(|(n, c)| cdr(n, c)).collect();
     let mut analysis = Analysis::new(range);
@@ -142,6 +218,11 @@ fn check(calls: Vec<Call>, returning_pick: u8) {
         .map(|n| format!("1380000{n:04}"))
         .collect();
     let report = analysis.finish(&before);
+    assert_eq!(
+        through_rollups(range, &cdrs, cuts, reverse, &before),
+        report,
+        "rolled up and merged, the figures differ from the direct fold"
+    );
 
     let inside: Vec<&Cdr> = cdrs
         .iter()
@@ -276,8 +357,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn every_figure_matches_a_brute_force_count(calls in prop::collection::vec(call(), 0..300), pick in 0u8..10) {
-        check(calls, pick);
+    fn every_figure_matches_a_brute_force_count(
+        calls in prop::collection::vec(call(), 0..300),
+        pick in 0u8..10,
+        cuts in prop::collection::vec(any::<usize>(), 0..6),
+        reverse in any::<bool>(),
+    ) {
+        check(calls, pick, &cuts, reverse);
     }
 }
 

@@ -1,7 +1,9 @@
 //! Traffic analysis (话务分析) of an enterprise, or of one of its numbers, over whole
 //! Asia/Shanghai days: `GET /api/v1/enterprises/{enterprise}/analytics`. The figures are
-//! `sihai_analytics`'s fold over the range's CDRs, read a page at a time (the range is
-//! never held in memory), then one look for which of its callers called before it.
+//! the store's day rollups of the range merged, with the CDRs the rollup job has not
+//! folded yet (the last seconds') folded live, so they are exact to the last call
+//! without reading the range's CDRs (`AnalyticsStore::analysis`); then one look for
+//! which of the range's distinct callers called before it.
 
 use std::str::FromStr;
 
@@ -9,15 +11,12 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use jiff::civil::Date;
 use serde::Deserialize;
-use sihai_analytics::{Analysis, DayRange, Report};
-use sihai_store::{CdrFilter, StoreError};
+use sihai_analytics::{DayRange, Report};
+use sihai_store::StoreError;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::{Api, blocking};
-
-/// CDRs read per query while folding.
-const PAGE: usize = 2000;
 
 /// The query: `from` and `to` (inclusive days, `YYYY-MM-DD`), `number` optional.
 #[derive(Debug, Default, Deserialize)]
@@ -70,31 +69,11 @@ pub async fn analytics(
         .number
         .as_deref()
         .map(|n| sihai_routing::normalise_400(n).unwrap_or_else(|| n.to_owned()));
-    let store = api.cdrs.clone();
+    let (rollups, cdrs) = (api.analytics.clone(), api.cdrs.clone());
     let report = blocking(move || -> Result<Report, StoreError> {
-        let mut analysis = Analysis::new(range);
-        let mut filter = CdrFilter {
-            enterprise: Some(enterprise.clone()),
-            number,
-            since: Some(range.start()),
-            until: Some(range.end()),
-            limit: PAGE,
-            ..CdrFilter::default()
-        };
-        loop {
-            let page = store.query(&filter)?;
-            for cdr in &page {
-                analysis.add(cdr);
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => {
-                    filter.before = Some((last.setup_at, last.call_id.clone()));
-                }
-                _ => break,
-            }
-        }
+        let analysis = rollups.analysis(&enterprise, number.as_deref(), range)?;
         let callers: Vec<String> = analysis.callers().map(str::to_owned).collect();
-        let returning = store.callers_before(&enterprise, &callers, range.start())?;
+        let returning = cdrs.callers_before(&enterprise, &callers, range.start())?;
         Ok(analysis.finish(&returning))
     })
     .await?;

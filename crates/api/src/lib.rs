@@ -34,7 +34,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use sihai_store::{AccessStore, AudioStore, CdrStore, LedgerStore, StoreError, TenantStore};
+use sihai_store::{
+    AccessStore, AnalyticsStore, AudioStore, CdrStore, LedgerStore, StoreError, TenantStore,
+};
 use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -55,6 +57,8 @@ pub struct Api {
     pub cdrs: Arc<dyn CdrStore>,
     /// The prepaid accounts and their ledger (read only).
     pub ledger: Arc<dyn LedgerStore>,
+    /// The traffic analysis rollups (read only; the daemon's job keeps them).
+    pub analytics: Arc<dyn AnalyticsStore>,
     /// Uploaded recordings, which `[[prompt]] audio` names.
     pub audio: Arc<dyn AudioStore>,
     /// The node's configuration file: a write is validated with its node settings.
@@ -73,23 +77,36 @@ pub struct Api {
     pub node: sihai_server::NodeView,
 }
 
+/// The stores an enterprise's records are read from: its CDRs, its prepaid account and
+/// ledger, its traffic analysis rollups (the same database, behind three seams).
+pub struct RecordStores {
+    pub cdrs: Arc<dyn CdrStore>,
+    pub ledger: Arc<dyn LedgerStore>,
+    pub analytics: Arc<dyn AnalyticsStore>,
+}
+
 impl Api {
     #[allow(clippy::too_many_arguments)] // Each a distinct handle the daemon owns.
     pub fn new(
         tenant: Arc<dyn TenantStore>,
         access: Arc<dyn AccessStore>,
-        cdrs: Arc<dyn CdrStore>,
-        ledger: Arc<dyn LedgerStore>,
+        records: RecordStores,
         audio: Arc<dyn AudioStore>,
         config_path: PathBuf,
         session_lifetime: Duration,
         node: sihai_server::NodeView,
     ) -> Api {
+        let RecordStores {
+            cdrs,
+            ledger,
+            analytics,
+        } = records;
         Api {
             tenant,
             access,
             cdrs,
             ledger,
+            analytics,
             audio,
             config_path,
             session_lifetime,

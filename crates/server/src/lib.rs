@@ -11,6 +11,7 @@ pub mod core;
 mod media;
 pub mod payments;
 pub mod responder;
+pub mod rollups;
 pub mod screen;
 pub mod stats;
 pub mod tenant;
@@ -30,7 +31,8 @@ use sihai_routing::RoutingTable;
 use sihai_sip::framing::FrameLimits;
 use sihai_sip::{Peer, Transport};
 use sihai_store::{
-    AccessStore, AudioStore, CdrStore, LedgerStore, SqliteStore, StoreError, TenantStore,
+    AccessStore, AnalyticsStore, AudioStore, CdrStore, LedgerStore, SqliteStore, StoreError,
+    TenantStore,
 };
 use sihai_transaction::{TimerConfig, Transmit};
 use sihai_transport::{TransportConfig, Transports};
@@ -77,6 +79,8 @@ pub struct Server {
     access: Arc<dyn AccessStore>,
     /// The same store's uploaded recordings, which `[[prompt]] audio` names.
     audio: Arc<dyn AudioStore>,
+    /// The same store's traffic analysis rollups, kept by [`rollups::run`].
+    analytics: Arc<dyn AnalyticsStore>,
     /// Uploaded recordings already encoded, by digest (see `media::load_prompts`).
     prompt_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, sihai_media::Prompt>>>,
     inbound: mpsc::Receiver<sihai_transport::Received>,
@@ -96,7 +100,8 @@ impl Server {
         let ledger: Arc<dyn LedgerStore> = sqlite.clone();
         let tenant_store: Arc<dyn TenantStore> = sqlite.clone();
         let access: Arc<dyn AccessStore> = sqlite.clone();
-        let audio: Arc<dyn AudioStore> = sqlite;
+        let audio: Arc<dyn AudioStore> = sqlite.clone();
+        let analytics: Arc<dyn AnalyticsStore> = sqlite;
         // Node settings from the file, tenant data from the store (the file's tenant
         // sections seed an empty store, or apply when the file changed since).
         let (config, door, revision) = tenant::prepare(&*tenant_store, config_path, None)?;
@@ -148,6 +153,7 @@ impl Server {
             tenant_revision: Arc::new(std::sync::atomic::AtomicI64::new(revision)),
             access,
             audio,
+            analytics,
             prompt_cache: Arc::default(),
             inbound,
             log_level: None,
@@ -169,6 +175,11 @@ impl Server {
     /// The store of uploaded recordings, to which the admin API adds prompts' audio.
     pub fn audio_store(&self) -> Arc<dyn AudioStore> {
         self.audio.clone()
+    }
+
+    /// The store's traffic analysis rollups, which the admin API's `/analytics` reads.
+    pub fn analytics_store(&self) -> Arc<dyn AnalyticsStore> {
+        self.analytics.clone()
     }
 
     /// The stores the admin API reads an enterprise's records from: its CDRs, and its
@@ -270,6 +281,8 @@ impl Server {
             self.config.clone(),
             stop_rx.clone(),
         ));
+        // Off the signalling path: the store runs each pass on its writer thread.
+        let rollup_job = tokio::spawn(rollups::run(self.analytics.clone(), stop_rx.clone()));
         let (reload_tx, mut reload_rx) = mpsc::channel::<&'static str>(4);
         let mut watchers =
             spawn_reload_triggers(self.config_path.clone(), reload_tx.clone(), stop_rx.clone());
@@ -384,6 +397,7 @@ impl Server {
         let _ = stop_tx.send(true);
         let _ = alerts.await;
         let _ = lifecycle.await;
+        let _ = rollup_job.await;
         for w in watchers {
             w.abort();
         }

@@ -13,6 +13,12 @@
 //! Then, once, the whole month as CSV page by page, with its time and how much the
 //! process's peak resident memory grew: the export must not hold the month in memory.
 //!
+//! And the traffic analysis (`GET …/analytics`, issue 14): the rollups emptied and
+//! rebuilt from all 1,100,000 CDRs, batch by batch as the daemon's job does (timed);
+//! the month folded from its CDRs as before rollups (timed once, the reference); the
+//! month from the rollups, checked equal to it figure for figure, then measured, for
+//! the enterprise and for one of its numbers.
+//!
 //! The generated database (about 400 MB) is kept under the target directory and
 //! reused by the next run; delete `cdr-1m.sqlite` there to regenerate it.
 
@@ -23,7 +29,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use sihai_store::{
-    Cdr, CdrFilter, CdrStore, HangupSide, Money, Outcome, PhoneAttempt, SqliteStore, report,
+    AnalyticsStore, Cdr, CdrFilter, CdrStore, HangupSide, Money, Outcome, PhoneAttempt,
+    SqliteStore, report,
 };
 
 const CALLS: u64 = 1_000_000;
@@ -354,15 +361,66 @@ fn cdr_queries(c: &mut Criterion) {
     );
 }
 
-/// The traffic analysis of the month as `GET …/analytics` computes it today: every CDR
-/// of the range folded a page at a time, then the returning callers looked up. Once,
-/// timed (a month takes seconds: the figure rollups are to bring down).
-fn analytics_month(store: &SqliteStore) {
-    let range = sihai_analytics::DayRange::new(
+/// The CDRs folded per roll-up pass, as the daemon's job does (crates/server
+/// `rollups.rs`).
+const ROLLUP_BATCH: usize = 2000;
+
+/// Rolls the whole database up from nothing, as a node upgraded to schema 10 does in
+/// the background: the rollups are emptied and the watermark set back to 0 first, so
+/// that every run measures the catch-up of all 1,100,000 CDRs.
+fn catch_up(path: &Path, store: &SqliteStore) {
+    rusqlite::Connection::open(path)
+        .and_then(|db| {
+            db.execute_batch(
+                "DELETE FROM analytics_day; DELETE FROM analytics_caller;
+                 UPDATE analytics_watermark SET through_cdr = 0;",
+            )
+        })
+        .expect("empty the rollups");
+    let started = Instant::now();
+    let (mut folded, mut passes, mut slowest) = (0, 0, Duration::ZERO);
+    loop {
+        let pass = Instant::now();
+        let done = store.roll_up(ROLLUP_BATCH).expect("roll up");
+        slowest = slowest.max(pass.elapsed());
+        folded += done.folded;
+        passes += 1;
+        if done.folded < ROLLUP_BATCH {
+            break;
+        }
+    }
+    println!(
+        "analytics_catch_up: {folded} CDRs rolled up in {passes} passes of {ROLLUP_BATCH} in {:.1} s (slowest pass {} ms)",
+        started.elapsed().as_secs_f64(),
+        slowest.as_millis()
+    );
+}
+
+fn march() -> sihai_analytics::DayRange {
+    sihai_analytics::DayRange::new(
         jiff::civil::date(2026, 3, 1),
         jiff::civil::date(2026, 3, 31),
     )
-    .expect("March");
+    .expect("March")
+}
+
+/// The traffic analysis of the month as `GET …/analytics` computes it: the month's
+/// rollups merged, the CDRs after the watermark folded, the month's distinct callers
+/// read, and which of them called before looked up.
+fn from_rollups(store: &SqliteStore, number: Option<&str>) -> sihai_analytics::Report {
+    let range = march();
+    let analysis = store.analysis("busy", number, range).expect("analysis");
+    let callers: Vec<String> = analysis.callers().map(str::to_owned).collect();
+    let returning = store
+        .callers_before("busy", &callers, range.start())
+        .expect("returning callers");
+    analysis.finish(&returning)
+}
+
+/// The month folded from every one of its CDRs, as `/analytics` did before rollups
+/// (issue 13): the reference the rollup path must equal, figure for figure.
+fn direct_fold(store: &SqliteStore) -> sihai_analytics::Report {
+    let range = march();
     let started = Instant::now();
     let mut analysis = sihai_analytics::Analysis::new(range);
     let mut filter = CdrFilter {
@@ -384,25 +442,57 @@ fn analytics_month(store: &SqliteStore) {
             _ => break,
         }
     }
-    let folded = started.elapsed();
     let callers: Vec<String> = analysis.callers().map(str::to_owned).collect();
     let returning = store
         .callers_before("busy", &callers, range.start())
         .expect("returning callers");
     let report = analysis.finish(&returning);
     println!(
-        "analytics_month: {} calls folded in {:.1} s, {} callers looked up in {:.1} s more",
+        "analytics_month_direct_fold: {} calls, {} callers, in {:.1} s",
         report.totals.calls,
-        folded.as_secs_f64(),
         callers.len(),
-        (started.elapsed() - folded).as_secs_f64()
+        started.elapsed().as_secs_f64()
     );
+    report
 }
 
 fn analytics(c: &mut Criterion) {
-    let _ = c;
-    let (_, store) = month_database();
-    analytics_month(&store);
+    let (path, store) = month_database();
+    catch_up(&path, &store);
+    let reference = direct_fold(&store);
+    // Once, by phase: the store's read (rollups, callers, the CDRs after the
+    // watermark), then the returning callers' look-up.
+    let started = Instant::now();
+    let analysis = store.analysis("busy", None, march()).expect("analysis");
+    let read = started.elapsed();
+    let callers: Vec<String> = analysis.callers().map(str::to_owned).collect();
+    let returning = store
+        .callers_before("busy", &callers, march().start())
+        .expect("returning callers");
+    let rolled = analysis.finish(&returning);
+    println!(
+        "analytics_month_from_rollups (first): {:.2} s: rollups, {} callers and the tail read in {:.2} s, returning callers looked up in {:.2} s",
+        started.elapsed().as_secs_f64(),
+        callers.len(),
+        read.as_secs_f64(),
+        (started.elapsed() - read).as_secs_f64()
+    );
+    assert_eq!(rolled, reference, "the rollups disagree with the CDRs");
+    let mut group = c.benchmark_group("analytics_1m");
+    group.sample_size(10);
+    group.bench_function("month_from_rollups", |b| {
+        b.iter(|| {
+            let report = from_rollups(&store, None);
+            assert_eq!(report.totals.calls, CALLS);
+        })
+    });
+    group.bench_function("month_one_number_from_rollups", |b| {
+        b.iter(|| {
+            let report = from_rollups(&store, Some("4001234560"));
+            assert!(report.totals.calls > 300_000, "{}", report.totals.calls);
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, cdr_queries, analytics);

@@ -10,8 +10,8 @@
 //! [`CdrStore::query`] and prints with [`report::format_table`] / [`report::format_csv`];
 //! `sihai account ledger` and `sihai bill` print with [`statement`].
 //!
-//! [`CdrStore`], [`LedgerStore`], [`TenantStore`], [`AccessStore`] and [`AudioStore`]
-//! are the seams:
+//! [`CdrStore`], [`LedgerStore`], [`TenantStore`], [`AccessStore`], [`AudioStore`] and
+//! [`AnalyticsStore`] are the seams:
 //! [`SqliteStore`] is the embedded single-node store; a PostgreSQL store for several
 //! nodes implements the same traits later (each operation is documented with its
 //! PostgreSQL statements).
@@ -53,8 +53,15 @@
 //! Uploaded recordings in one paragraph (details on [`AudioStore`]): the 8 kHz mono WAV
 //! an upload was converted to, kept by its SHA-256 ([`audio_digest`]), written once;
 //! a `[[prompt]]` entry names it with `audio = "sha256:…"`.
+//!
+//! Traffic analysis in one paragraph (details on [`AnalyticsStore`]): a background job
+//! ([`AnalyticsStore::roll_up`]) folds the CDRs after a watermark into rollups per
+//! enterprise, number and day, in one transaction with the watermark's move; a report
+//! ([`AnalyticsStore::analysis`]) merges the range's rollups and folds the CDRs after
+//! the watermark live, so it is exact without reading the range's CDRs.
 
 mod access;
+mod analytics;
 mod audio;
 mod error;
 mod ledger;
@@ -64,6 +71,7 @@ pub mod statement;
 mod tenant;
 
 pub use access::{AccessStore, ApiKey, AuditEntry, NewAudit, NewUser, Role, Session, User};
+pub use analytics::{AnalyticsStore, RolledUp};
 pub use audio::{AUDIO_DIGEST_PREFIX, AudioStore, audio_digest};
 pub use error::{Rejection, StoreError};
 pub use ledger::{

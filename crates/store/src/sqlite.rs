@@ -1,6 +1,7 @@
 //! The embedded SQLite store.
 
 mod access;
+mod analytics;
 mod audio;
 mod book;
 mod ledger;
@@ -378,44 +379,7 @@ impl SqliteStore {
     }
 
     fn cdr_from_row(&self, row: &Row<'_>) -> rusqlite::Result<Result<(i64, Cdr), StoreError>> {
-        let id: i64 = row.get(0)?;
-        let decoded = (|| -> Result<Cdr, DecodeError> {
-            let outcome: String = row.get(13)?;
-            let side: Option<String> = row.get(14)?;
-            let talk: i64 = row.get(12)?;
-            let billed: i64 = row.get(19)?;
-            Ok(Cdr {
-                call_id: row.get(1)?,
-                number: row.get(2)?,
-                enterprise: row.get(3)?,
-                caller: row.get(4)?,
-                caller_province: row.get(5)?,
-                caller_city: row.get(6)?,
-                answered_by: row.get(7)?,
-                attempts: Vec::new(),
-                setup_at: ts_from_us(row.get(8)?)?,
-                ring_at: row.get::<_, Option<i64>>(9)?.map(ts_from_us).transpose()?,
-                answer_at: row.get::<_, Option<i64>>(10)?.map(ts_from_us).transpose()?,
-                end_at: ts_from_us(row.get(11)?)?,
-                talk_seconds: u32::try_from(talk).map_err(|_| format!("talk_seconds {talk}"))?,
-                outcome: outcome.parse().map_err(|e| format!("{e}"))?,
-                hangup_side: side
-                    .map(|s| s.parse())
-                    .transpose()
-                    .map_err(|e| format!("{e}"))?,
-                hangup_cause: row.get(15)?,
-                recording: row.get(16)?,
-                menu_path: row.get(17)?,
-                announcement: row.get(18)?,
-                billed_seconds: u32::try_from(billed)
-                    .map_err(|_| format!("billed_seconds {billed}"))?,
-                cost: row.get::<_, Option<i64>>(20)?.map(Money::from_units),
-                tariff: row.get(21)?,
-            })
-        })();
-        Ok(decoded
-            .map(|cdr| (id, cdr))
-            .map_err(|d| self.corrupt("cdr", id, d.0)))
+        cdr_from_row(row, &self.path)
     }
 }
 
@@ -601,47 +565,7 @@ impl CdrStore for SqliteStore {
                 .map_err(self.err(CONTEXT))?;
             collect(rows, self.err(CONTEXT))?
         };
-        // The attempts of a chunk of CDRs in one statement rather than one per CDR: a
-        // page of 1,000 is two statements, not 1,001 (the CSV export and the traffic
-        // analysis read whole months this way).
-        const ATTEMPT_CHUNK: usize = 500;
-        let position: std::collections::HashMap<i64, usize> = cdrs
-            .iter()
-            .enumerate()
-            .map(|(i, (id, _))| (*id, i))
-            .collect();
-        for chunk in cdrs
-            .iter()
-            .map(|(id, _)| *id)
-            .collect::<Vec<_>>()
-            .chunks(ATTEMPT_CHUNK)
-        {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
-            let mut st = tx
-                .prepare_cached(&format!(
-                    "SELECT cdr_id, phone, result FROM cdr_attempt
-                     WHERE cdr_id IN ({}) ORDER BY cdr_id, seq",
-                    placeholders.join(", ")
-                ))
-                .map_err(self.err(CONTEXT))?;
-            let rows = st
-                .query_map(rusqlite::params_from_iter(chunk.iter()), |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        PhoneAttempt {
-                            phone: row.get(1)?,
-                            result: row.get(2)?,
-                        },
-                    ))
-                })
-                .map_err(self.err(CONTEXT))?;
-            for row in rows {
-                let (id, attempt) = row.map_err(self.err(CONTEXT))?;
-                if let Some(&i) = position.get(&id) {
-                    cdrs[i].1.attempts.push(attempt);
-                }
-            }
-        }
+        load_attempts(&tx, &mut cdrs).map_err(self.err(CONTEXT))?;
         tx.finish().map_err(self.err(CONTEXT))?;
         Ok(cdrs.into_iter().map(|(_, cdr)| cdr).collect())
     }
@@ -734,6 +658,103 @@ impl CdrStore for SqliteStore {
         }
         Ok(())
     }
+}
+
+/// Decodes one `cdr` row of [`CDR_COLUMNS`] (its attempts are read apart); decode
+/// problems become [`StoreError::Corrupt`].
+pub(crate) fn cdr_from_row(
+    row: &Row<'_>,
+    path: &Path,
+) -> rusqlite::Result<Result<(i64, Cdr), StoreError>> {
+    let id: i64 = row.get(0)?;
+    let decoded = (|| -> Result<Cdr, DecodeError> {
+        let outcome: String = row.get(13)?;
+        let side: Option<String> = row.get(14)?;
+        let talk: i64 = row.get(12)?;
+        let billed: i64 = row.get(19)?;
+        Ok(Cdr {
+            call_id: row.get(1)?,
+            number: row.get(2)?,
+            enterprise: row.get(3)?,
+            caller: row.get(4)?,
+            caller_province: row.get(5)?,
+            caller_city: row.get(6)?,
+            answered_by: row.get(7)?,
+            attempts: Vec::new(),
+            setup_at: ts_from_us(row.get(8)?)?,
+            ring_at: row.get::<_, Option<i64>>(9)?.map(ts_from_us).transpose()?,
+            answer_at: row.get::<_, Option<i64>>(10)?.map(ts_from_us).transpose()?,
+            end_at: ts_from_us(row.get(11)?)?,
+            talk_seconds: u32::try_from(talk).map_err(|_| format!("talk_seconds {talk}"))?,
+            outcome: outcome.parse().map_err(|e| format!("{e}"))?,
+            hangup_side: side
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(|e| format!("{e}"))?,
+            hangup_cause: row.get(15)?,
+            recording: row.get(16)?,
+            menu_path: row.get(17)?,
+            announcement: row.get(18)?,
+            billed_seconds: u32::try_from(billed)
+                .map_err(|_| format!("billed_seconds {billed}"))?,
+            cost: row.get::<_, Option<i64>>(20)?.map(Money::from_units),
+            tariff: row.get(21)?,
+        })
+    })();
+    Ok(decoded
+        .map(|cdr| (id, cdr))
+        .map_err(|d| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            table: "cdr",
+            rowid: id,
+            detail: d.0,
+        }))
+}
+
+/// The columns [`SqliteStore::cdr_from_row`] decodes, in its order.
+pub(crate) const CDR_COLUMNS: &str = "id, call_id, number, enterprise, caller, caller_province,
+    caller_city, answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds, outcome,
+    hangup_side, hangup_cause, recording, menu_path, announcement, billed_seconds, cost, tariff";
+
+/// Fills in the phone attempts of `cdrs` (by their row ids), a chunk of CDRs in one
+/// statement rather than one per CDR: a page of 1,000 is two statements, not 1,001
+/// (the CSV export reads whole months this way, the rollup job batches of thousands).
+pub(crate) fn load_attempts(conn: &Connection, cdrs: &mut [(i64, Cdr)]) -> rusqlite::Result<()> {
+    const ATTEMPT_CHUNK: usize = 500;
+    let position: std::collections::HashMap<i64, usize> = cdrs
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    for chunk in cdrs
+        .iter()
+        .map(|(id, _)| *id)
+        .collect::<Vec<_>>()
+        .chunks(ATTEMPT_CHUNK)
+    {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT cdr_id, phone, result FROM cdr_attempt
+             WHERE cdr_id IN ({}) ORDER BY cdr_id, seq",
+            placeholders.join(", ")
+        ))?;
+        let rows = st.query_map(rusqlite::params_from_iter(chunk.iter()), |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                PhoneAttempt {
+                    phone: row.get(1)?,
+                    result: row.get(2)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (id, attempt) = row?;
+            if let Some(&i) = position.get(&id) {
+                cdrs[i].1.attempts.push(attempt);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Opens one connection and sets it up: busy timeout, WAL, synchronous, foreign keys.

@@ -496,7 +496,10 @@ fn the_audit_log_reads_newest_first_by_enterprise() {
     assert_eq!(ids(store.audit_log(Some("acme"), 0).unwrap()), [a2, a1, a0]);
     assert_eq!(ids(store.audit_log(Some("acme"), 1).unwrap()), [a2]);
     assert_eq!(ids(store.audit_log(Some("globex"), 10).unwrap()), [g1]);
-    assert_eq!(ids(store.audit_log(Some("initech"), 10).unwrap()), []);
+    assert_eq!(
+        ids(store.audit_log(Some("initech"), 10).unwrap()),
+        Vec::<i64>::new()
+    );
 
     let entry = store.audit_log(Some("globex"), 1).unwrap().remove(0);
     assert_eq!(

@@ -399,7 +399,7 @@ fn database_is_wal_with_a_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 9);
+    assert_eq!(SCHEMA_VERSION, 10);
     let tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -412,6 +412,10 @@ fn database_is_wal_with_a_schema_version() {
         [
             "account",
             "alert_outbox",
+            "analytics_caller",
+            "analytics_day",
+            "analytics_month_caller",
+            "analytics_watermark",
             "api_key",
             "app_session",
             "app_user",

@@ -616,6 +616,9 @@ impl SqliteStore {
             Admin::SweepAudio(before, reply) => {
                 let _ = reply.send(super::audio::sweep(conn, path, before));
             }
+            Admin::RollUp(max, reply) => {
+                let _ = reply.send(super::analytics::roll_up(conn, path, max));
+            }
         }
     }
 }

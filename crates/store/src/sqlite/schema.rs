@@ -276,6 +276,56 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     ",
+    // 9 -> 10: traffic analysis rollups (issue 14), kept by a background job from the
+    // CDRs so that a month's figures are a few hundred rollups and its distinct
+    // callers, not a million CDRs.
+    //
+    // `analytics_day` holds one rollup per enterprise, 400 number and Asia/Shanghai
+    // day (`YYYY-MM-DD`): the `sihai_analytics::DayRollup` of the day's calls to the
+    // number, as its versioned JSON (sums only, so rollups merge exactly).
+    // `analytics_caller` the day's distinct callers of the number, for new and
+    // returning callers (distinct callers do not sum), and `analytics_month_caller` the
+    // month's (`YYYY-MM`): a range reads whole months from these (fewer rows than
+    // their days': callers call again within a month) and only its other days from
+    // `analytics_caller`. `analytics_watermark` is one row:
+    // `through_cdr`, the highest `cdr.id` folded into them. The job folds the CDRs
+    // after it and moves it in one transaction, so a CDR is counted exactly once; a
+    // reader folds the CDRs after it live, in the same read transaction. Starting at
+    // 0, a database that already holds CDRs is rolled up from its first.
+    //
+    // Should the rollup format change, a migration empties the tables and sets the
+    // watermark back to 0: the job rebuilds them from the CDRs.
+    "
+    CREATE TABLE analytics_day (
+        enterprise TEXT NOT NULL,
+        number     TEXT NOT NULL,
+        day        TEXT NOT NULL,
+        rollup     TEXT NOT NULL,
+        PRIMARY KEY (enterprise, number, day)
+    );
+
+    CREATE TABLE analytics_caller (
+        enterprise TEXT NOT NULL,
+        number     TEXT NOT NULL,
+        day        TEXT NOT NULL,
+        caller     TEXT NOT NULL,
+        PRIMARY KEY (enterprise, number, day, caller)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE analytics_month_caller (
+        enterprise TEXT NOT NULL,
+        number     TEXT NOT NULL,
+        month      TEXT NOT NULL,
+        caller     TEXT NOT NULL,
+        PRIMARY KEY (enterprise, number, month, caller)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE analytics_watermark (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        through_cdr INTEGER NOT NULL
+    );
+    INSERT INTO analytics_watermark (id, through_cdr) VALUES (1, 0);
+    ",
 ];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).

@@ -1,0 +1,56 @@
+//! The traffic analysis seam: rollups of the CDRs per enterprise, 400 number and
+//! Asia/Shanghai day, kept by a background job, so that a month's figures are read
+//! from a few hundred rows rather than folded from a million CDRs, and still exact to
+//! the last call.
+
+use sihai_analytics::{Analysis, DayRange};
+
+use crate::StoreError;
+
+/// What one [`AnalyticsStore::roll_up`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolledUp {
+    /// CDRs folded by this pass (0: the rollups had caught up).
+    pub folded: usize,
+    /// The watermark after the pass: the highest CDR id folded so far.
+    pub through_cdr: i64,
+}
+
+/// Traffic analysis rollups: SQLite now, PostgreSQL later.
+///
+/// The store keeps a `sihai_analytics::DayRollup` per (enterprise, number, day), each
+/// day's and each calendar month's distinct callers per number, and a watermark: the highest CDR id folded into
+/// them. [`roll_up`](AnalyticsStore::roll_up) folds the CDRs after the watermark
+/// (a bounded batch, in id order) into the rollups and callers and moves the
+/// watermark, all in one transaction: a crash before its commit leaves everything as
+/// it was, after it everything is done, so no CDR is counted twice or lost.
+/// [`analysis`](AnalyticsStore::analysis) reads, in one snapshot, the range's rollups
+/// and callers (the month sets for the months it covers whole, the day sets for the
+/// rest) and the CDRs after the watermark, and folds those live: the figures are
+/// exact whether the job has caught up or not (only slower when it has not).
+///
+/// # PostgreSQL
+/// The same tables (`rollup` TEXT or JSONB) and statements: `INSERT … ON CONFLICT
+/// (enterprise, number, day) DO UPDATE SET rollup = excluded.rollup`, callers with `ON
+/// CONFLICT DO NOTHING`, the watermark row updated in the same transaction (`SELECT …
+/// FOR UPDATE` on it serialises two jobs). One difference: SQLite has one writer, so a
+/// CDR id is committed only after every smaller one and "after the watermark" misses
+/// nothing; PostgreSQL's sequence hands ids to concurrent transactions that may commit
+/// out of order, so its job must stop short of ids that may still be in flight (those
+/// newer than the oldest open transaction, `pg_snapshot_xmin`), and its readers fold
+/// the rest live as here.
+pub trait AnalyticsStore: Send + Sync {
+    /// Folds up to `max` CDRs after the watermark into the rollups, in one
+    /// transaction. Durable when it returns; `folded` below `max` means caught up.
+    fn roll_up(&self, max: usize) -> Result<RolledUp, StoreError>;
+
+    /// The traffic analysis of `enterprise` (only the calls to `number`, if given)
+    /// over `range`: the range's rollups merged, the CDRs after the watermark folded,
+    /// and the range's distinct callers; ready for `callers_before` and `finish`.
+    fn analysis(
+        &self,
+        enterprise: &str,
+        number: Option<&str>,
+        range: DayRange,
+    ) -> Result<Analysis, StoreError>;
+}

@@ -1,0 +1,367 @@
+//! Traffic analysis rollups' SQL: the rollup job's one transaction (run by the writer,
+//! like an account operation) and the reads of a report, in one snapshot on the
+//! reading connection.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::mpsc;
+
+use jiff::civil::Date;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use sihai_analytics::{Analysis, DayRange, DayRollup, Rollups};
+
+use super::writer::{Admin, Msg};
+use super::{CDR_COLUMNS, SqliteStore, cdr_from_row, collect, load_attempts, sql_limit};
+use crate::{AnalyticsStore, Cdr, RolledUp, StoreError};
+
+fn sqlite_err<'a>(
+    path: &'a Path,
+    context: &'static str,
+) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        context,
+        source,
+    }
+}
+
+/// Reads the CDRs of `sql` (selecting [`CDR_COLUMNS`]) with their attempts.
+fn read_cdrs(
+    conn: &Connection,
+    path: &Path,
+    context: &'static str,
+    sql: &str,
+    args: Vec<Value>,
+) -> Result<Vec<(i64, Cdr)>, StoreError> {
+    let mut cdrs = {
+        let mut st = conn
+            .prepare_cached(sql)
+            .map_err(sqlite_err(path, context))?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(args), |row| {
+                cdr_from_row(row, path)
+            })
+            .map_err(sqlite_err(path, context))?;
+        collect(rows, sqlite_err(path, context))?
+    };
+    load_attempts(conn, &mut cdrs).map_err(sqlite_err(path, context))?;
+    Ok(cdrs)
+}
+
+fn read_watermark(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    conn.query_row(
+        "SELECT through_cdr FROM analytics_watermark WHERE id = 1",
+        [],
+        |row| row.get(0),
+    )
+    .map_err(sqlite_err(path, "reading the analytics watermark"))
+}
+
+fn corrupt_rollup(path: &Path, rowid: i64, detail: String) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        table: "analytics_day",
+        rowid,
+        detail,
+    }
+}
+
+/// `YYYY-MM`, the key of `analytics_month_caller`.
+fn month_of(day: Date) -> String {
+    format!("{:04}-{:02}", day.year(), day.month())
+}
+
+/// Where a range's distinct callers are read from.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece {
+    /// A calendar month the range covers whole (`YYYY-MM`).
+    Month(String),
+    /// Days of a month it covers in part, first to last (`YYYY-MM-DD`).
+    Days(String, String),
+}
+
+/// The range cut at month boundaries: its whole months, and its other days.
+fn caller_pieces(range: DayRange) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut day = range.first;
+    while day <= range.last {
+        let month_last = day.last_of_month();
+        let piece_last = month_last.min(range.last);
+        if day == day.first_of_month() && piece_last == month_last {
+            pieces.push(Piece::Month(month_of(day)));
+        } else {
+            pieces.push(Piece::Days(day.to_string(), piece_last.to_string()));
+        }
+        match piece_last.tomorrow() {
+            Ok(next) => day = next,
+            Err(_) => break,
+        }
+    }
+    pieces
+}
+
+/// The writer's side of [`AnalyticsStore::roll_up`]: one IMMEDIATE transaction that
+/// reads the CDRs after the watermark, merges them into the stored rollups, adds
+/// their callers and moves the watermark.
+pub(crate) fn roll_up(
+    conn: &mut Connection,
+    path: &Path,
+    max: usize,
+) -> Result<RolledUp, StoreError> {
+    const CONTEXT: &str = "rolling up CDRs for traffic analysis";
+    let err = sqlite_err(path, CONTEXT);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    let through = read_watermark(&tx, path)?;
+    let cdrs = read_cdrs(
+        &tx,
+        path,
+        CONTEXT,
+        &format!("SELECT {CDR_COLUMNS} FROM cdr WHERE id > ?1 ORDER BY id LIMIT ?2"),
+        vec![
+            Value::Integer(through),
+            Value::Integer(sql_limit(max.max(1))),
+        ],
+    )?;
+    let Some(last) = cdrs.last().map(|(id, _)| *id) else {
+        return Ok(RolledUp {
+            folded: 0,
+            through_cdr: through,
+        });
+    };
+    let mut rollups = Rollups::new();
+    for (_, cdr) in &cdrs {
+        rollups.add(cdr);
+    }
+    for (key, (rollup, callers)) in rollups.into_days() {
+        let day = key.day.to_string();
+        let stored: Option<(i64, String)> = tx
+            .prepare_cached(
+                "SELECT rowid, rollup FROM analytics_day
+                 WHERE enterprise = ?1 AND number = ?2 AND day = ?3",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![key.enterprise, key.number, day], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()
+            })
+            .map_err(&err)?;
+        let merged = match stored {
+            Some((rowid, text)) => {
+                let mut merged = DayRollup::from_json(&text)
+                    .map_err(|e| corrupt_rollup(path, rowid, e.to_string()))?;
+                merged.merge(&rollup);
+                merged
+            }
+            None => rollup,
+        };
+        tx.prepare_cached(
+            "INSERT INTO analytics_day (enterprise, number, day, rollup) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (enterprise, number, day) DO UPDATE SET rollup = excluded.rollup",
+        )
+        .and_then(|mut st| st.execute(params![key.enterprise, key.number, day, merged.to_json()]))
+        .map_err(&err)?;
+        let month = month_of(key.day);
+        let mut of_day = tx
+            .prepare_cached(
+                "INSERT INTO analytics_caller (enterprise, number, day, caller)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )
+            .map_err(&err)?;
+        let mut of_month = tx
+            .prepare_cached(
+                "INSERT INTO analytics_month_caller (enterprise, number, month, caller)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )
+            .map_err(&err)?;
+        for caller in &callers {
+            of_day
+                .execute(params![key.enterprise, key.number, day, caller])
+                .map_err(&err)?;
+            of_month
+                .execute(params![key.enterprise, key.number, month, caller])
+                .map_err(&err)?;
+        }
+    }
+    tx.execute(
+        "UPDATE analytics_watermark SET through_cdr = ?1 WHERE id = 1",
+        [last],
+    )
+    .map_err(&err)?;
+    tx.commit().map_err(&err)?;
+    Ok(RolledUp {
+        folded: cdrs.len(),
+        through_cdr: last,
+    })
+}
+
+impl AnalyticsStore for SqliteStore {
+    fn roll_up(&self, max: usize) -> Result<RolledUp, StoreError> {
+        // Not `admin`: nothing here concerns the accounts the book keeps.
+        let (reply, result) = mpsc::channel();
+        let stopped = || StoreError::WriterStopped {
+            path: self.path.clone(),
+        };
+        self.tx
+            .send(Msg::Admin(Admin::RollUp(max, reply)))
+            .map_err(|_| stopped())?;
+        result.recv().map_err(|_| stopped())?
+    }
+
+    fn analysis(
+        &self,
+        enterprise: &str,
+        number: Option<&str>,
+        range: DayRange,
+    ) -> Result<Analysis, StoreError> {
+        const CONTEXT: &str = "reading traffic analysis rollups";
+        let path = self.path.as_path();
+        let err = sqlite_err(path, CONTEXT);
+        let mut conn = self.reader();
+        // One snapshot: the watermark, the rollups and callers through it, and the CDRs
+        // after it agree, whatever the job commits meanwhile.
+        let tx = conn.transaction().map_err(&err)?;
+        let through = read_watermark(&tx, path)?;
+        let numbers: Vec<String> = match number {
+            Some(n) => vec![n.to_owned()],
+            // Each number's days are then one seek on the primary key.
+            None => {
+                let mut st = tx
+                    .prepare_cached(
+                        "SELECT DISTINCT number FROM analytics_day WHERE enterprise = ?1",
+                    )
+                    .map_err(&err)?;
+                let rows = st
+                    .query_map([enterprise], |row| row.get::<_, String>(0))
+                    .map_err(&err)?;
+                rows.collect::<Result<_, _>>().map_err(&err)?
+            }
+        };
+        let (first, last) = (range.first.to_string(), range.last.to_string());
+        let mut analysis = Analysis::new(range);
+        for number in &numbers {
+            let mut st = tx
+                .prepare_cached(
+                    "SELECT rowid, day, rollup FROM analytics_day
+                     WHERE enterprise = ?1 AND number = ?2 AND day >= ?3 AND day <= ?4",
+                )
+                .map_err(&err)?;
+            let mut rows = st
+                .query(params![enterprise, number, first, last])
+                .map_err(&err)?;
+            while let Some(row) = rows.next().map_err(&err)? {
+                let rowid: i64 = row.get(0).map_err(&err)?;
+                let day: String = row.get(1).map_err(&err)?;
+                let text: String = row
+                    .get_ref(2)
+                    .map_err(&err)?
+                    .as_str()
+                    .map_err(|e| corrupt_rollup(path, rowid, e.to_string()))?
+                    .to_owned();
+                let day = Date::from_str(&day)
+                    .map_err(|e| corrupt_rollup(path, rowid, format!("day {day:?}: {e}")))?;
+                let rollup = DayRollup::from_json(&text)
+                    .map_err(|e| corrupt_rollup(path, rowid, e.to_string()))?;
+                analysis.add_rollup(day, &rollup);
+            }
+            for piece in caller_pieces(range) {
+                let (table, sql, args) = match &piece {
+                    Piece::Month(month) => (
+                        "analytics_month_caller",
+                        "SELECT caller FROM analytics_month_caller
+                         WHERE enterprise = ?1 AND number = ?2 AND month = ?3",
+                        vec![enterprise.to_owned(), number.clone(), month.clone()],
+                    ),
+                    Piece::Days(from, to) => (
+                        "analytics_caller",
+                        "SELECT caller FROM analytics_caller
+                         WHERE enterprise = ?1 AND number = ?2 AND day >= ?3 AND day <= ?4",
+                        vec![
+                            enterprise.to_owned(),
+                            number.clone(),
+                            from.clone(),
+                            to.clone(),
+                        ],
+                    ),
+                };
+                let mut st = tx.prepare_cached(sql).map_err(&err)?;
+                let mut rows = st.query(rusqlite::params_from_iter(args)).map_err(&err)?;
+                while let Some(row) = rows.next().map_err(&err)? {
+                    let caller = row.get_ref(0).map_err(&err)?.as_str().map_err(|e| {
+                        StoreError::Corrupt {
+                            path: path.to_path_buf(),
+                            table,
+                            rowid: 0,
+                            detail: e.to_string(),
+                        }
+                    })?;
+                    analysis.add_caller(caller);
+                }
+            }
+        }
+        // The CDRs after the watermark, folded live. `NOT INDEXED` keeps SQLite on the
+        // rowid range (the few seconds since the last roll-up) rather than the
+        // (enterprise, setup_at) index, which would walk the whole range.
+        let mut sql = format!(
+            "SELECT {CDR_COLUMNS} FROM cdr NOT INDEXED
+             WHERE id > ?1 AND enterprise = ?2 AND setup_at >= ?3 AND setup_at < ?4"
+        );
+        let mut args = vec![
+            Value::Integer(through),
+            Value::Text(enterprise.to_owned()),
+            Value::Integer(range.start().as_microsecond()),
+            Value::Integer(range.end().as_microsecond()),
+        ];
+        if let Some(n) = number {
+            sql.push_str(" AND number = ?5");
+            args.push(Value::Text(n.to_owned()));
+        }
+        for (_, cdr) in read_cdrs(&tx, path, CONTEXT, &sql, args)? {
+            analysis.add(&cdr);
+        }
+        tx.finish().map_err(&err)?;
+        Ok(analysis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn a_range_reads_its_whole_months_whole_and_the_rest_by_day() {
+        let pieces = |first, last| caller_pieces(DayRange::new(first, last).unwrap());
+        let days = |a: &str, b: &str| Piece::Days(a.into(), b.into());
+        assert_eq!(
+            pieces(date(2026, 3, 1), date(2026, 3, 31)),
+            [Piece::Month("2026-03".into())]
+        );
+        assert_eq!(
+            pieces(date(2026, 2, 15), date(2026, 4, 2)),
+            [
+                days("2026-02-15", "2026-02-28"),
+                Piece::Month("2026-03".into()),
+                days("2026-04-01", "2026-04-02"),
+            ]
+        );
+        assert_eq!(
+            pieces(date(2026, 3, 2), date(2026, 3, 3)),
+            [days("2026-03-02", "2026-03-03")]
+        );
+        assert_eq!(
+            pieces(date(2024, 2, 1), date(2024, 2, 29)),
+            [Piece::Month("2024-02".into())]
+        );
+        assert_eq!(
+            pieces(date(2026, 1, 31), date(2026, 2, 1)),
+            [
+                days("2026-01-31", "2026-01-31"),
+                days("2026-02-01", "2026-02-01")
+            ]
+        );
+    }
+}
