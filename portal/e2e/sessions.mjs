@@ -25,11 +25,12 @@ await run(async (browser) => {
   // The operator: every enterprise, and one's backend.
   const operator = await open(browser)
   await login(operator, 'op')
+  await operator.page.waitForURL(/#\/op\/node/)
+  await operator.page.locator('[data-nav="/op/enterprises"]').click()
   await operator.page.waitForURL(/#\/op\/enterprises/)
   const table = operator.page.locator('.el-table')
   await table.getByText('acme', { exact: true }).waitFor()
   await table.getByText('beta', { exact: true }).waitFor()
-  await screenshots(operator, 'operator-enterprises')
   await operator.page.locator('a[href="#/e/acme/dashboard"]').click()
   await operator.page.waitForURL(/#\/e\/acme\/dashboard/)
   await operator.page.locator('[data-figure=calls-today] .value').getByText('0').waitFor()
