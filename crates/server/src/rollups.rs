@@ -2,10 +2,12 @@
 //! store fold the CDRs recorded since the last pass into the rollups per enterprise,
 //! number and day ([`AnalyticsStore::roll_up`], one transaction that also moves the
 //! watermark), on tokio's blocking pool: the event loop only waits on a timer. The
-//! store runs the pass on its writer thread between CDR batches, so a pass of a few
-//! seconds' CDRs delays the next CDR commit by milliseconds. A node with a backlog (an
-//! upgraded database's CDRs, a long stop) catches up [`ROLLUP_BATCH`] CDRs at a time,
-//! pausing as long as each pass took, so the writer spends at most half its time on it.
+//! store reads and folds the pass's CDRs beside its writer and has the writer merge the
+//! result between CDR batches: the callers' inserts, most of a pass's cost, delay the
+//! next CDR commit (and the final responses the durability gate holds for it) by a few
+//! milliseconds. A node with a backlog (an upgraded database's CDRs, a long stop)
+//! catches up [`ROLLUP_BATCH`] CDRs at a time, pausing as long as each pass took, so the
+//! job spends at most half its time on it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +18,12 @@ use tracing::{error, info, warn};
 /// How often the job looks for new CDRs.
 pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The most CDRs one pass folds: one transaction of the writer's, 20-60 ms, which
-/// the next CDR commit waits for (the durability gate with it).
-pub const ROLLUP_BATCH: usize = 2000;
+/// The most CDRs one pass folds. The writer's merge of a pass takes ~16 µs a CDR (the
+/// bench over a million CDRs: 2,000 in 32 ms on average), which the next CDR commit
+/// waits for, so passes are kept small: ~8 ms each. Caught up, a pass every 2 s holds
+/// fewer; behind, passes at half duty fold ~20,000 CDRs a second, well above what a
+/// node sets up.
+pub const ROLLUP_BATCH: usize = 500;
 
 /// The shortest pause between two passes of a catch-up.
 const MIN_PAUSE: Duration = Duration::from_millis(20);

@@ -14,6 +14,9 @@ pub struct RolledUp {
     pub folded: usize,
     /// The watermark after the pass: the highest CDR id folded so far.
     pub through_cdr: i64,
+    /// How long the store's writer (which the next CDR commit waits for) spent on the
+    /// pass: the merge only; reading and folding the CDRs happens beside it.
+    pub writer_time: std::time::Duration,
 }
 
 /// Traffic analysis rollups: SQLite now, PostgreSQL later.

@@ -1,6 +1,7 @@
-//! Traffic analysis rollups' SQL: the rollup job's one transaction (run by the writer,
-//! like an account operation) and the reads of a report, in one snapshot on the
-//! reading connection.
+//! Traffic analysis rollups' SQL: the rollup job's pass (the CDRs read and folded on the
+//! reading connection, the result merged in one transaction by the writer, like an
+//! account operation) and the reads of a report, in one snapshot on the reading
+//! connection.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -9,7 +10,9 @@ use std::sync::mpsc;
 use jiff::civil::Date;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use sihai_analytics::{Analysis, DayRange, DayRollup, Rollups};
+use std::collections::BTreeSet;
+
+use sihai_analytics::{Analysis, DayRange, DayRollup, RollupKey, Rollups};
 
 use super::writer::{Admin, Msg};
 use super::{CDR_COLUMNS, SqliteStore, cdr_from_row, collect, load_attempts, sql_limit};
@@ -101,41 +104,77 @@ fn caller_pieces(range: DayRange) -> Vec<Piece> {
     pieces
 }
 
-/// The writer's side of [`AnalyticsStore::roll_up`]: one IMMEDIATE transaction that
-/// reads the CDRs after the watermark, merges them into the stored rollups, adds
-/// their callers and moves the watermark.
-pub(crate) fn roll_up(
+/// A pass of the rollup job folded off the writer: the CDRs after watermark `from`
+/// through `through`, as rollups and callers per (enterprise, number, day).
+pub(crate) struct FoldedPass {
+    from: i64,
+    through: i64,
+    folded: usize,
+    days: Vec<(RollupKey, DayRollup, BTreeSet<String>)>,
+}
+
+/// The reading side of [`AnalyticsStore::roll_up`]: the CDRs after the watermark (at
+/// most `max`, with their attempts) read and folded on the reading connection, so the
+/// writer, which the next CDR commit waits for, only merges the result.
+fn fold_pass(
     conn: &mut Connection,
     path: &Path,
     max: usize,
-) -> Result<RolledUp, StoreError> {
-    const CONTEXT: &str = "rolling up CDRs for traffic analysis";
-    let err = sqlite_err(path, CONTEXT);
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(&err)?;
-    let through = read_watermark(&tx, path)?;
+) -> Result<Option<FoldedPass>, StoreError> {
+    const CONTEXT: &str = "reading CDRs to roll up for traffic analysis";
+    let tx = conn.transaction().map_err(sqlite_err(path, CONTEXT))?;
+    let from = read_watermark(&tx, path)?;
     let cdrs = read_cdrs(
         &tx,
         path,
         CONTEXT,
         &format!("SELECT {CDR_COLUMNS} FROM cdr WHERE id > ?1 ORDER BY id LIMIT ?2"),
-        vec![
-            Value::Integer(through),
-            Value::Integer(sql_limit(max.max(1))),
-        ],
+        vec![Value::Integer(from), Value::Integer(sql_limit(max.max(1)))],
     )?;
-    let Some(last) = cdrs.last().map(|(id, _)| *id) else {
-        return Ok(RolledUp {
-            folded: 0,
-            through_cdr: through,
-        });
+    let Some(through) = cdrs.last().map(|(id, _)| *id) else {
+        return Ok(None);
     };
     let mut rollups = Rollups::new();
     for (_, cdr) in &cdrs {
         rollups.add(cdr);
     }
-    for (key, (rollup, callers)) in rollups.into_days() {
+    let days = rollups
+        .into_days()
+        .into_iter()
+        .map(|(key, (rollup, callers))| (key, rollup, callers))
+        .collect();
+    Ok(Some(FoldedPass {
+        from,
+        through,
+        folded: cdrs.len(),
+        days,
+    }))
+}
+
+/// The writer's side of [`AnalyticsStore::roll_up`]: one IMMEDIATE transaction that
+/// merges a folded pass into the stored rollups, adds its callers and moves the
+/// watermark — unless the watermark moved since the pass read it (then nothing: the next
+/// pass reads from where it is now), so no CDR is ever counted twice.
+pub(crate) fn apply_pass(
+    conn: &mut Connection,
+    path: &Path,
+    pass: FoldedPass,
+) -> Result<RolledUp, StoreError> {
+    const CONTEXT: &str = "rolling up CDRs for traffic analysis";
+    let started = std::time::Instant::now();
+    let err = sqlite_err(path, CONTEXT);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    let through = read_watermark(&tx, path)?;
+    if through != pass.from {
+        return Ok(RolledUp {
+            folded: 0,
+            through_cdr: through,
+            writer_time: started.elapsed(),
+        });
+    }
+    for (key, rollup, callers) in pass.days {
         let day = key.day.to_string();
         let stored: Option<(i64, String)> = tx
             .prepare_cached(
@@ -188,25 +227,38 @@ pub(crate) fn roll_up(
     }
     tx.execute(
         "UPDATE analytics_watermark SET through_cdr = ?1 WHERE id = 1",
-        [last],
+        [pass.through],
     )
     .map_err(&err)?;
     tx.commit().map_err(&err)?;
     Ok(RolledUp {
-        folded: cdrs.len(),
-        through_cdr: last,
+        folded: pass.folded,
+        through_cdr: pass.through,
+        writer_time: started.elapsed(),
     })
 }
 
 impl AnalyticsStore for SqliteStore {
     fn roll_up(&self, max: usize) -> Result<RolledUp, StoreError> {
+        let pass = {
+            let mut conn = self.reader();
+            fold_pass(&mut conn, &self.path, max)?
+        };
+        let Some(pass) = pass else {
+            let conn = self.reader();
+            return Ok(RolledUp {
+                folded: 0,
+                through_cdr: read_watermark(&conn, &self.path)?,
+                writer_time: std::time::Duration::ZERO,
+            });
+        };
         // Not `admin`: nothing here concerns the accounts the book keeps.
         let (reply, result) = mpsc::channel();
         let stopped = || StoreError::WriterStopped {
             path: self.path.clone(),
         };
         self.tx
-            .send(Msg::Admin(Admin::RollUp(max, reply)))
+            .send(Msg::Admin(Admin::RollUp(Box::new(pass), reply)))
             .map_err(|_| stopped())?;
         result.recv().map_err(|_| stopped())?
     }

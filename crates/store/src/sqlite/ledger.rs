@@ -616,8 +616,8 @@ impl SqliteStore {
             Admin::SweepAudio(before, reply) => {
                 let _ = reply.send(super::audio::sweep(conn, path, before));
             }
-            Admin::RollUp(max, reply) => {
-                let _ = reply.send(super::analytics::roll_up(conn, path, max));
+            Admin::RollUp(pass, reply) => {
+                let _ = reply.send(super::analytics::apply_pass(conn, path, *pass));
             }
         }
     }

@@ -51,8 +51,11 @@ pub(crate) enum Admin {
     PutAudio(String, Vec<u8>, Timestamp, Reply),
     /// Deletes the uploaded recordings no prompt names, stored before (µs).
     SweepAudio(i64, Sender<Result<usize, StoreError>>),
-    /// Folds up to this many CDRs after the analytics watermark into the rollups.
-    RollUp(usize, Sender<Result<crate::RolledUp, StoreError>>),
+    /// Merges a pass of CDRs folded after the analytics watermark into the rollups.
+    RollUp(
+        Box<super::analytics::FoldedPass>,
+        Sender<Result<crate::RolledUp, StoreError>>,
+    ),
 }
 
 /// One queued write of a batch.
