@@ -10,8 +10,8 @@ use sihai_billing::Month;
 use sihai_config::{Config, Enterprise};
 use sihai_server::billing::{MonthEnds, Standing, review_account, standings};
 use sihai_server::payments::{Payment, PaymentError, PaymentKind, post_payment};
-use sihai_store::statement::{self, Statement};
-use sihai_store::{Account, CdrFilter, CdrStore, LedgerStore, Money, SqliteStore};
+use sihai_store::statement;
+use sihai_store::{Account, LedgerStore, Money, SqliteStore};
 
 /// Who the entries posted from the command line are by.
 const ACTOR: &str = "cli";
@@ -374,30 +374,19 @@ pub fn verify(books: &Books) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// `sihai bill`.
+/// `sihai bill`: the statement as [`statement::read_statement`] reads it (the admin
+/// API's statement download reads it the same way).
 pub fn bill(books: &Books, id: &str, month: Month, csv: bool) -> anyhow::Result<()> {
     let (enterprise, _) = books.account(id)?;
-    let (start, end) = (month.start(), month.end());
-    let before = books
-        .store
-        .ledger(id, None, Some(start))
-        .context("reading the ledger before the month")?;
-    let entries = books
-        .store
-        .ledger(id, Some(start), Some(end))
-        .context("reading the month's ledger")?;
-    let calls = books
-        .store
-        .query(&CdrFilter {
-            enterprise: Some(id.to_owned()),
-            since: Some(start),
-            until: Some(end),
-            limit: 0,
-            ..CdrFilter::default()
-        })
-        .context("querying the month's CDRs")?;
     let name = enterprise.map_or(id, |e| e.name.as_str());
-    let statement = Statement::new(id, name, &month.to_string(), before.last(), entries, calls)?;
+    let statement = statement::read_statement(
+        &books.store,
+        &books.store,
+        (id, name, &month.to_string()),
+        month.start(),
+        month.end(),
+    )
+    .context("reading the month's ledger and CDRs")??;
     let text = if csv {
         statement::format_statement_csv(&statement)
     } else {

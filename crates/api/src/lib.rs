@@ -152,6 +152,8 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(records::account))
         .routes(routes!(records::ledger))
         .routes(routes!(records::bill))
+        .routes(routes!(records::bill_text))
+        .routes(routes!(records::bill_csv))
         .routes(routes!(analytics::analytics))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::remove))

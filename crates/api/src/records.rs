@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sihai_billing::Month;
-use sihai_store::statement::StatementSummary;
+use sihai_store::statement::{self, StatementSummary};
 use sihai_store::{Cdr, CdrFilter, LedgerEntry, LedgerQuery, Outcome, StoreError, report};
 
 use crate::auth::Caller;
@@ -741,6 +741,110 @@ pub async fn bill(
             .map(LedgerEntryJson::from)
             .collect(),
     }))
+}
+
+/// The most charged calls a statement download holds: the statement is built whole in
+/// memory (its call table is aligned over every line), so a month beyond this is
+/// refused with a pointer to the streamed CSV export instead.
+pub const STATEMENT_MAX_CALLS: u64 = 50_000;
+
+/// The monthly statement as `sihai bill` prints it (`csv`: as `sihai bill --csv`),
+/// read by the same [`statement::read_statement`].
+async fn statement_download(
+    api: &Api,
+    caller: &Caller,
+    enterprise: String,
+    query: &MonthQuery,
+    csv: bool,
+) -> Result<Response, ApiError> {
+    visible(caller, &enterprise)?;
+    let month = query.month()?;
+    has_account(api, &enterprise).await?;
+    let (ledger, cdrs, tenant) = (api.ledger.clone(), api.cdrs.clone(), api.tenant.clone());
+    let id = enterprise.clone();
+    let text = blocking(move || -> Result<Result<String, ApiError>, StoreError> {
+        let (start, end) = (month.start(), month.end());
+        let (calls, _) = cdrs.charged_calls(&id, start, end)?;
+        if calls > STATEMENT_MAX_CALLS {
+            return Ok(Err(ApiError::BadRequest(format!(
+                "{month} has {calls} charged calls, more than a statement download holds \
+                 ({STATEMENT_MAX_CALLS}); export its calls with cdrs.csv, or print it with \
+                 `sihai bill`"
+            ))));
+        }
+        let name = enterprise_name(&*tenant, &id)?.unwrap_or_else(|| id.clone());
+        let period = month.to_string();
+        Ok(
+            statement::read_statement(&*ledger, &*cdrs, (&id, &name, &period), start, end)?
+                .map(|s| {
+                    if csv {
+                        statement::format_statement_csv(&s)
+                    } else {
+                        statement::format_statement(&s)
+                    }
+                })
+                .map_err(|e| ApiError::Internal(e.to_string())),
+        )
+    })
+    .await??;
+    let safe: String = enterprise
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect();
+    let (kind, extension) = if csv {
+        ("text/csv; charset=utf-8", "csv")
+    } else {
+        ("text/plain; charset=utf-8", "txt")
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"statement-{safe}-{month}.{extension}\""),
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/enterprises/{enterprise}/bill.txt?month=YYYY-MM`: the monthly statement
+/// (话费详单) as `sihai bill` prints it, to download.
+#[utoipa::path(get, path = "/api/v1/enterprises/{enterprise}/bill.txt", tag = "records", params(
+        ("enterprise" = String, Path, description = "The enterprise's id"),
+        ("month" = Option<String>, Query, description = "YYYY-MM, Asia/Shanghai; the current month when left out"),
+    ),
+    responses((status = 200, description = "The statement as `sihai bill` prints it: opening balance, the charged calls, the other entries, the totals per kind, the closing balance", content_type = "text/plain"),
+        (status = 400, description = "Not a month, or more charged calls than a download holds (50,000)", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 404, description = "Not your enterprise, or it has no prepaid account", body = crate::error::ErrorBody)))]
+pub async fn bill_text(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(enterprise): Path<String>,
+    Query(query): Query<MonthQuery>,
+) -> Result<Response, ApiError> {
+    statement_download(&api, &caller, enterprise, &query, false).await
+}
+
+/// `GET /api/v1/enterprises/{enterprise}/bill.csv?month=YYYY-MM`: the statement's call
+/// lines as `sihai bill --csv` prints them.
+#[utoipa::path(get, path = "/api/v1/enterprises/{enterprise}/bill.csv", tag = "records", params(
+        ("enterprise" = String, Path, description = "The enterprise's id"),
+        ("month" = Option<String>, Query, description = "YYYY-MM, Asia/Shanghai; the current month when left out"),
+    ),
+    responses((status = 200, description = "RFC 4180 CSV with a header line: the charged calls of the month, oldest first, as `sihai bill --csv` prints them", content_type = "text/csv"),
+        (status = 400, description = "Not a month, or more charged calls than a download holds (50,000)", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 404, description = "Not your enterprise, or it has no prepaid account", body = crate::error::ErrorBody)))]
+pub async fn bill_csv(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(enterprise): Path<String>,
+    Query(query): Query<MonthQuery>,
+) -> Result<Response, ApiError> {
+    statement_download(&api, &caller, enterprise, &query, true).await
 }
 
 /// The enterprise's display name, from its `[[enterprise]]` entry in the store.

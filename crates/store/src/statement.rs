@@ -9,8 +9,13 @@
 
 use std::fmt::Write as _;
 
+use jiff::Timestamp;
+
 use crate::report::{csv, region, shanghai_time, table};
-use crate::{Cdr, EntryKind, KindTotal, LedgerEntry, LedgerTotals, Money};
+use crate::{
+    Cdr, CdrFilter, CdrStore, EntryKind, KindTotal, LedgerEntry, LedgerQuery, LedgerStore,
+    LedgerTotals, Money, StoreError,
+};
 
 /// The ledger's columns, in both headers.
 pub const LEDGER_COLUMNS: [&str; 7] = [
@@ -128,6 +133,19 @@ impl Statement {
         calls: Vec<Cdr>,
     ) -> Result<Statement, Unreconciled> {
         let opening = balance_before.map_or(Money::ZERO, |e| e.balance_after);
+        Statement::with_opening(enterprise, name, period, opening, entries, calls)
+    }
+
+    /// [`Statement::new`] from the `opening` balance itself (the `balance_after` of the
+    /// last entry before the period, or zero).
+    pub fn with_opening(
+        enterprise: &str,
+        name: &str,
+        period: &str,
+        opening: Money,
+        entries: Vec<LedgerEntry>,
+        calls: Vec<Cdr>,
+    ) -> Result<Statement, Unreconciled> {
         let closing = entries.last().map_or(opening, |e| e.balance_after);
         let mut calls: Vec<Cdr> = calls
             .into_iter()
@@ -195,6 +213,58 @@ impl Statement {
             .iter()
             .filter(|e| e.kind != EntryKind::CallCharge)
     }
+}
+
+/// CDRs read per query by [`read_statement`].
+const READ_PAGE: usize = 2000;
+
+/// Reads the statement of `enterprise` for `since <= t < until` from the stores: what
+/// `sihai bill` prints and the admin API's statement download sends, so both follow one
+/// set of rules. The opening balance is the store's (the last entry before the period);
+/// the period's CDRs are read a page at a time and only the charged ones kept. The
+/// outer error is the store's; the inner one a statement that does not reconcile.
+pub fn read_statement(
+    ledger: &dyn LedgerStore,
+    cdrs: &dyn CdrStore,
+    (enterprise, name, period): (&str, &str, &str),
+    since: Timestamp,
+    until: Timestamp,
+) -> Result<Result<Statement, Unreconciled>, StoreError> {
+    let opening = ledger.ledger_totals(enterprise, since, until)?.opening;
+    let entries = ledger.ledger_entries(
+        enterprise,
+        &LedgerQuery {
+            since: Some(since),
+            until: Some(until),
+            ..LedgerQuery::default()
+        },
+    )?;
+    let mut charged = Vec::new();
+    let mut filter = CdrFilter {
+        enterprise: Some(enterprise.to_owned()),
+        since: Some(since),
+        until: Some(until),
+        limit: READ_PAGE,
+        ..CdrFilter::default()
+    };
+    loop {
+        let page = cdrs.query(&filter)?;
+        let next = match page.last() {
+            Some(last) if page.len() == READ_PAGE => Some((last.setup_at, last.call_id.clone())),
+            _ => None,
+        };
+        charged.extend(
+            page.into_iter()
+                .filter(|c| c.cost.is_some_and(|cost| cost > Money::ZERO)),
+        );
+        match next {
+            Some(next) => filter.before = Some(next),
+            None => break,
+        }
+    }
+    Ok(Statement::with_opening(
+        enterprise, name, period, opening, entries, charged,
+    ))
 }
 
 /// A period's statement in figures, for any number of calls: what the API's bill
