@@ -2,7 +2,9 @@
 //! driven in headless Chromium against the built daemon: an enterprise admin changes the
 //! first bound phone of its group in the page and the next sipp call rings the new phone,
 //! not the old one; a phone the validator refuses shows the API's message at that
-//! phone's field; a viewer sees the pages without anything that writes.
+//! phone's field; a holiday picked on the calendar, a blacklist entry, a menu key, an
+//! extension and an uploaded WAV prompt are saved (and read back here through the API);
+//! the menu is drawn as a tree; a viewer sees the pages without anything that writes.
 
 mod support;
 
@@ -14,7 +16,7 @@ use support::{Caller, Daemon, Phone, free_port};
 
 fn routing(api_port: u16, phone_uri: &str) -> String {
     format!(
-        r#"
+        r##"
 [api]
 listen = "127.0.0.1:{api_port}"
 
@@ -37,13 +39,74 @@ plan = "main"
 name = "main"
 enterprise = "acme"
 group = "sales"
+blacklist = ["13900000000", "170*"]
 
 [[group]]
 name = "sales"
 enterprise = "acme"
 strategy = "sequential"
 phones = [{{ uri = "{phone_uri}" }}, {{ number = "13900000002", ring_timeout_s = 30 }}]
-"#,
+
+[[group]]
+name = "repairs"
+enterprise = "acme"
+strategy = "simultaneous"
+phones = [{{ number = "13900000061" }}]
+
+[[schedule]]
+name = "acme-hours"
+enterprise = "acme"
+monday = ["09:00-18:00"]
+tuesday = ["09:00-12:00", "13:00-18:00"]
+holidays = ["2026-10-01"]
+
+[[plan]]
+name = "support"
+enterprise = "acme"
+group = "sales"
+menu = "acme-menu"
+schedule = "acme-hours"
+blacklist = ["13900000000"]
+
+[[prompt]]
+name = "acme-main-menu"
+enterprise = "acme"
+file = "menu.wav"
+
+[[prompt]]
+name = "dial-extension"
+file = "dial-extension.wav"
+
+[[menu]]
+name = "acme-menu"
+enterprise = "acme"
+root = "main"
+
+[[menu.node]]
+name = "main"
+prompt = "acme-main-menu"
+default = {{ group = "sales" }}
+
+[menu.node.options]
+"1" = {{ group = "sales" }}
+"2" = {{ menu = "service" }}
+"0" = {{ extension = {{ prompt = "dial-extension", max_digits = 4 }} }}
+"#" = "hangup"
+
+[[menu.node]]
+name = "service"
+prompt = "acme-main-menu"
+default = "previous"
+
+[menu.node.options]
+"1" = {{ group = "repairs" }}
+"*" = "previous"
+
+[[extension]]
+enterprise = "acme"
+number = "8001"
+group = "repairs"
+"##,
         gateway = free_port(),
     )
 }
@@ -85,7 +148,39 @@ fn an_enterprise_admin_configures_its_numbers_in_the_portal_and_the_next_call_fo
     );
     drop(old);
     browser.go("called");
-
     browser.finish();
+
+    // What the pages saved, read back through the API.
+    let read = |path: &str| {
+        let reply = acme.get(&format!("/api/v1/enterprises/acme/{path}"));
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        reply.json()["data"].clone()
+    };
+    let hours = read("schedules/acme-hours");
+    let holidays = hours["holidays"].as_array().expect("holidays");
+    assert_eq!(holidays.len(), 2, "{hours}");
+    assert_eq!(holidays[0], "2026-10-01", "{hours}");
+    assert!(
+        holidays[1].as_str().is_some_and(|d| d.ends_with("-20")),
+        "{hours}"
+    );
+    assert_eq!(
+        read("plans/main")["blacklist"],
+        serde_json::json!(["13900000000", "170*", "13812345678"])
+    );
+    let menu = read("menus/acme-menu");
+    assert_eq!(menu["node"][1]["options"]["2"]["group"], "sales", "{menu}");
+    assert_eq!(
+        menu["node"][1]["options"]["1"]["group"], "repairs",
+        "{menu}"
+    );
+    assert_eq!(read("extensions/8003")["group"], "sales");
+    let hold = read("prompts/acme-hold");
+    assert!(
+        hold["audio"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("sha256:")),
+        "{hold}"
+    );
     drop(daemon);
 }

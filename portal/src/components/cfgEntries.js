@@ -63,7 +63,7 @@ export function useEntryForm() {
         throw error
       }
     })
-    if (result !== undefined) ElMessage({ type: 'success', message, customClass: 'cfg-saved' })
+    if (result !== undefined) ElMessage({ type: 'success', message, customClass: 'cfg-saved', duration: 2000 })
     return result
   }
   return { ...form, extra, save }
