@@ -422,7 +422,7 @@ impl Config {
         }
         // Schedules before tariffs (a tariff may take a schedule's holidays), tariffs
         // before enterprises (which name one).
-        let (schedules, schedule_names) = schedule::validate(raw_schedules, d);
+        let (schedules, schedule_names, schedule_owners) = schedule::validate(raw_schedules, d);
         let tariff_catalogs = tariff::Catalogs {
             schedules: &schedule_names,
             schedule_configs: &schedules,
@@ -439,6 +439,7 @@ impl Config {
             ids: enterprise_ids,
             unbilled,
         } = enterprise::validate(raw_enterprises, &enterprise_catalogs, d);
+        schedule::check_owners(&schedule_owners, &enterprise_ids, d);
         // With [media] malformed the configuration is rejected anyway; resolving
         // against the default keeps the prompts checked meanwhile.
         let prompts_dir = media.as_ref().map_or_else(

@@ -247,7 +247,7 @@ pub(crate) fn validate(
             catalogs.schedules.check_reference(
                 schedule,
                 format!("{field}.schedule"),
-                None,
+                owner,
                 diagnostics,
             );
         }

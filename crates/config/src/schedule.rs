@@ -3,6 +3,10 @@
 //! Times are wall-clock times in `Asia/Shanghai`. A holiday is closed all day; a
 //! make-up working day (调休, often a weekend day before or after a long holiday) is open
 //! with `workday_hours`, whatever its weekday.
+//!
+//! A schedule with `enterprise` is that enterprise's own (its admin keeps it through the
+//! admin API): only its plans may use it. Without one it is the operator's, for every
+//! enterprise's plans and for tariffs' `holidays_from`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -66,6 +70,8 @@ impl fmt::Display for TimeRange {
 pub struct ScheduleConfig {
     /// Unique among schedules.
     pub name: String,
+    /// The enterprise whose own schedule this is; `None`: the operator's.
+    pub enterprise: Option<String>,
     /// Opening hours per weekday, Monday first (see [`WEEKDAYS`]); empty = closed. Each
     /// day's ranges are sorted and do not overlap.
     pub weekly: [Vec<TimeRange>; 7],
@@ -85,6 +91,7 @@ type RawRanges = Option<Spanned<Vec<Spanned<String>>>>;
 #[serde(deny_unknown_fields, expecting = "a [[schedule]] table")]
 pub(crate) struct RawSchedule {
     name: Spanned<String>,
+    enterprise: Option<Spanned<String>>,
     monday: RawRanges,
     tuesday: RawRanges,
     wednesday: RawRanges,
@@ -131,23 +138,32 @@ impl<'de> Deserialize<'de> for RawDate {
     }
 }
 
-/// The validation pass for `[[schedule]]`: the schedules, and the catalog of their
-/// names.
+/// Each schedule's `enterprise` as written, with its field: schedules are validated
+/// before enterprises (tariffs take their holidays, enterprises name tariffs), so these
+/// are checked once the enterprises are known ([`check_owners`]).
+pub(crate) type Owners = Vec<(Spanned<String>, String)>;
+
+/// The validation pass for `[[schedule]]`: the schedules, the catalog of their names
+/// with their enterprises, and those enterprises to check.
 pub(crate) fn validate(
     raw: ArraySection<RawSchedule>,
     diagnostics: &mut Diagnostics,
-) -> (Vec<ScheduleConfig>, Catalog) {
+) -> (Vec<ScheduleConfig>, Catalog, Owners) {
     let mut names = Catalog::new(SECTION, "name", &raw);
     let mut schedules = Vec::with_capacity(raw.entries.len());
+    let mut owners = Owners::new();
     for (index, entry) in &raw.entries {
         let field = entry_field(SECTION, *index);
         let entry = entry.get_ref();
         check::name(&entry.name, || format!("{field}.name"), diagnostics);
+        if let Some(enterprise) = &entry.enterprise {
+            owners.push((enterprise.clone(), format!("{field}.enterprise")));
+        }
         names.declare(
             entry.name.get_ref(),
             entry.name.span(),
             field.clone(),
-            None,
+            entry.enterprise.as_ref().map(|e| e.get_ref().clone()),
             diagnostics,
         );
         let days = [
@@ -205,6 +221,7 @@ pub(crate) fn validate(
         }
         schedules.push(ScheduleConfig {
             name: entry.name.get_ref().clone(),
+            enterprise: entry.enterprise.as_ref().map(|e| e.get_ref().clone()),
             weekly,
             holidays: holidays.into_iter().map(|(date, _, _)| date).collect(),
             workdays: workdays.into_iter().map(|(date, _, _)| date).collect(),
@@ -212,7 +229,14 @@ pub(crate) fn validate(
         });
     }
     names.add_malformed(&raw, diagnostics);
-    (schedules, names)
+    (schedules, names, owners)
+}
+
+/// That each schedule's `enterprise` is a declared enterprise.
+pub(crate) fn check_owners(owners: &Owners, enterprises: &Catalog, diagnostics: &mut Diagnostics) {
+    for (enterprise, field) in owners {
+        enterprises.check_reference(enterprise, field.clone(), None, diagnostics);
+    }
 }
 
 /// One day's ranges: each well-formed, none overlapping; returned sorted.

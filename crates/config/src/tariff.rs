@@ -181,7 +181,24 @@ fn spec(
     // tariff's own lists add to them (a pricing-only holiday, say).
     let mut holidays: Vec<Date> = Vec::new();
     let mut workdays: Vec<Date> = Vec::new();
-    if let Some(schedule) = &entry.holidays_from
+    // An enterprise's own schedule is its admin's to change: not the operator's prices'.
+    let enterprise_schedule = entry.holidays_from.as_ref().and_then(|schedule| {
+        match catalogs.schedules.resolve(schedule.get_ref()) {
+            crate::names::Resolved::Found(Some(enterprise)) => Some((schedule, enterprise)),
+            _ => None,
+        }
+    });
+    if let Some((schedule, enterprise)) = enterprise_schedule {
+        diagnostics.report(
+            Some(schedule.span()),
+            format!("{field}.holidays_from"),
+            format!(
+                "schedule {:?} is enterprise {enterprise:?}'s own; a tariff takes its holidays \
+                 from a schedule without an enterprise (the operator's)",
+                schedule.get_ref()
+            ),
+        );
+    } else if let Some(schedule) = &entry.holidays_from
         && catalogs.schedules.check_reference(
             schedule,
             format!("{field}.holidays_from"),

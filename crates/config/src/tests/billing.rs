@@ -593,3 +593,28 @@ fn the_sample_configuration_bills_at_the_seeds_prices() {
     assert_eq!(minute("2026-10-01T02:00:00Z"), yuan("0.30"));
     assert_eq!(minute("2026-10-08T02:00:00Z"), yuan("0.36"));
 }
+
+#[test]
+fn a_tariff_takes_no_holidays_from_an_enterprise_s_own_schedule() {
+    assert_errors(
+        &inserting(
+            12,
+            &["holidays_from = \"office\""], // 13
+        )
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, line)| {
+            // The schedule becomes acme's own (after its name, line 6).
+            let mut out = vec![line];
+            if i == 5 {
+                out.push("enterprise = \"acme\"".to_owned());
+            }
+            out
+        })
+        .collect::<Vec<_>>(),
+        &[
+            "test.toml:14:17: tariff[0].holidays_from: schedule \"office\" is enterprise \"acme\"'s \
+             own; a tariff takes its holidays from a schedule without an enterprise (the operator's)",
+        ],
+    );
+}

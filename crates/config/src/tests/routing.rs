@@ -1090,7 +1090,7 @@ fn plan_references_must_exist() {
         28,
         12,
         "plan[0].schedule",
-        "no [[schedule]] with name \"ofice\"; the schedules are \"office\"",
+        "no [[schedule]] with name \"ofice\"; the schedules of enterprise \"acme\" are \"office\"",
     );
     assert_one_error(
         &plan_with(&["after_hours = \"night\""]),
@@ -1552,5 +1552,53 @@ fn errors_in_every_section_are_collected_in_file_order() {
             (37, "trunk[0].sources[0]".into()),
             (38, "trunk[0].gateway".into()),
         ]
+    );
+}
+
+#[test]
+fn an_enterprise_s_own_schedule_serves_its_plans_only() {
+    // acme's own schedule (kept by its admin through the API) for acme's plan.
+    let config = ok(&inserting(
+        22,
+        &["enterprise = \"acme\""], // 23
+    ));
+    assert_eq!(config.schedules[0].enterprise.as_deref(), Some("acme"));
+    let mut own = inserting(22, &["enterprise = \"acme\""]);
+    own.insert(28, "schedule = \"office\"".to_owned()); // the plan's line 29
+    let config = ok(&own);
+    assert_eq!(config.plans[0].schedule.as_deref(), Some("office"));
+    // Without one it is the operator's, as before.
+    assert_eq!(ok(&base_with(&[])).schedules[0].enterprise, None);
+
+    // beta's plan may not use it.
+    let mut other = inserting(22, &["enterprise = \"acme\""]);
+    other.extend(
+        [
+            "[[plan]]",              // 34
+            "name = \"beta-main\"",  // 35
+            "enterprise = \"beta\"", // 36
+            "group = \"beta-desk\"", // 37
+            "schedule = \"office\"", // 38
+        ]
+        .map(String::from),
+    );
+    let problems = errors(&other);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        (problems[0].line, problems[0].field.as_str()),
+        (38, "plan[1].schedule")
+    );
+    assert!(
+        problems[0]
+            .message
+            .contains("belongs to enterprise \"acme\", not to \"beta\""),
+        "{}",
+        problems[0].message
+    );
+
+    // An enterprise that does not exist.
+    assert_eq!(
+        found(&inserting(22, &["enterprise = \"acne\""])),
+        [(23, "schedule[0].enterprise".to_owned())]
     );
 }
