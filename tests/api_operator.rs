@@ -250,6 +250,14 @@ fn the_operator_lists_every_accounts_standing_as_the_command_line_computes_it() 
     assert_eq!(line["negative"], true);
     assert_eq!(line["status"], acme["status"]);
     assert_eq!(line["low_balance_warned"], acme["low_balance_warned"]);
+    // The enterprise's own account route carries the same warning flag (the portal's
+    // low-balance banner).
+    let own = get_json(addr, &ops, "/api/v1/enterprises/acme/account");
+    assert!(own["low_balance_warned"].is_boolean(), "{own}");
+    assert_eq!(
+        own["low_balance_warned"], acme["low_balance_warned"],
+        "{own}"
+    );
 
     // The operator's suspension of the enterprise shows beside the account's status.
     let suspended = with_key(addr, &ops, "POST", "/api/v1/enterprises/acme/suspend", None);

@@ -281,8 +281,12 @@ impl Server {
             self.config.clone(),
             stop_rx.clone(),
         ));
-        // Off the signalling path: the store runs each pass on its writer thread.
-        let rollup_job = tokio::spawn(rollups::run(self.analytics.clone(), stop_rx.clone()));
+        // Off the signalling path, and yielding to it: the node's setup rate paces it.
+        let rollup_job = tokio::spawn(rollups::run(
+            self.analytics.clone(),
+            self.stats.clone(),
+            stop_rx.clone(),
+        ));
         let (reload_tx, mut reload_rx) = mpsc::channel::<&'static str>(4);
         let mut watchers =
             spawn_reload_triggers(self.config_path.clone(), reload_tx.clone(), stop_rx.clone());
