@@ -70,6 +70,11 @@ impl MessageBuilder {
     /// Call-ID and CSeq copied; To copied with `to_tag` added when the request's To has
     /// no tag and the response is not a `100`. Headers the request lacks are left out,
     /// so that even a `400` to a request missing its Call-ID can be written.
+    ///
+    /// A provisional (101-199) or 2xx response to an INVITE forms a dialog, and gets the
+    /// request's Record-Route values copied in order (§12.1.1): without them a proxy in
+    /// front (the carrier's dispatcher) that record-routed would be bypassed by the
+    /// caller's ACK and BYE.
     pub fn response_to(
         request: &Message,
         code: u16,
@@ -77,11 +82,13 @@ impl MessageBuilder {
         to_tag: Option<&str>,
     ) -> MessageBuilder {
         let mut b = MessageBuilder::response(code, reason);
+        let forms_dialog = request.method() == Some(Method::Invite) && (101..300).contains(&code);
         for h in request.headers() {
             match h.name() {
                 HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
                     b = b.header(h.name(), h.value());
                 }
+                HeaderName::RecordRoute if forms_dialog => b = b.header(h.name(), h.value()),
                 HeaderName::Timestamp if code == 100 => b = b.header(h.name(), h.value()),
                 HeaderName::To => {
                     let has_tag = request.to().is_ok_and(|t| t.tag().is_some());
@@ -363,6 +370,34 @@ mod tests {
         // A 100 never gets a To tag.
         let trying = MessageBuilder::response_to(&req, 100, "Trying", Some("t1")).build();
         assert_eq!(trying.to().unwrap().tag(), None);
+    }
+
+    #[test]
+    fn dialog_forming_responses_to_an_invite_copy_record_route_in_order() {
+        let req = parse(
+            "INVITE sip:400@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1\r\n\
+             Record-Route: <sip:p1.example;lr;ftag=x>\r\nRecord-Route: <sip:p2.example;lr>\r\n\
+             From: <sip:a@b>;tag=abc\r\nTo: <sip:400@b>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n",
+        );
+        let rr = |m: &Message| {
+            m.values(HeaderName::RecordRoute)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let expected = vec![
+            "<sip:p1.example;lr;ftag=x>".to_string(),
+            "<sip:p2.example;lr>".to_string(),
+        ];
+        for code in [180, 183, 200] {
+            let resp = MessageBuilder::response_to(&req, code, "x", Some("t")).build();
+            assert_eq!(rr(&resp), expected, "{code}");
+        }
+        // No dialog from a 100 or a failure: nothing to route.
+        for code in [100, 486, 503] {
+            let resp = MessageBuilder::response_to(&req, code, "x", Some("t")).build();
+            assert!(rr(&resp).is_empty(), "{code}");
+        }
     }
 
     #[test]
