@@ -830,6 +830,13 @@ impl<'a> Caller<'a> {
         self
     }
 
+    /// Sends the calls to a proxy on 127.0.0.1:`port` in front of the daemon (the
+    /// carrier's dispatcher) instead of to the daemon itself.
+    pub fn through(mut self, port: u16) -> Self {
+        self.daemon_port = Some(port);
+        self
+    }
+
     /// `calls` calls at `rate` new calls per second.
     pub fn calls(mut self, calls: u32, rate: u32) -> Self {
         self.calls = calls;
