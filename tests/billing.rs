@@ -640,3 +640,40 @@ fn an_account_negative_for_reclaim_after_days_is_reclaimed_told_and_its_number_a
     );
     assert_verified(&config);
 }
+
+/// The billing lifecycle's low-balance warning goes to the enterprise's webhook through
+/// the alert outbox, and the log calls it an account alert, not a missed call.
+#[test]
+fn a_low_balance_warning_is_posted_to_the_webhook_and_logged_as_an_account_alert() {
+    let hook = support::webhook::Webhook::start();
+    let enterprise = format!(
+        "alert_webhook = \"http://127.0.0.1:{}/alerts\"\ntariff = \"per-second\"\n\
+         [enterprise.billing]\nlow_balance_warning = \"50\"\nsuspend_below = \"0\"\n",
+        hook.port
+    );
+    let rest = format!(
+        "{}\n[[tariff]]\nname = \"per-second\"\nrate_per_minute = \"0.60\"\nincrement = 1\n",
+        group(
+            "sales",
+            "sequential",
+            &[phone("sip:13900000001@127.0.0.1:5999", "")]
+        )
+    );
+    let daemon = Daemon::start_with("", &routing(&enterprise, "group = \"sales\"", &rest));
+
+    // The account opens at zero, below ¥50: the daemon's first review warns.
+    let (line, body) = hook
+        .bodies
+        .recv_timeout(Duration::from_secs(15))
+        .unwrap_or_else(|_| panic!("no low-balance warning posted:\n{}", daemon.plain_log()));
+    assert!(line.starts_with("POST /alerts "), "{line}");
+    assert!(body.contains("\"event\":\"low_balance\""), "{body}");
+    assert!(body.contains("\"enterprise\":\"acme\""), "{body}");
+    daemon.wait_for_log("account alert delivered", 1, Duration::from_secs(10));
+    let log = daemon.plain_log();
+    assert!(
+        log.contains("event=\"low_balance\"") || log.contains("event=low_balance"),
+        "{log}"
+    );
+    assert!(!log.contains("missed-call alert"), "{log}");
+}

@@ -276,7 +276,14 @@ async fn deliver_one(
             {
                 error!(id, %err, "cannot mark a delivered missed-call alert");
             }
-            info!(id, enterprise = %alert.enterprise, call_id = %alert.call_id, attempt, status, "missed-call alert delivered");
+            match account_event(&alert) {
+                None => {
+                    info!(id, enterprise = %alert.enterprise, call_id = %alert.call_id, attempt, status, "missed-call alert delivered")
+                }
+                Some(event) => {
+                    info!(id, enterprise = %alert.enterprise, event, attempt, status, "account alert delivered")
+                }
+            }
         }
         Err(err) => {
             let give_up = attempt >= max_attempts;
@@ -289,13 +296,34 @@ async fn deliver_one(
             {
                 error!(id, %err, "cannot reschedule a failed missed-call alert");
             }
-            if give_up {
-                error!(id, enterprise = %alert.enterprise, url = %alert.url, %err, attempts = attempt, "missed-call alert undeliverable; giving up");
-            } else {
-                warn!(id, enterprise = %alert.enterprise, url = %alert.url, %err, attempts = attempt, retry_in = %backoff(attempt), "missed-call alert failed; will retry");
+            match (account_event(&alert), give_up) {
+                (None, true) => {
+                    error!(id, enterprise = %alert.enterprise, url = %alert.url, %err, attempts = attempt, "missed-call alert undeliverable; giving up")
+                }
+                (None, false) => {
+                    warn!(id, enterprise = %alert.enterprise, url = %alert.url, %err, attempts = attempt, retry_in = %backoff(attempt), "missed-call alert failed; will retry")
+                }
+                (Some(event), true) => {
+                    error!(id, enterprise = %alert.enterprise, event, url = %alert.url, %err, attempts = attempt, "account alert undeliverable; giving up")
+                }
+                (Some(event), false) => {
+                    warn!(id, enterprise = %alert.enterprise, event, url = %alert.url, %err, attempts = attempt, retry_in = %backoff(attempt), "account alert failed; will retry")
+                }
             }
         }
     }
+}
+
+/// The account event an outbox entry is about (`low_balance`, …), `None` for a missed
+/// call: the billing lifecycle queues its alerts in the same outbox under the reference
+/// `account/{enterprise}/{event}/{µs}` (crate::billing), and the log should not call a
+/// low-balance warning a missed call.
+fn account_event(alert: &MissedCallAlert) -> Option<&str> {
+    let rest = alert.call_id.strip_prefix("account/")?;
+    let mut parts = rest.splitn(3, '/');
+    let (_enterprise, event) = (parts.next()?, parts.next()?);
+    parts.next()?;
+    Some(event)
 }
 
 /// POSTs the alert's payload; a 2xx status is success, anything else (a redirect
@@ -389,6 +417,33 @@ pub fn backoff(attempts: u32) -> SignedDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outbox_entry(reference: &str) -> MissedCallAlert {
+        MissedCallAlert {
+            id: 1,
+            call_id: reference.to_owned(),
+            enterprise: "acme".to_owned(),
+            url: "http://127.0.0.1:1/".to_owned(),
+            payload: "{}".to_owned(),
+            attempts: 0,
+            next_attempt_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn an_account_alert_is_told_from_a_missed_call_by_its_reference() {
+        let low = outbox_entry("account/acme/low_balance/1765000000000000");
+        assert_eq!(account_event(&low), Some("low_balance"));
+        // A call's id is a missed call's, whatever it looks like.
+        for call in [
+            "a84b4c76e66710@pc33",
+            "account/acme",
+            "account/acme/low_balance",
+            "x/account/a/b/c",
+        ] {
+            assert_eq!(account_event(&outbox_entry(call)), None, "{call}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
