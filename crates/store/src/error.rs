@@ -1,4 +1,4 @@
-//! What can go wrong, always naming the database file.
+//! What can go wrong, always naming the database (its file, or its URL).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +15,30 @@ pub enum StoreError {
         dir: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+
+    /// A PostgreSQL operation failed (the server refused a statement, the connection
+    /// broke). `path` is the database's URL without its password.
+    #[error("{}: {context}: {source}", path.display())]
+    Postgres {
+        /// The database's URL, without its password.
+        path: PathBuf,
+        /// What the store was doing.
+        context: &'static str,
+        /// The driver's error (shared: one failed batch answers every waiter).
+        source: Arc<tokio_postgres::Error>,
+    },
+
+    /// The PostgreSQL server could not be reached (no connection could be made or
+    /// taken from the pool in time).
+    #[error("{}: {context}: the database is unreachable: {detail}", path.display())]
+    Unreachable {
+        /// The database's URL, without its password.
+        path: PathBuf,
+        /// What the store was doing.
+        context: &'static str,
+        /// Why.
+        detail: String,
     },
 
     /// The writer or the checkpointer thread could not be started.
@@ -228,6 +252,8 @@ impl StoreError {
             StoreError::CreateDir { path, .. }
             | StoreError::SpawnWriter { path, .. }
             | StoreError::Sqlite { path, .. }
+            | StoreError::Postgres { path, .. }
+            | StoreError::Unreachable { path, .. }
             | StoreError::Commit { path, .. }
             | StoreError::SchemaTooNew { path, .. }
             | StoreError::NotWal { path, .. }

@@ -65,6 +65,8 @@ mod analytics;
 mod audio;
 mod error;
 mod ledger;
+mod migrations;
+mod postgres;
 pub mod report;
 mod sqlite;
 pub mod statement;
@@ -77,6 +79,9 @@ pub use error::{Rejection, StoreError};
 pub use ledger::{
     Discrepancy, KindTotal, LedgerQuery, LedgerStore, LedgerTotals, Posted, Problem, Spender,
 };
+pub use postgres::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions, PgStore, redact as redact_url,
+};
 pub use sihai_records::{
     Account, AccountStatus, Cdr, CdrFilter, EntryKind, HangupSide, LedgerEntry, MissedCallAlert,
     Money, NewAlert, NewEntry, OpenReservation, Outcome, ParseEnumError, PhoneAttempt,
@@ -88,7 +93,18 @@ pub use sqlite::{
 };
 pub use tenant::{Applied, StoredEntry, TenantChange, TenantData, TenantEntry, TenantStore};
 
-/// The system-of-record seam: SQLite now, PostgreSQL later.
+/// Every seam at once: what a daemon opens, whichever the backend.
+pub trait Store:
+    CdrStore + LedgerStore + TenantStore + AccessStore + AudioStore + AnalyticsStore
+{
+}
+
+impl<T> Store for T where
+    T: CdrStore + LedgerStore + TenantStore + AccessStore + AudioStore + AnalyticsStore + ?Sized
+{
+}
+
+/// The system-of-record seam: SQLite for one node, PostgreSQL for several.
 ///
 /// Object safe: the daemon holds an `Arc<dyn CdrStore>`.
 pub trait CdrStore: Send + Sync {

@@ -108,4 +108,14 @@ pub trait TenantStore: Send + Sync {
     /// What the configuration file `origin` last applied: its digest and the revision
     /// after that apply. `None` if it never applied anything.
     fn tenant_source(&self, origin: &str) -> Result<Option<(String, i64)>, StoreError>;
+
+    /// Pushes the tenant revision whenever a change is committed by any node or door
+    /// (PostgreSQL: `LISTEN sihai_tenant`, which every `apply_tenant` notifies in its
+    /// transaction), so that a node picks up another node's change at once; `None` when
+    /// the store has no such push (SQLite), and the daemon polls
+    /// [`tenant_revision`](TenantStore::tenant_revision). A push may be missed (a
+    /// broken connection): the daemon polls as well, less often.
+    fn tenant_changes(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        None
+    }
 }

@@ -399,7 +399,7 @@ fn database_is_wal_with_a_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 10);
+    assert_eq!(SCHEMA_VERSION, 11);
     let tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -424,6 +424,7 @@ fn database_is_wal_with_a_schema_version() {
             "cdr",
             "cdr_attempt",
             "ledger",
+            "node_alive",
             "node_clock",
             "reservation",
             "sqlite_sequence",

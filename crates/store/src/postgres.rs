@@ -1,0 +1,349 @@
+//! The PostgreSQL store, for several nodes sharing one system of record.
+//!
+//! The traits are blocking (the SQLite store answers from its own threads); this store
+//! runs the maintained async driver (`tokio-postgres`, pooled by `deadpool-postgres`,
+//! each statement prepared once per connection) on a small runtime of its own, and a
+//! trait call hands its future to that runtime and waits for the answer on a channel.
+//! So a call works from any thread, the daemon's event loop included, without nesting
+//! runtimes; what must not wait (a CDR, a reservation on the event loop) does not:
+//! see [`PgStore`].
+
+mod access;
+mod analytics;
+mod audio;
+mod cdr;
+mod ledger;
+mod tenant;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::StoreError;
+use crate::migrations::{MIGRATIONS, SCHEMA_VERSION, postgres as postgres_dialect};
+
+/// Tuning for [`PgStore::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgOptions {
+    /// This node's name, unique among the nodes sharing the database: its calls'
+    /// reservations and its last sign of life are kept under it, so that a restarted
+    /// node settles its own calls and never another node's.
+    pub node: String,
+    /// The longest a recorded CDR waits for others to share its transaction (as
+    /// [`StoreOptions::commit_interval`](crate::StoreOptions)).
+    pub commit_interval: Duration,
+    /// A batch this large commits at once.
+    pub max_batch: usize,
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// How long a connection attempt, or a wait for a free connection, may take before
+    /// the operation fails with [`StoreError::Unreachable`].
+    pub connect_timeout: Duration,
+}
+
+impl PgOptions {
+    /// Defaults for node `node`.
+    pub fn new(node: impl Into<String>) -> PgOptions {
+        PgOptions {
+            node: node.into(),
+            commit_interval: crate::DEFAULT_COMMIT_INTERVAL,
+            max_batch: crate::DEFAULT_MAX_BATCH,
+            pool_size: DEFAULT_POOL_SIZE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+/// The default for [`PgOptions::pool_size`].
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// The default for [`PgOptions::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Advisory lock keys (`pg_advisory_*lock(bigint)`), one per thing done once across
+/// the nodes; arbitrary but fixed ("sihai" in ASCII, then a number).
+pub(crate) const LOCK_MIGRATE: i64 = 0x7369_6861_6900_0001;
+
+/// Everything the store's futures need, shared by the store and its tasks.
+pub(crate) struct Shared {
+    /// The database URL without its password, which every error names.
+    pub(crate) path: PathBuf,
+    pub(crate) node: String,
+    pub(crate) pool: Pool,
+    pub(crate) options: PgOptions,
+}
+
+impl Shared {
+    /// A pooled connection, or [`StoreError::Unreachable`].
+    pub(crate) async fn client(&self, context: &'static str) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(source) => self.err(context)(source),
+            other => StoreError::Unreachable {
+                path: self.path.clone(),
+                context,
+                detail: other.to_string(),
+            },
+        })
+    }
+
+    /// Maps a driver error to [`StoreError::Postgres`] with `context`.
+    pub(crate) fn err(
+        &self,
+        context: &'static str,
+    ) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
+        move |source| StoreError::Postgres {
+            path: self.path.clone(),
+            context,
+            source: Arc::new(source),
+        }
+    }
+
+    pub(crate) fn corrupt(&self, table: &'static str, rowid: i64, detail: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            table,
+            rowid,
+            detail,
+        }
+    }
+}
+
+/// Everything the store holds, in one PostgreSQL database shared by several nodes.
+///
+/// # Threads
+/// The store owns a two-thread tokio runtime (`sihai-pg`) and a pool of
+/// [`PgOptions::pool_size`] connections. A blocking trait call ([`PgStore::run`]) spawns
+/// its future there and waits for the result; nothing else of the daemon's runs there.
+pub struct PgStore {
+    pub(crate) shared: Arc<Shared>,
+    /// The store's runtime; `None` once shut down.
+    runtime: Option<tokio::runtime::Runtime>,
+    pub(crate) handle: tokio::runtime::Handle,
+    pub(crate) writer: cdr::WriterHandle,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`),
+    /// brings its schema up to [`SCHEMA_VERSION`] (one node at a time: the migration
+    /// holds an advisory lock) and starts the writer.
+    pub fn open(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let path = PathBuf::from(redact(url));
+        let unreachable = |context: &'static str, detail: String| StoreError::Unreachable {
+            path: path.clone(),
+            context,
+            detail,
+        };
+        let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+            unreachable("reading the database URL", e.to_string())
+        })?;
+        let mut config = config;
+        config.connect_timeout(options.connect_timeout);
+        config.application_name(&format!("sihai {}", options.node));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sihai-pg")
+            .enable_all()
+            .build()
+            .map_err(|source| StoreError::SpawnWriter {
+                path: path.clone(),
+                thread: "postgres runtime",
+                source,
+            })?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // A broken connection is found by the statement that uses it (and the
+                // operation fails or the batch is retried): no round trip per checkout.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(2))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.connect_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| unreachable("building the connection pool", e.to_string()))?;
+        let shared = Arc::new(Shared {
+            path,
+            node: options.node.clone(),
+            pool,
+            options,
+        });
+        let handle = runtime.handle().clone();
+        {
+            let shared = shared.clone();
+            block(&handle, &shared.path.clone(), async move {
+                migrate(&shared).await
+            })?;
+        }
+        let writer = cdr::WriterHandle::start(&shared, &handle)?;
+        Ok(PgStore {
+            shared,
+            runtime: Some(runtime),
+            handle,
+            writer,
+        })
+    }
+
+    /// The database's URL, without its password.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.shared.node
+    }
+
+    /// Runs `future` on the store's runtime and waits for its result; works from any
+    /// thread, inside another runtime or not.
+    pub(crate) fn run<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        block(&self.handle, &self.shared.path, future)
+    }
+
+    /// Commits everything queued, stops the writer and reports the last commit's result.
+    /// Dropping the store does the same, logging instead of returning a failure.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.shutdown()
+    }
+
+    /// Stops the store as a SIGKILL would: what is queued (CDRs, settlements) is not
+    /// written. What was committed stays. For crash-recovery tests.
+    #[doc(hidden)]
+    pub fn simulate_kill(mut self) {
+        self.writer.abandon();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<(), StoreError> {
+        let result = self.writer.shut_down(&self.handle, &self.shared.path);
+        if let Some(runtime) = self.runtime.take() {
+            // Not `drop`: dropping a runtime inside another runtime's thread panics.
+            runtime.shutdown_background();
+        }
+        result
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if self.runtime.is_some()
+            && let Err(e) = self.shutdown()
+        {
+            tracing::error!(error = %e, "closing the PostgreSQL store");
+        }
+    }
+}
+
+/// Spawns `future` on `handle` and waits for it on this thread.
+pub(crate) fn block<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    path: &Path,
+    future: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    rx.recv().unwrap_or_else(|_| {
+        Err(StoreError::WriterStopped {
+            path: path.to_path_buf(),
+        })
+    })
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`] in one transaction, under an advisory
+/// lock so that nodes starting together migrate once.
+async fn migrate(shared: &Shared) -> Result<(), StoreError> {
+    const CONTEXT: &str = "migrating the schema";
+    let err = shared.err(CONTEXT);
+    let mut client = shared.client(CONTEXT).await?;
+    let tx = client.transaction().await.map_err(&err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])
+        .await
+        .map_err(&err)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS sihai_schema (
+             id      INT    PRIMARY KEY CHECK (id = 1),
+             version BIGINT NOT NULL
+         );
+         INSERT INTO sihai_schema (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;",
+    )
+    .await
+    .map_err(&err)?;
+    let found: i64 = tx
+        .query_one("SELECT version FROM sihai_schema WHERE id = 1", &[])
+        .await
+        .map_err(&err)?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: shared.path.clone(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        tx.batch_execute(&postgres_dialect(sql))
+            .await
+            .map_err(&err)?;
+        tracing::info!(database = %shared.path.display(), from, to = from + 1, "migrated the store schema");
+    }
+    tx.execute(
+        "UPDATE sihai_schema SET version = $1 WHERE id = 1",
+        &[&SCHEMA_VERSION],
+    )
+    .await
+    .map_err(&err)?;
+    tx.commit().await.map_err(&err)
+}
+
+/// `url` without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    // postgres://user:password@host/db: drop what lies between the first ':' after
+    // the scheme and the '@'.
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Microseconds since the Unix epoch, the schema's instants, back to a timestamp.
+pub(crate) fn ts_from_us(us: i64) -> Result<jiff::Timestamp, String> {
+    jiff::Timestamp::from_microsecond(us).map_err(|e| format!("instant {us}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(
+            redact("postgres://sihai:s3cr:et@db.example:5432/sihai"),
+            "postgres://sihai:***@db.example:5432/sihai"
+        );
+        assert_eq!(
+            redact("postgres://sihai@127.0.0.1/sihai"),
+            "postgres://sihai@127.0.0.1/sihai"
+        );
+        assert_eq!(redact("host=/run/pg dbname=x"), "host=/run/pg dbname=x");
+    }
+}
