@@ -36,6 +36,10 @@ use sihai_records::{RecoveryInfo, Refusal, ReservationOutcome, ReservationReques
 /// The longest a renewal is asked for ahead of the moment the money held runs out.
 pub const MAX_RENEW_LEAD: Duration = Duration::from_secs(60);
 
+/// How soon a renewal the store could not answer ([`Refusal::Unavailable`]) is asked
+/// again, while the call still holds money.
+pub const RENEW_RETRY: Duration = Duration::from_secs(2);
+
 /// What one call needs to be billed.
 #[derive(Debug, Clone)]
 pub struct CallParams {
@@ -177,6 +181,16 @@ impl CallBilling {
                 self.held = held;
                 self.plan_cut_off(now, !granted.is_zero());
                 Verdict::Renewed { granted }
+            }
+            (Phase::Billing, ReservationOutcome::Refused(Refusal::Unavailable))
+                if self.renewing =>
+            {
+                // The store could not be asked (its database is unreachable): the call
+                // keeps what it holds and asks again shortly, until its money runs out.
+                self.renewing = false;
+                let again = now + RENEW_RETRY;
+                self.renew_at = self.cut_at.filter(|cut| again < *cut).map(|_| again);
+                Verdict::Ignored
             }
             (Phase::Billing, ReservationOutcome::Refused(_)) if self.renewing => {
                 // A renewal is never refused by a store that follows the contract; treat
@@ -475,6 +489,75 @@ mod tests {
         assert_eq!(settlement.cost, money("2.00"));
         assert_eq!(book.balance, money("98.00"));
         assert_eq!(book.reserved, Money::ZERO);
+    }
+
+    #[test]
+    fn a_renewal_the_store_cannot_answer_is_asked_again_until_the_money_held_runs_out() {
+        let start = Instant::now();
+        let p = params("c1", per_second());
+        let answered_at = p.setup_at;
+        let (mut billing, _) = CallBilling::admit(p);
+        // 60 s held (¥0.60 at ¥0.01 a second).
+        billing.on_outcome(
+            ReservationOutcome::Granted {
+                granted: money("0.60"),
+                held: money("0.60"),
+            },
+            start,
+        );
+        billing.on_answer(answered_at, start);
+        let cut = start + Duration::from_secs(60);
+        assert_eq!(billing.cut_at(), Some(cut));
+        let mut asked = Vec::new();
+        while let Some(at) = billing.poll_timeout() {
+            match billing.on_timeout(at) {
+                Some(Due::Renew(_)) => {
+                    asked.push(at - start);
+                    let verdict =
+                        billing.on_outcome(ReservationOutcome::Refused(Refusal::Unavailable), at);
+                    assert_eq!(verdict, Verdict::Ignored);
+                    // Never cut early for the store's sake: the cut-off stays where the
+                    // money held puts it.
+                    assert_eq!(billing.cut_at(), Some(cut));
+                }
+                Some(Due::CutOff) => {
+                    assert_eq!(at, cut);
+                    break;
+                }
+                None => {}
+            }
+        }
+        // First at the lead before the cut-off (60 s / 5 = 12 s), then every RENEW_RETRY
+        // while it still falls before the cut-off.
+        let expected: Vec<Duration> = (0..6)
+            .map(|i| Duration::from_secs(48) + RENEW_RETRY * i)
+            .collect();
+        assert_eq!(asked, expected);
+
+        // Once the store answers again, the renewal is granted and the cut-off moves.
+        let (mut billing, _) = CallBilling::admit(params("c2", per_second()));
+        billing.on_outcome(
+            ReservationOutcome::Granted {
+                granted: money("0.60"),
+                held: money("0.60"),
+            },
+            start,
+        );
+        billing.on_answer(answered_at, start);
+        let at = billing.poll_timeout().expect("renewal due");
+        assert!(matches!(billing.on_timeout(at), Some(Due::Renew(_))));
+        billing.on_outcome(ReservationOutcome::Refused(Refusal::Unavailable), at);
+        let again = billing.poll_timeout().expect("asked again");
+        assert_eq!(again, at + RENEW_RETRY);
+        assert!(matches!(billing.on_timeout(again), Some(Due::Renew(_))));
+        billing.on_outcome(
+            ReservationOutcome::Granted {
+                granted: money("0.60"),
+                held: money("1.20"),
+            },
+            again,
+        );
+        assert_eq!(billing.cut_at(), Some(start + Duration::from_secs(120)));
     }
 
     #[test]

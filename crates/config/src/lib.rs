@@ -133,7 +133,7 @@ pub use prompt::{AUDIO_DIGEST_PREFIX, PromptConfig, PromptSource};
 pub use reload::{OnReload, ReloadRule, describe_reload_rules, reload_rules, rule_for};
 pub use schedule::{ScheduleConfig, TimeRange, WEEKDAYS};
 pub use sip::{Listen, SipConfig, TcpSettings, Timers, Untrusted};
-pub use store::StoreConfig;
+pub use store::{PostgresStore, StoreConfig};
 pub use tariff::DEFAULT_INCREMENT_S;
 pub use trunk::{IpNet, IpNetError, NUMBER_PLACEHOLDER, Trunk};
 

@@ -109,6 +109,19 @@ const RULES: &[(&str, Rule)] = &[
         }),
     ),
     (
+        "store.url",
+        Rule::Restart("the store is opened at start", |c| {
+            // Shown in the refusal: the database, never the credentials before it.
+            c.store.postgres.as_ref().map_or_else(
+                || "SQLite".to_owned(),
+                |p| {
+                    let database = p.url.rsplit_once('@').map_or(p.url.as_str(), |(_, d)| d);
+                    format!("{database:?} as node {:?}", p.node)
+                },
+            )
+        }),
+    ),
+    (
         "store.commit_interval_ms",
         Rule::Restart("the store is opened at start", |c| {
             ms(c.store.commit_interval)

@@ -231,6 +231,11 @@ pub enum Refusal {
     Reclaimed,
     /// The enterprise has no account in the store.
     NoAccount,
+    /// The store could not be asked in time (its database is unreachable): nothing is
+    /// known about the account, so the call is turned away to be retried (`503`), not
+    /// told it is out of credit. On a renewal, the call keeps what it holds and asks
+    /// again.
+    Unavailable,
 }
 
 /// The store's answer to a [`ReservationRequest`].

@@ -178,6 +178,19 @@ pub trait LedgerStore: Send + Sync {
     /// reserved = reserved - $held`.
     fn reserve(&self, request: ReservationRequest) -> Result<ReservationOutcome, StoreError>;
 
+    /// [`reserve`](LedgerStore::reserve) for a caller that must not wait (the daemon's
+    /// event loop): `answer` gets the outcome, at once on this thread when the store
+    /// answers from memory (SQLite's book), or later from the store's own thread when
+    /// the answer needs a round trip (PostgreSQL), within the store's timeout. Meanwhile
+    /// the caller goes on with other calls.
+    fn reserve_then(
+        &self,
+        request: ReservationRequest,
+        answer: Box<dyn FnOnce(Result<ReservationOutcome, StoreError>) + Send>,
+    ) {
+        answer(self.reserve(request))
+    }
+
     /// Records when the call was answered on its reservation, so that a restart can
     /// charge it. Queued like a CDR: never waits for the disk.
     fn mark_answered(&self, call_id: &str, at: Timestamp) -> Result<(), StoreError>;

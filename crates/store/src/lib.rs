@@ -80,7 +80,8 @@ pub use ledger::{
     Discrepancy, KindTotal, LedgerQuery, LedgerStore, LedgerTotals, Posted, Problem, Spender,
 };
 pub use postgres::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions, PgStore, redact as redact_url,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, LOCK_LIFECYCLE, LOCK_ROLLUPS, PgOptions, PgStore,
+    redact as redact_url,
 };
 pub use sihai_records::{
     Account, AccountStatus, Cdr, CdrFilter, EntryKind, HangupSide, LedgerEntry, MissedCallAlert,
@@ -95,13 +96,42 @@ pub use tenant::{Applied, StoredEntry, TenantChange, TenantData, TenantEntry, Te
 
 /// Every seam at once: what a daemon opens, whichever the backend.
 pub trait Store:
-    CdrStore + LedgerStore + TenantStore + AccessStore + AudioStore + AnalyticsStore
+    CdrStore + LedgerStore + TenantStore + AccessStore + AudioStore + AnalyticsStore + Exclusive
 {
 }
 
 impl<T> Store for T where
-    T: CdrStore + LedgerStore + TenantStore + AccessStore + AudioStore + AnalyticsStore + ?Sized
+    T: CdrStore
+        + LedgerStore
+        + TenantStore
+        + AccessStore
+        + AudioStore
+        + AnalyticsStore
+        + Exclusive
+        + ?Sized
 {
+}
+
+/// A job that one node at a time runs for every node sharing the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// The billing lifecycle: fees, month-end minimums, suspension, day fees, reclaim,
+    /// low-balance warnings.
+    Lifecycle,
+    /// The traffic analysis rollups.
+    Rollups,
+}
+
+/// Jobs run once across the nodes sharing a store, however many nodes run the loop
+/// that starts them.
+pub trait Exclusive: Send + Sync {
+    /// Runs `work` unless another node is running `job` right now; returns whether it
+    /// ran. A node that dies while running it lets the others take over (PostgreSQL
+    /// releases a dead session's advisory lock); the jobs' writes are idempotent, so a
+    /// pass cut short is finished by the next.
+    ///
+    /// SQLite (one node): always runs it.
+    fn exclusively(&self, job: Job, work: &mut dyn FnMut()) -> Result<bool, StoreError>;
 }
 
 /// The system-of-record seam: SQLite for one node, PostgreSQL for several.

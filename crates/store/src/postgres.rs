@@ -23,8 +23,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-use crate::StoreError;
 use crate::migrations::{MIGRATIONS, SCHEMA_VERSION, postgres as postgres_dialect};
+use crate::{Exclusive, Job, StoreError};
 
 /// Tuning for [`PgStore::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Advisory lock keys (`pg_advisory_*lock(bigint)`), one per thing done once across
 /// the nodes; arbitrary but fixed ("sihai" in ASCII, then a number).
 pub(crate) const LOCK_MIGRATE: i64 = 0x7369_6861_6900_0001;
+/// [`Job::Lifecycle`]'s advisory lock.
+pub const LOCK_LIFECYCLE: i64 = 0x7369_6861_6900_0002;
+/// [`Job::Rollups`]'s advisory lock.
+pub const LOCK_ROLLUPS: i64 = 0x7369_6861_6900_0003;
 
 /// Everything the store's futures need, shared by the store and its tasks.
 pub(crate) struct Shared {
@@ -233,6 +237,37 @@ impl PgStore {
             runtime.shutdown_background();
         }
         result
+    }
+}
+
+impl Exclusive for PgStore {
+    /// A session advisory lock (`pg_try_advisory_lock`) on a connection taken out of the
+    /// pool for the job, held while `work` runs on the caller's thread. The connection
+    /// is then closed rather than returned, which releases the lock however `work`
+    /// ended (a panic included): a pooled connection still holding it would keep the
+    /// job from every node. The node dying closes it too.
+    fn exclusively(&self, job: Job, work: &mut dyn FnMut()) -> Result<bool, StoreError> {
+        const CONTEXT: &str = "taking a job's advisory lock";
+        let key = match job {
+            Job::Lifecycle => LOCK_LIFECYCLE,
+            Job::Rollups => LOCK_ROLLUPS,
+        };
+        let shared = self.shared.clone();
+        let (client, locked) = self.run(async move {
+            let client = shared.client(CONTEXT).await?;
+            let locked: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .await
+                .map_err(shared.err(CONTEXT))?
+                .get(0);
+            // Out of the pool: closed when dropped, never reused with the lock held.
+            Ok((Object::take(client), locked))
+        })?;
+        if locked {
+            work();
+        }
+        drop(client);
+        Ok(locked)
     }
 }
 

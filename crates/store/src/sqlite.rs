@@ -383,6 +383,14 @@ impl SqliteStore {
     }
 }
 
+impl crate::Exclusive for SqliteStore {
+    /// One node: nobody else runs the job.
+    fn exclusively(&self, _job: crate::Job, work: &mut dyn FnMut()) -> Result<bool, StoreError> {
+        work();
+        Ok(true)
+    }
+}
+
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {

@@ -191,14 +191,16 @@ impl B2bua {
             .calls
             .get_mut(&id)
             .and_then(|call| call.billing.as_mut())
-            && let Verdict::Renewed { granted } = billing.on_outcome(outcome, now)
         {
-            if granted.is_zero() {
+            if let Verdict::Renewed { granted } = billing.on_outcome(outcome, now)
+                && granted.is_zero()
+            {
                 info!(
                     call = id,
                     "balance exhausted: the call ends when what it holds runs out"
                 );
             }
+            // A renewal moves the cut-off; one the store could not answer is asked again.
             self.schedule(id);
         }
     }
@@ -304,7 +306,8 @@ impl B2bua {
 
     /// Refuses a call the store did not admit: the suspended announcement (or `480`)
     /// while the account is short of money or suspended, a bare `404` once its numbers
-    /// are reclaimed.
+    /// are reclaimed, a bare `503` when the store could not be asked (the carrier
+    /// retries, or tries another node).
     fn refuse_unfunded(
         &mut self,
         tx: &mut TransactionLayer,
@@ -319,6 +322,7 @@ impl B2bua {
             Unfunded::InsufficientBalance | Unfunded::NoAccount => {
                 (480, Outcome::OutOfCredit, "out_of_credit")
             }
+            Unfunded::Unavailable => (503, Outcome::Failed, "store_unavailable"),
         };
         info!(number = %pending.route.number.number, status, cause, "call refused by its account");
         if let Some(limits) = self.limits.get_mut(&pending.route.number.number) {
@@ -336,7 +340,7 @@ impl B2bua {
         if let (Some(plane), Some(anchor)) = (self.media.as_mut(), anchor.as_deref()) {
             plane.release(anchor);
         }
-        if status != 404 {
+        if status == 480 {
             let refusal = Refusal {
                 route: route.clone(),
                 case: AnnouncementCase::Suspended,
