@@ -37,7 +37,6 @@ use jiff::Timestamp;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, error::TryRecvError};
 use tokio::time::{Instant, timeout_at};
 use tokio_postgres::Row;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql};
 
 use super::{PgStore, Shared, dup_error, is_transient, ts_from_us};
@@ -636,10 +635,8 @@ fn is_bad_data(e: &StoreError) -> bool {
 }
 
 fn is_bad_data_code(e: &tokio_postgres::Error) -> bool {
-    e.code().is_some_and(|c| {
-        let code = c.code();
-        (code.starts_with("22") || code.starts_with("23")) && *c != SqlState::T_R_DEADLOCK_DETECTED
-    })
+    e.code()
+        .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
 }
 
 /// [`RECORD_SQL`]'s arguments that are not the CDR's own fields.
