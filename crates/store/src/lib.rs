@@ -197,7 +197,17 @@ pub trait CdrStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Pending alerts whose `next_attempt_at` is at or before `now`, soonest first, at
-    /// most `limit`. Does not claim them: run one delivery worker per store.
+    /// most `limit`.
+    ///
+    /// SQLite (one node) does not claim them: run one delivery worker per store; the
+    /// same alerts come back until delivered or rescheduled. PostgreSQL (several nodes,
+    /// each with its worker on one outbox) claims what it returns: each alert's
+    /// `next_attempt_at` is pushed a lease (60 s after `now`) into the future in the
+    /// same statement, under row locks other nodes skip, so no two nodes deliver one
+    /// alert; an alert whose node died mid-delivery is due again when its lease ends.
+    /// Either way the alerts come back as they were due, and
+    /// [`alert_delivered`](CdrStore::alert_delivered) or
+    /// [`alert_failed`](CdrStore::alert_failed) settles each.
     fn due_alerts(
         &self,
         now: jiff::Timestamp,

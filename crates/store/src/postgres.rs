@@ -18,6 +18,7 @@ mod tenant;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -79,6 +80,11 @@ pub(crate) struct Shared {
     pub(crate) node: String,
     pub(crate) pool: Pool,
     pub(crate) options: PgOptions,
+    /// Set by this store's first `reserve`: from then on this process is the node's
+    /// daemon and keeps its `node_alive.alive_at` current. A store that never reserves
+    /// (the CLI, a restarted node still settling its previous run's calls) never
+    /// stamps it, so recovery keeps charging up to the previous run's last sign of life.
+    pub(crate) reserving: AtomicBool,
 }
 
 impl Shared {
@@ -128,6 +134,9 @@ pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) writer: cdr::WriterHandle,
+    /// This node's `node_alive.alive_at` as found at open (before this run stamps it):
+    /// when the previous run was last known alive, for crash recovery.
+    pub(crate) previous_alive: Option<jiff::Timestamp>,
 }
 
 impl PgStore {
@@ -146,7 +155,7 @@ impl PgStore {
         })?;
         let mut config = config;
         config.connect_timeout(options.connect_timeout);
-        config.application_name(&format!("sihai {}", options.node));
+        config.application_name(format!("sihai {}", options.node));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sihai-pg")
@@ -178,6 +187,7 @@ impl PgStore {
             node: options.node.clone(),
             pool,
             options,
+            reserving: AtomicBool::new(false),
         });
         let handle = runtime.handle().clone();
         {
@@ -186,12 +196,19 @@ impl PgStore {
                 migrate(&shared).await
             })?;
         }
+        let previous_alive = {
+            let shared = shared.clone();
+            block(&handle, &shared.path.clone(), async move {
+                ledger::previous_alive(&shared).await
+            })?
+        };
         let writer = cdr::WriterHandle::start(&shared, &handle)?;
         Ok(PgStore {
             shared,
             runtime: Some(runtime),
             handle,
             writer,
+            previous_alive,
         })
     }
 
@@ -357,6 +374,64 @@ pub fn redact(url: &str) -> String {
     match credentials.split_once(':') {
         Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
+    }
+}
+
+/// Whether `e` is a transaction PostgreSQL aborted only because of another one running
+/// at the same time (chosen as a deadlock's victim, or a serialization failure): run
+/// again, it succeeds.
+pub(crate) fn is_transient(e: &StoreError) -> bool {
+    use tokio_postgres::error::SqlState;
+    match e {
+        StoreError::Postgres { source, .. } => matches!(
+            source.code(),
+            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE
+        ),
+        _ => false,
+    }
+}
+
+/// A copy of a failure to hand to each of several waiters (a failed batch answers every
+/// flush waiting on it). The variants a PostgreSQL operation produces are copied
+/// exactly (the driver's error is shared); any other (none is expected) becomes
+/// `Unreachable` with its text.
+pub(crate) fn dup_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Postgres {
+            path,
+            context,
+            source,
+        } => StoreError::Postgres {
+            path: path.clone(),
+            context,
+            source: Arc::clone(source),
+        },
+        StoreError::Unreachable {
+            path,
+            context,
+            detail,
+        } => StoreError::Unreachable {
+            path: path.clone(),
+            context,
+            detail: detail.clone(),
+        },
+        StoreError::Corrupt {
+            path,
+            table,
+            rowid,
+            detail,
+        } => StoreError::Corrupt {
+            path: path.clone(),
+            table,
+            rowid: *rowid,
+            detail: detail.clone(),
+        },
+        other => StoreError::Unreachable {
+            path: other.path().to_path_buf(),
+            context: "committing queued CDRs",
+            detail: other.to_string(),
+        },
     }
 }
 

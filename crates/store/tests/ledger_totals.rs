@@ -2,18 +2,15 @@
 //! read and counted by hand, for any mix of entries around a period: `ledger_totals`
 //! (opening, closing, count and sum per kind), `ledger_entries` walked page by page
 //! (with and without call charges), and `charged_calls` against the CDRs themselves.
+//! On both backends.
 
 mod common;
 
-use std::time::Duration;
-
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
-use sihai_store::{
-    CdrFilter, CdrStore, EntryKind, KindTotal, LedgerQuery, LedgerStore, Money, NewEntry,
-    SqliteStore,
-};
+use sihai_store::{CdrFilter, EntryKind, KindTotal, LedgerQuery, Money, NewEntry};
 
+use common::backend::{Backend, TestStore};
 use common::{billed_cdr, ts};
 
 const ENTERPRISE: &str = "acme";
@@ -55,10 +52,9 @@ fn at(minutes: i64) -> Timestamp {
         .expect("in range")
 }
 
-fn check(items: Vec<Item>, page: usize) {
-    let dir = tempfile::tempdir().expect("dir");
-    let store =
-        SqliteStore::open(&dir.path().join("t.db"), Duration::from_millis(5)).expect("open");
+fn check(backend: Backend, items: Vec<Item>, page: usize) {
+    let t = TestStore::new(backend);
+    let store = t.store();
     store.open_account(ENTERPRISE, at(0)).expect("account");
     store.open_account("beta", at(0)).expect("account");
     for (n, item) in items.iter().enumerate() {
@@ -198,13 +194,29 @@ proptest! {
 
     #[test]
     fn bounded_reads_agree_with_the_whole_ledger(items in prop::collection::vec(item(), 0..40), page in 1usize..6) {
-        check(items, page);
+        check(Backend::Sqlite, items, page);
     }
 }
 
-#[test]
-fn an_empty_period_closes_at_its_opening_balance() {
+proptest! {
+    // Each case creates a PostgreSQL database: fewer cases.
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn bounded_reads_agree_with_the_whole_ledger_on_postgres(items in prop::collection::vec(item(), 0..40), page in 1usize..6) {
+        check(Backend::Postgres, items, page);
+    }
+}
+
+both_backends! {
+    fn an_empty_period_closes_at_its_opening_balance(t) {
+        an_empty_period(t.backend);
+    }
+}
+
+fn an_empty_period(backend: Backend) {
     check(
+        backend,
         vec![
             Item::Entry {
                 kind: 0,

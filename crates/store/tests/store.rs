@@ -1,83 +1,84 @@
-//! The SQLite store: round trips, filters, schema, outbox, errors.
+//! The CDR store on both backends (round trips, filters, batching, rejections), and the
+//! SQLite store's own schema, outbox, errors and files.
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::Connection;
 use sihai_store::{
     Cdr, CdrFilter, CdrStore, HangupSide, Outcome, SCHEMA_VERSION, SqliteStore, StoreError,
-    StoreOptions, Synchronous,
+    StoreOptions,
 };
 
+use common::backend::{Backend, TestStore};
 use common::{alert_for, full_cdr, missed_cdr, ts};
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(&dir.path().join("cdr.db"), Duration::from_millis(5)).unwrap()
 }
 
-fn all(store: &SqliteStore) -> Vec<Cdr> {
+fn all(store: &dyn CdrStore) -> Vec<Cdr> {
     store.query(&CdrFilter::default()).unwrap()
 }
 
-#[test]
-fn round_trip_keeps_every_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let full = full_cdr("call-full");
-    let empty = missed_cdr("call-empty", ts("2026-03-01T00:00:00Z"));
-    store.record(full.clone(), None).unwrap();
-    store.record(empty.clone(), None).unwrap();
-    store.flush().unwrap();
+both_backends! {
+    fn round_trip_keeps_every_field(t) {
+        let store = t.store();
+        let full = full_cdr("call-full");
+        let empty = missed_cdr("call-empty", ts("2026-03-01T00:00:00Z"));
+        store.record(full.clone(), None).unwrap();
+        store.record(empty.clone(), None).unwrap();
+        store.flush().unwrap();
 
-    // Newest first.
-    assert_eq!(all(&store), vec![full, empty]);
+        // Newest first.
+        assert_eq!(all(store), vec![full, empty]);
+    }
 }
 
-#[test]
-fn timestamps_keep_microseconds_and_drop_nanoseconds() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let mut cdr = full_cdr("c");
-    cdr.setup_at = ts("2026-03-02T01:59:58.123456789Z");
-    store.record(cdr, None).unwrap();
-    store.flush().unwrap();
-    assert_eq!(all(&store)[0].setup_at, ts("2026-03-02T01:59:58.123456Z"));
-}
-
-#[test]
-fn every_outcome_and_side_round_trips() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let base = ts("2026-03-01T00:00:00Z");
-    for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
-        let mut cdr = missed_cdr(&format!("c{i}"), base + SignedDuration::from_secs(i as i64));
-        cdr.outcome = outcome;
-        cdr.hangup_side = Some(HangupSide::ALL[i % 3]);
+both_backends! {
+    fn timestamps_keep_microseconds_and_drop_nanoseconds(t) {
+        let store = t.store();
+        let mut cdr = full_cdr("c");
+        cdr.setup_at = ts("2026-03-02T01:59:58.123456789Z");
         store.record(cdr, None).unwrap();
+        store.flush().unwrap();
+        assert_eq!(all(store)[0].setup_at, ts("2026-03-02T01:59:58.123456Z"));
     }
-    store.flush().unwrap();
-    let got = all(&store);
-    for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
-        let cdr = got.iter().find(|c| c.call_id == format!("c{i}")).unwrap();
-        assert_eq!(cdr.outcome, outcome);
-        assert_eq!(cdr.hangup_side, Some(HangupSide::ALL[i % 3]));
-        assert_eq!(outcome.as_str().parse::<Outcome>().unwrap(), outcome);
+}
+
+both_backends! {
+    fn every_outcome_and_side_round_trips(t) {
+        let store = t.store();
+        let base = ts("2026-03-01T00:00:00Z");
+        for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
+            let mut cdr = missed_cdr(&format!("c{i}"), base + SignedDuration::from_secs(i as i64));
+            cdr.outcome = outcome;
+            cdr.hangup_side = Some(HangupSide::ALL[i % 3]);
+            store.record(cdr, None).unwrap();
+        }
+        store.flush().unwrap();
+        let got = all(store);
+        for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
+            let cdr = got.iter().find(|c| c.call_id == format!("c{i}")).unwrap();
+            assert_eq!(cdr.outcome, outcome);
+            assert_eq!(cdr.hangup_side, Some(HangupSide::ALL[i % 3]));
+            assert_eq!(outcome.as_str().parse::<Outcome>().unwrap(), outcome);
+        }
+        assert_eq!("no_answer".parse::<Outcome>().unwrap(), Outcome::NoAnswer);
+        assert_eq!(
+            "after_hours".parse::<Outcome>().unwrap(),
+            Outcome::AfterHours
+        );
+        assert_eq!("system".parse::<HangupSide>().unwrap(), HangupSide::System);
+        let err = "ringing".parse::<Outcome>().unwrap_err();
+        assert_eq!(err.to_string(), r#"unknown outcome "ringing""#);
     }
-    assert_eq!("no_answer".parse::<Outcome>().unwrap(), Outcome::NoAnswer);
-    assert_eq!(
-        "after_hours".parse::<Outcome>().unwrap(),
-        Outcome::AfterHours
-    );
-    assert_eq!("system".parse::<HangupSide>().unwrap(), HangupSide::System);
-    let err = "ringing".parse::<Outcome>().unwrap_err();
-    assert_eq!(err.to_string(), r#"unknown outcome "ringing""#);
 }
 
 /// Six calls over three days, two numbers, two callers, three outcomes.
-fn filter_fixture(store: &SqliteStore) {
+fn filter_fixture(store: &dyn CdrStore) {
     let calls = [
         (
             "a",
@@ -142,7 +143,7 @@ fn filter_fixture(store: &SqliteStore) {
     store.flush().unwrap();
 }
 
-fn ids(store: &SqliteStore, filter: CdrFilter) -> String {
+fn ids(store: &dyn CdrStore, filter: CdrFilter) -> String {
     store
         .query(&filter)
         .unwrap()
@@ -151,236 +152,236 @@ fn ids(store: &SqliteStore, filter: CdrFilter) -> String {
         .collect()
 }
 
-#[test]
-fn filters() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    filter_fixture(&store);
+both_backends! {
+    fn filters(t) {
+        let store = t.store();
+        filter_fixture(store);
 
-    assert_eq!(ids(&store, CdrFilter::default()), "fedcba");
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                number: Some("4001111111".into()),
-                ..Default::default()
-            }
-        ),
-        "fdba"
-    );
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                enterprise: Some("globex".into()),
-                ..Default::default()
-            }
-        ),
-        "ec"
-    );
-    // One call by its id; with its enterprise too, only if the call is that enterprise's.
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                call_id: Some("c".into()),
-                ..Default::default()
-            }
-        ),
-        "c"
-    );
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                call_id: Some("c".into()),
-                enterprise: Some("acme".into()),
-                ..Default::default()
-            }
-        ),
-        ""
-    );
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                call_id: Some("zz".into()),
-                ..Default::default()
-            }
-        ),
-        ""
-    );
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                caller: Some("13800000001".into()),
-                ..Default::default()
-            }
-        ),
-        "dca"
-    );
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                outcome: Some(Outcome::NoAnswer),
-                ..Default::default()
-            }
-        ),
-        "eb"
-    );
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                outcome: Some(Outcome::Failed),
-                ..Default::default()
-            }
-        ),
-        ""
-    );
-    // since is inclusive, until exclusive.
-    let day2 = CdrFilter {
-        since: Some(ts("2026-03-02T01:00:00Z")),
-        until: Some(ts("2026-03-03T01:00:00Z")),
-        ..Default::default()
-    };
-    assert_eq!(ids(&store, day2.clone()), "dc");
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                since: Some(ts("2026-03-02T01:00:00Z")),
-                ..Default::default()
-            }
-        ),
-        "fedc"
-    );
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                until: Some(ts("2026-03-02T01:00:00Z")),
-                ..Default::default()
-            }
-        ),
-        "ba"
-    );
-    // limit keeps the newest.
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                limit: 2,
-                ..Default::default()
-            }
-        ),
-        "fe"
-    );
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                limit: 100,
-                ..Default::default()
-            }
-        ),
-        "fedcba"
-    );
-    // Everything at once.
-    let combined = CdrFilter {
-        number: Some("4001111111".into()),
-        caller: Some("13800000002".into()),
-        outcome: Some(Outcome::Answered),
-        since: Some(ts("2026-03-01T00:00:00Z")),
-        until: Some(ts("2026-03-04T00:00:00Z")),
-        limit: 1,
-        ..Default::default()
-    };
-    assert_eq!(ids(&store, combined), "f");
-}
-
-#[test]
-fn keyset_pages_walk_every_call_once_newest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    filter_fixture(&store);
-    // Three more calls at one instant, the newest of all: the cursor must order them
-    // by their row, not skip or repeat any.
-    for id in ["x", "y", "z"] {
-        store
-            .record(missed_cdr(id, ts("2026-03-04T00:00:00Z")), None)
-            .unwrap();
-    }
-    store.flush().unwrap();
-    let everything: String = ids(&store, CdrFilter::default());
-    assert_eq!(everything.len(), 9);
-    assert!(everything.ends_with("fedcba"), "{everything}");
-
-    for size in [1, 2, 4, 100] {
-        let mut walked = String::new();
-        let mut before = None;
-        loop {
-            let page = store
-                .query(&CdrFilter {
-                    before: before.clone(),
-                    limit: size,
+        assert_eq!(ids(store, CdrFilter::default()), "fedcba");
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    number: Some("4001111111".into()),
                     ..Default::default()
-                })
-                .unwrap();
-            assert!(page.len() <= size);
-            walked.extend(page.iter().map(|c| c.call_id.as_str()));
-            match page.last() {
-                Some(last) if page.len() == size => {
-                    before = Some((last.setup_at, last.call_id.clone()));
                 }
-                _ => break,
-            }
-        }
-        assert_eq!(walked, everything, "pages of {size}");
+            ),
+            "fdba"
+        );
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    enterprise: Some("globex".into()),
+                    ..Default::default()
+                }
+            ),
+            "ec"
+        );
+        // One call by its id; with its enterprise too, only if the call is that enterprise's.
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    call_id: Some("c".into()),
+                    ..Default::default()
+                }
+            ),
+            "c"
+        );
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    call_id: Some("c".into()),
+                    enterprise: Some("acme".into()),
+                    ..Default::default()
+                }
+            ),
+            ""
+        );
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    call_id: Some("zz".into()),
+                    ..Default::default()
+                }
+            ),
+            ""
+        );
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    caller: Some("13800000001".into()),
+                    ..Default::default()
+                }
+            ),
+            "dca"
+        );
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    outcome: Some(Outcome::NoAnswer),
+                    ..Default::default()
+                }
+            ),
+            "eb"
+        );
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    outcome: Some(Outcome::Failed),
+                    ..Default::default()
+                }
+            ),
+            ""
+        );
+        // since is inclusive, until exclusive.
+        let day2 = CdrFilter {
+            since: Some(ts("2026-03-02T01:00:00Z")),
+            until: Some(ts("2026-03-03T01:00:00Z")),
+            ..Default::default()
+        };
+        assert_eq!(ids(store, day2.clone()), "dc");
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    since: Some(ts("2026-03-02T01:00:00Z")),
+                    ..Default::default()
+                }
+            ),
+            "fedc"
+        );
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    until: Some(ts("2026-03-02T01:00:00Z")),
+                    ..Default::default()
+                }
+            ),
+            "ba"
+        );
+        // limit keeps the newest.
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    limit: 2,
+                    ..Default::default()
+                }
+            ),
+            "fe"
+        );
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    limit: 100,
+                    ..Default::default()
+                }
+            ),
+            "fedcba"
+        );
+        // Everything at once.
+        let combined = CdrFilter {
+            number: Some("4001111111".into()),
+            caller: Some("13800000002".into()),
+            outcome: Some(Outcome::Answered),
+            since: Some(ts("2026-03-01T00:00:00Z")),
+            until: Some(ts("2026-03-04T00:00:00Z")),
+            limit: 1,
+            ..Default::default()
+        };
+        assert_eq!(ids(store, combined), "f");
     }
-
-    // The cursor combines with the other filters.
-    let acme_after_d = CdrFilter {
-        enterprise: Some("acme".into()),
-        number: Some("4001111111".into()),
-        before: Some((ts("2026-03-02T02:00:00Z"), "d".into())),
-        ..Default::default()
-    };
-    assert_eq!(ids(&store, acme_after_d), "ba");
 }
 
-#[test]
-fn outcomes_match_any_of_a_set() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    filter_fixture(&store);
-    let missed = CdrFilter {
-        outcomes: vec![Outcome::NoAnswer, Outcome::Busy],
-        ..Default::default()
-    };
-    assert_eq!(ids(&store, missed.clone()), "ecb");
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                enterprise: Some("acme".into()),
-                ..missed.clone()
+both_backends! {
+    fn keyset_pages_walk_every_call_once_newest_first(t) {
+        let store = t.store();
+        filter_fixture(store);
+        // Three more calls at one instant, the newest of all: the cursor must order them
+        // by their row, not skip or repeat any.
+        for id in ["x", "y", "z"] {
+            store
+                .record(missed_cdr(id, ts("2026-03-04T00:00:00Z")), None)
+                .unwrap();
+        }
+        store.flush().unwrap();
+        let everything: String = ids(store, CdrFilter::default());
+        assert_eq!(everything.len(), 9);
+        assert!(everything.ends_with("fedcba"), "{everything}");
+
+        for size in [1, 2, 4, 100] {
+            let mut walked = String::new();
+            let mut before = None;
+            loop {
+                let page = store
+                    .query(&CdrFilter {
+                        before: before.clone(),
+                        limit: size,
+                        ..Default::default()
+                    })
+                    .unwrap();
+                assert!(page.len() <= size);
+                walked.extend(page.iter().map(|c| c.call_id.as_str()));
+                match page.last() {
+                    Some(last) if page.len() == size => {
+                        before = Some((last.setup_at, last.call_id.clone()));
+                    }
+                    _ => break,
+                }
             }
-        ),
-        "b"
-    );
-    assert_eq!(
-        ids(
-            &store,
-            CdrFilter {
-                outcome: Some(Outcome::Busy),
-                ..missed
-            }
-        ),
-        "c"
-    );
+            assert_eq!(walked, everything, "pages of {size}");
+        }
+
+        // The cursor combines with the other filters.
+        let acme_after_d = CdrFilter {
+            enterprise: Some("acme".into()),
+            number: Some("4001111111".into()),
+            before: Some((ts("2026-03-02T02:00:00Z"), "d".into())),
+            ..Default::default()
+        };
+        assert_eq!(ids(store, acme_after_d), "ba");
+    }
+}
+
+both_backends! {
+    fn outcomes_match_any_of_a_set(t) {
+        let store = t.store();
+        filter_fixture(store);
+        let missed = CdrFilter {
+            outcomes: vec![Outcome::NoAnswer, Outcome::Busy],
+            ..Default::default()
+        };
+        assert_eq!(ids(store, missed.clone()), "ecb");
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    enterprise: Some("acme".into()),
+                    ..missed.clone()
+                }
+            ),
+            "b"
+        );
+        assert_eq!(
+            ids(
+                store,
+                CdrFilter {
+                    outcome: Some(Outcome::Busy),
+                    ..missed
+                }
+            ),
+            "c"
+        );
+    }
 }
 
 #[test]
@@ -524,6 +525,28 @@ fn errors_name_the_database_file() {
     );
 }
 
+both_backends! {
+    fn outbox_operations_on_a_missing_id_are_not_found(t) {
+        let store = t.store();
+        let err = store.alert_delivered(42).unwrap_err();
+        assert!(
+            matches!(err, StoreError::AlertNotFound { id: 42, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("no missed-call alert with id 42"),
+            "{err}"
+        );
+        let err = store.alert_failed(42, Timestamp::now(), true).unwrap_err();
+        assert!(
+            matches!(err, StoreError::AlertNotFound { id: 42, .. }),
+            "{err:?}"
+        );
+    }
+}
+
+/// SQLite: `due_alerts` does not claim, so the same alerts come back until delivered or
+/// rescheduled (PostgreSQL's claiming outbox: tests/postgres_nodes.rs).
 #[test]
 fn outbox_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
@@ -615,126 +638,150 @@ fn outbox_lifecycle() {
     assert_eq!(all(&store).len(), 3);
 }
 
-#[test]
-fn duplicate_call_id_is_rejected_with_its_alert_and_reported_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let t0 = ts("2026-03-01T00:00:00Z");
-    let first = missed_cdr("dup", t0);
-    store.record(first.clone(), None).unwrap();
-    store.flush().unwrap();
+both_backends! {
+    fn duplicate_call_id_is_rejected_with_its_alert_and_reported_once(t) {
+        let store = t.store();
+        let t0 = ts("2026-03-01T00:00:00Z");
+        let first = missed_cdr("dup", t0);
+        store.record(first.clone(), None).unwrap();
+        store.flush().unwrap();
 
-    let mut again = missed_cdr("dup", t0 + SignedDuration::from_secs(5));
-    again.caller = "13800000009".into();
-    let other = missed_cdr("other", t0 + SignedDuration::from_secs(10));
-    store
-        .record(again.clone(), Some(alert_for(&again)))
-        .unwrap();
-    store
-        .record(other.clone(), Some(alert_for(&other)))
-        .unwrap();
-    let err = store.flush().unwrap_err();
-    let StoreError::Rejected { rejected, .. } = &err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(rejected.len(), 1);
-    assert_eq!(rejected[0].call_id, "dup");
-    assert!(rejected[0].reason.contains("UNIQUE"), "{err}");
-    assert!(
-        err.to_string().contains(r#"1 CDR(s) rejected: call "dup""#),
-        "{err}"
-    );
-
-    // The rest of the batch committed; the rejected CDR's alert went with it.
-    assert_eq!(all(&store), vec![other.clone(), first]);
-    let due = store
-        .due_alerts(t0 + SignedDuration::from_hours(1), 10)
-        .unwrap();
-    assert_eq!(
-        due.iter().map(|a| a.call_id.as_str()).collect::<Vec<_>>(),
-        ["other"]
-    );
-    // Reported once.
-    store.flush().unwrap();
-}
-
-#[test]
-fn commits_on_its_own_within_the_interval() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cdr.db");
-    let store = SqliteStore::open(&path, Duration::from_millis(20)).unwrap();
-    let reader = Connection::open(&path).unwrap();
-    let count = || {
-        reader
-            .query_row("SELECT count(*) FROM cdr", [], |r| r.get::<_, i64>(0))
-            .unwrap()
-    };
-    let started = Instant::now();
-    for i in 0..3 {
-        store.record(full_cdr(&format!("c{i}")), None).unwrap();
-    }
-    // No flush: the writer commits by itself.
-    while count() < 3 {
-        assert!(started.elapsed() < Duration::from_secs(10), "not committed");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-#[test]
-fn dropping_the_store_commits_what_is_queued() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cdr.db");
-    let options = StoreOptions {
-        commit_interval: Duration::from_secs(3600),
-        ..Default::default()
-    };
-    let store = SqliteStore::open_with(&path, options).unwrap();
-    // An hour-long interval: only the first record commits before the drop.
-    for i in 0..50 {
-        store.record(full_cdr(&format!("c{i}")), None).unwrap();
-    }
-    drop(store);
-    let store = SqliteStore::open(&path, Duration::from_millis(5)).unwrap();
-    assert_eq!(all(&store).len(), 50);
-}
-
-#[test]
-fn many_threads_many_batches() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cdr.db");
-    let options = StoreOptions {
-        commit_interval: Duration::from_millis(5),
-        max_batch: 64,
-        synchronous: Synchronous::Normal,
-        ..Default::default()
-    };
-    let store: Arc<dyn CdrStore> = Arc::new(SqliteStore::open_with(&path, options).unwrap());
-    let t0 = ts("2026-03-01T00:00:00Z");
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            let store = Arc::clone(&store);
-            std::thread::spawn(move || {
-                for i in 0..500 {
-                    let cdr = missed_cdr(&format!("t{t}-{i}"), t0 + SignedDuration::from_secs(i));
-                    let alert = (i % 10 == 0).then(|| alert_for(&cdr));
-                    store.record(cdr, alert).unwrap();
-                }
-                store.flush().unwrap();
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    store.flush().unwrap();
-    assert_eq!(store.query(&CdrFilter::default()).unwrap().len(), 2000);
-    assert_eq!(
+        let mut again = missed_cdr("dup", t0 + SignedDuration::from_secs(5));
+        again.caller = "13800000009".into();
+        let other = missed_cdr("other", t0 + SignedDuration::from_secs(10));
         store
-            .due_alerts(t0 + SignedDuration::from_hours(1), 1000)
-            .unwrap()
-            .len(),
-        200
-    );
+            .record(again.clone(), Some(alert_for(&again)))
+            .unwrap();
+        store
+            .record(other.clone(), Some(alert_for(&other)))
+            .unwrap();
+        let err = store.flush().unwrap_err();
+        let StoreError::Rejected { rejected, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].call_id, "dup");
+        let reason = match t.backend {
+            Backend::Sqlite => "UNIQUE",
+            Backend::Postgres => "already stored",
+        };
+        assert!(rejected[0].reason.contains(reason), "{err}");
+        assert!(
+            err.to_string().contains(r#"1 CDR(s) rejected: call "dup""#),
+            "{err}"
+        );
+
+        // The rest of the batch committed; the rejected CDR's alert went with it.
+        assert_eq!(all(store), vec![other.clone(), first]);
+        let due = store
+            .due_alerts(t0 + SignedDuration::from_hours(1), 10)
+            .unwrap();
+        assert_eq!(
+            due.iter().map(|a| a.call_id.as_str()).collect::<Vec<_>>(),
+            ["other"]
+        );
+        // Reported once.
+        store.flush().unwrap();
+    }
+}
+
+mod commits_on_its_own_within_the_interval {
+    use super::*;
+
+    fn body(backend: Backend) {
+        let t = TestStore::with_commit_interval(backend, Duration::from_millis(20));
+        let store = t.store();
+        let count = || -> i64 {
+            match backend {
+                Backend::Sqlite => Connection::open(t.sqlite_path())
+                    .unwrap()
+                    .query_row("SELECT count(*) FROM cdr", [], |r| r.get(0))
+                    .unwrap(),
+                Backend::Postgres => {
+                    t.db.as_ref()
+                        .unwrap()
+                        .connect()
+                        .query_one("SELECT count(*) FROM cdr", &[])
+                        .unwrap()
+                        .get(0)
+                }
+            }
+        };
+        let started = Instant::now();
+        for i in 0..3 {
+            store.record(full_cdr(&format!("c{i}")), None).unwrap();
+        }
+        // No flush: the writer commits by itself.
+        while count() < 3 {
+            assert!(started.elapsed() < Duration::from_secs(10), "not committed");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn sqlite() {
+        body(Backend::Sqlite)
+    }
+
+    #[test]
+    fn postgres() {
+        body(Backend::Postgres)
+    }
+}
+
+mod dropping_the_store_commits_what_is_queued {
+    use super::*;
+
+    fn body(backend: Backend) {
+        let mut t = TestStore::with_commit_interval(backend, Duration::from_secs(3600));
+        // An hour-long interval: only the first record commits before the close.
+        for i in 0..50 {
+            t.store().record(full_cdr(&format!("c{i}")), None).unwrap();
+        }
+        t.close();
+        t.commit_interval = Duration::from_millis(5);
+        t.reopen();
+        assert_eq!(all(t.store()).len(), 50);
+    }
+
+    #[test]
+    fn sqlite() {
+        body(Backend::Sqlite)
+    }
+
+    #[test]
+    fn postgres() {
+        body(Backend::Postgres)
+    }
+}
+
+both_backends! {
+    fn many_threads_many_batches(t) {
+        let store = t.store();
+        let t0 = ts("2026-03-01T00:00:00Z");
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                scope.spawn(move || {
+                    for i in 0..500 {
+                        let cdr =
+                            missed_cdr(&format!("t{t}-{i}"), t0 + SignedDuration::from_secs(i));
+                        let alert = (i % 10 == 0).then(|| alert_for(&cdr));
+                        store.record(cdr, alert).unwrap();
+                    }
+                    store.flush().unwrap();
+                });
+            }
+        });
+        store.flush().unwrap();
+        assert_eq!(store.query(&CdrFilter::default()).unwrap().len(), 2000);
+        assert_eq!(
+            store
+                .due_alerts(t0 + SignedDuration::from_hours(1), 1000)
+                .unwrap()
+                .len(),
+            200
+        );
+    }
 }
 
 fn locked_store(path: &std::path::Path) -> (SqliteStore, Connection) {
@@ -810,44 +857,71 @@ fn closing_while_commits_fail_reports_it() {
     );
 }
 
-#[test]
-fn wait_committed_returns_at_once_when_nothing_is_pending() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("cdr.db"), Duration::from_secs(3600)).unwrap();
-    store.wait_committed().unwrap();
-    store.record(full_cdr("first"), None).unwrap();
-    store.flush().unwrap();
-    // The interval since that commit has not passed, but nothing is queued.
-    store.wait_committed().unwrap();
-    assert_eq!(all(&store).len(), 1);
+mod wait_committed_returns_at_once_when_nothing_is_pending {
+    use super::*;
+
+    fn body(backend: Backend) {
+        let t = TestStore::with_commit_interval(backend, Duration::from_secs(3600));
+        let store = t.store();
+        store.wait_committed().unwrap();
+        store.record(full_cdr("first"), None).unwrap();
+        store.flush().unwrap();
+        // The interval since that commit has not passed, but nothing is queued.
+        store.wait_committed().unwrap();
+        assert_eq!(all(store).len(), 1);
+    }
+
+    #[test]
+    fn sqlite() {
+        body(Backend::Sqlite)
+    }
+
+    #[test]
+    fn postgres() {
+        body(Backend::Postgres)
+    }
 }
 
-#[test]
-fn wait_committed_shares_the_next_regular_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let interval = Duration::from_millis(400);
-    let store = Arc::new(SqliteStore::open(&dir.path().join("cdr.db"), interval).unwrap());
-    // An idle store commits the first record at once; the next waits for the interval.
-    store.record(full_cdr("opens-the-interval"), None).unwrap();
-    store.flush().unwrap();
-    let committed_at = Instant::now();
-    store.record(full_cdr("a"), None).unwrap();
-    let waiters: Vec<_> = ["b", "c"]
-        .into_iter()
-        .map(|id| {
-            let store = Arc::clone(&store);
-            store.record(full_cdr(id), None).unwrap();
-            std::thread::spawn(move || store.wait_committed())
-        })
-        .collect();
-    store.wait_committed().unwrap();
-    for waiter in waiters {
-        waiter.join().unwrap().unwrap();
+mod wait_committed_shares_the_next_regular_commit {
+    use super::*;
+
+    fn body(backend: Backend) {
+        let interval = Duration::from_millis(400);
+        let t = TestStore::with_commit_interval(backend, interval);
+        let store = t.store();
+        // An idle store commits the first record at once; the next waits for the interval.
+        store.record(full_cdr("opens-the-interval"), None).unwrap();
+        store.flush().unwrap();
+        let committed_at = Instant::now();
+        store.record(full_cdr("a"), None).unwrap();
+        std::thread::scope(|scope| {
+            let waiters: Vec<_> = ["b", "c"]
+                .into_iter()
+                .map(|id| {
+                    store.record(full_cdr(id), None).unwrap();
+                    scope.spawn(move || store.wait_committed())
+                })
+                .collect();
+            store.wait_committed().unwrap();
+            for waiter in waiters {
+                waiter.join().unwrap().unwrap();
+            }
+        });
+        // Waiting did not hurry the commit (a flush would have committed at once) ...
+        assert!(committed_at.elapsed() >= interval - Duration::from_millis(50));
+        // ... and everything recorded before the wait is there.
+        assert_eq!(all(store).len(), 4);
     }
-    // Waiting did not hurry the commit (a flush would have committed at once) ...
-    assert!(committed_at.elapsed() >= interval - Duration::from_millis(50));
-    // ... and everything recorded before the wait is there.
-    assert_eq!(all(&store).len(), 4);
+
+    #[test]
+    fn sqlite() {
+        body(Backend::Sqlite)
+    }
+
+    #[test]
+    fn postgres() {
+        body(Backend::Postgres)
+    }
 }
 
 #[test]
