@@ -74,7 +74,15 @@ pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     pub(crate) node: String,
     pub(crate) pool: Pool,
+    // Read by the CDR writer (`cdr.rs`), not yet on this branch.
+    #[allow(dead_code)]
     pub(crate) options: PgOptions,
+    /// The pool's connection settings, kept for the connections that must not be
+    /// pooled (the tenant listener's, which holds a `LISTEN` for the store's life).
+    pub(crate) config: tokio_postgres::Config,
+    /// The tenant revisions pushed by the listener, started on the first
+    /// [`tenant_changes`](crate::TenantStore::tenant_changes) (see `tenant.rs`).
+    pub(crate) tenant_watch: std::sync::OnceLock<tokio::sync::watch::Receiver<i64>>,
 }
 
 impl Shared {
@@ -142,7 +150,7 @@ impl PgStore {
         })?;
         let mut config = config;
         config.connect_timeout(options.connect_timeout);
-        config.application_name(&format!("sihai {}", options.node));
+        config.application_name(format!("sihai {}", options.node));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sihai-pg")
@@ -154,7 +162,7 @@ impl PgStore {
                 source,
             })?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 // A broken connection is found by the statement that uses it (and the
@@ -174,6 +182,8 @@ impl PgStore {
             node: options.node.clone(),
             pool,
             options,
+            config,
+            tenant_watch: std::sync::OnceLock::new(),
         });
         let handle = runtime.handle().clone();
         {

@@ -53,7 +53,7 @@ fn postgres_columns(db: &PgDb) -> Columns {
         .unwrap()
     {
         out.entry(row.get(0))
-            .or_insert_with(Vec::new)
+            .or_default()
             .push(row.get(1));
     }
     out
