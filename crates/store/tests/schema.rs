@@ -52,9 +52,7 @@ fn postgres_columns(db: &PgDb) -> Columns {
         )
         .unwrap()
     {
-        out.entry(row.get(0))
-            .or_default()
-            .push(row.get(1));
+        out.entry(row.get(0)).or_default().push(row.get(1));
     }
     out
 }
