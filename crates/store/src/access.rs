@@ -170,6 +170,23 @@ pub struct NewAudit {
     pub after: Option<String>,
 }
 
+/// Why `user` cannot be stored as it is, if it cannot (checked the same way by both
+/// backends, before the database's CHECK, which is the last line).
+pub(crate) fn invalid(user: &NewUser) -> Option<String> {
+    if user.login.is_empty() {
+        return Some("the login is empty".to_owned());
+    }
+    match (&user.enterprise, user.role.is_enterprise()) {
+        (None, true) => Some(format!("role {} needs an enterprise", user.role)),
+        (Some(e), true) if e.is_empty() => Some("the enterprise is empty".to_owned()),
+        (Some(e), false) => Some(format!(
+            "role {} belongs to no enterprise (given {e:?})",
+            user.role
+        )),
+        _ => None,
+    }
+}
+
 /// Users, sessions, API keys and the audit log: SQLite now, PostgreSQL later.
 ///
 /// Object safe: the API holds an `Arc<dyn AccessStore>` (the same

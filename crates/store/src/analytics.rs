@@ -3,6 +3,7 @@
 //! from a few hundred rows rather than folded from a million CDRs, and still exact to
 //! the last call.
 
+use jiff::civil::Date;
 use sihai_analytics::{Analysis, DayRange};
 
 use crate::StoreError;
@@ -39,9 +40,10 @@ pub struct RolledUp {
 /// FOR UPDATE` on it serialises two jobs). One difference: SQLite has one writer, so a
 /// CDR id is committed only after every smaller one and "after the watermark" misses
 /// nothing; PostgreSQL's sequence hands ids to concurrent transactions that may commit
-/// out of order, so its job must stop short of ids that may still be in flight (those
-/// newer than the oldest open transaction, `pg_snapshot_xmin`), and its readers fold
-/// the rest live as here.
+/// out of order, so its job folds only the CDRs up to a horizon below which every id is
+/// settled (`LOCK TABLE cdr IN SHARE MODE` waits for the transactions inserting CDRs,
+/// then `max(id)`: see `postgres/analytics.rs`), and its readers fold the rest live as
+/// here.
 pub trait AnalyticsStore: Send + Sync {
     /// Folds up to `max` CDRs after the watermark into the rollups, in one
     /// transaction. Durable when it returns; `folded` below `max` means caught up.
@@ -56,4 +58,78 @@ pub trait AnalyticsStore: Send + Sync {
         number: Option<&str>,
         range: DayRange,
     ) -> Result<Analysis, StoreError>;
+}
+
+/// `YYYY-MM`, the key of `analytics_month_caller`.
+pub(crate) fn month_of(day: Date) -> String {
+    format!("{:04}-{:02}", day.year(), day.month())
+}
+
+/// Where a range's distinct callers are read from.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// A calendar month the range covers whole (`YYYY-MM`).
+    Month(String),
+    /// Days of a month it covers in part, first to last (`YYYY-MM-DD`).
+    Days(String, String),
+}
+
+/// The range cut at month boundaries: its whole months, and its other days (both
+/// backends read a range's distinct callers this way).
+pub(crate) fn caller_pieces(range: DayRange) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut day = range.first;
+    while day <= range.last {
+        let month_last = day.last_of_month();
+        let piece_last = month_last.min(range.last);
+        if day == day.first_of_month() && piece_last == month_last {
+            pieces.push(Piece::Month(month_of(day)));
+        } else {
+            pieces.push(Piece::Days(day.to_string(), piece_last.to_string()));
+        }
+        match piece_last.tomorrow() {
+            Ok(next) => day = next,
+            Err(_) => break,
+        }
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn a_range_reads_its_whole_months_whole_and_the_rest_by_day() {
+        let pieces = |first, last| caller_pieces(DayRange::new(first, last).unwrap());
+        let days = |a: &str, b: &str| Piece::Days(a.into(), b.into());
+        assert_eq!(
+            pieces(date(2026, 3, 1), date(2026, 3, 31)),
+            [Piece::Month("2026-03".into())]
+        );
+        assert_eq!(
+            pieces(date(2026, 2, 15), date(2026, 4, 2)),
+            [
+                days("2026-02-15", "2026-02-28"),
+                Piece::Month("2026-03".into()),
+                days("2026-04-01", "2026-04-02"),
+            ]
+        );
+        assert_eq!(
+            pieces(date(2026, 3, 2), date(2026, 3, 3)),
+            [days("2026-03-02", "2026-03-03")]
+        );
+        assert_eq!(
+            pieces(date(2024, 2, 1), date(2024, 2, 29)),
+            [Piece::Month("2024-02".into())]
+        );
+        assert_eq!(
+            pieces(date(2026, 1, 31), date(2026, 2, 1)),
+            [
+                days("2026-01-31", "2026-01-31"),
+                days("2026-02-01", "2026-02-01")
+            ]
+        );
+    }
 }

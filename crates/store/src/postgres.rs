@@ -79,12 +79,20 @@ pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     pub(crate) node: String,
     pub(crate) pool: Pool,
+    // Read by the CDR writer (`cdr.rs`), not yet on this branch.
+    #[allow(dead_code)]
     pub(crate) options: PgOptions,
     /// Set by this store's first `reserve`: from then on this process is the node's
     /// daemon and keeps its `node_alive.alive_at` current. A store that never reserves
     /// (the CLI, a restarted node still settling its previous run's calls) never
     /// stamps it, so recovery keeps charging up to the previous run's last sign of life.
     pub(crate) reserving: AtomicBool,
+    /// The pool's connection settings, kept for the connections that must not be
+    /// pooled (the tenant listener's, which holds a `LISTEN` for the store's life).
+    pub(crate) config: tokio_postgres::Config,
+    /// The tenant revisions pushed by the listener, started on the first
+    /// [`tenant_changes`](crate::TenantStore::tenant_changes) (see `tenant.rs`).
+    pub(crate) tenant_watch: std::sync::OnceLock<tokio::sync::watch::Receiver<i64>>,
 }
 
 impl Shared {
@@ -167,7 +175,7 @@ impl PgStore {
                 source,
             })?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 // A broken connection is found by the statement that uses it (and the
@@ -188,6 +196,8 @@ impl PgStore {
             pool,
             options,
             reserving: AtomicBool::new(false),
+            config,
+            tenant_watch: std::sync::OnceLock::new(),
         });
         let handle = runtime.handle().clone();
         {

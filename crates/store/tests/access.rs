@@ -10,9 +10,10 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::Connection;
 use sihai_store::{
     AccessStore, AuditEntry, CdrFilter, CdrStore, NewAudit, NewUser, Role, SCHEMA_VERSION,
-    SqliteStore, StoreError, TenantChange, TenantEntry, TenantStore, User,
+    SqliteStore, Store, StoreError, TenantChange, TenantEntry, TenantStore, User,
 };
 
+use common::backend::{Backend, TestStore};
 use common::{full_cdr, ts};
 
 fn open(path: &Path) -> SqliteStore {
@@ -41,13 +42,13 @@ fn new_user(login: &str, role: Role, enterprise: Option<&str>) -> NewUser {
     }
 }
 
-fn operator(store: &SqliteStore) -> User {
+fn operator(store: &dyn Store) -> User {
     store
         .add_user(new_user("ops", Role::Operator, None))
         .unwrap()
 }
 
-fn acme_admin(store: &SqliteStore) -> User {
+fn acme_admin(store: &dyn Store) -> User {
     store
         .add_user(new_user("alice", Role::EnterpriseAdmin, Some("acme")))
         .unwrap()
@@ -85,12 +86,11 @@ fn roles_have_stable_names() {
     assert!("root".parse::<Role>().is_err());
 }
 
-#[test]
-fn users_are_added_found_and_listed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
-    let ops = operator(&store);
-    let alice = acme_admin(&store);
+both_backends! {
+    fn users_are_added_found_and_listed(t) {
+    let store = t.store();
+    let ops = operator(store);
+    let alice = acme_admin(store);
     let bob = store
         .add_user(new_user("bob", Role::EnterpriseViewer, Some("globex")))
         .unwrap();
@@ -122,12 +122,12 @@ fn users_are_added_found_and_listed() {
     assert_eq!(store.users(Some("globex")).unwrap(), vec![bob]);
     assert_eq!(store.users(Some("initech")).unwrap(), vec![]);
 }
+}
 
-#[test]
-fn a_login_is_taken_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
-    let alice = acme_admin(&store);
+both_backends! {
+    fn a_login_is_taken_once(t) {
+    let store = t.store();
+    let alice = acme_admin(store);
     let err = store
         .add_user(new_user("alice", Role::Operator, None))
         .unwrap_err();
@@ -141,12 +141,11 @@ fn a_login_is_taken_once() {
     );
     assert_eq!(store.users(None).unwrap(), vec![alice]);
 }
+}
 
-#[test]
-fn a_user_must_match_its_role() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
-    let store = open(&path);
+both_backends! {
+    fn a_user_must_match_its_role(t) {
+    let store = t.store();
     for (user, why) in [
         (
             new_user("a", Role::EnterpriseAdmin, None),
@@ -166,39 +165,60 @@ fn a_user_must_match_its_role() {
                 if *login == user.login && reason.contains(why)),
             "{user:?}: {err:?}"
         );
-        assert_eq!(err.path(), path);
+        assert_eq!(err.path(), t.store_path());
     }
     assert_eq!(store.users(None).unwrap(), vec![]);
 
     // The database refuses them too, whoever writes.
-    let raw = Connection::open(&path).unwrap();
     for (login, role, enterprise) in [
         ("a", "enterprise_admin", None),
         ("o", "operator", Some("acme")),
         ("r", "root", None),
         ("", "operator", None),
     ] {
-        let err = raw
-            .execute(
-                "INSERT INTO app_user (login, password_hash, role, enterprise, created_at,
-                                       password_changed_at)
-                 VALUES (?1, 'h', ?2, ?3, 0, 0)",
-                rusqlite::params![login, role, enterprise],
-            )
-            .unwrap_err();
-        assert_eq!(
-            err.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::ConstraintViolation),
-            "{login}: {err}"
-        );
+        let sql = "INSERT INTO app_user (login, password_hash, role, enterprise, created_at,
+                                         password_changed_at)";
+        match t.backend {
+            Backend::Sqlite => {
+                let err = Connection::open(t.sqlite_path())
+                    .unwrap()
+                    .execute(
+                        &format!("{sql} VALUES (?1, 'h', ?2, ?3, 0, 0)"),
+                        rusqlite::params![login, role, enterprise],
+                    )
+                    .unwrap_err();
+                assert_eq!(
+                    err.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::ConstraintViolation),
+                    "{login}: {err}"
+                );
+            }
+            Backend::Postgres => {
+                let err = t
+                    .db
+                    .as_ref()
+                    .unwrap()
+                    .connect()
+                    .execute(
+                        &format!("{sql} VALUES ($1, 'h', $2, $3, 0, 0)"),
+                        &[&login, &role, &enterprise],
+                    )
+                    .unwrap_err();
+                assert_eq!(
+                    err.code(),
+                    Some(&postgres::error::SqlState::CHECK_VIOLATION),
+                    "{login}: {err}"
+                );
+            }
+        }
     }
 }
+}
 
-#[test]
-fn sessions_are_created_read_expired_and_ended() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
-    let alice = acme_admin(&store);
+both_backends! {
+    fn sessions_are_created_read_expired_and_ended(t) {
+    let store = t.store();
+    let alice = acme_admin(store);
     let expires = later(3600);
     store
         .create_session(
@@ -241,14 +261,13 @@ fn sessions_are_created_read_expired_and_ended() {
         "{err:?}"
     );
 }
+}
 
-#[test]
-fn a_new_session_forgets_the_users_expired_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
-    let store = open(&path);
-    let alice = acme_admin(&store);
-    let ops = operator(&store);
+both_backends! {
+    fn a_new_session_forgets_the_users_expired_ones(t) {
+    let store = t.store();
+    let alice = acme_admin(store);
+    let ops = operator(store);
     store
         .create_session("old", alice.id, "c", later(60), None, t0())
         .unwrap();
@@ -261,23 +280,20 @@ fn a_new_session_forgets_the_users_expired_ones() {
     store
         .create_session("new", alice.id, "c", later(700), None, later(120))
         .unwrap();
-    let tokens: Vec<String> = Connection::open(&path)
-        .unwrap()
-        .prepare("SELECT token_hash FROM app_session ORDER BY token_hash")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(tokens, ["live", "new", "other"]);
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM app_session"), 3);
+    assert_eq!(
+        t.scalar(
+            "SELECT COUNT(*) FROM app_session WHERE token_hash IN ('live', 'new', 'other')"
+        ),
+        3
+    );
+}
 }
 
-#[test]
-fn the_reader_sees_a_session_as_soon_as_it_is_created_or_ended() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
-    let store = open(&path);
-    let alice = acme_admin(&store);
+both_backends! {
+    fn the_reader_sees_a_session_as_soon_as_it_is_created_or_ended(t) {
+    let store = t.store();
+    let alice = acme_admin(store);
     // Warm the reader's statements and snapshot first, so that a stale read would show.
     assert_eq!(store.session("tok-0", t0()).unwrap(), None);
     for i in 0..200 {
@@ -299,7 +315,7 @@ fn the_reader_sees_a_session_as_soon_as_it_is_created_or_ended() {
 
     // Another store on the same file (another process: the CLI, a second API worker)
     // sees them too.
-    let other = open(&path);
+    let other = t.open_another("node-b");
     store
         .create_session("shared", alice.id, "c", later(60), None, t0())
         .unwrap();
@@ -307,13 +323,13 @@ fn the_reader_sees_a_session_as_soon_as_it_is_created_or_ended() {
     other.end_session("shared").unwrap();
     assert_eq!(store.session("shared", t0()).unwrap(), None);
 }
+}
 
-#[test]
-fn setting_a_password_ends_every_session_of_the_user() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
-    let alice = acme_admin(&store);
-    let ops = operator(&store);
+both_backends! {
+    fn setting_a_password_ends_every_session_of_the_user(t) {
+    let store = t.store();
+    let alice = acme_admin(store);
+    let ops = operator(store);
     for token in ["a1", "a2"] {
         store
             .create_session(token, alice.id, "c", later(600), None, t0())
@@ -340,13 +356,13 @@ fn setting_a_password_ends_every_session_of_the_user() {
         "{err:?}"
     );
 }
+}
 
-#[test]
-fn a_password_set_from_a_session_keeps_that_session_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
-    let alice = acme_admin(&store);
-    let ops = operator(&store);
+both_backends! {
+    fn a_password_set_from_a_session_keeps_that_session_only(t) {
+    let store = t.store();
+    let alice = acme_admin(store);
+    let ops = operator(store);
     for token in ["here", "elsewhere"] {
         store
             .create_session(token, alice.id, "c", later(600), None, t0())
@@ -367,13 +383,13 @@ fn a_password_set_from_a_session_keeps_that_session_only() {
     assert_eq!(store.session("o1", later(10)).unwrap(), None);
     assert!(store.session("here", later(10)).unwrap().is_some());
 }
+}
 
-#[test]
-fn api_keys_are_listed_without_their_hash_and_revoked_only_by_their_owner() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
-    let alice = acme_admin(&store);
-    let ops = operator(&store);
+both_backends! {
+    fn api_keys_are_listed_without_their_hash_and_revoked_only_by_their_owner(t) {
+    let store = t.store();
+    let alice = acme_admin(store);
+    let ops = operator(store);
     let crm = store.add_api_key("key-1", alice.id, "crm", t0()).unwrap();
     let backup = store
         .add_api_key("key-2", alice.id, "backup", later(1))
@@ -400,13 +416,13 @@ fn api_keys_are_listed_without_their_hash_and_revoked_only_by_their_owner() {
     assert_eq!(store.api_keys(alice.id).unwrap().len(), 1);
     assert_eq!(store.api_keys(9999).unwrap(), []);
 }
+}
 
-#[test]
-fn api_keys_find_their_user() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
-    let alice = acme_admin(&store);
-    let ops = operator(&store);
+both_backends! {
+    fn api_keys_find_their_user(t) {
+    let store = t.store();
+    let alice = acme_admin(store);
+    let ops = operator(store);
     let k1 = store.add_api_key("key-1", alice.id, "crm", t0()).unwrap();
     let k2 = store
         .add_api_key("key-2", ops.id, "monitoring", t0())
@@ -420,21 +436,23 @@ fn api_keys_find_their_user() {
     let err = store
         .add_api_key("key-1", alice.id, "again", t0())
         .unwrap_err();
-    assert!(matches!(err, StoreError::Sqlite { .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Sqlite { .. } | StoreError::Postgres { .. }),
+        "{err:?}"
+    );
     let err = store.add_api_key("key-4", 9999, "x", t0()).unwrap_err();
     assert!(
         matches!(err, StoreError::UserNotFound { id: 9999, .. }),
         "{err:?}"
     );
 }
+}
 
-#[test]
-fn removing_a_user_removes_its_sessions_and_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
-    let store = open(&path);
-    let alice = acme_admin(&store);
-    let ops = operator(&store);
+both_backends! {
+    fn removing_a_user_removes_its_sessions_and_keys(t) {
+    let store = t.store();
+    let alice = acme_admin(store);
+    let ops = operator(store);
     store
         .create_session("a1", alice.id, "c", later(600), None, t0())
         .unwrap();
@@ -451,8 +469,7 @@ fn removing_a_user_removes_its_sessions_and_keys() {
     assert_eq!(store.session("a1", later(1)).unwrap(), None);
     assert_eq!(store.user_by_api_key("ka").unwrap(), None);
     assert_eq!(
-        count(
-            &path,
+        t.scalar(
             &format!(
                 "SELECT (SELECT COUNT(*) FROM app_session WHERE user_id = {0})
                       + (SELECT COUNT(*) FROM api_key WHERE user_id = {0})",
@@ -467,13 +484,13 @@ fn removing_a_user_removes_its_sessions_and_keys() {
     assert_eq!(store.audit_log(None, 0).unwrap().len(), 1);
     assert_eq!(store.users(None).unwrap(), vec![ops]);
     // The login is free again.
-    acme_admin(&store);
+    acme_admin(store);
+}
 }
 
-#[test]
-fn the_audit_log_reads_newest_first_by_enterprise() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
+both_backends! {
+    fn the_audit_log_reads_newest_first_by_enterprise(t) {
+    let store = t.store();
     let a1 = store
         .audit(audit_entry(later(1), Some("acme"), "group/sales"))
         .unwrap();
@@ -517,23 +534,22 @@ fn the_audit_log_reads_newest_first_by_enterprise() {
         }
     );
 }
+}
 
-#[test]
-fn reopening_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
-    let store = open(&path);
-    let alice = acme_admin(&store);
-    let ops = operator(&store);
+both_backends! {
+    fn reopening_keeps_everything(t) {
+    let store = t.store();
+    let alice = acme_admin(store);
+    let ops = operator(store);
     store
         .create_session("tok", alice.id, "csrf", later(600), Some("192.0.2.7"), t0())
         .unwrap();
     store.add_api_key("key", ops.id, "mon", t0()).unwrap();
     let id = store.audit(audit_entry(t0(), Some("acme"), "x")).unwrap();
     // Written without a flush or a close: durable on return, like a kill right after.
-    store.simulate_kill();
+    t.kill_and_reopen();
 
-    let store = open(&path);
+    let store = t.store();
     assert_eq!(store.users(None).unwrap(), vec![alice.clone(), ops.clone()]);
     assert_eq!(
         store.user_by_login("alice").unwrap().unwrap().1,
@@ -545,6 +561,7 @@ fn reopening_keeps_everything() {
     let log = store.audit_log(None, 0).unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].id, id);
+}
 }
 
 #[test]
@@ -693,5 +710,69 @@ fn a_version_7_database_gains_the_access_tables_and_keeps_its_data() {
              AND name IN ('app_session_user', 'audit_enterprise_at')"
         ),
         2
+    );
+}
+
+/// PostgreSQL's typed columns and CHECKs keep out most of what SQLite's test writes;
+/// what gets past them (an instant out of range, a role whose CHECK was dropped) is an
+/// error too.
+#[test]
+fn corrupt_rows_are_errors_not_panics_on_postgres() {
+    let t = TestStore::new(Backend::Postgres);
+    let store = t.store();
+    let alice = acme_admin(store);
+    store
+        .create_session("tok", alice.id, "c", later(600), None, t0())
+        .unwrap();
+    store.add_api_key("key", alice.id, "crm", t0()).unwrap();
+    let audit = store.audit(audit_entry(t0(), Some("acme"), "x")).unwrap();
+    let is_corrupt = |err: StoreError, table: &str, rowid: i64, what: &str| {
+        assert!(
+            matches!(err, StoreError::Corrupt { table: t, rowid: r, ref detail, .. }
+                if t == table && r == rowid && detail.contains(what)),
+            "{err:?}"
+        );
+    };
+
+    t.execute(&format!("UPDATE app_session SET expires_at = {}", i64::MAX));
+    is_corrupt(
+        store.session("tok", later(1)).unwrap_err(),
+        "app_session",
+        0,
+        "expires_at",
+    );
+    t.execute(
+        "ALTER TABLE app_user DROP CONSTRAINT app_user_role_check;
+         UPDATE app_user SET role = 'root'",
+    );
+    is_corrupt(
+        store.user_by_login("alice").unwrap_err(),
+        "app_user",
+        alice.id,
+        "unknown role \"root\"",
+    );
+    is_corrupt(store.users(None).unwrap_err(), "app_user", alice.id, "root");
+    is_corrupt(
+        store.user_by_api_key("key").unwrap_err(),
+        "app_user",
+        alice.id,
+        "root",
+    );
+    t.execute(&format!(
+        "UPDATE app_user SET role = 'enterprise_admin', created_at = {}",
+        i64::MIN
+    ));
+    is_corrupt(
+        store.user_by_login("alice").unwrap_err(),
+        "app_user",
+        alice.id,
+        "created_at",
+    );
+    t.execute(&format!("UPDATE audit SET at = {}", i64::MIN));
+    is_corrupt(
+        store.audit_log(None, 0).unwrap_err(),
+        "audit",
+        audit,
+        "instant",
     );
 }

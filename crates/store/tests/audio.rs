@@ -30,11 +30,9 @@ fn recording(seed: u8) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn a_recording_is_stored_under_its_digest_once_and_survives_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cdr.db");
-    let store = open(&path);
+both_backends! {
+    fn a_recording_is_stored_under_its_digest_once_and_survives_a_reopen(t) {
+    let store = t.store();
     let wav = recording(3);
     let digest = store.put_audio(&wav, at()).unwrap();
     assert_eq!(digest, audio_digest(&wav));
@@ -48,18 +46,13 @@ fn a_recording_is_stored_under_its_digest_once_and_survives_a_reopen() {
     assert_ne!(other, digest);
     assert_eq!(store.audio(&digest).unwrap(), Some(wav.clone()));
     assert_eq!(store.audio(&audio_digest(b"never stored")).unwrap(), None);
-    store.close().unwrap();
+    t.reopen();
 
-    let store = open(&path);
-    assert_eq!(store.audio(&digest).unwrap(), Some(wav.clone()));
-    store.close().unwrap();
-    let conn = Connection::open(&path).unwrap();
-    let (rows, bytes): (i64, i64) = conn
-        .query_row("SELECT COUNT(*), SUM(bytes) FROM audio", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!((rows, bytes), (2, 20_000));
+    assert_eq!(t.store().audio(&digest).unwrap(), Some(wav.clone()));
+    t.close();
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM audio"), 2);
+    assert_eq!(t.scalar("SELECT CAST(SUM(bytes) AS BIGINT) FROM audio"), 20_000);
+}
 }
 
 #[test]
@@ -115,10 +108,9 @@ fn a_version_8_database_gains_the_audio_table_and_keeps_its_cdrs_and_tenant_data
     assert_eq!(SCHEMA_VERSION, 11);
 }
 
-#[test]
-fn the_sweep_deletes_only_old_recordings_no_prompt_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir.path().join("cdr.db"));
+both_backends! {
+    fn the_sweep_deletes_only_old_recordings_no_prompt_names(t) {
+    let store = t.store();
     let later: Timestamp = "2026-05-02T08:00:00Z".parse().unwrap();
     let named = store.put_audio(&recording(3), at()).unwrap();
     let replaced = store.put_audio(&recording(5), at()).unwrap();
@@ -144,4 +136,5 @@ fn the_sweep_deletes_only_old_recordings_no_prompt_names() {
     assert!(store.audio(&fresh).unwrap().is_some());
     // Nothing more to do the second time.
     assert_eq!(store.sweep_audio(later).unwrap(), 0);
+}
 }

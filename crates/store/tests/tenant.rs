@@ -4,15 +4,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::Duration;
 
 use rusqlite::Connection;
 use sihai_store::{
-    Applied, CdrFilter, CdrStore, EntryKind, LedgerStore, NewEntry, SqliteStore, StoreError,
+    Applied, CdrFilter, CdrStore, EntryKind, LedgerStore, NewEntry, SqliteStore, Store, StoreError,
     StoredEntry, TenantChange, TenantData, TenantEntry, TenantStore,
 };
 
+use common::backend::{Backend, TestStore};
 use common::{full_cdr, ts};
 
 fn open(path: &Path) -> SqliteStore {
@@ -80,6 +81,12 @@ fn remove(keys: &[(&str, &str)], base: Option<i64>) -> TenantChange {
 /// The three entries of [`number`], [`sales`] and [`tariff`], applied at revision 1.
 fn seeded(path: &Path) -> SqliteStore {
     let store = open(path);
+    seed(&store);
+    store
+}
+
+/// Applies the three entries of [`number`], [`sales`] and [`tariff`] at revision 1.
+fn seed(store: &dyn Store) {
     let applied = store
         .apply_tenant(upsert(
             vec![tariff(), sales("members = [\"alice\"]\n"), number()],
@@ -93,22 +100,21 @@ fn seeded(path: &Path) -> SqliteStore {
             changed: 3
         }
     );
-    store
 }
 
-#[test]
-fn a_new_store_has_no_tenant_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
+both_backends! {
+    fn a_new_store_has_no_tenant_data(t) {
+    let store = t.store();
     assert_eq!(store.tenant().unwrap(), TenantData::default());
     assert_eq!(store.tenant_revision().unwrap(), 0);
     assert_eq!(store.tenant_source("/etc/sihai/sihai.toml").unwrap(), None);
 }
+}
 
-#[test]
-fn applied_entries_read_back_with_their_revisions() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = seeded(&db(&dir));
+both_backends! {
+    fn applied_entries_read_back_with_their_revisions(t) {
+    seed(t.store());
+    let store = t.store();
     assert_eq!(store.tenant_revision().unwrap(), 1);
     assert_eq!(
         store.tenant().unwrap(),
@@ -145,11 +151,12 @@ fn applied_entries_read_back_with_their_revisions() {
         ]
     );
 }
+}
 
-#[test]
-fn applying_the_same_entries_again_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = seeded(&db(&dir));
+both_backends! {
+    fn applying_the_same_entries_again_changes_nothing(t) {
+    seed(t.store());
+    let store = t.store();
     let before = store.tenant().unwrap();
     for base in [Some(0), Some(1), None] {
         let applied = store
@@ -183,11 +190,12 @@ fn applying_the_same_entries_again_changes_nothing() {
     );
     assert!(store.tenant().unwrap().entries.contains(&stored(moved, 2)));
 }
+}
 
-#[test]
-fn a_stale_change_is_refused_whole_and_names_what_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = seeded(&db(&dir));
+both_backends! {
+    fn a_stale_change_is_refused_whole_and_names_what_changed(t) {
+    seed(t.store());
+    let store = t.store();
     // Two editors read revision 1; the first applies a change to the group and the tariff.
     let first = store
         .apply_tenant(upsert(
@@ -234,7 +242,7 @@ fn a_stale_change_is_refused_whole_and_names_what_changed() {
         ),
         "{message}"
     );
-    assert_eq!(err.path(), db(&dir));
+    assert_eq!(err.path(), t.store_path());
     // Nothing was written: not the menu, not the source.
     assert_eq!(store.tenant().unwrap(), after_first);
     assert_eq!(store.tenant_source("/etc/sihai/sihai.toml").unwrap(), None);
@@ -256,11 +264,12 @@ fn a_stale_change_is_refused_whole_and_names_what_changed() {
         }
     );
 }
+}
 
-#[test]
-fn changes_to_other_entries_do_not_conflict() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = seeded(&db(&dir));
+both_backends! {
+    fn changes_to_other_entries_do_not_conflict(t) {
+    seed(t.store());
+    let store = t.store();
     store
         .apply_tenant(upsert(vec![sales("members = []\n")], Some(1)))
         .unwrap();
@@ -286,11 +295,12 @@ fn changes_to_other_entries_do_not_conflict() {
         }
     );
 }
+}
 
-#[test]
-fn a_forced_change_overwrites_whatever_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = seeded(&db(&dir));
+both_backends! {
+    fn a_forced_change_overwrites_whatever_changed(t) {
+    seed(t.store());
+    let store = t.store();
     store
         .apply_tenant(upsert(vec![sales("members = [\"carol\"]\n")], Some(1)))
         .unwrap();
@@ -319,11 +329,12 @@ fn a_forced_change_overwrites_whatever_changed() {
         vec![stored(number(), 1), stored(tariff(), 1)]
     );
 }
+}
 
-#[test]
-fn removals_delete_and_missing_keys_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = seeded(&db(&dir));
+both_backends! {
+    fn removals_delete_and_missing_keys_change_nothing(t) {
+    seed(t.store());
+    let store = t.store();
     let applied = store
         .apply_tenant(remove(
             &[("tariff", "standard"), ("group", "sales"), ("menu", "nope")],
@@ -364,11 +375,12 @@ fn removals_delete_and_missing_keys_change_nothing() {
         }
     );
 }
+}
 
-#[test]
-fn a_key_listed_twice_takes_the_last_upsert_and_a_removal_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = seeded(&db(&dir));
+both_backends! {
+    fn a_key_listed_twice_takes_the_last_upsert_and_a_removal_wins(t) {
+    seed(t.store());
+    let store = t.store();
     let applied = store
         .apply_tenant(TenantChange {
             upserts: vec![
@@ -395,11 +407,11 @@ fn a_key_listed_twice_takes_the_last_upsert_and_a_removal_wins() {
         vec![stored(sales("members = [\"y\"]\n"), 2), stored(number(), 1)]
     );
 }
+}
 
-#[test]
-fn the_source_is_recorded_with_the_resulting_revision() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
+both_backends! {
+    fn the_source_is_recorded_with_the_resulting_revision(t) {
+    let store = t.store();
     let origin = "/etc/sihai/sihai.toml";
     let mut change = upsert(vec![number(), tariff()], Some(0));
     change.source = Some((origin.into(), "sha256:aaa".into()));
@@ -430,19 +442,18 @@ fn the_source_is_recorded_with_the_resulting_revision() {
     );
     assert_eq!(store.tenant_source("/elsewhere.toml").unwrap(), None);
 }
+}
 
-#[test]
-fn a_reopened_store_has_the_tenant_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
-    let store = seeded(&path);
+both_backends! {
+    fn a_reopened_store_has_the_tenant_data(t) {
+    seed(t.store());
     let mut change = upsert(vec![sales("members = [\"bob\"]\n")], Some(1));
     change.source = Some(("tenant.toml".into(), "d".into()));
-    store.apply_tenant(change).unwrap();
-    let before = store.tenant().unwrap();
-    drop(store);
+    t.store().apply_tenant(change).unwrap();
+    let before = t.store().tenant().unwrap();
+    t.reopen();
 
-    let store = open(&path);
+    let store = t.store();
     assert_eq!(store.tenant().unwrap(), before);
     assert_eq!(store.tenant_revision().unwrap(), 2);
     assert_eq!(
@@ -450,50 +461,47 @@ fn a_reopened_store_has_the_tenant_data() {
         Some(("d".into(), 2))
     );
 }
+}
 
-#[test]
-fn another_connection_sees_an_apply_as_soon_as_it_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
-    let store = seeded(&path);
-    let raw = Connection::open(&path).unwrap();
-    let (count, revision): (i64, i64) = raw
-        .query_row(
-            "SELECT (SELECT COUNT(*) FROM tenant_entry), revision FROM tenant_meta",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!((count, revision), (3, 1));
-    // And the store's reader sees another process's apply.
-    let other = open(&path);
+both_backends! {
+    fn another_connection_sees_an_apply_as_soon_as_it_returns(t) {
+    seed(t.store());
+    assert_eq!(
+        t.scalar("SELECT (SELECT COUNT(*) FROM tenant_entry) * 100 + revision FROM tenant_meta"),
+        301
+    );
+    // And the store sees another process's (another node's) apply.
+    let other = t.open_another("node-b");
     other
         .apply_tenant(remove(&[("group", "sales")], Some(1)))
         .unwrap();
+    let store = t.store();
     assert_eq!(store.tenant_revision().unwrap(), 2);
     assert_eq!(store.tenant().unwrap().entries.len(), 2);
 }
+}
 
-#[test]
-fn of_two_editors_racing_on_one_entry_exactly_one_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(seeded(&db(&dir)));
-    let barrier = Arc::new(Barrier::new(2));
-    let editors: Vec<_> = ["carol", "dave"]
-        .into_iter()
-        .map(|who| {
-            let store = Arc::clone(&store);
-            let barrier = Arc::clone(&barrier);
-            std::thread::spawn(move || {
-                barrier.wait();
-                store.apply_tenant(upsert(
-                    vec![sales(&format!("members = [\"{who}\"]\n"))],
-                    Some(1),
-                ))
+both_backends! {
+    fn of_two_editors_racing_on_one_entry_exactly_one_wins(t) {
+    seed(t.store());
+    let store = t.store();
+    let barrier = Barrier::new(2);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let editors: Vec<_> = ["carol", "dave"]
+            .into_iter()
+            .map(|who| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    store.apply_tenant(upsert(
+                        vec![sales(&format!("members = [\"{who}\"]\n"))],
+                        Some(1),
+                    ))
+                })
             })
-        })
-        .collect();
-    let results: Vec<_> = editors.into_iter().map(|e| e.join().unwrap()).collect();
+            .collect();
+        editors.into_iter().map(|e| e.join().unwrap()).collect()
+    });
     let won = results.iter().filter(|r| r.is_ok()).count();
     let stale = results
         .iter()
@@ -501,6 +509,37 @@ fn of_two_editors_racing_on_one_entry_exactly_one_wins() {
         .count();
     assert_eq!((won, stale), (1, 1), "{results:?}");
     assert_eq!(store.tenant_revision().unwrap(), 2);
+}
+
+    /// Two nodes applying at once, each many changes to entries of its own: every
+    /// change gets a revision of its own (no two commits share one, none is lost).
+    fn concurrent_editors_on_two_nodes_get_one_revision_each(t) {
+    let other = t.open_another("node-b");
+    let store = t.store();
+    let barrier = Barrier::new(2);
+    std::thread::scope(|scope| {
+        for (node, s) in [("a", store), ("b", &*other)] {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                barrier.wait();
+                for i in 0..20 {
+                    let applied = s
+                        .apply_tenant(upsert(
+                            vec![entry("group", &format!("{node}{i}"), Some("acme"), "x = 1\n")],
+                            None,
+                        ))
+                        .unwrap();
+                    assert_eq!(applied.changed, 1);
+                }
+            });
+        }
+    });
+    let data = store.tenant().unwrap();
+    assert_eq!(data.revision, 40);
+    let mut revisions: Vec<i64> = data.entries.iter().map(|e| e.revision).collect();
+    revisions.sort();
+    assert_eq!(revisions, (1..=40).collect::<Vec<_>>());
+}
 }
 
 #[test]
@@ -601,10 +640,9 @@ fn a_version_6_database_gains_the_tenant_tables_and_keeps_its_cdrs() {
     assert_eq!(indexes, 1);
 }
 
-#[test]
-fn entries_keep_the_order_they_were_first_written_in_within_their_section() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
+both_backends! {
+    fn entries_keep_the_order_they_were_first_written_in_within_their_section(t) {
+    let store = t.store();
     let group = |key: &str| entry("group", key, Some("acme"), &format!("name = \"{key}\"\n"));
     store
         .apply_tenant(TenantChange {
@@ -648,12 +686,11 @@ fn entries_keep_the_order_they_were_first_written_in_within_their_section() {
     .collect();
     assert_eq!(keys, expected);
 }
+}
 
-#[test]
-fn every_entry_a_change_writes_is_audited_in_its_transaction() {
-    use sihai_store::AccessStore;
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
+both_backends! {
+    fn every_entry_a_change_writes_is_audited_in_its_transaction(t) {
+    let store = t.store();
     let change = |upserts, removals| TenantChange {
         upserts,
         removals,
@@ -704,4 +741,94 @@ fn every_entry_a_change_writes_is_audited_in_its_transaction() {
     let acme = store.audit_log(Some("acme"), 0).unwrap();
     assert!(acme.iter().all(|a| a.target == "group/sales"), "{acme:?}");
     assert_eq!(acme.len(), 2);
+}
+}
+
+both_backends! {
+    /// PostgreSQL pushes every node's change to the others at once (`LISTEN
+    /// sihai_tenant`); SQLite has no push and the daemon polls.
+    fn another_nodes_change_is_pushed_within_a_second(t) {
+    let Some(mut changes) = t.store().tenant_changes() else {
+        assert_eq!(t.backend, Backend::Sqlite, "PostgreSQL pushes changes");
+        return;
+    };
+    assert_eq!(*changes.borrow_and_update(), 0);
+    let other = t.open_another("node-b");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for revision in 1..=3 {
+        other
+            .apply_tenant(upsert(
+                vec![sales(&format!("members = [\"r{revision}\"]\n"))],
+                None,
+            ))
+            .unwrap();
+        runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(1),
+                changes.wait_for(|&seen| seen >= revision),
+            )
+            .await
+            .expect("pushed within a second")
+            .expect("the listener is running");
+        });
+    }
+    // A change that changes nothing bumps no revision and pushes nothing.
+    other
+        .apply_tenant(upsert(vec![sales("members = [\"r3\"]\n")], None))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!changes.has_changed().unwrap());
+    // A second receiver shares the one listener and starts at the revision as it is.
+    assert_eq!(*t.store().tenant_changes().unwrap().borrow(), 3);
+}
+}
+
+/// The listener's connection broken (the server restarted, a proxy dropped it): it
+/// reconnects and pushes the revision as it is, so a change made while it was away is
+/// not missed.
+#[test]
+fn the_tenant_listener_reconnects_and_catches_up() {
+    let t = TestStore::new(Backend::Postgres);
+    let mut changes = t.store().tenant_changes().unwrap();
+    let other = t.open_another("node-b");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let wait = |changes: &mut tokio::sync::watch::Receiver<i64>, revision: i64| {
+        runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                changes.wait_for(|&seen| seen >= revision),
+            )
+            .await
+            .expect("pushed in time")
+            .expect("the listener is running");
+        })
+    };
+    other
+        .apply_tenant(upsert(vec![sales("a = 1\n")], None))
+        .unwrap();
+    wait(&mut changes, 1);
+    let mut admin = t.db.as_ref().unwrap().connect();
+    let killed = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE application_name = 'sihai node-a tenant listener'",
+            &[],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(killed, 1);
+    other
+        .apply_tenant(upsert(vec![sales("a = 2\n")], None))
+        .unwrap();
+    wait(&mut changes, 2);
+    other
+        .apply_tenant(upsert(vec![sales("a = 3\n")], None))
+        .unwrap();
+    wait(&mut changes, 3);
 }

@@ -93,22 +93,6 @@ fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<Result<AuditEntry, Bad>> {
     Ok(decoded.map_err(|d| ("audit", id, d.0)))
 }
 
-/// Why `user` cannot be stored as it is, if it cannot.
-fn invalid(user: &NewUser) -> Option<String> {
-    if user.login.is_empty() {
-        return Some("the login is empty".to_owned());
-    }
-    match (&user.enterprise, user.role.is_enterprise()) {
-        (None, true) => Some(format!("role {} needs an enterprise", user.role)),
-        (Some(e), true) if e.is_empty() => Some("the enterprise is empty".to_owned()),
-        (Some(e), false) => Some(format!(
-            "role {} belongs to no enterprise (given {e:?})",
-            user.role
-        )),
-        _ => None,
-    }
-}
-
 /// Runs one access write on the writer's connection and answers it.
 pub(crate) fn run(conn: &mut Connection, path: &Path, op: AccessOp) {
     let sql = |context: &'static str| {
@@ -378,7 +362,7 @@ impl SqliteStore {
 
 impl AccessStore for SqliteStore {
     fn add_user(&self, user: NewUser) -> Result<User, StoreError> {
-        if let Some(reason) = invalid(&user) {
+        if let Some(reason) = crate::access::invalid(&user) {
             return Err(StoreError::InvalidUser {
                 path: self.path.clone(),
                 login: user.login,

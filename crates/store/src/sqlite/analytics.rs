@@ -14,6 +14,8 @@ use std::collections::BTreeSet;
 
 use sihai_analytics::{Analysis, DayRange, DayRollup, RollupKey, Rollups};
 
+use crate::analytics::{Piece, caller_pieces, month_of};
+
 use super::writer::{Admin, Msg};
 use super::{CDR_COLUMNS, SqliteStore, cdr_from_row, collect, load_attempts, sql_limit};
 use crate::{AnalyticsStore, Cdr, RolledUp, StoreError};
@@ -68,40 +70,6 @@ fn corrupt_rollup(path: &Path, rowid: i64, detail: String) -> StoreError {
         rowid,
         detail,
     }
-}
-
-/// `YYYY-MM`, the key of `analytics_month_caller`.
-fn month_of(day: Date) -> String {
-    format!("{:04}-{:02}", day.year(), day.month())
-}
-
-/// Where a range's distinct callers are read from.
-#[derive(Debug, PartialEq, Eq)]
-enum Piece {
-    /// A calendar month the range covers whole (`YYYY-MM`).
-    Month(String),
-    /// Days of a month it covers in part, first to last (`YYYY-MM-DD`).
-    Days(String, String),
-}
-
-/// The range cut at month boundaries: its whole months, and its other days.
-fn caller_pieces(range: DayRange) -> Vec<Piece> {
-    let mut pieces = Vec::new();
-    let mut day = range.first;
-    while day <= range.last {
-        let month_last = day.last_of_month();
-        let piece_last = month_last.min(range.last);
-        if day == day.first_of_month() && piece_last == month_last {
-            pieces.push(Piece::Month(month_of(day)));
-        } else {
-            pieces.push(Piece::Days(day.to_string(), piece_last.to_string()));
-        }
-        match piece_last.tomorrow() {
-            Ok(next) => day = next,
-            Err(_) => break,
-        }
-    }
-    pieces
 }
 
 /// A pass of the rollup job folded off the writer: the CDRs after watermark `from`
@@ -376,44 +344,5 @@ impl AnalyticsStore for SqliteStore {
         }
         tx.finish().map_err(&err)?;
         Ok(analysis)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use jiff::civil::date;
-
-    #[test]
-    fn a_range_reads_its_whole_months_whole_and_the_rest_by_day() {
-        let pieces = |first, last| caller_pieces(DayRange::new(first, last).unwrap());
-        let days = |a: &str, b: &str| Piece::Days(a.into(), b.into());
-        assert_eq!(
-            pieces(date(2026, 3, 1), date(2026, 3, 31)),
-            [Piece::Month("2026-03".into())]
-        );
-        assert_eq!(
-            pieces(date(2026, 2, 15), date(2026, 4, 2)),
-            [
-                days("2026-02-15", "2026-02-28"),
-                Piece::Month("2026-03".into()),
-                days("2026-04-01", "2026-04-02"),
-            ]
-        );
-        assert_eq!(
-            pieces(date(2026, 3, 2), date(2026, 3, 3)),
-            [days("2026-03-02", "2026-03-03")]
-        );
-        assert_eq!(
-            pieces(date(2024, 2, 1), date(2024, 2, 29)),
-            [Piece::Month("2024-02".into())]
-        );
-        assert_eq!(
-            pieces(date(2026, 1, 31), date(2026, 2, 1)),
-            [
-                days("2026-01-31", "2026-01-31"),
-                days("2026-02-01", "2026-02-01")
-            ]
-        );
     }
 }

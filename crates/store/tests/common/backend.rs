@@ -270,3 +270,52 @@ macro_rules! both_backends {
         )*
     };
 }
+
+/// Raw SQL on the test's database, whichever the backend: what `rusqlite` on the file
+/// is to a SQLite test.
+impl TestStore {
+    /// The path the store's errors name: the SQLite file, or the PostgreSQL URL without
+    /// its password.
+    pub fn store_path(&self) -> PathBuf {
+        match self.backend {
+            Backend::Sqlite => self.sqlite_path(),
+            Backend::Postgres => self.postgres().path().to_path_buf(),
+        }
+    }
+
+    /// The one integer `sql` selects (a `BIGINT` on PostgreSQL: cast sums and counts
+    /// with `CAST(… AS BIGINT)`, which SQLite reads as an integer too).
+    pub fn scalar(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => rusqlite::Connection::open(self.sqlite_path())
+                .expect("open sqlite")
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Backend::Postgres => self
+                .db
+                .as_ref()
+                .expect("a PostgreSQL database")
+                .connect()
+                .query_one(sql, &[])
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .get(0),
+        }
+    }
+
+    /// Runs `sql` (statements without results).
+    pub fn execute(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => rusqlite::Connection::open(self.sqlite_path())
+                .expect("open sqlite")
+                .execute_batch(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Backend::Postgres => self
+                .db
+                .as_ref()
+                .expect("a PostgreSQL database")
+                .connect()
+                .batch_execute(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        }
+    }
+}
