@@ -11,7 +11,7 @@ use sihai_config::{Config, Enterprise};
 use sihai_server::billing::{MonthEnds, Standing, review_account, standings};
 use sihai_server::payments::{Payment, PaymentError, PaymentKind, post_payment};
 use sihai_store::statement;
-use sihai_store::{Account, LedgerStore, Money, SqliteStore};
+use sihai_store::{Account, Money, Store};
 
 /// Who the entries posted from the command line are by.
 const ACTOR: &str = "cli";
@@ -19,7 +19,7 @@ const ACTOR: &str = "cli";
 /// The configuration and its store, opened for one command.
 pub struct Books {
     pub config: Config,
-    pub store: SqliteStore,
+    pub store: std::sync::Arc<dyn Store>,
 }
 
 impl Books {
@@ -28,10 +28,9 @@ impl Books {
     /// daemon would at start).
     pub fn open(path: &Path) -> anyhow::Result<Books> {
         let file = Config::load(path).map_err(|errors| anyhow!("{errors}"))?;
-        let store = SqliteStore::open(&file.store.sqlite, file.store.commit_interval)
-            .with_context(|| format!("opening {}", file.store.sqlite.display()))?;
+        let store = crate::open_store(&file.store)?;
         let (config, _, _) =
-            sihai_server::tenant::prepare(&store, path, None).with_context(|| {
+            sihai_server::tenant::prepare(&*store, path, None).with_context(|| {
                 format!(
                     "assembling the configuration from {} and the store",
                     path.display()
@@ -42,7 +41,7 @@ impl Books {
 
     /// Commits whatever is queued (alerts a review queued) and stops the writer.
     pub fn close(self) -> anyhow::Result<()> {
-        self.store.close().context("closing the store")
+        self.store.flush().context("committing to the store")
     }
 
     /// The enterprise as configured and its account, opening the account of a billed
@@ -71,8 +70,8 @@ impl Books {
 
 /// `sihai account list`.
 pub fn list(books: &Books, json: bool) -> anyhow::Result<()> {
-    let standings =
-        standings(&books.store, &books.config, Timestamp::now()).context("reading the accounts")?;
+    let standings = standings(&*books.store, &books.config, Timestamp::now())
+        .context("reading the accounts")?;
     if json {
         let values: Vec<serde_json::Value> = standings.iter().map(account_json).collect();
         println!("{}", serde_json::to_string_pretty(&values)?);
@@ -266,7 +265,7 @@ fn post(
         actor: ACTOR.to_owned(),
         at: Timestamp::now(),
     };
-    let receipt = post_payment(&books.store, &books.store, &books.config, payment).map_err(
+    let receipt = post_payment(&*books.store, &*books.store, &books.config, payment).map_err(
         |err| match &err {
             // What to do about it, in the command line's terms.
             PaymentError::BelowMinimum { .. } => anyhow!(
@@ -313,8 +312,8 @@ fn post(
 /// resumption) and prints what was done and where the account stands.
 fn review_and_show(books: &Books, id: &str, now: Timestamp) -> anyhow::Result<()> {
     let done = review_account(
-        &books.store,
-        &books.store,
+        &*books.store,
+        &*books.store,
         &books.config,
         id,
         now,
@@ -380,8 +379,8 @@ pub fn bill(books: &Books, id: &str, month: Month, csv: bool) -> anyhow::Result<
     let (enterprise, _) = books.account(id)?;
     let name = enterprise.map_or(id, |e| e.name.as_str());
     let statement = statement::read_statement(
-        &books.store,
-        &books.store,
+        &*books.store,
+        &*books.store,
         (id, name, &month.to_string()),
         month.start(),
         month.end(),

@@ -444,15 +444,23 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     })
 }
 
+/// Opens the store the configuration names, for one command.
+pub(crate) fn open_store(
+    config: &sihai_config::StoreConfig,
+) -> anyhow::Result<std::sync::Arc<dyn sihai_store::Store>> {
+    sihai_server::open_store(config).with_context(|| match &config.postgres {
+        Some(postgres) => format!("opening {}", sihai_store::redact_url(&postgres.url)),
+        None => format!("opening {}", config.sqlite.display()),
+    })
+}
+
 fn print_cdrs(
     path: &std::path::Path,
     filter: &sihai_store::CdrFilter,
     csv: bool,
 ) -> anyhow::Result<()> {
-    use sihai_store::CdrStore;
     let config = Config::load(path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    let store = sihai_store::SqliteStore::open(&config.store.sqlite, config.store.commit_interval)
-        .with_context(|| format!("opening {}", config.store.sqlite.display()))?;
+    let store = open_store(&config.store)?;
     let cdrs = store.query(filter).context("querying CDRs")?;
     let text = if csv {
         sihai_store::report::format_csv(&cdrs)

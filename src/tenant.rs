@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow, bail};
 use sihai_config::{Config, tenant};
 use sihai_server::tenant::source_key;
-use sihai_store::{SqliteStore, StoreError, TenantChange, TenantStore};
+use sihai_store::{Store, StoreError, TenantChange};
 
 /// The first line of an export: `# sihai export: revision 12` or
 /// `# sihai export: revision 12, enterprise acme`.
@@ -32,13 +32,12 @@ fn parse_header(text: &str) -> Option<Header> {
     })
 }
 
-fn open_store(config_path: &Path) -> anyhow::Result<(String, SqliteStore)> {
+fn open_store(config_path: &Path) -> anyhow::Result<(String, std::sync::Arc<dyn Store>)> {
     let node_text = std::fs::read_to_string(config_path)
         .with_context(|| format!("reading {}", config_path.display()))?;
     let config = Config::from_str(&node_text, &config_path.display().to_string())
         .map_err(|errors| anyhow!("{errors}"))?;
-    let store = SqliteStore::open(&config.store.sqlite, config.store.commit_interval)
-        .with_context(|| format!("opening {}", config.store.sqlite.display()))?;
+    let store = crate::open_store(&config.store)?;
     Ok((node_text, store))
 }
 
@@ -68,7 +67,7 @@ pub fn export(config_path: &Path, enterprise: Option<&str>) -> anyhow::Result<()
     out.push_str("\n# Edit and apply with `sihai apply FILE`: entries changed since this revision are not overwritten.\n\n");
     out.push_str(&tenant::render(&entries));
     print!("{out}");
-    store.close().context("closing the store")
+    store.flush().context("committing to the store")
 }
 
 /// `sihai apply FILE [--dry-run] [--force]`.
@@ -107,7 +106,7 @@ pub fn apply(config_path: &Path, file: &Path, dry_run: bool, force: bool) -> any
         Config::from_parts(&node_text, &node_origin, &tenant_text, &origin).map(|_| ())
     };
     if let Err(errors) = checked {
-        store.close().ok();
+        store.flush().ok();
         bail!("{errors}\n{origin}: not applied");
     }
 
@@ -120,7 +119,7 @@ pub fn apply(config_path: &Path, file: &Path, dry_run: bool, force: bool) -> any
     }
     if dry_run {
         println!("{origin}: dry run, nothing applied");
-        return store.close().context("closing the store");
+        return store.flush().context("committing to the store");
     }
     let key = source_key(file);
     let base_revision = if force {
@@ -135,7 +134,7 @@ pub fn apply(config_path: &Path, file: &Path, dry_run: bool, force: bool) -> any
     } else if current.is_empty() {
         None
     } else {
-        store.close().ok();
+        store.flush().ok();
         bail!(
             "{origin}: not an export (its first line is not `{HEADER}N`) and never applied \
              to this store, so what it was based on is unknown: export with `sihai export`, \
@@ -160,10 +159,10 @@ pub fn apply(config_path: &Path, file: &Path, dry_run: bool, force: bool) -> any
                 "{origin}: applied, {} change(s), revision {}",
                 applied.changed, applied.revision
             );
-            store.close().context("closing the store")
+            store.flush().context("committing to the store")
         }
         Err(StoreError::StaleTenant { changed, .. }) => {
-            store.close().ok();
+            store.flush().ok();
             let list: Vec<String> = changed
                 .iter()
                 .map(|(section, key, revision)| {
@@ -177,7 +176,7 @@ pub fn apply(config_path: &Path, file: &Path, dry_run: bool, force: bool) -> any
             )
         }
         Err(other) => {
-            store.close().ok();
+            store.flush().ok();
             Err(other).context("applying the tenant data")
         }
     }

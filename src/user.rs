@@ -9,12 +9,11 @@ use std::path::Path;
 use anyhow::{Context, anyhow, bail};
 use jiff::Timestamp;
 use sihai_config::Config;
-use sihai_store::{AccessStore, NewUser, Role, SqliteStore, StoreError};
+use sihai_store::{NewUser, Role, Store, StoreError};
 
-fn open(config_path: &Path) -> anyhow::Result<SqliteStore> {
+fn open(config_path: &Path) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     let config = Config::load(config_path).map_err(|errors| anyhow!("{errors}"))?;
-    SqliteStore::open(&config.store.sqlite, config.store.commit_interval)
-        .with_context(|| format!("opening {}", config.store.sqlite.display()))
+    crate::open_store(&config.store)
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -60,7 +59,7 @@ pub fn add(
         enterprise,
         at: Timestamp::now(),
     });
-    store.close().context("closing the store")?;
+    store.flush().context("committing to the store")?;
     match result {
         Ok(user) => {
             println!("user {} added ({})", user.login, user.role.as_str());
@@ -75,7 +74,7 @@ pub fn add(
 pub fn key(config_path: &Path, login: &str, name: &str) -> anyhow::Result<()> {
     let store = open(config_path)?;
     let Some((user, _)) = store.user_by_login(login).context("finding the user")? else {
-        store.close().ok();
+        store.flush().ok();
         bail!("no user {login:?}");
     };
     let key = sihai_api::auth::new_secret();
@@ -87,7 +86,7 @@ pub fn key(config_path: &Path, login: &str, name: &str) -> anyhow::Result<()> {
             Timestamp::now(),
         )
         .context("adding the key")?;
-    store.close().context("closing the store")?;
+    store.flush().context("committing to the store")?;
     println!("{key}");
     eprintln!(
         "API key {name:?} for {login}: send it as `Authorization: Bearer <key>`; it is not shown again"

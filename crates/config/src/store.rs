@@ -84,8 +84,10 @@ pub(crate) fn validate(
     let Some(raw) = raw.map(Spanned::into_inner) else {
         return StoreConfig::default();
     };
-    let mut store = StoreConfig::default();
-    store.postgres = postgres(&raw, diagnostics);
+    let mut store = StoreConfig {
+        postgres: postgres(&raw, diagnostics),
+        ..StoreConfig::default()
+    };
     if let (Some(sqlite), Some(_)) = (&raw.sqlite, &store.postgres) {
         diagnostics.report(
             Some(sqlite.span()),

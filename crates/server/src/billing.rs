@@ -28,35 +28,77 @@ use sihai_config::{Config, Enterprise, EnterpriseBilling, PhoneTarget};
 use sihai_rating::{Call, CallerRegion, Money, billable_seconds, rate};
 use sihai_records::json_string;
 use sihai_store::{
-    Account, AccountStatus, Cdr, CdrStore, EntryKind, HangupSide, LedgerStore, NewAlert, NewEntry,
-    OpenReservation, Outcome, Refusal, ReservationOutcome, Spender, StoreError,
+    Account, AccountStatus, Cdr, CdrStore, EntryKind, Exclusive, HangupSide, Job, LedgerStore,
+    NewAlert, NewEntry, OpenReservation, Outcome, Refusal, ReservationOutcome, Spender, StoreError,
 };
 use tracing::{debug, error, info, warn};
 
 use crate::Core;
 use sihai_call::b2bua::BillingOp;
 
-/// Carries out every billing request the core has queued, feeding each reservation's
-/// answer back to its call (which may queue more: a call admitted by a voice menu is
-/// answered at once).
-pub fn serve(core: &mut Core, ledger: &dyn LedgerStore) {
-    while let Some(op) = core.poll_billing() {
-        match op {
-            BillingOp::Reserve(request) => {
-                let call_id = request.call_id.clone();
-                let outcome = ledger.reserve(request).unwrap_or_else(|err| {
-                    // Without the store no call can be settled: refuse rather than let
-                    // calls run that nothing will charge.
-                    error!(call = %call_id, %err, "cannot reserve the call's balance; refused");
-                    ReservationOutcome::Refused(Refusal::NoAccount)
-                });
-                core.on_reservation(Instant::now(), Timestamp::now(), &call_id, outcome);
-            }
-            BillingOp::Answered { call_id, at } => {
-                if let Err(err) = ledger.mark_answered(&call_id, at) {
-                    error!(call = %call_id, %err, "cannot record the call's answer with its reservation");
+/// Where reservation answers come back to the event loop: at once for a store that
+/// answers from memory (SQLite), later for one that needs a round trip (PostgreSQL),
+/// in which case the loop receives them with [`Reservations::recv`].
+pub struct Reservations {
+    tx: tokio::sync::mpsc::UnboundedSender<(String, ReservationOutcome)>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<(String, ReservationOutcome)>,
+}
+
+impl Default for Reservations {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Reservations { tx, rx }
+    }
+}
+
+impl Reservations {
+    /// The next answer that came back after [`serve`] returned.
+    pub async fn recv(&mut self) -> Option<(String, ReservationOutcome)> {
+        self.rx.recv().await
+    }
+}
+
+/// Carries out every billing request the core has queued. Each reservation goes to
+/// the store without waiting ([`LedgerStore::reserve_then`]); answers already there
+/// (SQLite's, given at once) are fed back to their calls within this turn of the event
+/// loop, which may queue more (a call admitted by a voice menu is answered at once).
+/// The store not answering (its database unreachable) refuses the call with `503`
+/// ([`Refusal::Unavailable`]).
+pub fn serve(core: &mut Core, ledger: &dyn LedgerStore, reservations: &mut Reservations) {
+    loop {
+        while let Some(op) = core.poll_billing() {
+            match op {
+                BillingOp::Reserve(request) => {
+                    let call_id = request.call_id.clone();
+                    let answers = reservations.tx.clone();
+                    ledger.reserve_then(
+                        request,
+                        Box::new(move |result| {
+                            let outcome = result.unwrap_or_else(|err| {
+                                // Without an answer nothing is known of the account:
+                                // turned away to be retried, not told it has no money.
+                                error!(call = %call_id, %err, "cannot reserve the call's balance; refused with 503");
+                                ReservationOutcome::Refused(Refusal::Unavailable)
+                            });
+                            // The loop has stopped: the call is gone with it.
+                            let _ = answers.send((call_id, outcome));
+                        }),
+                    );
+                }
+                BillingOp::Answered { call_id, at } => {
+                    if let Err(err) = ledger.mark_answered(&call_id, at) {
+                        error!(call = %call_id, %err, "cannot record the call's answer with its reservation");
+                    }
                 }
             }
+        }
+        let mut answered = false;
+        while let Ok((call_id, outcome)) = reservations.rx.try_recv() {
+            core.on_reservation(Instant::now(), Timestamp::now(), &call_id, outcome);
+            answered = true;
+        }
+        if !answered {
+            return;
         }
     }
 }
@@ -474,6 +516,7 @@ fn alert(
 pub async fn run_lifecycle(
     store: Arc<dyn CdrStore>,
     ledger: Arc<dyn LedgerStore>,
+    jobs: Arc<dyn Exclusive>,
     config: Arc<ArcSwap<Config>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -483,27 +526,35 @@ pub async fn run_lifecycle(
         let running = config.load_full();
         let interval = running.billing.lifecycle_interval;
         let (store, ledger, month_ends) = (store.clone(), ledger.clone(), month_ends.clone());
+        let jobs = jobs.clone();
         let pass = tokio::task::spawn_blocking(move || {
             let mut month_ends = month_ends
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = Timestamp::now();
-            for enterprise in running.enterprises.iter().filter(|e| e.billing.is_some()) {
-                match review_account(&*store, &*ledger, &running, &enterprise.id, now, &mut month_ends) {
-                    Ok(done) => {
-                        for line in done {
-                            info!("billing: {line}");
+            // One node reviews the accounts at a time (the store's lock for the job);
+            // the others skip this pass.
+            jobs.exclusively(Job::Lifecycle, &mut || {
+                let now = Timestamp::now();
+                for enterprise in running.enterprises.iter().filter(|e| e.billing.is_some()) {
+                    match review_account(&*store, &*ledger, &running, &enterprise.id, now, &mut month_ends) {
+                        Ok(done) => {
+                            for line in done {
+                                info!("billing: {line}");
+                            }
+                        }
+                        Err(err) => {
+                            error!(enterprise = %enterprise.id, %err, "account review failed; retried next pass")
                         }
                     }
-                    Err(err) => {
-                        error!(enterprise = %enterprise.id, %err, "account review failed; retried next pass")
-                    }
                 }
-            }
+            })
         })
         .await;
-        if let Err(err) = pass {
-            error!(%err, "account review task failed");
+        match pass {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => debug!("another node is reviewing the accounts; skipped this pass"),
+            Ok(Err(err)) => warn!(%err, "cannot take the account review's lock; retried next pass"),
+            Err(err) => error!(%err, "account review task failed"),
         }
         tokio::select! {
             () = tokio::time::sleep(interval.max(Duration::from_secs(1))) => {}

@@ -31,8 +31,8 @@ use sihai_routing::RoutingTable;
 use sihai_sip::framing::FrameLimits;
 use sihai_sip::{Peer, Transport};
 use sihai_store::{
-    AccessStore, AnalyticsStore, AudioStore, CdrStore, LedgerStore, SqliteStore, StoreError,
-    TenantStore,
+    AccessStore, AnalyticsStore, AudioStore, CdrStore, Exclusive, LedgerStore, PgOptions, PgStore,
+    SqliteStore, Store, StoreError, TenantStore,
 };
 use sihai_transaction::{TimerConfig, Transmit};
 use sihai_transport::{TransportConfig, Transports};
@@ -81,6 +81,9 @@ pub struct Server {
     audio: Arc<dyn AudioStore>,
     /// The same store's traffic analysis rollups, kept by [`rollups::run`].
     analytics: Arc<dyn AnalyticsStore>,
+    /// The same store's locks for the jobs one node at a time runs (several nodes on
+    /// one PostgreSQL database).
+    jobs: Arc<dyn Exclusive>,
     /// Uploaded recordings already encoded, by digest (see `media::load_prompts`).
     prompt_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, sihai_media::Prompt>>>,
     inbound: mpsc::Receiver<sihai_transport::Received>,
@@ -92,16 +95,14 @@ impl Server {
     /// Opens the store and binds every listener named in the configuration read from
     /// `config_path` (which is watched for changes while running).
     pub async fn bind(config: Config, config_path: &Path) -> Result<Server, ServerError> {
-        let sqlite = Arc::new(SqliteStore::open(
-            &config.store.sqlite,
-            config.store.commit_interval,
-        )?);
-        let store: Arc<dyn CdrStore> = sqlite.clone();
-        let ledger: Arc<dyn LedgerStore> = sqlite.clone();
-        let tenant_store: Arc<dyn TenantStore> = sqlite.clone();
-        let access: Arc<dyn AccessStore> = sqlite.clone();
-        let audio: Arc<dyn AudioStore> = sqlite.clone();
-        let analytics: Arc<dyn AnalyticsStore> = sqlite;
+        let opened = open_store(&config.store)?;
+        let store: Arc<dyn CdrStore> = opened.clone();
+        let ledger: Arc<dyn LedgerStore> = opened.clone();
+        let tenant_store: Arc<dyn TenantStore> = opened.clone();
+        let access: Arc<dyn AccessStore> = opened.clone();
+        let audio: Arc<dyn AudioStore> = opened.clone();
+        let analytics: Arc<dyn AnalyticsStore> = opened.clone();
+        let jobs: Arc<dyn Exclusive> = opened;
         // Node settings from the file, tenant data from the store (the file's tenant
         // sections seed an empty store, or apply when the file changed since).
         let (config, door, revision) = tenant::prepare(&*tenant_store, config_path, None)?;
@@ -154,6 +155,7 @@ impl Server {
             access,
             audio,
             analytics,
+            jobs,
             prompt_cache: Arc::default(),
             inbound,
             log_level: None,
@@ -278,12 +280,14 @@ impl Server {
         let lifecycle = tokio::spawn(billing::run_lifecycle(
             self.store.clone(),
             self.ledger.clone(),
+            self.jobs.clone(),
             self.config.clone(),
             stop_rx.clone(),
         ));
         // Off the signalling path, and yielding to it: the node's setup rate paces it.
         let rollup_job = tokio::spawn(rollups::run(
             self.analytics.clone(),
+            self.jobs.clone(),
             self.stats.clone(),
             stop_rx.clone(),
         ));
@@ -315,22 +319,27 @@ impl Server {
         // keep their capacity from turn to turn.
         let mut outgoing: Vec<(Peer, Bytes)> = Vec::new();
         let mut parked: Vec<Transmit> = Vec::new();
+        let mut reservations = billing::Reservations::default();
         loop {
             let deadline = core.poll_timeout();
             tokio::select! {
                 received = self.inbound.recv() => {
                     let Some(received) = received else { break };
                     core.handle_received_on(Instant::now(), Timestamp::now(), received.data, received.source, Some(received.local));
-                    self.collect_outputs(&mut core, &mut outgoing, &mut parked);
+                    self.collect_outputs(&mut core, &mut reservations, &mut outgoing, &mut parked);
                     // Under load more is already queued: take it in the same turn so that
                     // the replies leave together (one sendmmsg, one wake-up per peer).
                     for _ in 1..INBOUND_BATCH {
                         let Ok(received) = self.inbound.try_recv() else { break };
                         core.handle_received_on(Instant::now(), Timestamp::now(), received.data, received.source, Some(received.local));
-                        self.collect_outputs(&mut core, &mut outgoing, &mut parked);
+                        self.collect_outputs(&mut core, &mut reservations, &mut outgoing, &mut parked);
                     }
                 }
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now(), Timestamp::now()),
+                // A reservation the store answered after a round trip (PostgreSQL).
+                Some((call_id, outcome)) = reservations.recv() => {
+                    core.on_reservation(Instant::now(), Timestamp::now(), &call_id, outcome);
+                }
                 Some(trigger) = reload_rx.recv() => {
                     if reloading {
                         reload_again = Some(trigger);
@@ -379,7 +388,7 @@ impl Server {
             // A failed send fails its transaction, which may want to send something else
             // (a final response to the caller): go round until nothing new is produced.
             loop {
-                self.collect_outputs(&mut core, &mut outgoing, &mut parked);
+                self.collect_outputs(&mut core, &mut reservations, &mut outgoing, &mut parked);
                 if !parked.is_empty() && gate.send(std::mem::take(&mut parked)).is_err() {
                     error!("durability gate stopped");
                 }
@@ -420,10 +429,11 @@ impl Server {
     fn collect_outputs(
         &self,
         core: &mut Core,
+        reservations: &mut billing::Reservations,
         outgoing: &mut Vec<(Peer, Bytes)>,
         parked: &mut Vec<Transmit>,
     ) {
-        billing::serve(core, &*self.ledger);
+        billing::serve(core, &*self.ledger, reservations);
         let mut ended = false;
         while let Some((cdr, alert)) = core.poll_record() {
             ended = true;
@@ -543,6 +553,24 @@ impl Server {
     }
 }
 
+/// Opens the store `[store]` names: the SQLite file, or the PostgreSQL database shared
+/// with other nodes (as node `[store] node`). The daemon and every command that reads or
+/// writes the store open it here.
+pub fn open_store(config: &sihai_config::StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match &config.postgres {
+        None => Arc::new(SqliteStore::open(&config.sqlite, config.commit_interval)?),
+        Some(postgres) => {
+            let mut options = PgOptions::new(postgres.node.clone());
+            options.commit_interval = config.commit_interval;
+            options.pool_size = postgres.pool_size;
+            options.connect_timeout = postgres.connect_timeout;
+            let store = PgStore::open(&postgres.url, options)?;
+            info!(database = %store.path().display(), node = %postgres.node, "store on PostgreSQL");
+            Arc::new(store)
+        }
+    })
+}
+
 /// Encoded prompts by `[[prompt]]` name.
 type Prompts = std::collections::HashMap<String, sihai_media::Prompt>;
 
@@ -575,29 +603,65 @@ fn log_file_door(trigger: &str, door: &tenant::FileDoor) {
 /// door (`sihai apply`, the admin API) is running within about this much.
 const TENANT_POLL: Duration = Duration::from_millis(250);
 
+/// How often the revision is looked at when the store pushes changes
+/// ([`TenantStore::tenant_changes`]): only in case a push was missed.
+const TENANT_POLL_WITH_PUSH: Duration = Duration::from_secs(1);
+
 /// Asks for a reload whenever the store's tenant revision moves past the one the
-/// running configuration was assembled from.
+/// running configuration was assembled from: at once when the store pushes it (another
+/// node's change on PostgreSQL), and by polling in any case.
 async fn watch_tenant_revision(
     store: Arc<dyn TenantStore>,
     running: Arc<std::sync::atomic::AtomicI64>,
     reload: mpsc::Sender<&'static str>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(TENANT_POLL);
+    let mut pushed = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.tenant_changes())
+            .await
+            .ok()
+            .flatten()
+    };
+    let mut tick = tokio::time::interval(if pushed.is_some() {
+        TENANT_POLL_WITH_PUSH
+    } else {
+        TENANT_POLL
+    });
     let mut asked_for = None;
     loop {
-        tick.tick().await;
+        let revision = tokio::select! {
+            _ = tick.tick() => None,
+            changed = async {
+                match pushed.as_mut() {
+                    Some(rx) => rx.changed().await.map(|()| *rx.borrow_and_update()),
+                    None => std::future::pending().await,
+                }
+            } => match changed {
+                Ok(revision) => Some(revision),
+                Err(_) => {
+                    // The push has stopped (the store closed): polling goes on.
+                    pushed = None;
+                    None
+                }
+            },
+        };
         if *stop.borrow() {
             return;
         }
-        let store = store.clone();
-        let revision = match tokio::task::spawn_blocking(move || store.tenant_revision()).await {
-            Ok(Ok(revision)) => revision,
-            Ok(Err(err)) => {
-                warn!(%err, "cannot read the tenant revision");
-                continue;
+        let revision = match revision {
+            Some(revision) => revision,
+            None => {
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.tenant_revision()).await {
+                    Ok(Ok(revision)) => revision,
+                    Ok(Err(err)) => {
+                        warn!(%err, "cannot read the tenant revision");
+                        continue;
+                    }
+                    Err(_) => return,
+                }
             }
-            Err(_) => return,
         };
         let compiled = running.load(std::sync::atomic::Ordering::Relaxed);
         if revision != compiled && asked_for != Some(revision) {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use sihai_store::AnalyticsStore;
+use sihai_store::{AnalyticsStore, Exclusive, Job};
 use tracing::{error, info, warn};
 
 use crate::stats::Stats;
@@ -53,6 +53,7 @@ fn catch_up_pause(took: Duration, setups_per_second: f64) -> Duration {
 /// Rolls up new CDRs until `shutdown`, paced by the node's setup rate in `stats`.
 pub async fn run(
     store: Arc<dyn AnalyticsStore>,
+    jobs: Arc<dyn Exclusive>,
     stats: Arc<Stats>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -61,8 +62,18 @@ pub async fn run(
     let mut catching_up: Option<(Instant, usize)> = None;
     loop {
         let started = Instant::now();
-        let pass_store = store.clone();
-        let pass = tokio::task::spawn_blocking(move || pass_store.roll_up(ROLLUP_BATCH)).await;
+        let (pass_store, pass_jobs) = (store.clone(), jobs.clone());
+        // One node rolls up at a time (a pass of two would be refused at its
+        // watermark anyway, after reading and folding for nothing).
+        let pass = tokio::task::spawn_blocking(move || {
+            let mut done = Ok(sihai_store::RolledUp::default());
+            pass_jobs
+                .exclusively(Job::Rollups, &mut || {
+                    done = pass_store.roll_up(ROLLUP_BATCH)
+                })
+                .and(done)
+        })
+        .await;
         let took = started.elapsed();
         let wait = match pass {
             Ok(Ok(done)) if done.folded >= ROLLUP_BATCH => {

@@ -9,7 +9,7 @@ use sihai_analytics::{Analysis, DayRange};
 use crate::StoreError;
 
 /// What one [`AnalyticsStore::roll_up`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RolledUp {
     /// CDRs folded by this pass (0: the rollups had caught up).
     pub folded: usize,
@@ -20,7 +20,7 @@ pub struct RolledUp {
     pub writer_time: std::time::Duration,
 }
 
-/// Traffic analysis rollups: SQLite now, PostgreSQL later.
+/// Traffic analysis rollups, on either backend.
 ///
 /// The store keeps a `sihai_analytics::DayRollup` per (enterprise, number, day), each
 /// day's and each calendar month's distinct callers per number, and a watermark: the highest CDR id folded into

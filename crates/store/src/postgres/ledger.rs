@@ -75,6 +75,9 @@ WITH cur AS (
     FROM account
     WHERE enterprise = $2
       AND ($4::bigint IS NULL OR (status = 'active' AND balance - reserved >= $4::bigint))
+      -- A reservation that arrives after its call's CDR (the caller gave up waiting,
+      -- the call was refused and recorded) would hold money nothing releases.
+      AND NOT EXISTS (SELECT 1 FROM cdr WHERE call_id = $1::text)
     FOR UPDATE
 ), acct AS (
     UPDATE account a SET reserved = a.reserved + cur.granted
@@ -707,6 +710,38 @@ impl LedgerStore for PgStore {
             self.stamp_soon()?;
         }
         Ok(outcome)
+    }
+
+    /// The statement runs on the store's runtime and `answer` is called from there:
+    /// the caller's thread (the daemon's event loop) never waits for the database. An
+    /// answer that takes longer than the connect timeout is
+    /// [`StoreError::Unreachable`]; should the statement still commit later, the
+    /// call's CDR (a refused call is recorded too) releases what it reserved, or, once
+    /// that CDR exists, the statement reserves nothing.
+    fn reserve_then(
+        &self,
+        request: ReservationRequest,
+        answer: Box<dyn FnOnce(Result<ReservationOutcome, StoreError>) + Send>,
+    ) {
+        let shared = Arc::clone(&self.shared);
+        if !shared.reserving.swap(true, Ordering::Relaxed)
+            && let Err(e) = self.stamp_soon()
+        {
+            answer(Err(e));
+            return;
+        }
+        let timeout = shared.options.connect_timeout;
+        self.handle.spawn(async move {
+            let outcome =
+                tokio::time::timeout(timeout, retrying(|| reserve(&shared, &request))).await;
+            answer(outcome.unwrap_or_else(|_| {
+                Err(StoreError::Unreachable {
+                    path: shared.path.clone(),
+                    context: "reserving balance for a call",
+                    detail: format!("no answer within {} ms", timeout.as_millis()),
+                })
+            }));
+        });
     }
 
     fn mark_answered(&self, call_id: &str, at: Timestamp) -> Result<(), StoreError> {
