@@ -482,7 +482,7 @@ fn init_logging(level: &str) -> LogLevelReloader {
 
     let from_env = EnvFilter::try_from_default_env().ok();
     let env_decides = from_env.is_some();
-    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(with_quiet_drivers(level)));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     tracing_subscriber::registry()
         .with(filter)
@@ -497,9 +497,21 @@ fn init_logging(level: &str) -> LogLevelReloader {
             return Err("RUST_LOG is set and decides the level".into());
         }
         // `sihai_config` has validated the directives already.
-        let filter = EnvFilter::try_new(level).map_err(|err| err.to_string())?;
+        let filter =
+            EnvFilter::try_new(with_quiet_drivers(level)).map_err(|err| err.to_string())?;
         handle.reload(filter).map_err(|err| err.to_string())
     })
+}
+
+/// `level` with the database driver's own debug lines (every statement it prepares and
+/// runs, thousands a second under load) left out: sihai logs what it does with the
+/// database itself. A directive naming `tokio_postgres` in `level` wins.
+fn with_quiet_drivers(level: &str) -> String {
+    if level.contains("tokio_postgres") {
+        level.to_owned()
+    } else {
+        format!("{level},tokio_postgres=info")
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

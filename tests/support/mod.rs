@@ -11,7 +11,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod api;
+pub mod kamailio;
 pub mod portal;
+pub mod postgres;
 pub mod routing;
 pub mod rtp;
 pub mod stats;
@@ -629,6 +631,23 @@ impl SippProcess {
                 stderr: read("stderr.log").into_bytes(),
             },
             messages: read("messages.log"),
+        }
+    }
+
+    /// Waits up to `within` for sipp to exit, however its calls went (some refused,
+    /// some cut); `None` if it is still running (then killed).
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for sipp") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
