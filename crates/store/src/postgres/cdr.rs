@@ -229,8 +229,14 @@ impl WriterHandle {
             spooled_records: 0,
             outage: false,
             spool_warned: false,
+            spool_dir: None,
+            _spool_lock: None,
         };
-        if let Some(dir) = &shared.options.spool {
+        if let Some(dir) = &shared.options.spool
+            && let Some(lock) = spool::lock(&shared.path, dir)?
+        {
+            writer.spool_dir = Some(dir.clone());
+            writer._spool_lock = Some(lock);
             let leftover = spool::read(&shared.path, dir)?;
             if !leftover.files.is_empty() || !leftover.corrupt.is_empty() {
                 writer = block(handle, &shared.path, async move {
@@ -324,6 +330,12 @@ struct Writer {
     outage: bool,
     /// "spooling" has been logged at warn for this outage.
     spool_warned: bool,
+    /// [`PgOptions::spool`](super::PgOptions::spool), once this store holds its lock.
+    spool_dir: Option<PathBuf>,
+    /// The spool directory's lock, held for the writer's life (released by the OS if the
+    /// process dies): another process opening the store (the CLI beside the daemon)
+    /// neither replays nor spools into this store's directory.
+    _spool_lock: Option<std::fs::File>,
 }
 
 impl Writer {
@@ -531,7 +543,7 @@ impl Writer {
     /// whether the whole batch is now in the spool (false without a spool, or if the
     /// file could not be written: that is logged, and the next attempt tries again).
     async fn spool_tail(&mut self) -> bool {
-        let Some(dir) = self.shared.options.spool.clone() else {
+        let Some(dir) = self.spool_dir.clone() else {
             return false;
         };
         if self.spooled == self.batch.len() {
@@ -594,9 +606,7 @@ impl Writer {
     }
 
     fn spool_dir_display(&self) -> String {
-        self.shared
-            .options
-            .spool
+        self.spool_dir
             .as_ref()
             .map_or_else(|| "(no spool)".to_owned(), |d| d.display().to_string())
     }

@@ -118,6 +118,44 @@ pub(super) fn write(
     Ok(file)
 }
 
+/// The lock file in the spool directory.
+const LOCK: &str = ".lock";
+
+/// Creates the spool directory if missing and takes its lock (an advisory `flock` on
+/// `.lock`, held while the returned file is open). `None` when another process holds
+/// it: the node's daemon, while a CLI command opens the same store. That process owns
+/// the files; this one must neither replay them (their batch may still be in the
+/// daemon's memory, and a file may be half written) nor add to them.
+pub(super) fn lock(path: &Path, dir: &Path) -> Result<Option<File>, StoreError> {
+    let err = |file: &Path, context: &'static str| {
+        let file = file.to_path_buf();
+        move |source| StoreError::Spool {
+            path: path.to_path_buf(),
+            file,
+            context,
+            source,
+        }
+    };
+    fs::create_dir_all(dir).map_err(err(dir, "creating the spool directory"))?;
+    let file = dir.join(LOCK);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&file)
+        .map_err(err(&file, "opening the spool's lock file"))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::warn!(spool = %dir.display(),
+                "the spool directory is in use by another process (this node's daemon?); \
+                 this store runs without a spool and leaves its files alone");
+            Ok(None)
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(err(&file, "locking the spool directory")(e)),
+    }
+}
+
 /// Makes the directory's entries (a file created, renamed) durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
