@@ -122,6 +122,15 @@ const RULES: &[(&str, Rule)] = &[
         }),
     ),
     (
+        "store.spool",
+        Rule::Restart("the store is opened at start", |c| {
+            c.store.postgres.as_ref().map_or_else(
+                || "no spool (SQLite)".to_owned(),
+                |p| format!("{:?}", p.spool.display().to_string()),
+            )
+        }),
+    ),
+    (
         "store.commit_interval_ms",
         Rule::Restart("the store is opened at start", |c| {
             ms(c.store.commit_interval)

@@ -18,6 +18,7 @@ use crate::diagnostics::Diagnostics;
 pub(crate) const SECTION: &str = "store";
 
 const DEFAULT_SQLITE: &str = "var/sihai.db";
+const DEFAULT_SPOOL: &str = "var/spool";
 const DEFAULT_COMMIT_INTERVAL_MS: u64 = 50;
 /// A record is durable at most this long after its call ends.
 const MAX_COMMIT_INTERVAL_MS: u64 = 5_000;
@@ -49,6 +50,10 @@ pub struct PostgresStore {
     /// operation fails (a call waiting for its reservation is refused with 503); 100 ms
     /// to 30 s.
     pub connect_timeout: Duration,
+    /// The node's own directory for the CDRs it could not commit while the database was
+    /// unreachable, replayed when it is back or at the next start; a relative path is
+    /// relative to the daemon's working directory. Never empty.
+    pub spool: PathBuf,
 }
 
 impl Default for StoreConfig {
@@ -71,6 +76,7 @@ pub(crate) struct RawStore {
     node: Option<Spanned<String>>,
     pool_size: Option<Spanned<u64>>,
     connect_timeout_ms: Option<Spanned<u64>>,
+    spool: Option<Spanned<String>>,
 }
 
 const DEFAULT_POOL_SIZE: u64 = 16;
@@ -143,6 +149,7 @@ fn postgres(raw: &RawStore, diagnostics: &mut Diagnostics) -> Option<PostgresSto
                 "store.connect_timeout_ms",
                 raw.connect_timeout_ms.as_ref().map(Spanned::span),
             ),
+            ("store.spool", raw.spool.as_ref().map(Spanned::span)),
         ] {
             if let Some(span) = span {
                 diagnostics.report(
@@ -202,11 +209,34 @@ fn postgres(raw: &RawStore, diagnostics: &mut Diagnostics) -> Option<PostgresSto
         || "store.connect_timeout_ms".to_owned(),
         diagnostics,
     );
+    let spool = match &raw.spool {
+        None => PathBuf::from(DEFAULT_SPOOL),
+        Some(spool) => {
+            let text = spool.get_ref();
+            if text.trim().is_empty() {
+                diagnostics.report(
+                    Some(spool.span()),
+                    "store.spool",
+                    format!(
+                        "must not be empty; remove the setting to use the default {DEFAULT_SPOOL:?}"
+                    ),
+                );
+            } else if text.chars().any(char::is_control) {
+                diagnostics.report(
+                    Some(spool.span()),
+                    "store.spool",
+                    "must not contain control characters",
+                );
+            }
+            PathBuf::from(text)
+        }
+    };
     Some(PostgresStore {
         url: text.to_owned(),
         node,
         pool_size,
         connect_timeout,
+        spool,
     })
 }
 
@@ -239,6 +269,31 @@ mod tests {
             ("postgres://sihai@127.0.0.1/sihai", "sh-1", 8)
         );
         assert_eq!(pg.connect_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(pg.spool, std::path::PathBuf::from("var/spool"));
+        let config = Config::from_str(
+            &with_store("[store]\nurl = \"postgres://h/db\"\nnode = \"sh-1\"\nspool = \"/var/lib/sihai/spool\"\n"),
+            "t.toml",
+        )
+        .expect("valid");
+        assert_eq!(
+            config.store.postgres.expect("postgres").spool,
+            std::path::PathBuf::from("/var/lib/sihai/spool")
+        );
+        let errors =
+            store_errors("[store]\nurl = \"postgres://h/db\"\nnode = \"a\"\nspool = \"\"\n");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("store.spool") && e.contains("empty")),
+            "{errors:?}"
+        );
+        let errors = store_errors("[store]\nspool = \"var/spool\"\n");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("store.spool") && e.contains("PostgreSQL store only")),
+            "{errors:?}"
+        );
 
         let errors = store_errors("[store]\nurl = \"postgres://sihai@127.0.0.1/sihai\"\n");
         assert!(

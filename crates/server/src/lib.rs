@@ -564,8 +564,10 @@ pub fn open_store(config: &sihai_config::StoreConfig) -> Result<Arc<dyn Store>, 
             options.commit_interval = config.commit_interval;
             options.pool_size = postgres.pool_size;
             options.connect_timeout = postgres.connect_timeout;
+            options.spool = Some(postgres.spool.clone());
             let store = PgStore::open(&postgres.url, options)?;
-            info!(database = %store.path().display(), node = %postgres.node, "store on PostgreSQL");
+            info!(database = %store.path().display(), node = %postgres.node,
+                spool = %postgres.spool.display(), "store on PostgreSQL");
             Arc::new(store)
         }
     })

@@ -199,6 +199,20 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// The PostgreSQL store's local spool (CDRs kept on this node while the database
+    /// is unreachable) could not be read or written.
+    #[error("{}: {context} {}: {source}", path.display(), file.display())]
+    Spool {
+        /// The database's URL, without its password.
+        path: PathBuf,
+        /// The spool file or directory concerned.
+        file: PathBuf,
+        /// What the store was doing, e.g. "writing the spool file".
+        context: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+
     /// The writer thread has stopped (the store was closed, or the thread panicked), so
     /// nothing more can be recorded.
     #[error("{}: the CDR writer has stopped", path.display())]
@@ -266,6 +280,7 @@ impl StoreError {
             | StoreError::UserExists { path, .. }
             | StoreError::UserNotFound { path, .. }
             | StoreError::InvalidUser { path, .. }
+            | StoreError::Spool { path, .. }
             | StoreError::WriterStopped { path } => path,
         }
     }

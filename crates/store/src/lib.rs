@@ -160,6 +160,11 @@ pub trait CdrStore: Send + Sync {
     /// callers share one commit and one fsync. Returns at once if nothing is pending.
     ///
     /// Errors as `flush`, except that rejected CDRs are left for `flush` to report.
+    ///
+    /// PostgreSQL with a spool ([`PgOptions::spool`]): while the database is unreachable,
+    /// also returns `Ok` once the records are durable in the node's spool (they are
+    /// committed when the database is back, or replayed by the next open); `flush` still
+    /// reports the commit's error then.
     fn wait_committed(&self) -> Result<(), StoreError> {
         self.flush()
     }

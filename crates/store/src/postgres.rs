@@ -13,6 +13,7 @@ mod analytics;
 mod audio;
 mod cdr;
 mod ledger;
+mod spool;
 mod tenant;
 
 use std::future::Future;
@@ -44,6 +45,12 @@ pub struct PgOptions {
     /// How long a connection attempt, or a wait for a free connection, may take before
     /// the operation fails with [`StoreError::Unreachable`].
     pub connect_timeout: Duration,
+    /// A directory of this node's own where the CDR writer keeps the batches it could
+    /// not commit because the database was unreachable (JSON lines, fsynced before a
+    /// [`wait_committed`](crate::CdrStore::wait_committed) waiter is answered), and
+    /// from which [`PgStore::open`] replays what a previous run left. Created when
+    /// needed. `None`: no spool; queued CDRs are in memory only during an outage.
+    pub spool: Option<PathBuf>,
 }
 
 impl PgOptions {
@@ -55,6 +62,7 @@ impl PgOptions {
             max_batch: crate::DEFAULT_MAX_BATCH,
             pool_size: DEFAULT_POOL_SIZE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            spool: None,
         }
     }
 }
@@ -400,6 +408,39 @@ pub(crate) fn is_transient(e: &StoreError) -> bool {
         ),
         _ => false,
     }
+}
+
+/// Whether `e` says the database could not be reached or the connection broke, rather
+/// than that it refused what was sent: no connection could be made or taken in time, the
+/// connection closed or failed with an I/O error (no SQLSTATE), or the server said so
+/// (class 08, connection exception; 57P01 admin shutdown, 57P02 crash shutdown, 57P03
+/// cannot connect now). What failed this way may succeed unchanged once the database is
+/// back, so the CDR writer spools it.
+pub(crate) fn is_unreachable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Unreachable { .. } => true,
+        StoreError::Postgres { source, .. } => match source.code() {
+            Some(code) => {
+                let code = code.code();
+                code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+            }
+            None => source.is_closed() || has_io_cause(source.as_ref()),
+        },
+        _ => false,
+    }
+}
+
+/// Whether an I/O error is among the causes of `e` (a refused or reset connection, a
+/// timeout), as opposed to, say, a value that could not be decoded.
+fn has_io_cause(e: &tokio_postgres::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// A copy of a failure to hand to each of several waiters (a failed batch answers every

@@ -534,7 +534,7 @@ fn unknown_field_in_store_and_alerts() {
         34,
         1,
         "store.path",
-        "unknown field \"path\", expected one of \"sqlite\", \"commit_interval_ms\", \"url\", \"node\", \"pool_size\", \"connect_timeout_ms\"",
+        "unknown field \"path\", expected one of \"sqlite\", \"commit_interval_ms\", \"url\", \"node\", \"pool_size\", \"connect_timeout_ms\", \"spool\"",
     );
     assert_one_error(
         &base_with(&["[alerts]", "retries = 3"]),

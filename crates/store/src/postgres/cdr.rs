@@ -25,6 +25,18 @@
 //! again at once. A CDR recorded on two nodes (the same `call_id`) is stored and charged
 //! once: the second insert finds the first and does nothing, and is reported by `flush`
 //! as a rejection.
+//!
+//! # The spool
+//! With [`PgOptions::spool`](super::PgOptions::spool), a batch whose commit failed
+//! because the database could not be reached (see [`is_unreachable`]) is also written to
+//! a file in that directory (see `spool.rs`), fsynced, before its waiters are answered:
+//! from then on its records are durable on this node, so `wait_committed` (the daemon's
+//! durability gate) returns `Ok`, while `flush`, which promises a commit, still returns
+//! the error. The batch stays queued and is retried as before; once it commits, its
+//! files are removed. During the outage, a `wait_committed` waiter does not wait for the
+//! next retry: the new part of the batch is spooled at once. Whatever a run leaves in
+//! the spool (it was killed, or closed during the outage) is replayed by the next
+//! [`PgStore::open`] before the writer takes new work.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -39,7 +51,8 @@ use tokio::time::{Instant, timeout_at};
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
 
-use super::{PgStore, Shared, dup_error, is_transient, ts_from_us};
+use super::spool;
+use super::{PgStore, Shared, block, dup_error, is_transient, is_unreachable, ts_from_us};
 use crate::{
     ALIVE_TICK, Cdr, CdrFilter, CdrStore, MissedCallAlert, NewAlert, PhoneAttempt, Rejection,
     StoreError,
@@ -175,7 +188,7 @@ enum Msg {
 // Boxing the CDR would cost an allocation per call to save memory only while a batch
 // waits.
 #[allow(clippy::large_enum_variant)]
-enum Op {
+pub(super) enum Op {
     Record { cdr: Cdr, alert: Option<NewAlert> },
     Answered(String, Timestamp),
 }
@@ -187,13 +200,15 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
-    /// Starts the writer task on `handle`.
+    /// Replays what a previous run left in the spool (if the store has one), then starts
+    /// the writer task on `handle`. Fails, leaving the spool as it was, if the replay
+    /// cannot be committed.
     pub(crate) fn start(
         shared: &Arc<Shared>,
         handle: &tokio::runtime::Handle,
     ) -> Result<WriterHandle, StoreError> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let writer = Writer {
+        let mut writer = Writer {
             shared: Arc::clone(shared),
             rx,
             batch: Vec::new(),
@@ -208,7 +223,28 @@ impl WriterHandle {
             retry_at: None,
             retry_delay: INITIAL_RETRY_DELAY,
             in_doubt: HashSet::new(),
+            spool_seq: 0,
+            spooled: 0,
+            spool_files: Vec::new(),
+            spooled_records: 0,
+            outage: false,
+            spool_warned: false,
+            spool_dir: None,
+            _spool_lock: None,
         };
+        if let Some(dir) = &shared.options.spool
+            && let Some(lock) = spool::lock(&shared.path, dir)?
+        {
+            writer.spool_dir = Some(dir.clone());
+            writer._spool_lock = Some(lock);
+            let leftover = spool::read(&shared.path, dir)?;
+            if !leftover.files.is_empty() || !leftover.corrupt.is_empty() {
+                writer = block(handle, &shared.path, async move {
+                    let replayed = writer.replay(leftover).await;
+                    replayed.map(|()| writer)
+                })?;
+            }
+        }
         handle.spawn(writer.run());
         Ok(WriterHandle {
             tx,
@@ -280,6 +316,26 @@ struct Writer {
     /// broke): it may have committed. When the retried batch finds one of them stored,
     /// that is its own earlier commit, not a duplicate to report.
     in_doubt: HashSet<String>,
+    /// Numbers this run's spool files.
+    spool_seq: u64,
+    /// How many ops at the head of `batch` are in spool files: a prefix, since the batch
+    /// only grows between commits (and is emptied by one).
+    spooled: usize,
+    /// The spool files holding those ops: removed once the batch commits.
+    spool_files: Vec<PathBuf>,
+    /// The CDRs among those ops, for the log.
+    spooled_records: usize,
+    /// The last commit failed because the database could not be reached: waiters are
+    /// answered from the spool without waiting for the retry.
+    outage: bool,
+    /// "spooling" has been logged at warn for this outage.
+    spool_warned: bool,
+    /// [`PgOptions::spool`](super::PgOptions::spool), once this store holds its lock.
+    spool_dir: Option<PathBuf>,
+    /// The spool directory's lock, held for the writer's life (released by the OS if the
+    /// process dies): another process opening the store (the CLI beside the daemon)
+    /// neither replays nor spools into this store's directory.
+    _spool_lock: Option<std::fs::File>,
 }
 
 impl Writer {
@@ -296,10 +352,22 @@ impl Writer {
                 && !self.stop;
             if !backing_off {
                 self.commit_and_reply().await;
+            } else if self.outage && !self.patient.is_empty() && self.spool_tail().await {
+                // During an outage a call's final response need not wait for the next
+                // retry (up to 5 s): its CDR is durable on this node once spooled.
+                for waiter in self.patient.drain(..) {
+                    let _ = waiter.send(Ok(()));
+                }
             }
             if self.stop {
-                // The final commit failed: these CDRs exist only in the log from here on.
-                for op in &self.batch {
+                // The final commit failed. What is spooled is replayed by the next start;
+                // the rest exists only in the log from here on.
+                if self.spooled > 0 {
+                    tracing::warn!(path = %self.shared.path.display(),
+                        spool = %self.spool_dir_display(), cdrs = self.spooled_records,
+                        "stopping with CDRs in the spool; the next start replays them");
+                }
+                for op in &self.batch[self.spooled..] {
                     if let Op::Record { cdr, alert } = op {
                         tracing::error!(path = %self.shared.path.display(), ?cdr, ?alert,
                             "CDR lost at shutdown");
@@ -319,7 +387,13 @@ impl Writer {
             Some(Msg::Answered(call_id, at)) => self.batch.push(Op::Answered(call_id, at)),
             Some(Msg::Flush(reply)) => self.waiters.push(reply),
             Some(Msg::WaitCommitted(reply)) => {
-                if self.batch.is_empty() && self.retry_at.is_none() {
+                // Durable already: committed, or (during an outage) all in the spool.
+                let durable = if self.batch.is_empty() {
+                    self.retry_at.is_none()
+                } else {
+                    self.spooled == self.batch.len()
+                };
+                if durable {
                     let _ = reply.send(Ok(()));
                 } else {
                     self.patient.push(reply);
@@ -424,6 +498,18 @@ impl Writer {
                 self.last_commit = Some(now);
                 self.retry_at = None;
                 self.retry_delay = INITIAL_RETRY_DELAY;
+                self.outage = false;
+                self.spool_warned = false;
+                self.spooled = 0;
+                if !self.spool_files.is_empty() {
+                    // Committed: the spool's copy is no longer needed.
+                    spool::remove(&std::mem::take(&mut self.spool_files));
+                    tracing::info!(path = %self.shared.path.display(),
+                        spool = %self.spool_dir_display(),
+                        "database reachable again; replayed {} spooled CDRs",
+                        self.spooled_records);
+                }
+                self.spooled_records = 0;
                 self.answer_committed(rejected);
             }
             Err(e) => {
@@ -432,11 +518,140 @@ impl Writer {
                     "committing CDRs failed; will retry");
                 self.retry_at = Some(Instant::now() + self.retry_delay);
                 self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY_DELAY);
-                for waiter in self.waiters.drain(..).chain(self.patient.drain(..)) {
+                self.outage = is_unreachable(&e);
+                // Only an unreachable database is spooled for: a batch the database
+                // refuses would be refused again at replay, and a deadlock is retried.
+                let durable = if self.outage {
+                    self.spool_tail().await
+                } else {
+                    self.spooled == self.batch.len()
+                };
+                // A flush promises a commit: it gets the error even when the batch is
+                // spooled. Callers waiting for durability get `Ok` once it is.
+                for waiter in self.waiters.drain(..) {
                     let _ = waiter.send(Err(dup_error(&e)));
+                }
+                for waiter in self.patient.drain(..) {
+                    let reply = if durable { Ok(()) } else { Err(dup_error(&e)) };
+                    let _ = waiter.send(reply);
                 }
             }
         }
+    }
+
+    /// Writes the part of the batch not yet in the spool to a new spool file; returns
+    /// whether the whole batch is now in the spool (false without a spool, or if the
+    /// file could not be written: that is logged, and the next attempt tries again).
+    async fn spool_tail(&mut self) -> bool {
+        let Some(dir) = self.spool_dir.clone() else {
+            return false;
+        };
+        if self.spooled == self.batch.len() {
+            return true;
+        }
+        let tail = &self.batch[self.spooled..];
+        let records = tail
+            .iter()
+            .filter(|op| matches!(op, Op::Record { .. }))
+            .count();
+        let text = match spool::encode(tail) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!(path = %self.shared.path.display(), spool = %dir.display(),
+                    error = %e, "cannot encode CDRs for the spool; they stay in memory only");
+                return false;
+            }
+        };
+        let path = self.shared.path.clone();
+        let mut seq = self.spool_seq;
+        // File I/O and two fsyncs: off the runtime's worker threads, which also answer
+        // reservations.
+        let written = tokio::task::spawn_blocking(move || {
+            let written = spool::write(&path, &dir, &mut seq, &text);
+            (written, seq)
+        })
+        .await;
+        let file = match written {
+            Ok((written, seq)) => {
+                self.spool_seq = seq;
+                written
+            }
+            Err(e) => {
+                tracing::error!(path = %self.shared.path.display(), error = %e,
+                    "the spool writer task failed; CDRs stay in memory only");
+                return false;
+            }
+        };
+        match file {
+            Ok(file) => {
+                self.spool_files.push(file);
+                self.spooled = self.batch.len();
+                self.spooled_records += records;
+                if self.spool_warned {
+                    tracing::debug!(path = %self.shared.path.display(), cdrs = records,
+                        total = self.spooled_records, "spooled more CDRs");
+                } else {
+                    self.spool_warned = true;
+                    tracing::warn!(path = %self.shared.path.display(), cdrs = records,
+                        "database unreachable; spooling CDRs to {}", self.spool_dir_display());
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(path = %self.shared.path.display(), error = %e,
+                    "cannot write the spool; CDRs stay in memory only until the database is back");
+                false
+            }
+        }
+    }
+
+    fn spool_dir_display(&self) -> String {
+        self.spool_dir
+            .as_ref()
+            .map_or_else(|| "(no spool)".to_owned(), |d| d.display().to_string())
+    }
+
+    /// Commits what a previous run left in the spool, in batches of at most
+    /// `max_batch`, then removes its files (and sets aside the unreadable ones). Every
+    /// replayed call id is in doubt: a CDR already stored (the earlier commit did
+    /// happen) is the same record, not a duplicate to report, and its statement charges
+    /// nothing again.
+    async fn replay(&mut self, leftover: spool::Leftover) -> Result<(), StoreError> {
+        let records = leftover
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Record { .. }))
+            .count();
+        tracing::info!(path = %self.shared.path.display(), spool = %self.spool_dir_display(),
+            files = leftover.files.len() + leftover.corrupt.len(), cdrs = records,
+            "replaying CDRs a previous run left in the spool");
+        for op in &leftover.ops {
+            if let Op::Record { cdr, .. } = op {
+                self.in_doubt.insert(cdr.call_id.clone());
+            }
+        }
+        let max_batch = self.shared.options.max_batch.max(1);
+        let mut ops = leftover.ops.into_iter();
+        loop {
+            self.batch.extend(ops.by_ref().take(max_batch));
+            if self.batch.is_empty() {
+                break;
+            }
+            let committed = self.commit().await;
+            self.batch.clear();
+            // On failure the files stay for the next start; open fails.
+            let rejected = committed?;
+            let room = MAX_KEPT_REJECTIONS.saturating_sub(self.rejected.len());
+            self.rejected.extend(rejected.into_iter().take(room));
+        }
+        self.in_doubt.clear();
+        spool::remove(&leftover.files);
+        for (file, problem) in &leftover.corrupt {
+            spool::set_aside(file, problem);
+        }
+        tracing::info!(path = %self.shared.path.display(), spool = %self.spool_dir_display(),
+            "replayed {records} spooled CDRs");
+        Ok(())
     }
 
     /// Answers the waiters of a successful commit: flushes with the rejections not yet
