@@ -39,8 +39,17 @@ fn start_node(url: &str, node: &str, routing: &str, extra: &str) -> Daemon {
     Daemon::start_edited("", routing, move |text| {
         let mut out = String::new();
         for line in text.lines() {
-            if line.starts_with("sqlite = ") {
-                out.push_str(&format!("url = \"{url}\"\nnode = \"{node}\"\n"));
+            if let Some(db) = line.strip_prefix("sqlite = ") {
+                // The node's own directory keeps its spool (CDRs written while the
+                // database is unreachable), next to where its SQLite file would be.
+                let dir = Path::new(db.trim_matches('"'))
+                    .parent()
+                    .expect("the node's directory")
+                    .join("spool");
+                out.push_str(&format!(
+                    "url = \"{url}\"\nnode = \"{node}\"\nspool = \"{}\"\n",
+                    dir.display()
+                ));
             } else {
                 out.push_str(line);
                 out.push('\n');
@@ -282,6 +291,17 @@ fn two_nodes_share_one_postgres_database_behind_kamailio() {
         std::thread::sleep(Duration::from_millis(200));
     }
     verified(&a_config);
+    // Whatever the node spooled while the database was away is committed and gone.
+    let spool = node_a.dir.path().join("spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".jsonl") || n.ends_with(".corrupt"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "spool files left: {left:?}");
     drop(second_phone);
     drop(node_b);
 }
