@@ -13,6 +13,7 @@ mod analytics;
 mod audio;
 mod cdr;
 mod ledger;
+mod reserver;
 mod spool;
 mod tenant;
 
@@ -150,6 +151,8 @@ pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) writer: cdr::WriterHandle,
+    /// Groups the event loop's reservations into transactions.
+    pub(crate) reserver: reserver::Reserver,
     /// This node's `node_alive.alive_at` as found at open (before this run stamps it):
     /// when the previous run was last known alive, for crash recovery.
     pub(crate) previous_alive: Option<jiff::Timestamp>,
@@ -221,11 +224,13 @@ impl PgStore {
             })?
         };
         let writer = cdr::WriterHandle::start(&shared, &handle)?;
+        let reserver = reserver::Reserver::start(&shared, &handle);
         Ok(PgStore {
             shared,
             runtime: Some(runtime),
             handle,
             writer,
+            reserver,
             previous_alive,
         })
     }

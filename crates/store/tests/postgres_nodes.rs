@@ -107,6 +107,77 @@ fn two_nodes_admitting_at_once_never_hold_more_than_the_balance() {
     assert_eq!(a.verify().unwrap(), vec![]);
 }
 
+/// The event loop's way: hundreds of reservations asked at once without waiting
+/// (`reserve_then`), on two nodes, grouped into transactions by each store. Each is
+/// answered once, and together they never hold more than the balance.
+#[test]
+fn reservations_asked_without_waiting_on_two_nodes_never_hold_more_than_the_balance() {
+    let t = TestStore::new(Backend::Postgres);
+    let a = t.store();
+    let b = t.open_another("node-b");
+    a.post(recharge("acme", "pay", 100_000)).unwrap();
+    // Another enterprise's calls in the same groups, unaffected by acme's money.
+    a.post(recharge("beta", "pay", 1_000_000)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    const CALLS: usize = 400;
+    for c in 0..CALLS {
+        let node: &dyn Store = if c % 2 == 0 { a } else { &*b };
+        let mut request = admit(&format!("c{c}"), 700, 500);
+        if c % 4 == 3 {
+            request.enterprise = "beta".into();
+        }
+        let (tx, id, enterprise, node_index) = (
+            tx.clone(),
+            request.call_id.clone(),
+            request.enterprise.clone(),
+            c % 2,
+        );
+        node.reserve_then(
+            request,
+            Box::new(move |result| {
+                let _ = tx.send((id, enterprise, node_index, result));
+            }),
+        );
+    }
+    drop(tx);
+    let answers: Vec<_> = rx.iter().collect();
+    assert_eq!(answers.len(), CALLS, "every reservation answered once");
+    let mut granted = Vec::new();
+    let mut acme_total = 0;
+    for (id, enterprise, node, result) in answers {
+        match result.expect("answered") {
+            ReservationOutcome::Granted { granted: g, .. } => {
+                if enterprise == "acme" {
+                    acme_total += g.units();
+                } else {
+                    // beta has money for every one of its calls.
+                    assert_eq!(g, m(700));
+                }
+                granted.push((id, enterprise, node));
+            }
+            ReservationOutcome::Refused(why) => {
+                assert_eq!(enterprise, "acme", "beta refused: {why:?}");
+                assert_eq!(why, sihai_store::Refusal::InsufficientBalance);
+            }
+        }
+    }
+    assert!(acme_total <= 100_000, "granted {acme_total}");
+    assert!(acme_total > 99_500, "granted only {acme_total}");
+    assert_eq!(a.account("acme").unwrap().unwrap().reserved, m(acme_total));
+    assert_eq!(a.verify().unwrap(), vec![]);
+    for (id, enterprise, node) in &granted {
+        let store: &dyn Store = if *node == 0 { a } else { &*b };
+        store
+            .record(billed_cdr(id, enterprise, Some(300)), None)
+            .unwrap();
+    }
+    a.flush().unwrap();
+    b.flush().unwrap();
+    assert_eq!(a.account("acme").unwrap().unwrap().reserved, m(0));
+    assert_eq!(a.account("beta").unwrap().unwrap().reserved, m(0));
+    assert_eq!(a.verify().unwrap(), vec![]);
+}
+
 #[test]
 fn each_node_recovers_only_its_own_calls_with_its_own_alive_at() {
     let mut t = TestStore::new(Backend::Postgres);

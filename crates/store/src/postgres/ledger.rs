@@ -69,7 +69,7 @@ SELECT id FROM entry";
 /// its latest version after waiting for a concurrent reservation, so two nodes'
 /// admissions on one account serialise on its row and never hold more than it has.
 /// `$4` is the admission floor, NULL for a renewal (no status or floor condition).
-const RESERVE_SQL: &str = "
+pub(crate) const RESERVE_SQL: &str = "
 WITH cur AS (
     SELECT enterprise, LEAST($3::bigint, GREATEST(balance - reserved, 0)) AS granted
     FROM account
@@ -242,7 +242,7 @@ async fn post(shared: &Shared, e: &NewEntry) -> Result<Posted, StoreError> {
     Ok(Posted::Already(entry))
 }
 
-async fn reserve(
+pub(crate) async fn reserve(
     shared: &Shared,
     request: &ReservationRequest,
 ) -> Result<ReservationOutcome, StoreError> {
@@ -292,29 +292,35 @@ async fn reserve(
         )
         .await
         .map_err(&err)?;
-    let Some(row) = status else {
-        return Ok(ReservationOutcome::Refused(Refusal::NoAccount));
-    };
-    let status: String = get(&row, 0).map_err(|d| {
-        shared.corrupt(
-            "account",
-            0,
-            format!("enterprise {:?}: {d}", request.enterprise),
-        )
-    })?;
-    let refusal = match status.parse::<AccountStatus>() {
-        Ok(AccountStatus::Suspended) => Refusal::Suspended,
-        Ok(AccountStatus::Reclaimed) => Refusal::Reclaimed,
-        Ok(AccountStatus::Active) => Refusal::InsufficientBalance,
-        Err(e) => {
-            return Err(shared.corrupt(
+    let status: Option<String> = match status {
+        Some(row) => Some(get(&row, 0).map_err(|d| {
+            shared.corrupt(
                 "account",
                 0,
-                format!("enterprise {:?}: {e}", request.enterprise),
-            ));
-        }
+                format!("enterprise {:?}: {d}", request.enterprise),
+            )
+        })?),
+        None => None,
     };
-    Ok(ReservationOutcome::Refused(refusal))
+    refusal_of(shared, &request.enterprise, status.as_ref()).map(ReservationOutcome::Refused)
+}
+
+/// Why a reservation the statement did not grant was refused, from the account's
+/// status (`None`: no account).
+pub(crate) fn refusal_of(
+    shared: &Shared,
+    enterprise: &str,
+    status: Option<&String>,
+) -> Result<Refusal, StoreError> {
+    let Some(status) = status else {
+        return Ok(Refusal::NoAccount);
+    };
+    match status.parse::<AccountStatus>() {
+        Ok(AccountStatus::Suspended) => Ok(Refusal::Suspended),
+        Ok(AccountStatus::Reclaimed) => Ok(Refusal::Reclaimed),
+        Ok(AccountStatus::Active) => Ok(Refusal::InsufficientBalance),
+        Err(e) => Err(shared.corrupt("account", 0, format!("enterprise {enterprise:?}: {e}"))),
+    }
 }
 
 async fn verify(shared: &Shared) -> Result<Vec<Discrepancy>, StoreError> {
@@ -712,36 +718,25 @@ impl LedgerStore for PgStore {
         Ok(outcome)
     }
 
-    /// The statement runs on the store's runtime and `answer` is called from there:
-    /// the caller's thread (the daemon's event loop) never waits for the database. An
-    /// answer that takes longer than the connect timeout is
-    /// [`StoreError::Unreachable`]; should the statement still commit later, the
-    /// call's CDR (a refused call is recorded too) releases what it reserved, or, once
-    /// that CDR exists, the statement reserves nothing.
+    /// The statement runs on the store's runtime, in a group of the reservations that
+    /// arrive together (one transaction, one WAL flush: `reserver.rs`), and `answer` is
+    /// called from there: the caller's thread (the daemon's event loop) never waits for
+    /// the database. An answer that takes longer than the connect timeout is
+    /// [`StoreError::Unreachable`]; should the statement still commit later, the call's
+    /// CDR (a refused call is recorded too) releases what it reserved, or, once that CDR
+    /// exists, the statement reserves nothing.
     fn reserve_then(
         &self,
         request: ReservationRequest,
         answer: Box<dyn FnOnce(Result<ReservationOutcome, StoreError>) + Send>,
     ) {
-        let shared = Arc::clone(&self.shared);
-        if !shared.reserving.swap(true, Ordering::Relaxed)
+        if !self.shared.reserving.swap(true, Ordering::Relaxed)
             && let Err(e) = self.stamp_soon()
         {
             answer(Err(e));
             return;
         }
-        let timeout = shared.options.connect_timeout;
-        self.handle.spawn(async move {
-            let outcome =
-                tokio::time::timeout(timeout, retrying(|| reserve(&shared, &request))).await;
-            answer(outcome.unwrap_or_else(|_| {
-                Err(StoreError::Unreachable {
-                    path: shared.path.clone(),
-                    context: "reserving balance for a call",
-                    detail: format!("no answer within {} ms", timeout.as_millis()),
-                })
-            }));
-        });
+        self.reserver.submit(request, answer, &self.shared.path);
     }
 
     fn mark_answered(&self, call_id: &str, at: Timestamp) -> Result<(), StoreError> {
