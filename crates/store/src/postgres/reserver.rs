@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_postgres::types::ToSql;
 
 use super::ledger::{RESERVE_SQL, refusal_of, reserve as reserve_one};
-use super::{Shared, is_transient};
+use super::{Shared, dup_error, is_transient};
 use crate::StoreError;
 use sihai_records::{Money, ReservationOutcome, ReservationRequest};
 
@@ -134,9 +134,8 @@ async fn commit_group(shared: &Shared, mut group: Vec<Pending>) {
             }
         }
         Ok(Err(e)) => {
-            let shared_error = Arc::new(e);
             for pending in group {
-                (pending.answer)(Err(copy_error(shared, &shared_error)));
+                (pending.answer)(Err(dup_error(&e)));
             }
         }
         Err(_) => {
@@ -244,35 +243,5 @@ fn no_answer(shared: &Shared, timeout: Duration) -> StoreError {
         path: shared.path.clone(),
         context: CONTEXT,
         detail: format!("no answer within {} ms", timeout.as_millis()),
-    }
-}
-
-/// One group's error for each of its callers (the driver's error is shared, not
-/// cloned).
-fn copy_error(shared: &Shared, e: &Arc<StoreError>) -> StoreError {
-    match &**e {
-        StoreError::Postgres {
-            path,
-            context,
-            source,
-        } => StoreError::Postgres {
-            path: path.clone(),
-            context,
-            source: Arc::clone(source),
-        },
-        StoreError::Unreachable {
-            path,
-            context,
-            detail,
-        } => StoreError::Unreachable {
-            path: path.clone(),
-            context,
-            detail: detail.clone(),
-        },
-        other => StoreError::Unreachable {
-            path: shared.path.clone(),
-            context: CONTEXT,
-            detail: other.to_string(),
-        },
     }
 }
