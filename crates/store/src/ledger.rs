@@ -255,6 +255,40 @@ pub struct Discrepancy {
     pub problem: Problem,
 }
 
+impl Discrepancy {
+    /// What one account's sums say, by the rules every backend's `verify` keeps: its
+    /// balance must equal the sum of its ledger, its `reserved` the sum of its open
+    /// reservations' holds.
+    pub(crate) fn of_sums(
+        enterprise: String,
+        balance: i64,
+        reserved: i64,
+        ledger_sum: i64,
+        held_sum: i64,
+    ) -> Vec<Discrepancy> {
+        let mut found = Vec::new();
+        if balance != ledger_sum {
+            found.push(Discrepancy {
+                enterprise: enterprise.clone(),
+                problem: Problem::Balance {
+                    stored: Money::from_units(balance),
+                    ledger_sum: Money::from_units(ledger_sum),
+                },
+            });
+        }
+        if reserved != held_sum {
+            found.push(Discrepancy {
+                enterprise,
+                problem: Problem::Reserved {
+                    stored: Money::from_units(reserved),
+                    held_sum: Money::from_units(held_sum),
+                },
+            });
+        }
+        found
+    }
+}
+
 /// What is off in an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {

@@ -370,24 +370,9 @@ async fn verify(shared: &Shared) -> Result<Vec<Discrepancy>, StoreError> {
         let reserved: i64 = get(row, 2).map_err(corrupt)?;
         let ledger_sum: i64 = get(row, 3).map_err(corrupt)?;
         let held_sum: i64 = get(row, 4).map_err(corrupt)?;
-        if balance != ledger_sum {
-            found.push(Discrepancy {
-                enterprise: enterprise.clone(),
-                problem: Problem::Balance {
-                    stored: Money::from_units(balance),
-                    ledger_sum: Money::from_units(ledger_sum),
-                },
-            });
-        }
-        if reserved != held_sum {
-            found.push(Discrepancy {
-                enterprise,
-                problem: Problem::Reserved {
-                    stored: Money::from_units(reserved),
-                    held_sum: Money::from_units(held_sum),
-                },
-            });
-        }
+        found.extend(Discrepancy::of_sums(
+            enterprise, balance, reserved, ledger_sum, held_sum,
+        ));
     }
     for row in &running {
         let entry_id: i64 = get(row, 0).map_err(corrupt)?;

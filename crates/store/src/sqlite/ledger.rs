@@ -928,24 +928,9 @@ impl LedgerStore for SqliteStore {
             rows.collect::<Result<_, _>>().map_err(self.err(CONTEXT))?
         };
         for (enterprise, balance, reserved, ledger_sum, held_sum) in sums {
-            if balance != ledger_sum {
-                found.push(Discrepancy {
-                    enterprise: enterprise.clone(),
-                    problem: Problem::Balance {
-                        stored: Money::from_units(balance),
-                        ledger_sum: Money::from_units(ledger_sum),
-                    },
-                });
-            }
-            if reserved != held_sum {
-                found.push(Discrepancy {
-                    enterprise,
-                    problem: Problem::Reserved {
-                        stored: Money::from_units(reserved),
-                        held_sum: Money::from_units(held_sum),
-                    },
-                });
-            }
+            found.extend(Discrepancy::of_sums(
+                enterprise, balance, reserved, ledger_sum, held_sum,
+            ));
         }
         {
             // Each account's running sum, in posting order.
