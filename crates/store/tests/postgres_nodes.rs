@@ -339,3 +339,66 @@ fn a_claimed_alert_is_due_again_after_its_lease() {
             .is_empty()
     );
 }
+
+/// A batch of CDRs is one transaction: when the database refuses one CDR for its data
+/// (PostgreSQL's text cannot hold a NUL byte, SQLite's can), the whole transaction rolls
+/// back, the batch runs again one CDR at a time, the refused CDR is rejected alone, and
+/// the others are stored and charged exactly once; every reservation is released and
+/// the pool's connections stay usable.
+#[test]
+fn a_cdr_the_database_refuses_is_rejected_alone_and_the_rest_of_its_batch_is_charged_once() {
+    let t = TestStore::new(Backend::Postgres);
+    let store = t.store();
+    store.post(recharge("acme", "pay", 10_000)).unwrap();
+    for call in ["ok-1", "bad", "ok-2"] {
+        assert!(matches!(
+            store.reserve(admit(call, 1_000, 0)).unwrap(),
+            ReservationOutcome::Granted { .. }
+        ));
+    }
+    let mut bad = billed_cdr("bad", "acme", Some(300));
+    bad.caller = "138\0".into();
+    store
+        .record(billed_cdr("ok-1", "acme", Some(300)), None)
+        .unwrap();
+    store.record(bad, None).unwrap();
+    store
+        .record(billed_cdr("ok-2", "acme", Some(300)), None)
+        .unwrap();
+    let err = store.flush().unwrap_err();
+    let StoreError::Rejected { rejected, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        rejected
+            .iter()
+            .map(|r| r.call_id.as_str())
+            .collect::<Vec<_>>(),
+        ["bad"],
+        "{err}"
+    );
+
+    let account = store.account("acme").unwrap().unwrap();
+    assert_eq!(
+        account.balance,
+        m(10_000 - 600),
+        "two calls charged once each"
+    );
+    assert_eq!(account.reserved, m(0), "every reservation released");
+    assert_eq!(store.verify().unwrap(), vec![]);
+
+    // The pool's connections are idle, not inside a transaction: the next batch and the
+    // next reservations commit.
+    assert!(matches!(
+        store.reserve(admit("next", 1_000, 0)).unwrap(),
+        ReservationOutcome::Granted { .. }
+    ));
+    store
+        .record(billed_cdr("next", "acme", Some(300)), None)
+        .unwrap();
+    store.flush().unwrap();
+    let account = store.account("acme").unwrap().unwrap();
+    assert_eq!(account.balance, m(10_000 - 900));
+    assert_eq!(account.reserved, m(0));
+    assert_eq!(store.verify().unwrap(), vec![]);
+}
