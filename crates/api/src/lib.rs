@@ -16,6 +16,7 @@ pub mod analytics;
 pub mod auth;
 pub mod enterprise;
 pub mod error;
+pub mod metrics;
 pub mod money;
 pub mod operator;
 pub mod portal;
@@ -75,6 +76,8 @@ pub struct Api {
     /// The running node's counters, for `GET /api/v1/node` (read only: atomics the
     /// signalling loop writes).
     pub node: sihai_server::NodeView,
+    /// This API's requests by route and status, for `GET /metrics`.
+    pub requests: Arc<sihai_server::metrics::ApiCounters>,
 }
 
 /// The stores an enterprise's records are read from: its CDRs, its prepaid account and
@@ -115,6 +118,7 @@ impl Api {
             openapi: Arc::new(std::sync::OnceLock::new()),
             https: false,
             node,
+            requests: Arc::default(),
         }
     }
 }
@@ -171,11 +175,18 @@ pub fn router_and_document(api: Api) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(operator::accounts))
         .routes(routes!(operator::node))
         .routes(routes!(openapi_json))
+        .routes(routes!(metrics::metrics))
         .split_for_parts();
     let json = document.to_pretty_json().unwrap_or_default();
     let _ = api.openapi.set(json);
     let router = router
         .fallback(portal::serve)
+        // Outermost but for the limits below: it sees the status every layer and
+        // handler chose (a route's template is known once routing matched it).
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            metrics::count_requests,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

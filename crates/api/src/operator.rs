@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::running::running_config;
 use crate::{Api, blocking};
 
-fn operator_only(caller: &Caller) -> Result<(), ApiError> {
+pub(crate) fn operator_only(caller: &Caller) -> Result<(), ApiError> {
     if caller.is_operator() {
         Ok(())
     } else {

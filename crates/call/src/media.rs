@@ -94,6 +94,9 @@ pub struct MediaPlane<K> {
     by_port: HashMap<u16, K>,
     events: VecDeque<PortEvent>,
     transmits: VecDeque<MediaTransmit>,
+    /// Packets of ended calls: relayed (to either leg) and dropped (for any reason).
+    ended_packets_relayed: u64,
+    ended_packets_dropped: u64,
 }
 
 impl<K: Copy> MediaPlane<K> {
@@ -105,6 +108,8 @@ impl<K: Copy> MediaPlane<K> {
             by_port: HashMap::new(),
             events: VecDeque::new(),
             transmits: VecDeque::new(),
+            ended_packets_relayed: 0,
+            ended_packets_dropped: 0,
         })
     }
 
@@ -122,6 +127,12 @@ impl<K: Copy> MediaPlane<K> {
     /// Port pairs in the pool, free or not.
     pub fn capacity(&self) -> usize {
         self.pool.capacity()
+    }
+
+    /// Packets relayed and dropped by the calls released so far (a call's are added
+    /// when it ends).
+    pub fn ended_packets(&self) -> (u64, u64) {
+        (self.ended_packets_relayed, self.ended_packets_dropped)
     }
 
     /// Answers the caller's `offer` and prepares the phones' offer, holding two port
@@ -198,6 +209,9 @@ impl<K: Copy> MediaPlane<K> {
 
     /// Gives the anchor's ports back; the daemon closes them.
     pub fn release(&mut self, anchor: &Anchor) {
+        let stats = anchor.relay.stats();
+        self.ended_packets_relayed += stats.caller.packets_out + stats.phone.packets_out;
+        self.ended_packets_dropped += stats.dropped();
         for port in [anchor.caller_port, anchor.phone_port] {
             self.by_port.remove(&port);
             self.by_port.remove(&(port + 1));

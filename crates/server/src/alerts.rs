@@ -19,6 +19,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -28,6 +29,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use sihai_config::{AlertSecret, Config};
 use sihai_store::{CdrStore, MissedCallAlert};
+
+use crate::Stats;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
@@ -46,6 +49,7 @@ const BATCH: usize = 32;
 pub async fn run(
     store: Arc<dyn CdrStore>,
     config: Arc<ArcSwap<Config>>,
+    stats: Arc<Stats>,
     poll: Duration,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -53,6 +57,15 @@ pub async fn run(
     let mut webhooks = Webhooks::start(config.load_full()).await;
     loop {
         webhooks.follow(config.load_full()).await;
+        let backlog = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.pending_alerts()).await
+        };
+        match backlog {
+            Ok(Ok(pending)) => stats.alerts_backlog.store(pending, Ordering::Relaxed),
+            Ok(Err(err)) => warn!(%err, "cannot count the alert outbox"),
+            Err(err) => warn!(%err, "alert outbox task failed"),
+        }
         let due = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.due_alerts(Timestamp::now(), BATCH)).await
@@ -65,6 +78,7 @@ pub async fn run(
                         store.clone(),
                         webhooks.client.clone(),
                         config.clone(),
+                        stats.clone(),
                         alert,
                     ));
                 }
@@ -247,6 +261,7 @@ async fn deliver_one(
     store: Arc<dyn CdrStore>,
     client: reqwest::Client,
     config: Arc<ArcSwap<Config>>,
+    stats: Arc<Stats>,
     alert: MissedCallAlert,
 ) {
     let (timeout, max_attempts, secret) = {
@@ -266,6 +281,14 @@ async fn deliver_one(
     let secret = secret.as_ref().map(AlertSecret::expose);
     let outcome = post(&client, &alert, attempt, timeout, secret).await;
     let id = alert.id;
+    match &outcome {
+        Ok(_) => Stats::bump(&stats.alerts_delivered),
+        Err(_) if attempt >= max_attempts => {
+            Stats::bump(&stats.alerts_failed);
+            Stats::bump(&stats.alerts_given_up);
+        }
+        Err(_) => Stats::bump(&stats.alerts_failed),
+    }
     match outcome {
         Ok(status) => {
             // Logged once the outbox says so, so that the log and the outbox agree.

@@ -75,8 +75,10 @@ impl Core {
     ) -> Core {
         let regions = sihai_region::RegionTable::embedded();
         let zone = sihai_routing::schedule::china_time_zone();
+        let mut transactions = TransactionLayer::new(config.timers);
+        transactions.set_counters(stats.sip.clone());
         Core {
-            transactions: TransactionLayer::new(config.timers),
+            transactions,
             user_agent: config.user_agent.clone(),
             calls: B2bua::new(config, regions, zone),
             routing,
@@ -108,7 +110,7 @@ impl Core {
     /// A finished call's record and its missed-call alert, for the store.
     pub fn poll_record(&mut self) -> Option<(Cdr, Option<NewAlert>)> {
         let record = self.calls.poll_record()?;
-        self.stats.call_ended(record.0.outcome, record.0.end_at);
+        self.stats.call_recorded(&record.0);
         Some(record)
     }
 
@@ -173,6 +175,9 @@ impl Core {
                 return;
             }
         };
+        if let Some(method) = msg.method() {
+            self.stats.sip.request_received(method.as_str());
+        }
         if msg.is_request() {
             if let Verdict::Stop = self.screen(&msg, source, local, admission) {
                 self.log_screen_summary(now);
@@ -287,6 +292,31 @@ impl Core {
         self.transactions.len()
     }
 
+    /// Publishes the gauges the metrics endpoint reads: a few relaxed stores, once a
+    /// turn of the signalling loop.
+    pub fn publish_gauges(&self) {
+        let set = |gauge: &std::sync::atomic::AtomicU64, value: usize| {
+            gauge.store(
+                u64::try_from(value).unwrap_or(u64::MAX),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        };
+        self.stats.set_calls_in_progress(self.calls.active_calls());
+        set(&self.stats.calls_talking, self.calls.calls_talking());
+        set(&self.stats.transactions, self.transactions.len());
+        set(
+            &self.stats.reservations_open,
+            self.calls.calls_holding_reservations(),
+        );
+        let (free, all) = self.calls.media_ports().unwrap_or((0, 0));
+        set(&self.stats.relay_ports_free, free);
+        set(&self.stats.relay_ports, all);
+        let (relayed, dropped) = self.calls.media_packets().unwrap_or((0, 0));
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        self.stats.relay_packets.store(relayed, relaxed);
+        self.stats.relay_dropped.store(dropped, relaxed);
+    }
+
     /// The checks before a request may cost a transaction, cheapest first (the flood
     /// limit was counted before parsing, one map lookup): the User-Agent against the
     /// scanners, a scan of the trunks' networks, and only for what is over the limit or
@@ -367,6 +397,9 @@ impl Core {
             .header(HeaderName::Warning, &warning)
             .header(HeaderName::Server, &self.user_agent)
             .build();
+        if let Some(method) = request.method() {
+            self.stats.sip.reply_sent(method.as_str(), status);
+        }
         self.outbox.push_back(Transmit {
             destination,
             payload: response.wire(),

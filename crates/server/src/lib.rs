@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod billing;
 pub mod core;
 mod media;
+pub mod metrics;
 pub mod payments;
 pub mod responder;
 pub mod rollups;
@@ -274,6 +275,7 @@ impl Server {
         let alerts = tokio::spawn(alerts::run(
             self.store.clone(),
             self.config.clone(),
+            self.stats.clone(),
             Duration::from_millis(500),
             stop_rx.clone(),
         ));
@@ -401,8 +403,8 @@ impl Server {
                     core.handle_transport_error(Instant::now(), Timestamp::now(), destination);
                 }
             }
-            // For the API's node view: one relaxed store a turn, never a wait.
-            self.stats.set_calls_in_progress(core.active_calls());
+            // For the API's node view and the metrics: relaxed stores, never a wait.
+            core.publish_gauges();
         }
         drop(gate);
         let _ = gate_task.await;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use jiff::Timestamp;
-use sihai_records::Outcome;
+use sihai_records::{Cdr, Outcome};
+use sihai_transaction::SipCounters;
 
 /// How many whole seconds [`Stats::snapshot`]'s call setup rate is taken over.
 pub const SETUP_RATE_SECONDS: u64 = 10;
@@ -46,6 +47,40 @@ pub struct Stats {
     pub calls_answered: AtomicU64,
     pub calls_missed: AtomicU64,
     pub calls_refused: AtomicU64,
+    /// SIP messages by method and class (the transaction layer and the core count).
+    pub sip: Arc<SipCounters>,
+    /// Transactions live or lingering, as of the signalling loop's last turn.
+    pub transactions: AtomicU64,
+    /// Answered calls still talking, as of the signalling loop's last turn.
+    pub calls_talking: AtomicU64,
+    /// Calls holding (or waiting for) a prepaid reservation, as of the last turn.
+    pub reservations_open: AtomicU64,
+    /// The relay's port pairs: free, and in all (0 when the relay is off).
+    pub relay_ports_free: AtomicU64,
+    pub relay_ports: AtomicU64,
+    /// RTP packets the relay forwarded, and dropped, on calls that ended.
+    pub relay_packets: AtomicU64,
+    pub relay_dropped: AtomicU64,
+    /// Finished calls by [`Outcome`], in [`Outcome::ALL`] order.
+    pub outcomes: [AtomicU64; Outcome::ALL.len()],
+    /// Talk time of finished calls, seconds: with the answered count, the average
+    /// call duration.
+    pub talk_seconds: AtomicU64,
+    /// Phones tried by hunts, by [`HUNT_RESULTS`].
+    pub hunt_attempts: [AtomicU64; HUNT_RESULTS.len()],
+    /// RFC 6076 session request delay: the INVITE's arrival to the first ringing,
+    /// answer or final response, every finished call.
+    pub session_request_delay: LatencyHistogram,
+    /// The INVITE's arrival to the answer, answered calls.
+    pub answer_delay: LatencyHistogram,
+    /// Answered calls cut off when their money ran out.
+    pub billing_cutoffs: AtomicU64,
+    /// Missed-call and account notices: delivered, attempts failed, given up.
+    pub alerts_delivered: AtomicU64,
+    pub alerts_failed: AtomicU64,
+    pub alerts_given_up: AtomicU64,
+    /// Notices in the outbox not yet delivered, as of the delivery worker's last poll.
+    pub alerts_backlog: AtomicU64,
     /// New calls per wall-clock second, the last few seconds.
     setups: Window<1, 16>,
     /// Answered and missed calls per wall-clock minute, the last hour.
@@ -116,7 +151,7 @@ impl<const PERIOD: u64, const N: usize> Window<PERIOD, N> {
 }
 
 impl Stats {
-    pub(crate) fn bump(counter: &AtomicU64) {
+    pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -124,6 +159,29 @@ impl Stats {
     pub(crate) fn call_offered(&self, at: Timestamp) {
         Stats::bump(&self.calls_offered);
         self.setups.add(at);
+    }
+
+    /// A finished call's record: its outcome, talk time, phones tried and delays.
+    pub(crate) fn call_recorded(&self, cdr: &Cdr) {
+        self.call_ended(cdr.outcome, cdr.end_at);
+        if let Some(i) = Outcome::ALL.iter().position(|o| *o == cdr.outcome) {
+            Stats::bump(&self.outcomes[i]);
+        }
+        self.talk_seconds
+            .fetch_add(u64::from(cdr.talk_seconds), Ordering::Relaxed);
+        if cdr.outcome == Outcome::OutOfCredit && cdr.answer_at.is_some() {
+            Stats::bump(&self.billing_cutoffs);
+        }
+        for attempt in &cdr.attempts {
+            Stats::bump(&self.hunt_attempts[hunt_result_index(&attempt.result)]);
+        }
+        let first_answer = cdr.ring_at.or(cdr.answer_at).unwrap_or(cdr.end_at);
+        self.session_request_delay
+            .observe(first_answer.duration_since(cdr.setup_at));
+        if let Some(answer_at) = cdr.answer_at {
+            self.answer_delay
+                .observe(answer_at.duration_since(cdr.setup_at));
+        }
     }
 
     /// A call ended with `outcome` at `at`.
@@ -181,6 +239,79 @@ impl Stats {
             scanners_dropped: get(&self.scanners_dropped),
             flood_limited: get(&self.flood_limited),
         }
+    }
+}
+
+/// What a hunt's attempt on one phone came to, as metric label values: a bounded set
+/// (a phone's status code folds into `busy` or `rejected`).
+pub const HUNT_RESULTS: [&str; 7] = [
+    "answered",
+    "busy",
+    "no_answer",
+    "rejected",
+    "at_capacity",
+    "unreachable",
+    "other",
+];
+
+fn hunt_result_index(result: &str) -> usize {
+    let label = match result {
+        "answered" => "answered",
+        "486" | "600" => "busy",
+        "no_answer" | "timeout" | "480" | "408" => "no_answer",
+        "at_capacity" => "at_capacity",
+        "transport_error" => "unreachable",
+        r if r.parse::<u16>().is_ok() => "rejected",
+        _ => "other",
+    };
+    HUNT_RESULTS
+        .iter()
+        .position(|r| *r == label)
+        .unwrap_or(HUNT_RESULTS.len() - 1)
+}
+
+/// Upper bounds (seconds) of [`LatencyHistogram`]'s buckets: from a node's own
+/// ringback (milliseconds) to phones ringing a minute.
+pub const LATENCY_BOUNDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
+];
+
+/// A histogram of durations the signalling loop observes without a lock (a
+/// Prometheus client's histogram takes one that a scrape also takes): one relaxed
+/// add per bucket hit, the sum kept in microseconds.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Per bucket of [`LATENCY_BOUNDS`] (not cumulative), then the overflow.
+    buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// One more observation; a negative span (a clock step) counts as zero.
+    pub fn observe(&self, span: jiff::SignedDuration) {
+        let micros = u64::try_from(span.as_micros()).unwrap_or(0);
+        let seconds = micros as f64 / 1e6;
+        let bucket = LATENCY_BOUNDS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// (sum in seconds, count, per-bucket counts with their upper bounds, the last
+    /// one unbounded), as a text encoder wants them.
+    pub fn read(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        // The encoder writes `le="+Inf"` for f64::MAX (its own histograms' last bound).
+        let bounds = LATENCY_BOUNDS.iter().copied().chain([f64::MAX]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(counts.iter().copied()).collect();
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (sum, counts.iter().sum(), buckets)
     }
 }
 

@@ -219,6 +219,10 @@ pub trait CdrStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<MissedCallAlert>, StoreError>;
 
+    /// Alerts in the outbox still to be delivered (due now or later): the backlog the
+    /// metrics endpoint shows.
+    fn pending_alerts(&self) -> Result<u64, StoreError>;
+
     /// The alert was delivered: removes it from the outbox.
     fn alert_delivered(&self, id: i64) -> Result<(), StoreError>;
 

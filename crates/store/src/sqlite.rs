@@ -600,6 +600,16 @@ impl CdrStore for SqliteStore {
         collect(rows, self.err(CONTEXT))
     }
 
+    fn pending_alerts(&self) -> Result<u64, StoreError> {
+        const CONTEXT: &str = "counting pending alerts";
+        let conn = self.reader();
+        let count: i64 = conn
+            .prepare_cached("SELECT count(*) FROM alert_outbox WHERE state = 'pending'")
+            .and_then(|mut st| st.query_row([], |row| row.get(0)))
+            .map_err(self.err(CONTEXT))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     fn queue_alert(
         &self,
         reference: &str,

@@ -268,6 +268,9 @@ fn due_alerts_are_claimed_by_one_node_each() {
         a.record(cdr.clone(), Some(alert_for(&cdr))).unwrap();
     }
     a.flush().unwrap();
+    // Every node sees the one backlog.
+    assert_eq!(a.pending_alerts().unwrap(), 60);
+    assert_eq!(b.pending_alerts().unwrap(), 60);
     let now = t0 + SignedDuration::from_hours(1);
     // Both nodes' workers drain the outbox at once, a few at a time.
     let taken: Vec<Vec<String>> = std::thread::scope(|scope| {

@@ -561,6 +561,7 @@ fn outbox_lifecycle() {
         .unwrap();
     store.record(late.clone(), Some(alert_for(&late))).unwrap();
     store.flush().unwrap();
+    assert_eq!(store.pending_alerts().unwrap(), 2);
 
     // Due from the call's end.
     assert!(
@@ -612,6 +613,11 @@ fn outbox_lifecycle() {
             .len(),
         1
     );
+    assert_eq!(
+        store.pending_alerts().unwrap(),
+        1,
+        "a dead alert is no backlog"
+    );
     let dead = store.dead_alerts(0).unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].call_id, "missed-2");
@@ -630,6 +636,7 @@ fn outbox_lifecycle() {
     // Delivered removes it.
     store.alert_delivered(due[0].id).unwrap();
     assert!(store.due_alerts(far, 10).unwrap().is_empty());
+    assert_eq!(store.pending_alerts().unwrap(), 0);
     assert!(matches!(
         store.alert_delivered(due[0].id),
         Err(StoreError::AlertNotFound { .. })

@@ -21,6 +21,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -36,7 +37,7 @@ use crate::key::{ClientKey, ServerKey, ToTag, TransactionKey};
 use crate::server_invite::{self, ServerInvite};
 use crate::server_non_invite::ServerNonInvite;
 use crate::timer::{Armed, Timer, TxId};
-use crate::{Event, TimerConfig, Transmit};
+use crate::{Event, SipCounters, TimerConfig, Transmit};
 
 /// Owns every transaction. Single-threaded by design: wrap it, don't share it.
 #[derive(Debug)]
@@ -54,6 +55,8 @@ pub struct TransactionLayer {
     /// lookup, not a scan.
     peers: HashMap<Peer, usize>,
     out: Outputs,
+    /// What was sent and received, by method and class, for the metrics endpoint.
+    counters: Arc<SipCounters>,
 }
 
 /// Where a server key leads.
@@ -187,7 +190,15 @@ impl TransactionLayer {
             lingering: 0,
             peers: HashMap::new(),
             out: Outputs::default(),
+            counters: Arc::default(),
         }
+    }
+
+    /// Counts this layer's requests sent, responses received and responses sent
+    /// (first transmissions, not retransmissions) into `counters`, shared with whoever
+    /// reports them.
+    pub fn set_counters(&mut self, counters: Arc<SipCounters>) {
+        self.counters = counters;
     }
 
     /// A message arrived from `source` at `now`. The caller has parsed and validated it
@@ -288,6 +299,7 @@ impl TransactionLayer {
         {
             self.cancel_sent(now, invite);
         }
+        self.counters.request_sent(key.method());
         self.reap(now, id);
         self.prune_timers();
         Ok(key)
@@ -558,10 +570,17 @@ impl TransactionLayer {
         let Some(tx) = self.slab.get_mut(id) else {
             return;
         };
+        let status = response.status().unwrap_or(0);
         let (machine, env) = tx.split(now, id, &self.config, &mut self.out);
         match machine {
-            Machine::ClientInvite(key, m) => m.on_response(&mut Ctx { key, env }, response),
-            Machine::ClientNonInvite(key, m) => m.on_response(&mut Ctx { key, env }, response),
+            Machine::ClientInvite(key, m) => {
+                self.counters.reply_received(key.method(), status);
+                m.on_response(&mut Ctx { key, env }, response);
+            }
+            Machine::ClientNonInvite(key, m) => {
+                self.counters.reply_received(key.method(), status);
+                m.on_response(&mut Ctx { key, env }, response);
+            }
             Machine::ServerInvite(..) | Machine::ServerNonInvite(..) => {}
         }
         self.reap(now, id);
@@ -589,16 +608,27 @@ impl TransactionLayer {
         let Some(tx) = self.slab.get_mut(id) else {
             return Err("Terminated");
         };
+        let status = response.status().unwrap_or(0);
         let (machine, env) = tx.split(now, id, &self.config, &mut self.out);
-        match machine {
-            Machine::ServerInvite(key, m) => m
-                .on_tu_response(&mut Ctx { key, env }, response)
-                .map_err(|s| s.name()),
-            Machine::ServerNonInvite(key, m) => m
-                .on_tu_response(&mut Ctx { key, env }, response)
-                .map_err(|s| s.name()),
-            Machine::ClientInvite(..) | Machine::ClientNonInvite(..) => Err("a client transaction"),
+        let (method, sent) = match machine {
+            Machine::ServerInvite(key, m) => (
+                key.method(),
+                m.on_tu_response(&mut Ctx { key, env }, response)
+                    .map_err(|s| s.name()),
+            ),
+            Machine::ServerNonInvite(key, m) => (
+                key.method(),
+                m.on_tu_response(&mut Ctx { key, env }, response)
+                    .map_err(|s| s.name()),
+            ),
+            Machine::ClientInvite(..) | Machine::ClientNonInvite(..) => {
+                return Err("a client transaction");
+            }
+        };
+        if sent.is_ok() {
+            self.counters.reply_sent(method, status);
         }
+        sent
     }
 
     fn start_client(&mut self, now: Instant, id: TxId) {

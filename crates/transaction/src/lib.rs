@@ -33,6 +33,7 @@
 mod client_invite;
 mod client_non_invite;
 mod context;
+pub mod counters;
 mod error;
 mod key;
 mod layer;
@@ -45,6 +46,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sihai_sip::{Message, Peer};
 
+pub use counters::SipCounters;
 pub use error::TransactionError;
 pub use key::{ClientKey, ServerKey, TransactionKey};
 pub use layer::TransactionLayer;

@@ -429,6 +429,9 @@ impl B2bua {
                     return;
                 };
                 call.legs[leg_index].dialog = Some(leg_dialog);
+                if call.answered_leg.is_none() {
+                    self.talking += 1;
+                }
                 call.answered_leg = Some(leg_index);
                 call.answer_at = Some(wall);
                 call.ring_at.get_or_insert(wall);

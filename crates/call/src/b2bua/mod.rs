@@ -128,6 +128,8 @@ pub struct B2bua {
     /// Talk time one reservation chunk covers (`[billing] reservation_minutes`).
     reservation_seconds: u32,
     next_admission: u64,
+    /// Calls bridged to the phone that answered and not yet ended (for the metrics).
+    talking: usize,
 }
 
 impl B2bua {
@@ -156,6 +158,7 @@ impl B2bua {
             billed: HashMap::new(),
             reservation_seconds: billing::DEFAULT_RESERVATION_SECONDS,
             next_admission: 0,
+            talking: 0,
         }
     }
 
@@ -178,6 +181,16 @@ impl B2bua {
 
     pub fn active_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Calls bridged to the phone that answered, not ended yet.
+    pub fn calls_talking(&self) -> usize {
+        self.talking
+    }
+
+    /// Calls holding a prepaid reservation or waiting for the store to grant one.
+    pub fn calls_holding_reservations(&self) -> usize {
+        self.billed.len() + self.admitting.len()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -107,6 +107,9 @@ impl B2bua {
         {
             limits.release();
         }
+        if call.answered_leg.is_some() {
+            self.talking = self.talking.saturating_sub(1);
+        }
         if let Some(i) = call.answered_leg
             && let Some(leg) = call.legs.get(i)
         {

@@ -51,6 +51,17 @@ impl B2bua {
         self.media.as_ref().map(MediaPlane::available)
     }
 
+    /// Packets relayed and dropped by the calls that ended (see
+    /// [`MediaPlane::ended_packets`]), when the relay is on.
+    pub fn media_packets(&self) -> Option<(u64, u64)> {
+        self.media.as_ref().map(MediaPlane::ended_packets)
+    }
+
+    /// The relay's port pairs, free and in all, when the relay is on.
+    pub fn media_ports(&self) -> Option<(usize, usize)> {
+        self.media.as_ref().map(|m| (m.available(), m.capacity()))
+    }
+
     /// A datagram that arrived on relay port `port` from `source`.
     pub fn handle_media(
         &mut self,

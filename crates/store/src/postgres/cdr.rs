@@ -1221,6 +1221,23 @@ impl CdrStore for PgStore {
         })
     }
 
+    fn pending_alerts(&self) -> Result<u64, StoreError> {
+        const CONTEXT: &str = "counting pending alerts";
+        let shared = Arc::clone(&self.shared);
+        self.run(async move {
+            let client = shared.client(CONTEXT).await?;
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM alert_outbox WHERE state = 'pending'",
+                    &[],
+                )
+                .await
+                .map_err(shared.err(CONTEXT))?;
+            let count: i64 = row.try_get(0).map_err(shared.err(CONTEXT))?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+    }
+
     fn due_alerts(&self, now: Timestamp, limit: usize) -> Result<Vec<MissedCallAlert>, StoreError> {
         const CONTEXT: &str = "claiming due missed-call alerts";
         if limit == 0 {
