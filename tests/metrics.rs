@@ -244,6 +244,14 @@ fn scraped_metrics_agree_with_the_cdrs_and_feed_the_dashboard() {
         busy_calls
     );
 
+    // The store committed every CDR.
+    assert_eq!(value(&samples, "sihai_store_queued_cdrs", ""), 0.0);
+    assert!(value(&samples, "sihai_store_commit_seconds_count", "") >= 1.0);
+    assert_eq!(
+        value(&samples, "sihai_store_commit_failures_total", ""),
+        0.0
+    );
+
     // The API counted its own requests by route template: the two refusals above.
     assert_eq!(
         value(

@@ -216,6 +216,7 @@ impl Server {
             self.stats.clone(),
             self.started_at,
             self.tenant_revision.clone(),
+            self.store.writer_stats(),
         )
     }
 

@@ -62,6 +62,7 @@ pub fn render(view: &NodeView, api: &Arc<ApiCounters>) -> String {
     let mut registry = Registry::with_prefix("sihai");
     registry.register_collector(Box::new(NodeCollector {
         stats: view.stats.clone(),
+        store: view.store.clone(),
         started_at: view.started_at,
         api: api.clone(),
     }));
@@ -76,6 +77,7 @@ pub fn render(view: &NodeView, api: &Arc<ApiCounters>) -> String {
 #[derive(Debug)]
 struct NodeCollector {
     stats: Arc<Stats>,
+    store: Arc<sihai_store::WriterStats>,
     started_at: Timestamp,
     api: Arc<ApiCounters>,
 }
@@ -319,6 +321,29 @@ impl Collector for NodeCollector {
             "Answered calls ended because their money ran out.",
             Counter,
             load(&s.billing_cutoffs),
+        )?;
+
+        // The store's CDR writer: the final responses of ended calls wait for its
+        // commits.
+        single(
+            &mut e,
+            "store_queued_cdrs",
+            "CDRs recorded and not committed to the store yet (on PostgreSQL, those spooled during an outage included).",
+            Gauge,
+            load(&self.store.queued),
+        )?;
+        histogram(
+            &mut e,
+            "store_commit_seconds",
+            "How long each commit of a batch of CDRs took.",
+            &self.store.commits,
+        )?;
+        single(
+            &mut e,
+            "store_commit_failures",
+            "Commits of CDR batches that failed (each is retried; on PostgreSQL an unreachable database spools them).",
+            Counter,
+            load(&self.store.commit_failures),
         )?;
 
         // The notice outbox.

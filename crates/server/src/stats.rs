@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use jiff::Timestamp;
+pub use sihai_metrics::LatencyHistogram;
 use sihai_records::{Cdr, Outcome};
 use sihai_transaction::SipCounters;
 
@@ -176,11 +177,14 @@ impl Stats {
             Stats::bump(&self.hunt_attempts[hunt_result_index(&attempt.result)]);
         }
         let first_answer = cdr.ring_at.or(cdr.answer_at).unwrap_or(cdr.end_at);
+        // A negative span (the wall clock stepped back) counts as zero.
+        let span = |from: Timestamp, to: Timestamp| {
+            std::time::Duration::try_from(to.duration_since(from)).unwrap_or_default()
+        };
         self.session_request_delay
-            .observe(first_answer.duration_since(cdr.setup_at));
+            .observe(span(cdr.setup_at, first_answer));
         if let Some(answer_at) = cdr.answer_at {
-            self.answer_delay
-                .observe(answer_at.duration_since(cdr.setup_at));
+            self.answer_delay.observe(span(cdr.setup_at, answer_at));
         }
     }
 
@@ -270,51 +274,6 @@ fn hunt_result_index(result: &str) -> usize {
         .unwrap_or(HUNT_RESULTS.len() - 1)
 }
 
-/// Upper bounds (seconds) of [`LatencyHistogram`]'s buckets: from a node's own
-/// ringback (milliseconds) to phones ringing a minute.
-pub const LATENCY_BOUNDS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
-];
-
-/// A histogram of durations the signalling loop observes without a lock (a
-/// Prometheus client's histogram takes one that a scrape also takes): one relaxed
-/// add per bucket hit, the sum kept in microseconds.
-#[derive(Debug, Default)]
-pub struct LatencyHistogram {
-    /// Per bucket of [`LATENCY_BOUNDS`] (not cumulative), then the overflow.
-    buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
-    sum_micros: AtomicU64,
-}
-
-impl LatencyHistogram {
-    /// One more observation; a negative span (a clock step) counts as zero.
-    pub fn observe(&self, span: jiff::SignedDuration) {
-        let micros = u64::try_from(span.as_micros()).unwrap_or(0);
-        let seconds = micros as f64 / 1e6;
-        let bucket = LATENCY_BOUNDS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(LATENCY_BOUNDS.len());
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-
-    /// (sum in seconds, count, per-bucket counts with their upper bounds, the last
-    /// one unbounded), as a text encoder wants them.
-    pub fn read(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        // The encoder writes `le="+Inf"` for f64::MAX (its own histograms' last bound).
-        let bounds = LATENCY_BOUNDS.iter().copied().chain([f64::MAX]);
-        let buckets: Vec<(f64, u64)> = bounds.zip(counts.iter().copied()).collect();
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        (sum, counts.iter().sum(), buckets)
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StatsSnapshot {
     pub received: u64,
@@ -340,6 +299,8 @@ pub struct NodeView {
     pub started_at: Timestamp,
     /// The tenant revision the running configuration was assembled from.
     tenant_revision: Arc<AtomicI64>,
+    /// The store's CDR writer: its queue and commits.
+    pub store: Arc<sihai_store::WriterStats>,
 }
 
 impl NodeView {
@@ -347,11 +308,13 @@ impl NodeView {
         stats: Arc<Stats>,
         started_at: Timestamp,
         tenant_revision: Arc<AtomicI64>,
+        store: Arc<sihai_store::WriterStats>,
     ) -> NodeView {
         NodeView {
             stats,
             started_at,
             tenant_revision,
+            store,
         }
     }
 

@@ -223,6 +223,9 @@ pub trait CdrStore: Send + Sync {
     /// metrics endpoint shows.
     fn pending_alerts(&self) -> Result<u64, StoreError>;
 
+    /// The CDR writer's queue and commits, for the metrics endpoint.
+    fn writer_stats(&self) -> std::sync::Arc<WriterStats>;
+
     /// The alert was delivered: removes it from the outbox.
     fn alert_delivered(&self, id: i64) -> Result<(), StoreError>;
 
@@ -234,4 +237,52 @@ pub trait CdrStore: Send + Sync {
         next_attempt_at: jiff::Timestamp,
         give_up: bool,
     ) -> Result<(), StoreError>;
+}
+
+/// What a store's CDR writer is doing, for the metrics endpoint: atomics the writer and
+/// [`CdrStore::record`] bump, read by a scrape without a lock.
+#[derive(Debug)]
+pub struct WriterStats {
+    /// CDRs handed to [`CdrStore::record`] and not committed yet (on PostgreSQL, those
+    /// spooled to disk during an outage included: they still wait for the database).
+    pub queued: std::sync::atomic::AtomicU64,
+    /// How long each commit of a batch took (the final responses of ended calls wait
+    /// for it).
+    pub commits: sihai_metrics::LatencyHistogram,
+    /// Commits that failed (each is retried).
+    pub commit_failures: std::sync::atomic::AtomicU64,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            queued: std::sync::atomic::AtomicU64::new(0),
+            commits: sihai_metrics::LatencyHistogram::with_bounds(sihai_metrics::COMMIT_BOUNDS),
+            commit_failures: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl WriterStats {
+    pub(crate) fn queued_one(&self) {
+        self.queued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A commit that took `took` wrote (or spooled) `records` CDRs.
+    pub(crate) fn committed(&self, records: usize, took: std::time::Duration) {
+        let records = u64::try_from(records).unwrap_or(u64::MAX);
+        // Saturating: a record counted after its commit began cannot make it negative.
+        let _ = self.queued.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |q| Some(q.saturating_sub(records)),
+        );
+        self.commits.observe(took);
+    }
+
+    pub(crate) fn commit_failed(&self) {
+        self.commit_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

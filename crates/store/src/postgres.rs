@@ -102,6 +102,8 @@ pub(crate) struct Shared {
     /// The tenant revisions pushed by the listener, started on the first
     /// [`tenant_changes`](crate::TenantStore::tenant_changes) (see `tenant.rs`).
     pub(crate) tenant_watch: std::sync::OnceLock<tokio::sync::watch::Receiver<i64>>,
+    /// The CDR writer's queue and commits, for the metrics endpoint.
+    pub(crate) writer_stats: Arc<crate::WriterStats>,
 }
 
 impl Shared {
@@ -209,6 +211,7 @@ impl PgStore {
             reserving: AtomicBool::new(false),
             config,
             tenant_watch: std::sync::OnceLock::new(),
+            writer_stats: Arc::default(),
         });
         let handle = runtime.handle().clone();
         {

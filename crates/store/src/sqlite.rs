@@ -18,7 +18,9 @@ use jiff::Timestamp;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::{Cdr, CdrFilter, CdrStore, MissedCallAlert, NewAlert, PhoneAttempt, StoreError};
+use crate::{
+    Cdr, CdrFilter, CdrStore, MissedCallAlert, NewAlert, PhoneAttempt, StoreError, WriterStats,
+};
 use book::Book;
 use sihai_records::Money;
 use writer::Msg;
@@ -177,6 +179,8 @@ pub struct SqliteStore {
     /// alive, for crash recovery.
     previous_alive: Option<Timestamp>,
     writer: Option<JoinHandle<()>>,
+    /// The writer's queue and commits (the writer keeps them).
+    writer_stats: Arc<WriterStats>,
     /// Dropping the sender stops the checkpointer.
     checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
@@ -235,7 +239,15 @@ impl SqliteStore {
         let checkpointer = spawn_checkpointer(&path, &options)?;
 
         let (tx, rx) = mpsc::channel();
-        let writer = writer::Writer::new(write_conn, path.clone(), rx, options, Arc::clone(&book));
+        let writer_stats = Arc::new(WriterStats::default());
+        let writer = writer::Writer::new(
+            write_conn,
+            path.clone(),
+            rx,
+            options,
+            Arc::clone(&book),
+            Arc::clone(&writer_stats),
+        );
         let handle = std::thread::Builder::new()
             .name("sihai-cdr-writer".into())
             .spawn(move || writer.run())
@@ -252,6 +264,7 @@ impl SqliteStore {
             previous_alive,
             writer: Some(handle),
             checkpointer: Some(checkpointer),
+            writer_stats,
         })
     }
 
@@ -407,6 +420,7 @@ impl CdrStore for SqliteStore {
         let mut book = self.book();
         let cost = cdr.cost.map_or(0, |c| c.units());
         let pending = book.apply_settle(&cdr.call_id, &cdr.enterprise, cost);
+        self.writer_stats.queued_one();
         self.tx
             .send(Msg::Record(Box::new((cdr, alert, pending))))
             .map_err(|lost| {
@@ -608,6 +622,10 @@ impl CdrStore for SqliteStore {
             .and_then(|mut st| st.query_row([], |row| row.get(0)))
             .map_err(self.err(CONTEXT))?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    fn writer_stats(&self) -> Arc<WriterStats> {
+        Arc::clone(&self.writer_stats)
     }
 
     fn queue_alert(

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
@@ -1022,4 +1023,24 @@ fn the_checkpointer_moves_committed_cdrs_into_the_database_file() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(all(&store).len(), 2000);
+}
+
+both_backends! {
+    fn the_writer_counts_what_it_queues_and_each_commit(t) {
+        let store = t.store();
+        let stats = store.writer_stats();
+        let t0 = ts("2026-03-01T00:00:00Z");
+        for i in 0..3 {
+            store
+                .record(missed_cdr(&format!("q{i}"), t0), None)
+                .unwrap();
+        }
+        store.flush().unwrap();
+        assert_eq!(stats.queued.load(Ordering::Relaxed), 0, "all committed");
+        let (sum, commits, buckets) = stats.commits.read();
+        assert!(commits >= 1, "{buckets:?}");
+        assert!(sum > 0.0);
+        assert_eq!(stats.commit_failures.load(Ordering::Relaxed), 0);
+        assert_eq!(all(store).len(), 3);
+    }
 }

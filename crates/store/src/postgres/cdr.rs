@@ -485,7 +485,21 @@ impl Writer {
             self.answer_committed(Vec::new());
             return;
         }
+        let started = Instant::now();
         let result = self.commit().await;
+        match &result {
+            Ok(_) => {
+                let records = self
+                    .batch
+                    .iter()
+                    .filter(|op| matches!(op, Op::Record { .. }))
+                    .count();
+                self.shared
+                    .writer_stats
+                    .committed(records, started.elapsed());
+            }
+            Err(_) => self.shared.writer_stats.commit_failed(),
+        }
         match result {
             Ok(rejected) => {
                 let now = Instant::now();
@@ -1030,7 +1044,12 @@ pub(crate) fn push(args: &mut Args, value: impl ToSql + Sync + Send + 'static) -
 
 impl CdrStore for PgStore {
     fn record(&self, cdr: Cdr, alert: Option<NewAlert>) -> Result<(), StoreError> {
+        self.shared.writer_stats.queued_one();
         self.writer.send(Msg::Record(Box::new((cdr, alert))))
+    }
+
+    fn writer_stats(&self) -> Arc<crate::WriterStats> {
+        Arc::clone(&self.shared.writer_stats)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

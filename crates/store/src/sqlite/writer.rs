@@ -15,7 +15,7 @@ use super::access::AccessOp;
 use super::book::{Book, ReserveWrite};
 use super::ledger::{self as sql, Charged};
 use super::{SqliteStore, StoreOptions};
-use crate::{Applied, Cdr, NewAlert, Posted, Rejection, StoreError, TenantChange};
+use crate::{Applied, Cdr, NewAlert, Posted, Rejection, StoreError, TenantChange, WriterStats};
 use sihai_records::{Account, AccountStatus, NewEntry};
 
 /// First wait before retrying a failed commit; doubles up to [`MAX_RETRY_DELAY`].
@@ -119,6 +119,7 @@ pub(crate) struct Writer {
     last_commit: Option<Instant>,
     retry_at: Option<Instant>,
     retry_delay: Duration,
+    stats: Arc<WriterStats>,
 }
 
 impl Writer {
@@ -128,6 +129,7 @@ impl Writer {
         rx: Receiver<Msg>,
         options: StoreOptions,
         book: Arc<Mutex<Book>>,
+        stats: Arc<WriterStats>,
     ) -> Writer {
         Writer {
             conn,
@@ -148,6 +150,7 @@ impl Writer {
             last_commit: None,
             retry_at: None,
             retry_delay: INITIAL_RETRY_DELAY,
+            stats,
         }
     }
 
@@ -328,6 +331,18 @@ impl Writer {
             tracing::warn!(path = %self.path.display(), writes = self.batch.len(),
                 took_ms = took.as_millis() as u64,
                 "slow CDR commit: the disk held back the final responses of ended calls");
+        }
+        match &result {
+            Ok(_) if writes => {
+                let records = self
+                    .batch
+                    .iter()
+                    .filter(|op| matches!(op, Op::Record { .. }))
+                    .count();
+                self.stats.committed(records, took);
+            }
+            Ok(_) => {}
+            Err(_) => self.stats.commit_failed(),
         }
         match result {
             Ok((rejected, charged)) => {
