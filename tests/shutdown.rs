@@ -6,6 +6,10 @@
 //! second signal) the node ends the rest itself, with a BYE to both sides that says why,
 //! records every CDR (`system shutdown`), charges each billed call once, and exits 0.
 //!
+//! Behind Kamailio (docs/kamailio-dispatcher.cfg), the draining node's `503` to the
+//! dispatcher's OPTIONS probe takes it out of the set: the next calls go to the other
+//! node while the draining one finishes its call and exits.
+//!
 //! Every call is billed (¥0.60 a minute per second, as in tests/billing.rs), so that
 //! each test also shows that a call the shutdown ended is charged exactly once and the
 //! books stay clean (`sihai account verify`).
@@ -17,6 +21,7 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use sihai_store::{EntryKind, LedgerStore, SqliteStore};
+use support::kamailio::{Kamailio, PING_INTERVAL_S, PROBE_TIMEOUT_S};
 use support::routing::{group, phone, routing};
 use support::{
     Caller, CdrRow, Daemon, Phone, SIHAI, UdpClient, ack_for_failure, header_of, invite, options,
@@ -288,4 +293,57 @@ fn a_second_sigterm_ends_the_drain_at_once() {
     assert_eq!(cdrs.len(), CALLS as usize, "{cdrs:#?}");
     assert_answered_and_charged(&cdrs, "system shutdown");
     assert_each_call_charged_once(&config, &daemon.db_path(), CALLS as usize);
+}
+
+#[test]
+fn a_draining_node_fails_the_dispatchers_probe_and_the_next_calls_go_to_the_other_node() {
+    const LATER_CALLS: u32 = 4;
+    let mut answers = Phone::start_for("uas_answer.xml", 1 + LATER_CALLS, 0, 90);
+    let config = routing(
+        "",
+        "group = \"sales\"",
+        &group(
+            "sales",
+            "sequential",
+            &[phone(&answers.uri("13900000001"), "capacity = 10")],
+        ),
+    );
+    let node_a = Daemon::start_with("drain_timeout_s = 60", &config);
+    let mut node_b = Daemon::start_with("drain_timeout_s = 60", &config);
+    let mut kamailio = Kamailio::start(&[node_a.port, node_b.port]);
+    let probed = Duration::from_secs(PING_INTERVAL_S + PROBE_TIMEOUT_S + 10);
+    let node = |port: u16| format!("node sip:127.0.0.1:{port};transport=udp");
+    kamailio.wait_for_log(&format!("{} is up", node(node_a.port)), probed);
+    kamailio.wait_for_log(&format!("{} is up", node(node_b.port)), probed);
+
+    // A call in progress on node B when it is told to stop: it talks on for 10 s.
+    let mut held = Caller::new(&node_b, "uac_answered.xml")
+        .talking_ms(10_000)
+        .spawn();
+    node_b.wait_for_log("call answered", 1, Duration::from_secs(10));
+    node_b.terminate();
+    node_b.wait_for_log("draining:", 1, Duration::from_secs(5));
+    // The next probe gets 503: the dispatcher takes node B out of the set.
+    kamailio.wait_for_log(&format!("{} is down", node(node_b.port)), probed);
+
+    // New calls through the dispatcher: every one answered, all by node A.
+    Caller::new(&node_a, "uac_answered_routed.xml")
+        .through(kamailio.port)
+        .calls(LATER_CALLS, 10)
+        .at_most(1)
+        .run();
+    let on_a = node_a.wait_for_cdrs(LATER_CALLS as usize);
+    assert_eq!(on_a.len(), LATER_CALLS as usize, "{on_a:#?}");
+    assert!(on_a.iter().all(|r| r.outcome == "answered"), "{on_a:#?}");
+
+    // Node B's own call ended as its caller chose, and node B followed it out.
+    assert_exits_0(&mut node_b, Duration::from_secs(30));
+    let log_b = node_b.plain_log();
+    held.finish_with_log(Duration::from_secs(15), || log_b.clone());
+    answers.finish(&node_a);
+    let on_b = read_cdrs(&node_b.config_path());
+    assert_eq!(on_b.len(), 1, "no new call reached node B: {on_b:#?}");
+    assert_eq!(on_b[0].outcome, "answered");
+    assert_eq!(on_b[0].hangup, "caller BYE");
+    assert!(log_b.contains("drain complete: no call left"), "{log_b}");
 }
