@@ -87,17 +87,6 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        // A call whose caller already has its final response (it cancelled, or the
-        // hunt failed) only waits for its phones' answers: it ended for its own reason.
-        let already_over = call.hangup.is_some()
-            && call.announcement.is_none()
-            && call.answered_leg.is_none()
-            && call.inbound_final_sent
-            && call.inbound_dialog.is_none();
-        if already_over {
-            self.end_call(tx, id, now, wall);
-            return;
-        }
         call.hangup = Some((HangupSide::System, SHUTDOWN_CAUSE.into()));
         call.bye_reason = Some(SHUTDOWN_REASON);
         if call.announcement.is_some() {
