@@ -436,7 +436,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
             None => None,
         };
         info!(config = %path.display(), "sihai started");
-        server.run(shutdown_signal()).await;
+        server.run(shutdown_requests()).await;
         if let Some(api) = api {
             api.stop();
         }
@@ -514,19 +514,39 @@ fn with_quiet_drivers(level: &str) -> String {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+/// Each SIGTERM or SIGINT as one request to stop, named for the log: the first drains
+/// the node, the second ends the calls left at once (see `Server::run`). The handlers
+/// stay installed until the process exits, so that no later signal kills it mid-drain.
+fn shutdown_requests() -> tokio::sync::mpsc::Receiver<&'static str> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind)
+            .map_err(|err| {
+                // Its default action (exit) then still stops the process, without a drain.
+                tracing::warn!(%err, "cannot listen for {name}; it stops the daemon at once");
+            })
+            .ok()
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    async fn next(signal: &mut Option<Signal>) -> Option<()> {
+        match signal {
+            Some(signal) => signal.recv().await,
+            None => None,
+        }
     }
-    info!("shutdown requested");
+    let (requests, received) = tokio::sync::mpsc::channel(4);
+    let mut term = listen(SignalKind::terminate(), "SIGTERM");
+    let mut int = listen(SignalKind::interrupt(), "SIGINT");
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = next(&mut term) => "SIGTERM",
+                Some(()) = next(&mut int) => "SIGINT",
+                else => return,
+            };
+            if requests.send(name).await.is_err() {
+                return;
+            }
+        }
+    });
+    received
 }

@@ -54,6 +54,10 @@ const RULES: &[(&str, Rule)] = &[
         Rule::Applied("to requests received from the reload on"),
     ),
     (
+        "sip.drain_timeout_s",
+        Rule::Applied("by a drain that starts after the reload"),
+    ),
+    (
         "sip.listen",
         // Only the sockets (transport and address) are compared: a listener's
         // `untrusted` policy is applied on reload.

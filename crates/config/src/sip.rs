@@ -36,6 +36,9 @@ pub struct SipConfig {
     /// User-Agent fragments (lowercase) whose requests are dropped from any source, in
     /// addition to the built-in list of known scanners.
     pub scanner_user_agents: Vec<String>,
+    /// After the first SIGTERM, how long calls in progress may go on while new calls
+    /// are refused, before the node ends the rest itself; zero ends them at once.
+    pub drain_timeout: Duration,
 }
 
 /// One listening socket: a `[[sip.listen]]` entry.
@@ -113,6 +116,12 @@ const MAX_TIMER_MS: u64 = 3_600_000;
 const DEFAULT_MAX_REQUESTS_PER_SOURCE: u32 = 5_000;
 const MAX_REQUESTS_PER_SOURCE: u64 = 10_000_000;
 
+/// Long enough for most calls in setup to be answered or given up, short enough for a
+/// restart within systemd's default stop timeout (90 s).
+const DEFAULT_DRAIN_TIMEOUT_S: u64 = 30;
+/// One day: an operator may wait out the longest calls, never forever.
+const MAX_DRAIN_TIMEOUT_S: u64 = 86_400;
+
 const DEFAULT_IDLE_TIMEOUT_S: u64 = 300;
 /// One day; keeps `now + idle_timeout` far from overflowing.
 const MAX_IDLE_TIMEOUT_S: u64 = 86_400;
@@ -136,6 +145,7 @@ pub(crate) struct RawSip {
     tcp: Option<Spanned<RawTcp>>,
     max_requests_per_source: Option<Spanned<u64>>,
     scanner_user_agents: Option<Vec<Spanned<String>>>,
+    drain_timeout_s: Option<Spanned<u64>>,
 }
 
 impl RawSip {
@@ -223,7 +233,7 @@ impl<T: Copy> Setting<T> {
 pub(crate) fn validate(raw: Option<Spanned<RawSip>>, diagnostics: &mut Diagnostics) -> SipConfig {
     let section_span = raw.as_ref().map(Spanned::span);
     let raw = raw.map(Spanned::into_inner);
-    let (user_agent, listen, timers, tcp, max_requests, scanners) = match raw {
+    let (user_agent, listen, timers, tcp, max_requests, scanners, drain) = match raw {
         Some(raw) => (
             raw.user_agent,
             raw.listen,
@@ -231,8 +241,9 @@ pub(crate) fn validate(raw: Option<Spanned<RawSip>>, diagnostics: &mut Diagnosti
             raw.tcp,
             raw.max_requests_per_source,
             raw.scanner_user_agents,
+            raw.drain_timeout_s,
         ),
-        None => (None, None, None, None, None, None),
+        None => (None, None, None, None, None, None, None),
     };
     SipConfig {
         user_agent: validate_user_agent(user_agent, diagnostics),
@@ -241,6 +252,13 @@ pub(crate) fn validate(raw: Option<Spanned<RawSip>>, diagnostics: &mut Diagnosti
         tcp: validate_tcp(tcp, diagnostics),
         max_requests_per_source: validate_max_requests(max_requests, diagnostics),
         scanner_user_agents: validate_scanners(scanners.unwrap_or_default(), diagnostics),
+        drain_timeout: crate::check::seconds(
+            drain.as_ref(),
+            DEFAULT_DRAIN_TIMEOUT_S,
+            0..=MAX_DRAIN_TIMEOUT_S,
+            || "sip.drain_timeout_s".to_owned(),
+            diagnostics,
+        ),
     }
 }
 

@@ -106,6 +106,7 @@ fn sample_configuration_loads() {
     assert_eq!(config.sip.tcp, TcpSettings::default());
     assert_eq!(config.sip.max_requests_per_source, 5_000);
     assert!(config.sip.scanner_user_agents.is_empty());
+    assert_eq!(config.sip.drain_timeout, Duration::from_secs(30));
     assert_eq!(config.log, LogConfig::default());
 }
 
@@ -225,6 +226,36 @@ fn request_limit_per_source_must_be_in_range() {
             "is out of range; must be between 1 and 10000000",
         );
     }
+}
+
+#[test]
+fn drain_timeout_is_used_and_may_be_zero() {
+    let with = |value: &str| {
+        vec![
+            "[sip]".to_string(),
+            format!("drain_timeout_s = {value}"),
+            "[[sip.listen]]".into(),
+            "transport = \"udp\"".into(),
+            "address = \"127.0.0.1:5060\"".into(),
+        ]
+    };
+    let config = parse(&with("2")).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.sip.drain_timeout, Duration::from_secs(2));
+    let config = parse(&with("0")).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(
+        config.sip.drain_timeout,
+        Duration::ZERO,
+        "0: the calls are ended at the first signal"
+    );
+    let defaults = parse(MINIMAL).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(defaults.sip.drain_timeout, Duration::from_secs(30));
+    assert_one_error(
+        &with("86401"),
+        2,
+        19,
+        "sip.drain_timeout_s",
+        "86401 is out of range; must be between 0 and 86400",
+    );
 }
 
 #[test]

@@ -35,6 +35,10 @@ use crate::responder;
 use crate::screen::{Admission, FloodLimiter, ScreenSettings};
 use crate::stats::{Stats, StatsSnapshot};
 
+mod shutdown;
+use shutdown::{DrainProgress, Lifecycle};
+pub use shutdown::{HANG_UP_GRACE, RETRY_AFTER_S};
+
 pub struct Core {
     transactions: TransactionLayer,
     calls: B2bua,
@@ -47,6 +51,11 @@ pub struct Core {
     screen: ScreenSettings,
     limiter: FloodLimiter,
     screen_summary: ScreenSummary,
+    /// Shutting down: new calls and OPTIONS are refused (`503`). The one thing the
+    /// drain costs a request that is not a call's: this check.
+    draining: bool,
+    lifecycle: Lifecycle,
+    drain_progress: DrainProgress,
 }
 
 /// At most one info line per [`SCREEN_SUMMARY_INTERVAL`] about what the screen turned
@@ -87,6 +96,9 @@ impl Core {
             limiter: FloodLimiter::new(ScreenSettings::default().max_requests_per_source),
             screen: ScreenSettings::default(),
             screen_summary: ScreenSummary::default(),
+            draining: false,
+            lifecycle: Lifecycle::Serving,
+            drain_progress: DrainProgress::default(),
         }
     }
 
@@ -204,6 +216,10 @@ impl Core {
         self.drain_events(now, wall);
         self.calls.handle_timeout(&mut self.transactions, now, wall);
         self.drain_events(now, wall);
+        if self.draining {
+            // The drain time may be over.
+            self.advance_shutdown(now, wall);
+        }
     }
 
     /// The transport could not deliver to `destination` (§17.1.4, §17.2.4): its
@@ -281,10 +297,14 @@ impl Core {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.transactions.poll_timeout(), self.calls.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.transactions.poll_timeout(),
+            self.calls.poll_timeout(),
+            self.lifecycle.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Live transactions, for tests and metrics.
@@ -304,6 +324,7 @@ impl Core {
         self.stats.set_calls_in_progress(self.calls.active_calls());
         set(&self.stats.calls_talking, self.calls.calls_talking());
         set(&self.stats.transactions, self.transactions.len());
+        set(&self.stats.draining, usize::from(self.is_draining()));
         set(
             &self.stats.reservations_open,
             self.calls.calls_holding_reservations(),
@@ -417,6 +438,11 @@ impl Core {
                     trace!(%source, method = ?request.method(), "request");
                     let has_to_tag = request.to().is_ok_and(|t| t.tag().is_some());
                     if request.method() == Some(Method::Invite) && !has_to_tag {
+                        if self.draining && !self.calls.is_call_in_progress(&request) {
+                            debug!(%source, "refusing a new call: draining");
+                            self.refuse_while_draining(now, &key, &request);
+                            continue;
+                        }
                         if let Some(answer) = responder::invite_precheck(&request) {
                             let response = answer.build(&request, &new_tag(), &self.user_agent);
                             let _ = self.transactions.respond(now, &key, response);
@@ -436,6 +462,9 @@ impl Core {
                     } else if has_to_tag && self.calls.owns_dialog(&request) {
                         self.calls
                             .on_in_dialog(&mut self.transactions, key, request, now, wall);
+                    } else if self.draining && request.method() == Some(Method::Options) {
+                        // A dispatcher's probe: this node is going away.
+                        self.refuse_while_draining(now, &key, &request);
                     } else if let Some(answer) = responder::answer(&request) {
                         let response = answer.build(&request, &new_tag(), &self.user_agent);
                         if let Err(err) = self.transactions.respond(now, &key, response) {
@@ -2301,4 +2330,6 @@ default = { group = "sales" }
     mod announcements;
     /// Prepaid billing: admission, cut-off, menu time.
     mod billing;
+    /// Graceful shutdown: the drain, ending the calls left, the last answers.
+    mod shutdown;
 }

@@ -17,7 +17,6 @@ pub mod screen;
 pub mod stats;
 pub mod tenant;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -220,8 +219,13 @@ impl Server {
         )
     }
 
-    /// Serves until `shutdown` completes, then flushes the store.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+    /// Serves until the node has shut down, then flushes the store. Each message on
+    /// `shutdown` is one request to stop (a SIGTERM or SIGINT, named for the log): the
+    /// first drains the node (new calls and OPTIONS get `503`, calls in progress go on
+    /// for up to `[sip] drain_timeout_s`, and the daemon stops as soon as none is left),
+    /// the second ends the calls left at once, a third stops waiting for the answers to
+    /// the node's last BYEs (see [`Core::shut_down`]).
+    pub async fn run(mut self, mut shutdown: mpsc::Receiver<&'static str>) {
         let addrs = self.transports.local_addrs();
         let first = |t: Transport| addrs.iter().find(|(tt, _)| *tt == t).map(|(_, a)| *a);
         let config = self.config.load_full();
@@ -317,7 +321,9 @@ impl Server {
             self.transports.clone(),
         ));
 
-        tokio::pin!(shutdown);
+        // Set by the first request to stop: from then on each turn asks the core whether
+        // it is done (while serving, this flag is all the shutdown costs a turn).
+        let mut stopping = false;
         // What one turn of the loop sends now, and what waits for the CDR commit; both
         // keep their capacity from turn to turn.
         let mut outgoing: Vec<(Peer, Bytes)> = Vec::new();
@@ -384,8 +390,17 @@ impl Server {
                         core.handle_media(Instant::now(), Timestamp::now(), datagram.port, datagram.source, &datagram.data);
                     }
                 }
-                () = &mut shutdown => break,
+                Some(signal) = shutdown.recv() => {
+                    // Read now: a reload may have changed it since the start.
+                    let drain_timeout = self.config.load().sip.drain_timeout;
+                    info!(signal, "shutdown requested");
+                    core.shut_down(Instant::now(), Timestamp::now(), drain_timeout);
+                    stopping = true;
+                }
             }
+            // Asked before the outputs are collected: ending the calls left at the end of
+            // the drain sends BYEs and records CDRs like any other step.
+            let stopped = stopping && core.poll_shutdown(Instant::now(), Timestamp::now());
             media.apply(&mut core);
             recorders.apply(&mut core);
             // A failed send fails its transaction, which may want to send something else
@@ -406,7 +421,12 @@ impl Server {
             }
             // For the API's node view and the metrics: relaxed stores, never a wait.
             core.publish_gauges();
+            if stopped {
+                break;
+            }
         }
+        // What waits for the last CDRs' commit (the BYEs' 200s, final responses) goes
+        // out before the store is flushed.
         drop(gate);
         let _ = gate_task.await;
         info!(stats = ?self.stats.snapshot(), active_calls = core.active_calls(), "shutting down");
@@ -421,6 +441,7 @@ impl Server {
             error!(%err, "cannot flush the CDR store");
         }
         self.transports.shutdown();
+        info!("stopped");
     }
 
     /// Records the CDRs of the calls the last step ended and sorts what it wants sent.

@@ -145,6 +145,14 @@ impl Collector for NodeCollector {
             u64::try_from(self.started_at.as_second()).unwrap_or(0),
         )?;
 
+        single(
+            &mut e,
+            "draining",
+            "1 while the node drains before stopping (new calls and OPTIONS get 503), else 0.",
+            Gauge,
+            load(&s.draining),
+        )?;
+
         // SIP, as Kamailio's core and sl/tm statistics count it.
         single(
             &mut e,

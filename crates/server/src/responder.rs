@@ -79,6 +79,13 @@ pub fn answer(request: &Message) -> Option<Answer> {
     Some(answer)
 }
 
+/// What a node that is shutting down answers a new call or an OPTIONS probe: `503` with
+/// `Retry-After`, so that a carrier tries another node (RFC 3263 §4.3) and a dispatcher
+/// probing with OPTIONS marks this one down.
+pub fn unavailable(retry_after_s: u32) -> Answer {
+    Answer::new(503).with(HeaderName::RetryAfter, retry_after_s.to_string())
+}
+
 /// What an INVITE must offer before it can become a call: a session description we
 /// understand (`415` otherwise) and acceptance of one in return (`406`). `None` when it
 /// may proceed to routing.

@@ -50,6 +50,8 @@ pub struct Stats {
     pub calls_refused: AtomicU64,
     /// SIP messages by method and class (the transaction layer and the core count).
     pub sip: Arc<SipCounters>,
+    /// 1 while the node drains on its way to stopping (new calls refused), else 0.
+    pub draining: AtomicU64,
     /// Transactions live or lingering, as of the signalling loop's last turn.
     pub transactions: AtomicU64,
     /// Answered calls still talking, as of the signalling loop's last turn.

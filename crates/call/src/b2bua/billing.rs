@@ -53,6 +53,17 @@ pub enum BillingOp {
     Answered { call_id: String, at: Timestamp },
 }
 
+/// How a call still waiting for admission ends before the store answered.
+pub(super) struct WaitingEnd {
+    /// The final response to the caller's INVITE.
+    pub(super) status: u16,
+    /// Seconds for a `Retry-After` with it.
+    pub(super) retry_after: Option<u32>,
+    pub(super) outcome: Outcome,
+    /// The CDR's hangup side and cause.
+    pub(super) hangup: (HangupSide, &'static str),
+}
+
 /// A routed call to a billed number, waiting for the store to admit it.
 pub(super) struct PendingAdmission {
     /// The call's id, taken when it was parked: its media is anchored under it.
@@ -274,34 +285,58 @@ impl B2bua {
         let Some(call_id) = self.admitting_keys.remove(key) else {
             return false;
         };
-        let Some(pending) = self.admitting.remove(&call_id) else {
-            return true;
-        };
         info!(call = %call_id, "caller cancelled while the call waited for admission");
+        let cancelled = WaitingEnd {
+            status: 487,
+            retry_after: None,
+            outcome: Outcome::Cancelled,
+            hangup: (HangupSide::Caller, "CANCEL"),
+        };
+        self.end_awaiting_admission(tx, &call_id, cancelled, now, wall);
+        true
+    }
+
+    /// Ends a call still waiting for admission with `end.status` to the caller, and
+    /// records it under the call's id, so that whatever the store reserved for it is
+    /// released with its CDR.
+    pub(super) fn end_awaiting_admission(
+        &mut self,
+        tx: &mut TransactionLayer,
+        call_id: &str,
+        end: WaitingEnd,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let Some(pending) = self.admitting.remove(call_id) else {
+            return;
+        };
+        self.admitting_keys.remove(&pending.key);
         self.release_parked(&pending);
-        let resp = MessageBuilder::response_to(
+        let mut resp = MessageBuilder::response_to(
             &pending.invite,
-            487,
-            reason_phrase(487),
+            end.status,
+            reason_phrase(end.status),
             Some(&new_token()),
         )
-        .header(HeaderName::Server, &self.config.user_agent)
-        .build();
-        let _ = tx.respond(now, &pending.key, resp);
+        .header(HeaderName::Server, &self.config.user_agent);
+        if let Some(seconds) = end.retry_after {
+            resp = resp.header(HeaderName::RetryAfter, &seconds.to_string());
+        }
+        let _ = tx.respond(now, &pending.key, resp.build());
+        let (side, cause) = end.hangup;
         let mut cdr = refused_cdr(
             pending.route.number.number.clone(),
             pending.route.number.enterprise.id.clone(),
             &pending.route.caller,
             pending.route.region.as_ref(),
-            Outcome::Cancelled,
-            "CANCEL".into(),
+            end.outcome,
+            cause.into(),
             wall,
         );
-        cdr.call_id = call_id;
+        cdr.call_id = call_id.to_owned();
         cdr.setup_at = pending.setup_at;
-        cdr.hangup_side = Some(HangupSide::Caller);
+        cdr.hangup_side = Some(side);
         self.records.push_back((cdr, None));
-        true
     }
 
     /// Refuses a call the store did not admit: the suspended announcement (or `480`)

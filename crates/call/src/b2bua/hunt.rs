@@ -212,7 +212,7 @@ impl B2bua {
         }
     }
 
-    fn cancel_phone(
+    pub(super) fn cancel_phone(
         &mut self,
         tx: &mut TransactionLayer,
         id: CallId,

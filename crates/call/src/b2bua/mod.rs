@@ -22,6 +22,7 @@
 //! - `billing.rs`: prepaid billing's hooks: admission before anything rings, the answer
 //!   that starts billing, renewals and the cut-off, and the store's replies.
 //! - `record.rs`: ending a call: teardown, its CDR and missed-call alert.
+//! - `shutdown.rs`: the node draining and ending every call left when it stops.
 //! - `wire.rs`: our Via and Contact, tokens, phone addresses, SDP bodies.
 
 mod announce;
@@ -34,6 +35,7 @@ mod invite;
 mod menu;
 mod record;
 mod relay;
+mod shutdown;
 mod timers;
 mod wire;
 
@@ -56,6 +58,7 @@ pub use billing::BillingOp;
 use billing::PendingAdmission;
 use call::{Call, CallId, Side};
 use groups::GroupEntry;
+pub use shutdown::{SHUTDOWN_CAUSE, SHUTDOWN_REASON};
 
 /// What the B2BUA needs to know about its own endpoint.
 #[derive(Debug, Clone)]

@@ -514,3 +514,25 @@ fn with_few_relay_ports_free_a_refused_caller_gets_the_bare_status() {
         (sihai_store::Outcome::AfterHours, None)
     );
 }
+
+#[test]
+fn a_shutdown_cuts_an_announcement_short_with_its_status_and_the_outcome_stays() {
+    let mut core = announcing_core_with(&announced_config());
+    let (mut heard, mut now, _) = place(&mut core, offered_call("4000000003", "13800138000"));
+    assert_eq!(statuses_to_caller(&heard.sent), [100, 183]);
+    run_for(&mut core, &mut now, 40, &mut heard);
+    assert!(heard.count("after-hours") > 0, "it is playing");
+    core.shut_down(now, wall(), Duration::ZERO);
+    let sent = parsed(&drain(&mut core));
+    assert_eq!(
+        statuses_to_caller(&sent),
+        [480],
+        "the status the announcement was explaining, not 503"
+    );
+    assert_all_ports_back(&mut core);
+    let (cdr, _) = core.poll_record().expect("a CDR");
+    assert_eq!(cdr.outcome, sihai_store::Outcome::AfterHours);
+    assert_eq!(cdr.announcement.as_deref(), Some("after-hours"));
+    assert_eq!(cdr.hangup_side, Some(sihai_store::HangupSide::System));
+    assert_eq!(cdr.hangup_cause.as_deref(), Some("shutdown"));
+}

@@ -8,38 +8,38 @@ use super::*;
 use sihai_store::{Money, Refusal as Unfunded, ReservationOutcome};
 
 /// `acme` billed per second at ¥0.60/min (¥0.01 a second); calls need ¥0.01 available.
-fn billed(config: &str) -> String {
+pub(super) fn billed(config: &str) -> String {
     config.replace(
         "name = \"Acme\"\n",
         "name = \"Acme\"\ntariff = \"per-second\"\n[enterprise.billing]\nmin_balance = \"0.01\"\nsuspend_below = \"0\"\n",
     ) + "\n[[tariff]]\nname = \"per-second\"\nrate_per_minute = \"0.60\"\nincrement = 1\n"
 }
 
-fn money(text: &str) -> Money {
+pub(super) fn money(text: &str) -> Money {
     text.parse().unwrap()
 }
 
 /// The wall clock that goes with the virtual instants: `base` at `t0`.
-struct Clock {
-    t0: Instant,
+pub(super) struct Clock {
+    pub(super) t0: Instant,
     base: Timestamp,
 }
 
 impl Clock {
-    fn new() -> Clock {
+    pub(super) fn new() -> Clock {
         Clock {
             t0: Instant::now(),
             base: Timestamp::now(),
         }
     }
 
-    fn wall(&self, at: Instant) -> Timestamp {
+    pub(super) fn wall(&self, at: Instant) -> Timestamp {
         self.base + jiff::SignedDuration::try_from(at - self.t0).unwrap()
     }
 }
 
 /// The next reservation the core asks for.
-fn next_reservation(core: &mut Core) -> sihai_store::ReservationRequest {
+pub(super) fn next_reservation(core: &mut Core) -> sihai_store::ReservationRequest {
     loop {
         match core.poll_billing().expect("a request for the store") {
             BillingOp::Reserve(request) => return request,
