@@ -2,6 +2,7 @@
 //! in the crates under `crates/`.
 
 mod account;
+mod notify;
 mod tenant;
 mod user;
 
@@ -10,9 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sihai_config::Config;
+use sihai_config::{Config, LogConfig, LogFormat};
 use sihai_server::{LogLevelReloader, Server};
-use tracing::info;
+use tracing::{info, warn};
 
 /// glibc's malloc spent ~15 % of the signalling thread under load (consolidating freed
 /// message buffers); mimalloc's thread-local free lists make that a few percent.
@@ -286,7 +287,13 @@ fn main() -> ExitCode {
         Command::Run { config } => match run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("sihai: {err:#}");
+                // Once the logger is up the reason goes through it, so that a JSON log
+                // stays JSON to its last line.
+                if tracing::dispatcher::has_been_set() {
+                    tracing::error!("{err:#}");
+                } else {
+                    eprintln!("sihai: {err:#}");
+                }
                 ExitCode::FAILURE
             }
         },
@@ -386,7 +393,12 @@ fn check(path: &Path, running: Option<&Path>, reload_rules: bool) -> ExitCode {
 
 fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    let log_level = init_logging(&config.log.level);
+    let log_level = init_logging(&config.log);
+    // Read before the runtime starts: systemd waits for READY=1 on this socket.
+    let readiness = notify::Notifier::from_env().unwrap_or_else(|err| {
+        warn!(%err, "cannot use NOTIFY_SOCKET; systemd will not hear that sihai is ready");
+        notify::Notifier::disabled()
+    });
     // One event loop on this thread: the signalling core, its sockets and its timers
     // share it, so a datagram reaches the core without waking another thread (on the
     // multi-threaded runtime every message cost a cross-thread wake-up, ~40 % more CPU
@@ -436,12 +448,38 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
             None => None,
         };
         info!(config = %path.display(), "sihai started");
-        server.run(shutdown_signal()).await;
+        // The listeners are bound, the store is open and the API serves: under
+        // `Type=notify`, `systemctl start` returns now, and units ordered after sihai start.
+        notify(&readiness, &ready_state(&server));
+        server
+            .run(async {
+                shutdown_signal().await;
+                notify(&readiness, "STOPPING=1");
+            })
+            .await;
         if let Some(api) = api {
             api.stop();
         }
         Ok(())
     })
+}
+
+/// What `READY=1` tells systemd, with the sockets for `systemctl status`.
+fn ready_state(server: &Server) -> String {
+    let listening: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(|(transport, addr)| format!("{transport} {addr}"))
+        .collect();
+    format!("READY=1\nSTATUS=listening on {}", listening.join(", "))
+}
+
+/// Sends `state` to systemd; a failure is logged, never fatal: the service runs the same,
+/// only systemd's view of it lags (and a start would time out, saying why in the log).
+fn notify(notifier: &notify::Notifier, state: &str) {
+    if let Err(err) = notifier.notify(state) {
+        warn!(%err, state, "cannot notify systemd");
+    }
 }
 
 /// Opens the store the configuration names, for one command.
@@ -472,9 +510,10 @@ fn print_cdrs(
 }
 
 /// Logs to stderr at `[log] level` (or `RUST_LOG`, when set, which then also wins over
-/// reloads), with colours only when stderr is a terminal: a file or journald would
-/// store the escape codes. Returns how a reload changes the level.
-fn init_logging(level: &str) -> LogLevelReloader {
+/// reloads), as text or JSON lines (`[log] format`), with colours only in text on a
+/// terminal: a file or journald would store the escape codes. Returns how a reload
+/// changes the level (the format is fixed until a restart).
+fn init_logging(log: &LogConfig) -> LogLevelReloader {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt;
@@ -482,15 +521,31 @@ fn init_logging(level: &str) -> LogLevelReloader {
 
     let from_env = EnvFilter::try_from_default_env().ok();
     let env_decides = from_env.is_some();
-    let filter = from_env.unwrap_or_else(|| EnvFilter::new(with_quiet_drivers(level)));
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(with_quiet_drivers(&log.level)));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    // One of the two is `None`: an absent layer writes nothing.
+    let (text, json) = match log.format {
+        LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            ),
+            None,
+        ),
+        LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            ),
+        ),
+    };
     tracing_subscriber::registry()
         .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
+        .with(text)
+        .with(json)
         .init();
     Box::new(move |level: &str| {
         if env_decides {
