@@ -387,13 +387,16 @@ fn the_package_builds_installs_and_its_installed_daemon_is_ready_and_answers_opt
     };
     let log = log_text();
     assert!(status.success(), "sihai exited with {status}:\n{log}");
-    // A clean start and stop: every prompt found, nothing refused. The sample's
-    // enterprises start with no money, below its suspend_below, and are suspended, as
-    // the sample means them to be until an operator funds them.
+    // A clean start and stop: every prompt found, nothing refused. Two warnings are the
+    // sample's own: its enterprises start with no money, below its suspend_below, and are
+    // suspended until an operator funds them, and the notice of that goes to its example
+    // webhook on 127.0.0.1:8089, where nothing listens.
     let complaints: Vec<&str> = log
         .lines()
         .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
-        .filter(|line| !line.contains("account suspended"))
+        .filter(|line| {
+            !line.contains("account suspended") && !line.contains("account alert failed")
+        })
         .collect();
     assert!(
         complaints.is_empty(),
