@@ -2,6 +2,7 @@
 //! in the crates under `crates/`.
 
 mod account;
+mod notify;
 mod tenant;
 mod user;
 
@@ -10,9 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sihai_config::Config;
+use sihai_config::{Config, LogConfig, LogFormat};
 use sihai_server::{LogLevelReloader, Server};
-use tracing::info;
+use tracing::{info, warn};
 
 /// glibc's malloc spent ~15 % of the signalling thread under load (consolidating freed
 /// message buffers); mimalloc's thread-local free lists make that a few percent.
@@ -286,7 +287,13 @@ fn main() -> ExitCode {
         Command::Run { config } => match run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("sihai: {err:#}");
+                // Once the logger is up the reason goes through it, so that a JSON log
+                // stays JSON to its last line.
+                if tracing::dispatcher::has_been_set() {
+                    tracing::error!("{err:#}");
+                } else {
+                    eprintln!("sihai: {err:#}");
+                }
                 ExitCode::FAILURE
             }
         },
@@ -386,7 +393,12 @@ fn check(path: &Path, running: Option<&Path>, reload_rules: bool) -> ExitCode {
 
 fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    let log_level = init_logging(&config.log.level);
+    let log_level = init_logging(&config.log);
+    // Read before the runtime starts: systemd waits for READY=1 on this socket.
+    let readiness = notify::Notifier::from_env().unwrap_or_else(|err| {
+        warn!(%err, "cannot use NOTIFY_SOCKET; systemd will not hear that sihai is ready");
+        notify::Notifier::disabled()
+    });
     // One event loop on this thread: the signalling core, its sockets and its timers
     // share it, so a datagram reaches the core without waking another thread (on the
     // multi-threaded runtime every message cost a cross-thread wake-up, ~40 % more CPU
@@ -436,12 +448,50 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
             None => None,
         };
         info!(config = %path.display(), "sihai started");
-        server.run(shutdown_requests()).await;
+        // The listeners are bound, the store is open and the API serves: under
+        // `Type=notify`, `systemctl start` returns now, and units ordered after sihai start.
+        notify(&readiness, &ready_state(&server));
+        let readiness = std::sync::Arc::new(readiness);
+        let running = server.config();
+        let stopping = move || {
+            // systemd's stop timeout must outlast the drain, whatever the drain time the
+            // running configuration says: ask for the drain, the last BYEs' grace and a
+            // margin for the final flush.
+            let drain = running.load().sip.drain_timeout;
+            let budget = drain + sihai_server::core::HANG_UP_GRACE + STOP_MARGIN;
+            notify(
+                &readiness,
+                &format!("STOPPING=1\nEXTEND_TIMEOUT_USEC={}", budget.as_micros()),
+            );
+        };
+        server.run(shutdown_requests(stopping)).await;
         if let Some(api) = api {
             api.stop();
         }
         Ok(())
     })
+}
+
+/// Beyond the drain and the last BYEs' grace, what a stop may take (flushing the store,
+/// stopping the API) before systemd's stop timeout, which `EXTEND_TIMEOUT_USEC` sets.
+const STOP_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What `READY=1` tells systemd, with the sockets for `systemctl status`.
+fn ready_state(server: &Server) -> String {
+    let listening: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(|(transport, addr)| format!("{transport} {addr}"))
+        .collect();
+    format!("READY=1\nSTATUS=listening on {}", listening.join(", "))
+}
+
+/// Sends `state` to systemd; a failure is logged, never fatal: the service runs the same,
+/// only systemd's view of it lags (and a start would time out, saying why in the log).
+fn notify(notifier: &notify::Notifier, state: &str) {
+    if let Err(err) = notifier.notify(state) {
+        warn!(%err, state, "cannot notify systemd");
+    }
 }
 
 /// Opens the store the configuration names, for one command.
@@ -472,9 +522,10 @@ fn print_cdrs(
 }
 
 /// Logs to stderr at `[log] level` (or `RUST_LOG`, when set, which then also wins over
-/// reloads), with colours only when stderr is a terminal: a file or journald would
-/// store the escape codes. Returns how a reload changes the level.
-fn init_logging(level: &str) -> LogLevelReloader {
+/// reloads), as text or JSON lines (`[log] format`), with colours only in text on a
+/// terminal: a file or journald would store the escape codes. Returns how a reload
+/// changes the level (the format is fixed until a restart).
+fn init_logging(log: &LogConfig) -> LogLevelReloader {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt;
@@ -482,15 +533,31 @@ fn init_logging(level: &str) -> LogLevelReloader {
 
     let from_env = EnvFilter::try_from_default_env().ok();
     let env_decides = from_env.is_some();
-    let filter = from_env.unwrap_or_else(|| EnvFilter::new(with_quiet_drivers(level)));
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(with_quiet_drivers(&log.level)));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    // One of the two is `None`: an absent layer writes nothing.
+    let (text, json) = match log.format {
+        LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            ),
+            None,
+        ),
+        LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            ),
+        ),
+    };
     tracing_subscriber::registry()
         .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
+        .with(text)
+        .with(json)
         .init();
     Box::new(move |level: &str| {
         if env_decides {
@@ -517,7 +584,9 @@ fn with_quiet_drivers(level: &str) -> String {
 /// Each SIGTERM or SIGINT as one request to stop, named for the log: the first drains
 /// the node, the second ends the calls left at once (see `Server::run`). The handlers
 /// stay installed until the process exits, so that no later signal kills it mid-drain.
-fn shutdown_requests() -> tokio::sync::mpsc::Receiver<&'static str> {
+fn shutdown_requests(
+    on_first: impl FnOnce() + Send + 'static,
+) -> tokio::sync::mpsc::Receiver<&'static str> {
     use tokio::signal::unix::{Signal, SignalKind, signal};
     let listen = |kind: SignalKind, name: &str| {
         signal(kind)
@@ -537,12 +606,16 @@ fn shutdown_requests() -> tokio::sync::mpsc::Receiver<&'static str> {
     let mut term = listen(SignalKind::terminate(), "SIGTERM");
     let mut int = listen(SignalKind::interrupt(), "SIGINT");
     tokio::spawn(async move {
+        let mut on_first = Some(on_first);
         loop {
             let name = tokio::select! {
                 Some(()) = next(&mut term) => "SIGTERM",
                 Some(()) = next(&mut int) => "SIGINT",
                 else => return,
             };
+            if let Some(on_first) = on_first.take() {
+                on_first();
+            }
             if requests.send(name).await.is_err() {
                 return;
             }

@@ -131,6 +131,105 @@ fn a_reload_changes_the_log_level_and_the_log_has_no_colour_codes() {
 }
 
 #[test]
+fn json_log_lines_carry_timestamp_level_and_message_and_the_format_needs_a_restart() {
+    const TRUNK: &str = "[[trunk]]\nname = \"lab\"\nsources = [\"127.0.0.1\"]\ngateway = \"sip:{number}@127.0.0.1:5080\"\n";
+    let with_log = |text: String, level: &str, format: &str| {
+        assert!(
+            text.contains("level = \"debug\"\n"),
+            "the generated file sets the level"
+        );
+        text.replace(
+            "level = \"debug\"\n",
+            &format!("level = \"{level}\"\nformat = \"{format}\"\n"),
+        )
+    };
+    let daemon = Daemon::start_edited("", TRUNK, |text| with_log(text, "debug", "json"));
+    let config = |level: &str, format: &str| {
+        with_log(
+            config_text(daemon.port, daemon.dir.path(), "", TRUNK),
+            level,
+            format,
+        )
+    };
+    // A debug line with fields of its own (the source, the fault).
+    send_garbage_and_sync(&daemon, 1);
+    daemon.wait_for_log(
+        "\"message\":\"rejecting malformed request\"",
+        1,
+        Duration::from_secs(5),
+    );
+
+    // The level still changes on reload, and the log stays JSON.
+    write_config(&daemon, &config("info", "json"));
+    daemon.hangup();
+    daemon.wait_for_log(
+        "\"message\":\"configuration reloaded\"",
+        1,
+        Duration::from_secs(10),
+    );
+    send_garbage_and_sync(&daemon, 2);
+    // The format does not: the reload is rejected, naming the setting.
+    write_config(&daemon, &config("info", "text"));
+    daemon.hangup();
+    daemon.wait_for_log(
+        "\"message\":\"configuration rejected; the running configuration stays\"",
+        1,
+        Duration::from_secs(10),
+    );
+    let log = daemon.stop();
+
+    let mut messages = Vec::new();
+    for line in log.lines() {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|err| panic!("a log line that is not JSON ({err}): {line}\n{log}"));
+        let field = |name: &str| {
+            event
+                .get(name)
+                .unwrap_or_else(|| panic!("no {name:?} in {line}"))
+        };
+        let timestamp = field("timestamp").as_str().expect("timestamp string");
+        timestamp
+            .parse::<jiff::Timestamp>()
+            .unwrap_or_else(|err| panic!("timestamp {timestamp:?} is not RFC 3339: {err}"));
+        let level = field("level").as_str().expect("level string");
+        assert!(
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level),
+            "level {level:?} in {line}"
+        );
+        assert!(field("target").is_string(), "{line}");
+        let message = field("fields")
+            .get("message")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_else(|| panic!("no fields.message in {line}"));
+        messages.push((level.to_owned(), message.to_owned(), event.clone()));
+    }
+    let find = |message: &str| {
+        messages
+            .iter()
+            .find(|(_, m, _)| m.contains(message))
+            .unwrap_or_else(|| panic!("no {message:?} line in the log:\n{log}"))
+    };
+    let (level, _, malformed) = find("rejecting malformed request");
+    assert_eq!(level, "DEBUG");
+    assert!(
+        malformed["fields"]["source"].is_string(),
+        "an event's own fields sit beside its message: {malformed}"
+    );
+    let (level, _, _) =
+        find("log.format: changed from \"json\" to \"text\", which needs a restart");
+    assert_eq!(level, "ERROR");
+    find("shutting down");
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|(_, m, _)| m == "rejecting malformed request")
+            .count(),
+        1,
+        "at info after the reload, debug lines are no longer written:\n{log}"
+    );
+}
+
+#[test]
 fn a_reload_that_changes_a_listener_is_rejected_whole_and_calls_route_as_before() {
     let mut answers = Phone::start("uas_answer.xml", 2, 0);
     let base = routing("", &[phone(&answers.uri("13900000001"))], "");

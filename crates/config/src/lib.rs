@@ -124,7 +124,7 @@ pub use enterprise::{
 pub use error::{ConfigError, ConfigErrors};
 pub use extension::{ExtensionConfig, MAX_EXTENSION_DIGITS};
 pub use group::{GroupConfig, HuntStrategy, MAX_PHONES, PhoneConfig, PhoneTarget};
-pub use log::LogConfig;
+pub use log::{LogConfig, LogFormat};
 pub use media::{DEFAULT_RTP_PORTS, MediaConfig};
 pub use menu::{MenuActionConfig, MenuConfig, MenuNodeConfig};
 pub use number::{NumberConfig, NumberStatus, normalize_400};

@@ -1,8 +1,9 @@
-//! `[log]`: how much the daemon logs.
+//! `[log]`: how much the daemon logs, and in which format.
 //!
 //! The level is a `tracing` env-filter directive. It is checked here, with a simple
 //! grammar, so that a typo is reported by `sihai check` with its line instead of being
-//! discovered when the daemon starts (or silently logging nothing).
+//! discovered when the daemon starts (or silently logging nothing). The format is plain
+//! text for people, or one JSON object a line for a log collector.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -20,27 +21,59 @@ const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
 pub struct LogConfig {
     /// Comma-separated `level` or `target=level` directives, e.g. `info,sihai_sip=debug`.
     pub level: String,
+    pub format: LogFormat,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: DEFAULT_LEVEL.to_owned(),
+            format: LogFormat::default(),
         }
     }
 }
 
-/// `[log]` as written in the file.
+/// How each log line is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event, for people (and journald, which keeps it as is).
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields` with the
+    /// `message`), for a log collector that indexes fields.
+    Json,
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// `[log]` as written in the file. An unknown `format` is serde's error, located at the
+/// value and naming the two formats.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a [log] table")]
 pub(crate) struct RawLog {
     level: Option<Spanned<String>>,
+    format: Option<LogFormat>,
 }
 
 /// The validation pass for `[log]`; `raw` is `None` when the file has no `[log]` table.
 pub(crate) fn validate(raw: Option<Spanned<RawLog>>, diagnostics: &mut Diagnostics) -> LogConfig {
-    let Some(level) = raw.and_then(|raw| raw.into_inner().level) else {
+    let Some(raw) = raw.map(Spanned::into_inner) else {
         return LogConfig::default();
+    };
+    let format = raw.format.unwrap_or_default();
+    let Some(level) = raw.level else {
+        return LogConfig {
+            format,
+            ..LogConfig::default()
+        };
     };
     if let Err(error) = check_directives(level.get_ref()) {
         diagnostics.report(
@@ -51,6 +84,7 @@ pub(crate) fn validate(raw: Option<Spanned<RawLog>>, diagnostics: &mut Diagnosti
     }
     LogConfig {
         level: level.into_inner(),
+        format,
     }
 }
 

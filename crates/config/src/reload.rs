@@ -107,6 +107,12 @@ const RULES: &[(&str, Rule)] = &[
         Rule::Applied("at once (unless RUST_LOG is set)"),
     ),
     (
+        "log.format",
+        Rule::Restart("the logger is set up with it at start", |c| {
+            format!("{:?}", c.log.format.to_string())
+        }),
+    ),
+    (
         "store.sqlite",
         Rule::Restart("the store is opened at start", |c| {
             format!("{:?}", c.store.sqlite.display().to_string())
@@ -444,6 +450,16 @@ rtp_ports = "20000-20099"
         assert!(errors.to_string().contains(
             "media.rtp_ports: changed from \"20000-20099\" to \"30000-30099\", which needs a restart"
         ));
+    }
+
+    #[test]
+    fn a_changed_log_format_needs_a_restart() {
+        let text = BASE.replace("level = \"info\"", "level = \"info\"\nformat = \"json\"");
+        let errors = Config::reload_from_str(&text, "new.toml", &running()).unwrap_err();
+        assert_eq!(
+            errors.to_string(),
+            "new.toml:10:1: log.format: changed from \"text\" to \"json\", which needs a restart"
+        );
     }
 
     #[test]

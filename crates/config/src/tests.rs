@@ -172,6 +172,27 @@ fn explicit_settings_are_used() {
 }
 
 #[test]
+fn log_format_is_text_unless_json_is_asked_for() {
+    let defaults = parse(MINIMAL).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(defaults.log.format, LogFormat::Text);
+    let json = parse(&minimal_with(&["[log]", "format = \"json\""]))
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(json.log.format, LogFormat::Json);
+    assert_eq!(json.log.level, "info", "the level keeps its default");
+}
+
+#[test]
+fn unknown_log_format_is_located_at_the_value_and_names_both_formats() {
+    assert_one_error(
+        &minimal_with(&["[log]", "format = \"xml\""]),
+        6,
+        10,
+        "log.format",
+        "unknown variant \"xml\", expected \"text\" or \"json\"",
+    );
+}
+
+#[test]
 fn untrusted_traffic_settings_are_used() {
     let config = parse(&[
         "[sip]",
