@@ -95,6 +95,8 @@ pub fn full_cdr(call_id: &str) -> Cdr {
         billed_seconds: 0,
         cost: None,
         tariff: None,
+        // Set, so that every round trip through a backend carries the column.
+        customer_id: Some("C1024".into()),
     }
 }
 
@@ -123,6 +125,7 @@ pub fn missed_cdr(call_id: &str, setup: Timestamp) -> Cdr {
         billed_seconds: 0,
         cost: None,
         tariff: None,
+        customer_id: None,
     }
 }
 
