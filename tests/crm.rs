@@ -3,7 +3,8 @@
 //! name as the display name of From and P-Asserted-Identity and the customer id in
 //! `X-Customer-Id`, and the CDR keeps the customer id. A CRM that accepts the
 //! connection and never answers delays the phone's INVITE by its timeout at most, and
-//! the call still connects.
+//! the call still connects. The enterprise's own admin sets its CRM over the API, and
+//! the validator refuses a timeout out of range there.
 
 mod support;
 
@@ -12,9 +13,10 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::api::{Session, add_user};
 use support::routing::{group, only_cdr, phone, routing};
 use support::rtp::{caller_invite, sdp, wait_for};
-use support::{Caller, Daemon, Phone, UdpClient, header_of, status_of};
+use support::{Caller, Daemon, Phone, UdpClient, free_port, header_of, status_of};
 
 /// What the test CRM does with each request.
 #[derive(Clone, Copy)]
@@ -212,4 +214,67 @@ fn a_crm_that_never_answers_delays_the_phone_by_its_timeout_at_most_and_the_call
     let cdr = only_cdr(&daemon);
     assert_eq!(cdr.outcome, "answered");
     assert_eq!(cdr.customer_id, "");
+}
+
+#[test]
+fn the_enterprise_admin_sets_its_crm_over_the_api_and_the_next_call_shows_the_name() {
+    let crm = CrmServer::start(Crm::Answers(r#"{"name": "李四"}"#));
+    let mut answers = Phone::start("uas_answer.xml", 1, 0);
+    let api_port = free_port();
+    let daemon = Daemon::start_with(
+        "",
+        &format!(
+            "[api]\nlisten = \"127.0.0.1:{api_port}\"\n{}",
+            routing(
+                "",
+                "group = \"sales\"",
+                &group(
+                    "sales",
+                    "sequential",
+                    &[phone(&answers.uri("13900000001"), "")],
+                ),
+            )
+        ),
+    );
+    let config = daemon.config_path();
+    add_user(&config, "acme-admin", "enterprise_admin", Some("acme"));
+    let admin = Session::login(
+        format!("127.0.0.1:{api_port}").parse().expect("address"),
+        "acme-admin",
+    );
+
+    let too_long = admin.put(
+        "/api/v1/enterprises/acme",
+        &format!(
+            r#"{{"name":"Acme","crm_lookup_url":"{}","crm_timeout_ms":5000}}"#,
+            crm.url
+        ),
+    );
+    assert_eq!(too_long.status, 422, "{}", too_long.body);
+    assert_eq!(
+        too_long.json()["errors"][0]["field"],
+        "crm_timeout_ms",
+        "{}",
+        too_long.body
+    );
+    let set = admin.put(
+        "/api/v1/enterprises/acme",
+        &format!(
+            r#"{{"name":"Acme","crm_lookup_url":"{}","crm_timeout_ms":1000}}"#,
+            crm.url
+        ),
+    );
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(set.json()["data"]["crm_timeout_ms"], 1000, "{}", set.body);
+    daemon.wait_tenant_reloaded(1);
+
+    Caller::new(&daemon, "uac_answered.xml").run();
+    answers.finish(&daemon);
+    let invite = invite_in(&answers.messages());
+    assert!(
+        invite.contains("From: \"李四\" <sip:13800138000@"),
+        "the name from the CRM set over the API:\n{invite}"
+    );
+    assert!(!invite.contains("X-Customer-Id"), "no id given: {invite}");
+    assert_eq!(crm.requests().len(), 1);
 }
