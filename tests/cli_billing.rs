@@ -330,6 +330,7 @@ fn call(id: &str, setup: Timestamp, seconds: u32, cost: Option<&str>) -> Cdr {
         },
         cost: cost.map(yuan),
         tariff: cost.map(|_| "standard".into()),
+        customer_id: None,
     }
 }
 

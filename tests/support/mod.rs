@@ -987,6 +987,8 @@ pub struct CdrRow {
     pub menu: String,
     /// The announcement (prompt name) played before an unanswered call was released.
     pub announcement: String,
+    /// The caller's id in the enterprise's CRM (来电弹屏), empty when none.
+    pub customer_id: String,
 }
 
 /// The CDRs (newest first) in the store that the configuration at `config` names,
@@ -1024,7 +1026,8 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
             "attempts",
             "recording",
             "menu",
-            "announcement"
+            "announcement",
+            "customer_id"
         ]
     );
     records
@@ -1047,7 +1050,8 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
                 recording,
                 menu,
                 announcement,
-            ]: [String; 17] = f.try_into().expect("17 CSV fields");
+                customer_id,
+            ]: [String; 18] = f.try_into().expect("18 CSV fields");
             CdrRow {
                 number,
                 caller,
@@ -1066,6 +1070,7 @@ pub fn read_cdrs(config: &Path) -> Vec<CdrRow> {
                 recording,
                 menu,
                 announcement,
+                customer_id,
             }
         })
         .collect()

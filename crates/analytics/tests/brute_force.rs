@@ -135,6 +135,7 @@ fn cdr(n: usize, c: &Call) -> Cdr {
         billed_seconds: 0,
         cost: c.cost.map(Money::from_units),
         tariff: None,
+        customer_id: None,
     }
 }
 

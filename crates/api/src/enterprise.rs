@@ -61,8 +61,8 @@ pub async fn read(
 }
 
 /// `PUT /api/v1/enterprises/{enterprise}`: replaces the entry (an operator also creates
-/// one). An enterprise admin may change `name`, `alert_contacts`, `alert_webhook` and
-/// `alert_secret` only; the other fields it leaves out (kept) or repeats unchanged, and
+/// one). An enterprise admin may change `name`, `alert_contacts`, `alert_webhook`,
+/// `alert_secret`, `crm_lookup_url` and `crm_timeout_ms` only (the CRM is its own); the other fields it leaves out (kept) or repeats unchanged, and
 /// a change of one is `403` naming it. `If-Match: "N"` refuses (`409`) a write over a
 /// change made after revision N.
 #[utoipa::path(put, path = "/api/v1/enterprises/{enterprise}", tag = "enterprise",

@@ -221,6 +221,8 @@ pub struct CdrJson {
     menu: Option<String>,
     /// The prompt the caller heard before the release.
     announcement: Option<String>,
+    /// The caller's id in the enterprise's CRM, when its lookup (来电弹屏) gave one.
+    customer_id: Option<String>,
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -269,6 +271,7 @@ impl From<Cdr> for CdrJson {
             recording: cdr.recording,
             menu: cdr.menu_path,
             announcement: cdr.announcement,
+            customer_id: cdr.customer_id,
         }
     }
 }

@@ -36,13 +36,20 @@ pub const COLLECTIONS: &[(&str, &str)] = &[
 const ENTERPRISE_WRITABLE: &[&str] = &["group", "plan", "menu", "extension", "schedule"];
 
 /// Sections the operator creates, of which an enterprise admin may change these fields
-/// only: its enterprise's profile (not its billing, tariff, recordings' retention,
+/// only: its enterprise's profile, including its own CRM lookup (not its billing, tariff, recordings' retention,
 /// source networks or `suspended`: an enterprise cannot resume itself) and its numbers'
 /// plan (not their enterprise, status or limits).
 const ENTERPRISE_EDITABLE_FIELDS: &[(&str, &[&str])] = &[
     (
         "enterprise",
-        &["name", "alert_contacts", "alert_webhook", "alert_secret"],
+        &[
+            "name",
+            "alert_contacts",
+            "alert_webhook",
+            "alert_secret",
+            "crm_lookup_url",
+            "crm_timeout_ms",
+        ],
     ),
     ("number", &["plan"]),
 ];

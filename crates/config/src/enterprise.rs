@@ -3,7 +3,8 @@
 //! Numbers, plans and groups each belong to one enterprise (by `id`), and may only use
 //! plans and groups of the same enterprise. The enterprise also says where its
 //! missed-call notices go, how long its call recordings are kept, from which networks
-//! its users may use the admin API, and whether the operator has suspended it.
+//! its users may use the admin API, whether the operator has suspended it, and which
+//! CRM tells the phones who is calling.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -33,6 +34,11 @@ const MAX_RECORDING_RETENTION_DAYS: u32 = 3_650;
 pub const MIN_ALERT_SECRET_CHARS: usize = 16;
 /// HMAC-SHA256 hashes a longer key first: more adds nothing.
 const MAX_ALERT_SECRET_CHARS: usize = 256;
+/// How long a call may wait for the CRM when the enterprise does not say: short enough
+/// that a caller does not notice, long enough for a CRM in the same city.
+pub const DEFAULT_CRM_TIMEOUT_MS: u32 = 300;
+/// Below 50 ms no CRM across a network answers; above 2 s the caller hears the delay.
+const CRM_TIMEOUT_MS: std::ops::RangeInclusive<u32> = 50..=2_000;
 
 /// The key an enterprise's webhook notices are signed with. Its `Debug` does not show
 /// it, so a logged configuration does not leak it.
@@ -79,6 +85,20 @@ pub struct Enterprise {
     /// with `status = "suspended"` does, while each number keeps its own status, so
     /// resuming (false, the default) restores every number exactly as it was.
     pub suspended: bool,
+    /// Where calls to the enterprise's numbers ask for the caller's name before the
+    /// phones ring (来电弹屏); `None` = no lookup, no delay.
+    pub crm: Option<CrmLookup>,
+}
+
+/// The enterprise's CRM, asked `GET url?caller=<number>&number=<400 number>` when a call
+/// is about to ring its phones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmLookup {
+    /// `crm_lookup_url`: an `http://` or `https://` URL.
+    pub url: String,
+    /// `crm_timeout_ms`: the longest a call waits for the answer (50 to 2000 ms,
+    /// default [`DEFAULT_CRM_TIMEOUT_MS`]); then the phones ring without it.
+    pub timeout: std::time::Duration,
 }
 
 /// A billed enterprise: the tariff its numbers are rated by (unless a number names its
@@ -104,6 +124,8 @@ pub(crate) struct RawEnterprise {
     billing: Option<Spanned<RawBilling>>,
     api_sources: Option<Vec<Spanned<String>>>,
     suspended: Option<Spanned<bool>>,
+    crm_lookup_url: Option<Spanned<String>>,
+    crm_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// What the enterprises refer to.
@@ -182,6 +204,7 @@ pub(crate) fn validate(
             }
         }
         let billing = validate_billing(entry, &field, catalogs, diagnostics);
+        let crm = validate_crm(entry, &field, diagnostics);
         let api_sources = validate_api_sources(entry, &field, diagnostics);
         if entry.tariff.is_none() {
             unbilled.insert(id.clone());
@@ -205,6 +228,7 @@ pub(crate) fn validate(
             billing,
             api_sources,
             suspended: entry.suspended.as_ref().is_some_and(|s| *s.get_ref()),
+            crm,
         });
     }
     ids.add_malformed(&raw, diagnostics);
@@ -253,6 +277,57 @@ fn validate_billing(
     Some(EnterpriseBilling {
         tariff: Arc::clone(tariff),
         policy,
+    })
+}
+
+/// The enterprise's CRM lookup; `None` when it has none (a timeout without a URL is
+/// reported: it would never apply) or its URL is invalid (reported).
+fn validate_crm(
+    entry: &RawEnterprise,
+    field: &str,
+    diagnostics: &mut Diagnostics,
+) -> Option<CrmLookup> {
+    let timeout_ms = check::bounded_u32(
+        entry.crm_timeout_ms.as_ref(),
+        DEFAULT_CRM_TIMEOUT_MS,
+        CRM_TIMEOUT_MS,
+        || format!("{field}.crm_timeout_ms"),
+        diagnostics,
+    );
+    let Some(url) = &entry.crm_lookup_url else {
+        if let Some(timeout) = &entry.crm_timeout_ms {
+            diagnostics.report(
+                Some(timeout.span()),
+                format!("{field}.crm_timeout_ms"),
+                "this enterprise has no crm_lookup_url, so this timeout would never apply; \
+                 add crm_lookup_url = \"https://...\" or remove crm_timeout_ms",
+            );
+        }
+        return None;
+    };
+    if let Some(problem) = webhook_problem(url.get_ref()) {
+        diagnostics.report(
+            Some(url.span()),
+            format!("{field}.crm_lookup_url"),
+            format!("invalid CRM lookup URL {:?}: {problem}", url.get_ref()),
+        );
+        return None;
+    }
+    if url.get_ref().contains('#') {
+        // The query sihai appends would land in the fragment, which is never sent.
+        diagnostics.report(
+            Some(url.span()),
+            format!("{field}.crm_lookup_url"),
+            format!(
+                "invalid CRM lookup URL {:?}: must not contain a fragment (#...)",
+                url.get_ref()
+            ),
+        );
+        return None;
+    }
+    Some(CrmLookup {
+        url: url.get_ref().clone(),
+        timeout: std::time::Duration::from_millis(u64::from(timeout_ms)),
     })
 }
 

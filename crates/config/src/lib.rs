@@ -118,8 +118,8 @@ pub use announcement::{
 pub use api::{ApiConfig, ApiTls, DEFAULT_API_LISTEN};
 pub use billing::{BillingConfig, DEFAULT_LIFECYCLE_INTERVAL_S, DEFAULT_RESERVATION_MINUTES};
 pub use enterprise::{
-    AlertSecret, DEFAULT_RECORDING_RETENTION_DAYS, Enterprise, EnterpriseBilling,
-    MIN_ALERT_SECRET_CHARS,
+    AlertSecret, CrmLookup, DEFAULT_CRM_TIMEOUT_MS, DEFAULT_RECORDING_RETENTION_DAYS, Enterprise,
+    EnterpriseBilling, MIN_ALERT_SECRET_CHARS,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use extension::{ExtensionConfig, MAX_EXTENSION_DIGITS};

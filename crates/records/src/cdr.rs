@@ -201,6 +201,9 @@ pub struct Cdr {
     pub cost: Option<crate::Money>,
     /// The tariff the call was rated with, when it was.
     pub tariff: Option<String>,
+    /// The caller's id in the enterprise's CRM, when its lookup (来电弹屏) gave one.
+    #[serde(default)]
+    pub customer_id: Option<String>,
 }
 
 /// A missed-call notice to queue with its CDR.

@@ -110,6 +110,8 @@ pub struct Enterprise {
     pub billing: Option<EnterpriseBilling>,
     /// Suspended by the operator: its numbers are not [`NumberEntry::active`].
     pub suspended: bool,
+    /// The CRM asked for the caller's name before the phones ring; `None` = no lookup.
+    pub crm: Option<sihai_config::CrmLookup>,
 }
 
 impl Enterprise {
@@ -296,6 +298,7 @@ impl RoutingTable {
                         alert_webhook: e.alert_webhook.clone(),
                         billing: e.billing.clone(),
                         suspended: e.suspended,
+                        crm: e.crm.clone(),
                     }),
                 )
             })

@@ -188,6 +188,20 @@ impl Webhooks {
     }
 }
 
+/// A client with the webhooks' trust settings (the system's roots and `[alerts]
+/// ca_file`, no redirects, no proxy) for another of the node's outbound HTTP uses (the
+/// CRM lookups), built off the event loop.
+pub(crate) async fn client_trusting(
+    ca_file: Option<PathBuf>,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    build_client(ClientSettings {
+        ca_file,
+        connect_timeout,
+    })
+    .await
+}
+
 /// Builds the webhook client off the event loop (the system's roots and the CA file are
 /// read from disk).
 async fn build_client(settings: ClientSettings) -> Result<reqwest::Client, String> {

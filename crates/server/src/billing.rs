@@ -273,6 +273,7 @@ fn recovered_cdr(
         billed_seconds,
         cost: Some(cost),
         tariff: Some(info.tariff.clone()),
+        customer_id: None,
     }
 }
 

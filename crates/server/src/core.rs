@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use jiff::Timestamp;
-use sihai_call::b2bua::BillingOp;
+use sihai_call::b2bua::{BillingOp, CrmAnswer, CrmLookupRequest};
 use sihai_call::{B2bua, B2buaConfig};
 use sihai_config::Untrusted;
 use sihai_routing::RoutingTable;
@@ -141,6 +141,17 @@ impl Core {
     ) {
         self.calls
             .on_reservation(&mut self.transactions, call_id, outcome, now, wall);
+    }
+
+    /// The next caller lookup a call asks of its enterprise's CRM (来电弹屏).
+    pub fn poll_crm_lookup(&mut self) -> Option<CrmLookupRequest> {
+        self.calls.poll_crm_lookup()
+    }
+
+    /// The CRM's answer to lookup `lookup`: a call waiting for it rings now.
+    pub fn on_crm_answer(&mut self, now: Instant, wall: Timestamp, lookup: u64, answer: CrmAnswer) {
+        self.calls
+            .on_crm_answer(&mut self.transactions, lookup, answer, now, wall);
     }
 
     /// Talk time one reservation chunk covers (`[billing] reservation_minutes`), for
@@ -2330,6 +2341,8 @@ default = { group = "sales" }
     mod announcements;
     /// Prepaid billing: admission, cut-off, menu time.
     mod billing;
+    /// 来电弹屏: the CRM lookup, its timeout and cache.
+    mod crm;
     /// Graceful shutdown: the drain, ending the calls left, the last answers.
     mod shutdown;
 }

@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod billing;
 pub mod core;
+pub mod crm;
 mod media;
 pub mod metrics;
 pub mod payments;
@@ -329,25 +330,30 @@ impl Server {
         let mut outgoing: Vec<(Peer, Bytes)> = Vec::new();
         let mut parked: Vec<Transmit> = Vec::new();
         let mut reservations = billing::Reservations::default();
+        let mut crm = crm::CrmLookups::start(&config).await;
         loop {
             let deadline = core.poll_timeout();
             tokio::select! {
                 received = self.inbound.recv() => {
                     let Some(received) = received else { break };
                     core.handle_received_on(Instant::now(), Timestamp::now(), received.data, received.source, Some(received.local));
-                    self.collect_outputs(&mut core, &mut reservations, &mut outgoing, &mut parked);
+                    self.collect_outputs(&mut core, &mut reservations, &crm, &mut outgoing, &mut parked);
                     // Under load more is already queued: take it in the same turn so that
                     // the replies leave together (one sendmmsg, one wake-up per peer).
                     for _ in 1..INBOUND_BATCH {
                         let Ok(received) = self.inbound.try_recv() else { break };
                         core.handle_received_on(Instant::now(), Timestamp::now(), received.data, received.source, Some(received.local));
-                        self.collect_outputs(&mut core, &mut reservations, &mut outgoing, &mut parked);
+                        self.collect_outputs(&mut core, &mut reservations, &crm, &mut outgoing, &mut parked);
                     }
                 }
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now(), Timestamp::now()),
                 // A reservation the store answered after a round trip (PostgreSQL).
                 Some((call_id, outcome)) = reservations.recv() => {
                     core.on_reservation(Instant::now(), Timestamp::now(), &call_id, outcome);
+                }
+                // A CRM's answer (来电弹屏): the call waiting for it rings.
+                Some((lookup, answer)) = crm.recv() => {
+                    core.on_crm_answer(Instant::now(), Timestamp::now(), lookup, answer);
                 }
                 Some(trigger) = reload_rx.recv() => {
                     if reloading {
@@ -406,7 +412,13 @@ impl Server {
             // A failed send fails its transaction, which may want to send something else
             // (a final response to the caller): go round until nothing new is produced.
             loop {
-                self.collect_outputs(&mut core, &mut reservations, &mut outgoing, &mut parked);
+                self.collect_outputs(
+                    &mut core,
+                    &mut reservations,
+                    &crm,
+                    &mut outgoing,
+                    &mut parked,
+                );
                 if !parked.is_empty() && gate.send(std::mem::take(&mut parked)).is_err() {
                     error!("durability gate stopped");
                 }
@@ -454,10 +466,12 @@ impl Server {
         &self,
         core: &mut Core,
         reservations: &mut billing::Reservations,
+        crm: &crm::CrmLookups,
         outgoing: &mut Vec<(Peer, Bytes)>,
         parked: &mut Vec<Transmit>,
     ) {
         billing::serve(core, &*self.ledger, reservations);
+        crm::serve(core, crm);
         let mut ended = false;
         while let Some((cdr, alert)) = core.poll_record() {
             ended = true;

@@ -142,6 +142,7 @@ fn generated(dice: &mut Dice, n: u64, enterprise: &str, at: Timestamp) -> Cdr {
         billed_seconds: talk.div_ceil(60) * 60,
         cost: answered.then(|| Money::from_units(i64::from(talk.div_ceil(60)) * 2_500)),
         tariff: answered.then(|| "standard".into()),
+        customer_id: None,
     }
 }
 

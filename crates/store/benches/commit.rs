@@ -37,6 +37,7 @@ fn answered_call(n: u64, at: Timestamp) -> Cdr {
         billed_seconds: 0,
         cost: None,
         tariff: None,
+        customer_id: None,
     }
 }
 

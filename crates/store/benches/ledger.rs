@@ -54,6 +54,7 @@ fn cdr(call_id: &str, at: Timestamp) -> Cdr {
         billed_seconds: 60,
         cost: Some(Money::from_units(1_500)),
         tariff: Some("standard".into()),
+        customer_id: None,
     }
 }
 

@@ -189,5 +189,6 @@ fn cdr(call_id: &str, at: Timestamp, billed: bool) -> Cdr {
         billed_seconds: if billed { 6 } else { 0 },
         cost: billed.then(|| Money::from_units(300)),
         tariff: billed.then(|| "bench".into()),
+        customer_id: None,
     }
 }

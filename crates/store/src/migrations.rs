@@ -334,6 +334,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         alive_at INTEGER NOT NULL
     );
     ",
+    // 11 -> 12: the caller's id in the enterprise's CRM (来电弹屏), when a lookup gave one.
+    "
+    ALTER TABLE cdr ADD COLUMN customer_id TEXT;
+    ",
 ];
 
 /// The schema version this build creates and understands.

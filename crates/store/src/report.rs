@@ -2,14 +2,15 @@
 //!
 //! Both have the same columns, in this order: `number, caller, region, answered_by,
 //! setup, ring, answer, end, talk_s, billed_seconds, cost, outcome, hangup, attempts,
-//! recording, menu, announcement`. Times are local time in
+//! recording, menu, announcement, customer_id`. Times are local time in
 //! `Asia/Shanghai` (the service's time zone, whatever the machine's), as
 //! `YYYY-MM-DD HH:MM:SS`; the table shortens ring, answer and end to `HH:MM:SS` when they
 //! fall on the setup's date. `region` is "province city" (one name when they are the
 //! same, as for 北京); `hangup` is "side cause" (e.g. `caller BYE`); `attempts` is
 //! `phone:result` per phone tried, in order, separated by ", "; `recording` is the WAV
 //! file of a recorded call; `menu` the voice-menu keys pressed; `announcement` the
-//! prompt an unanswered caller heard before the release. `billed_seconds` is the talk
+//! prompt an unanswered caller heard before the release; `customer_id` the caller's id
+//! in the enterprise's CRM, when its lookup gave one. `billed_seconds` is the talk
 //! time the call was charged for (0 when not billed); `cost` what the enterprise's
 //! prepaid account was charged, in yuan with two decimals (rounded to the fen; the
 //! ledger keeps the exact amount), missing when the call was not billed (no tariff).
@@ -25,7 +26,7 @@ use jiff::tz::TimeZone;
 use crate::Cdr;
 
 /// The column names, as printed in both headers.
-pub const COLUMNS: [&str; 17] = [
+pub const COLUMNS: [&str; 18] = [
     "number",
     "caller",
     "region",
@@ -43,6 +44,7 @@ pub const COLUMNS: [&str; 17] = [
     "recording",
     "menu",
     "announcement",
+    "customer_id",
 ];
 
 /// The numeric columns (talk_s, billed_seconds, cost), right-aligned in the table.
@@ -157,7 +159,7 @@ enum Style {
 }
 
 /// One CDR's fields, in [`COLUMNS`] order; empty when missing.
-fn fields(cdr: &Cdr, style: Style) -> [String; 17] {
+fn fields(cdr: &Cdr, style: Style) -> [String; 18] {
     let setup = local(cdr.setup_at);
     let later = |t: Option<Timestamp>| match t.map(local) {
         None => String::new(),
@@ -197,6 +199,7 @@ fn fields(cdr: &Cdr, style: Style) -> [String; 17] {
         cdr.recording.clone().unwrap_or_default(),
         cdr.menu_path.clone().unwrap_or_default(),
         cdr.announcement.clone().unwrap_or_default(),
+        cdr.customer_id.clone().unwrap_or_default(),
     ]
 }
 
@@ -298,6 +301,7 @@ mod tests {
             // ¥0.325 shows as 0.33: rounded half away from zero to the fen.
             cost: Some("0.325".parse().unwrap()),
             tariff: Some("standard".into()),
+            customer_id: Some("C1024".into()),
         }
     }
 
@@ -305,6 +309,7 @@ mod tests {
         Cdr {
             call_id: "c2".into(),
             caller: "anonymous".into(),
+            customer_id: None,
             caller_province: Some("北京".into()),
             caller_city: Some("北京".into()),
             answered_by: None,
@@ -334,10 +339,10 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4, "{table}");
         let expected = [
-            "number      caller       region     answered_by  setup                ring      answer    end                  talk_s  billed_seconds  cost  outcome    hangup          attempts                                recording  menu  announcement",
-            "----------  -----------  ---------  -----------  -------------------  --------  --------  -------------------  ------  --------------  ----  ---------  --------------  --------------------------------------  ---------  ----  ------------",
-            "4001234567  13812345678  广东 深圳  13900000002  2026-03-02 09:59:58  09:59:59  10:00:05  10:01:10                 65              65  0.33  answered   caller BYE      13900000001:busy, 13900000002:answered  -          1>3   -",
-            "4001234567  anonymous    北京       -            2026-03-02 23:59:50  -         -         2026-03-03 00:00:20       0               0     -  no_answer  timeout, \"all\"  -                                       -          -     no-answer",
+            "number      caller       region     answered_by  setup                ring      answer    end                  talk_s  billed_seconds  cost  outcome    hangup          attempts                                recording  menu  announcement  customer_id",
+            "----------  -----------  ---------  -----------  -------------------  --------  --------  -------------------  ------  --------------  ----  ---------  --------------  --------------------------------------  ---------  ----  ------------  -----------",
+            "4001234567  13812345678  广东 深圳  13900000002  2026-03-02 09:59:58  09:59:59  10:00:05  10:01:10                 65              65  0.33  answered   caller BYE      13900000001:busy, 13900000002:answered  -          1>3   -             C1024",
+            "4001234567  anonymous    北京       -            2026-03-02 23:59:50  -         -         2026-03-03 00:00:20       0               0     -  no_answer  timeout, \"all\"  -                                       -          -     no-answer     -",
         ];
         assert_eq!(lines, expected, "\n{table}");
         assert!(table.lines().all(|l| l == l.trim_end()));
@@ -356,12 +361,12 @@ mod tests {
             lines,
             [
                 "number,caller,region,answered_by,setup,ring,answer,end,talk_s,billed_seconds,cost,\
-                 outcome,hangup,attempts,recording,menu,announcement",
+                 outcome,hangup,attempts,recording,menu,announcement,customer_id",
                 "4001234567,13812345678,广东 深圳,13900000002,2026-03-02 09:59:58,2026-03-02 09:59:59,\
                  2026-03-02 10:00:05,2026-03-02 10:01:10,65,65,0.33,answered,caller BYE,\
-                 \"13900000001:busy, 13900000002:answered\",,1>3,",
+                 \"13900000001:busy, 13900000002:answered\",,1>3,,C1024",
                 "4001234567,anonymous,北京,,2026-03-02 23:59:50,,,2026-03-03 00:00:20,0,0,,no_answer,\
-                 \"timeout, \"\"all\"\"\",,,,no-answer",
+                 \"timeout, \"\"all\"\"\",,,,no-answer,",
             ]
         );
         assert!(csv.ends_with("\r\n"));

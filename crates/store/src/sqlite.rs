@@ -520,7 +520,7 @@ impl CdrStore for SqliteStore {
             "SELECT id, call_id, number, enterprise, caller, caller_province, caller_city,
                     answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds, outcome,
                     hangup_side, hangup_cause, recording, menu_path, announcement,
-                    billed_seconds, cost, tariff
+                    billed_seconds, cost, tariff, customer_id
              FROM cdr WHERE 1 = 1",
         );
         let mut args: Vec<Value> = Vec::new();
@@ -735,6 +735,7 @@ pub(crate) fn cdr_from_row(
                 .map_err(|_| format!("billed_seconds {billed}"))?,
             cost: row.get::<_, Option<i64>>(20)?.map(Money::from_units),
             tariff: row.get(21)?,
+            customer_id: row.get(22)?,
         })
     })();
     Ok(decoded
@@ -750,7 +751,8 @@ pub(crate) fn cdr_from_row(
 /// The columns [`SqliteStore::cdr_from_row`] decodes, in its order.
 pub(crate) const CDR_COLUMNS: &str = "id, call_id, number, enterprise, caller, caller_province,
     caller_city, answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds, outcome,
-    hangup_side, hangup_cause, recording, menu_path, announcement, billed_seconds, cost, tariff";
+    hangup_side, hangup_cause, recording, menu_path, announcement, billed_seconds, cost, tariff,
+    customer_id";
 
 /// Fills in the phone attempts of `cdrs` (by their row ids), a chunk of CDRs in one
 /// statement rather than one per CDR: a page of 1,000 is two statements, not 1,001

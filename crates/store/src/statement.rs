@@ -474,6 +474,7 @@ mod tests {
             billed_seconds: 120,
             cost: cost.map(yuan),
             tariff: cost.map(|_| "standard".into()),
+            customer_id: None,
         }
     }
 

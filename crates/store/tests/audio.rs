@@ -105,7 +105,7 @@ fn a_version_8_database_gains_the_audio_table_and_keeps_its_cdrs_and_tenant_data
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 11);
+    assert_eq!(SCHEMA_VERSION, 12);
 }
 
 both_backends! {

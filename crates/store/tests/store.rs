@@ -27,7 +27,10 @@ fn all(store: &dyn CdrStore) -> Vec<Cdr> {
 both_backends! {
     fn round_trip_keeps_every_field(t) {
         let store = t.store();
-        let full = full_cdr("call-full");
+        let full = sihai_store::Cdr {
+            customer_id: Some("C1024".into()),
+            ..full_cdr("call-full")
+        };
         let empty = missed_cdr("call-empty", ts("2026-03-01T00:00:00Z"));
         store.record(full.clone(), None).unwrap();
         store.record(empty.clone(), None).unwrap();
@@ -401,7 +404,7 @@ fn database_is_wal_with_a_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 11);
+    assert_eq!(SCHEMA_VERSION, 12);
     let tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()

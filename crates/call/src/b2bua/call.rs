@@ -117,6 +117,10 @@ pub(super) struct Call {
     pub(super) billing: Option<Box<sihai_billing::CallBilling>>,
     /// The `Reason` header (RFC 3326) of the BYEs we send to end the call ourselves.
     pub(super) bye_reason: Option<&'static str>,
+    /// The caller as the enterprise's CRM knows them: the phones' INVITEs show it.
+    pub(super) caller_identity: Option<Arc<super::crm::CallerIdentity>>,
+    /// While set, the hunt waits (not started) for the CRM's answer until then.
+    pub(super) crm_wait_until: Option<Instant>,
 }
 
 impl Call {
@@ -165,6 +169,8 @@ impl Call {
             alerts_missed: true,
             billing: None,
             bye_reason: None,
+            caller_identity: None,
+            crm_wait_until: None,
         }
     }
 }

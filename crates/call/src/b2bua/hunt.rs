@@ -633,7 +633,15 @@ fn build_leg_invite(
     } else {
         (caller, false)
     };
-    let from = format!("<sip:{from_user}@{local_host}>");
+    // The CRM's name as the display name of From and P-Asserted-Identity (not for an
+    // anonymous caller, who is never looked up).
+    let display = call
+        .caller_identity
+        .as_ref()
+        .and_then(|who| who.quoted_name())
+        .map(|quoted| quoted + " ")
+        .unwrap_or_default();
+    let from = format!("{display}<sip:{from_user}@{local_host}>");
     let diversion = format!(
         "<sip:{}@{local_host}>;reason=unconditional",
         call.route.number.number
@@ -670,8 +678,15 @@ fn build_leg_invite(
     } else {
         b = b.header_parts(
             HeaderName::PAssertedIdentity,
-            &["<sip:", caller, "@", local_host, ">"],
+            &[&display, "<sip:", caller, "@", local_host, ">"],
         );
+    }
+    if let Some(customer_id) = call
+        .caller_identity
+        .as_ref()
+        .and_then(|who| who.customer_id())
+    {
+        b = b.header_named(super::crm::CUSTOMER_ID_HEADER, customer_id);
     }
     match &call.anchor {
         // Anchored: the phones get the relay's offer, never the caller's addresses.

@@ -19,6 +19,7 @@ use crate::dialog::Dialog;
 use crate::media::Anchor;
 
 use super::call::{Call, CallId, Pending2xx, Side};
+use super::crm::CrmStart;
 use super::groups::{new_hunt, with_group_state};
 use super::record::{missed_call_alert, refused_cdr};
 use super::wire::{contact_value, local_for, new_token, sdp_body};
@@ -276,19 +277,29 @@ impl B2bua {
             debug!(number = %number.number, "voice menu skipped: the call's media is not on the relay");
         }
         let group = route.group.clone();
-        let hunt = new_hunt(
-            &mut self.groups,
-            &group,
-            number.plan.hunt_timeout,
-            now,
-            menu.is_none(),
-        );
-
         let id = parked_as.unwrap_or_else(|| {
             let id = self.next_id;
             self.next_id += 1;
             id
         });
+        // Asked now, even for a menu call (which does not wait for it: the answer comes
+        // while the caller listens to the menu).
+        let (identity, crm_wait_until) = match self.crm_start(&route, id, now) {
+            CrmStart::None => (None, None),
+            CrmStart::Cached(identity) => (identity, None),
+            CrmStart::Ask(request, until) => {
+                self.crm_lookups.push_back(request);
+                (None, menu.is_none().then_some(until))
+            }
+        };
+        let hunt = new_hunt(
+            &mut self.groups,
+            &group,
+            number.plan.hunt_timeout,
+            now,
+            menu.is_none() && crm_wait_until.is_none(),
+        );
+
         info!(call = id, number = %number.number, caller = %route.caller.as_str(), group = %group.name, after_hours = route.after_hours, "call routed");
         let mut call = Call::new(
             id,
@@ -301,6 +312,8 @@ impl B2bua {
             anchor,
             setup_at,
         );
+        call.caller_identity = identity;
+        call.crm_wait_until = crm_wait_until;
         if let Some((call_id, billing)) = billed {
             // The record keeps the id the store knows the reservation by.
             call.record_id = call_id;
@@ -311,6 +324,8 @@ impl B2bua {
         self.calls.insert(id, Box::new(call));
         match menu {
             Some(tree) => self.start_menu(tx, id, tree, table.clone(), now, wall),
+            // The phones ring when the CRM answers or the wait runs out.
+            None if crm_wait_until.is_some() => self.schedule(id),
             None => self.drive(tx, id, now, wall),
         }
     }

@@ -19,6 +19,8 @@
 //!   send.
 //! - `relay.rs`: the call's media on the RTP relay, recordings, the relay's events.
 //! - `timers.rs`: the call timer heap and what each call's wake-up does.
+//! - `crm.rs`: the caller's name from the enterprise's CRM (来电弹屏): the lookup a
+//!   call waits for before ringing, its timeout and the cache of answers.
 //! - `billing.rs`: prepaid billing's hooks: admission before anything rings, the answer
 //!   that starts billing, renewals and the cut-off, and the store's replies.
 //! - `record.rs`: ending a call: teardown, its CDR and missed-call alert.
@@ -28,6 +30,7 @@
 mod announce;
 mod billing;
 mod call;
+mod crm;
 mod groups;
 mod hunt;
 mod in_dialog;
@@ -57,6 +60,10 @@ use crate::media::MediaPlane;
 pub use billing::BillingOp;
 use billing::PendingAdmission;
 use call::{Call, CallId, Side};
+pub use crm::{
+    CRM_CACHE_CAPACITY, CRM_CACHE_TTL, CUSTOMER_ID_HEADER, CallerIdentity, CrmAnswer,
+    CrmLookupRequest,
+};
 use groups::GroupEntry;
 pub use shutdown::{SHUTDOWN_CAUSE, SHUTDOWN_REASON};
 
@@ -133,6 +140,11 @@ pub struct B2bua {
     next_admission: u64,
     /// Calls bridged to the phone that answered and not yet ended (for the metrics).
     talking: usize,
+    /// CRM lookups for the daemon to do, in order.
+    crm_lookups: VecDeque<CrmLookupRequest>,
+    /// Lookups asked and not answered, by lookup id (the asking call's id).
+    crm_outstanding: HashMap<u64, crm::Outstanding>,
+    crm_cache: crm::CrmCache,
 }
 
 impl B2bua {
@@ -162,6 +174,9 @@ impl B2bua {
             reservation_seconds: billing::DEFAULT_RESERVATION_SECONDS,
             next_admission: 0,
             talking: 0,
+            crm_lookups: VecDeque::new(),
+            crm_outstanding: HashMap::new(),
+            crm_cache: crm::CrmCache::default(),
         }
     }
 

@@ -181,6 +181,11 @@ impl B2bua {
             billed_seconds: settlement.as_ref().map_or(0, |s| s.billed_seconds),
             cost: settlement.as_ref().map(|s| s.cost),
             tariff: settlement.map(|s| s.tariff),
+            customer_id: call
+                .caller_identity
+                .as_ref()
+                .and_then(|who| who.customer_id())
+                .map(str::to_owned),
         };
         if let Some(name) = call.recording.take() {
             self.recorded
@@ -234,6 +239,7 @@ pub(super) fn refused_cdr(
         billed_seconds: 0,
         cost: None,
         tariff: None,
+        customer_id: None,
     }
 }
 

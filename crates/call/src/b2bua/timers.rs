@@ -106,6 +106,9 @@ impl B2bua {
         if self.billing_timer(tx, id, now, wall) {
             return;
         }
+        if self.crm_timer(tx, id, now, wall) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -140,6 +143,7 @@ impl B2bua {
             call.menu.as_ref().and_then(|m| m.walk.poll_timeout()),
             call.announcement.as_ref().map(|a| a.deadline),
             call.billing.as_ref().and_then(|b| b.poll_timeout()),
+            call.crm_wait_until,
         ]
         .into_iter()
         .flatten()

@@ -1602,3 +1602,90 @@ fn an_enterprise_s_own_schedule_serves_its_plans_only() {
         [(23, "schedule[0].enterprise".to_owned())]
     );
 }
+
+#[test]
+fn enterprise_crm_lookup_is_validated_and_defaults_its_timeout() {
+    let config = parse(&base_with(&[
+        "[[enterprise]]",
+        "id = \"c\"",
+        "name = \"C\"",
+        "crm_lookup_url = \"https://crm.example.com/lookup?key=1\"",
+        "[[enterprise]]",
+        "id = \"d\"",
+        "name = \"D\"",
+        "crm_lookup_url = \"http://127.0.0.1:8090/who\"",
+        "crm_timeout_ms = 2000",
+    ]))
+    .expect("valid");
+    let crm = |id: &str| {
+        config
+            .enterprises
+            .iter()
+            .find(|e| e.id == id)
+            .and_then(|e| e.crm.clone())
+    };
+    assert_eq!(
+        crm("c"),
+        Some(crate::CrmLookup {
+            url: "https://crm.example.com/lookup?key=1".into(),
+            timeout: std::time::Duration::from_millis(300),
+        })
+    );
+    assert_eq!(
+        crm("d").map(|c| c.timeout),
+        Some(std::time::Duration::from_millis(2000))
+    );
+    assert_eq!(config.enterprises[0].crm, None);
+
+    assert_one_error(
+        &base_with(&[
+            "[[enterprise]]",
+            "id = \"c\"",
+            "name = \"C\"",
+            "crm_lookup_url = \"crm.example.com/lookup\"",
+        ]),
+        36,
+        18,
+        "enterprise[2].crm_lookup_url",
+        "invalid CRM lookup URL \"crm.example.com/lookup\": must start with http:// or https://",
+    );
+    assert_one_error(
+        &base_with(&[
+            "[[enterprise]]",
+            "id = \"c\"",
+            "name = \"C\"",
+            "crm_lookup_url = \"https://crm.example.com/#who\"",
+        ]),
+        36,
+        18,
+        "enterprise[2].crm_lookup_url",
+        "must not contain a fragment",
+    );
+    for (timeout, column) in [("49", 18), ("2001", 18)] {
+        assert_one_error(
+            &base_with(&[
+                "[[enterprise]]",
+                "id = \"c\"",
+                "name = \"C\"",
+                "crm_lookup_url = \"https://crm.example.com/\"",
+                &format!("crm_timeout_ms = {timeout}"),
+            ]),
+            37,
+            column,
+            "enterprise[2].crm_timeout_ms",
+            "2000",
+        );
+    }
+    assert_one_error(
+        &base_with(&[
+            "[[enterprise]]",
+            "id = \"c\"",
+            "name = \"C\"",
+            "crm_timeout_ms = 500",
+        ]),
+        36,
+        18,
+        "enterprise[2].crm_timeout_ms",
+        "no crm_lookup_url",
+    );
+}

@@ -45,7 +45,8 @@ use crate::{AnalyticsStore, Cdr, Money, PhoneAttempt, RolledUp, StoreError};
 /// The columns [`cdr_from_row`] decodes, in its order.
 const CDR_COLUMNS: &str = "id, call_id, number, enterprise, caller, caller_province,
     caller_city, answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds, outcome,
-    hangup_side, hangup_cause, recording, menu_path, announcement, billed_seconds, cost, tariff";
+    hangup_side, hangup_cause, recording, menu_path, announcement, billed_seconds, cost, tariff,
+    customer_id";
 
 /// Decodes one `cdr` row of [`CDR_COLUMNS`] (its attempts are read apart).
 fn cdr_from_row(shared: &Shared, row: &Row) -> Result<(i64, Cdr), StoreError> {
@@ -89,6 +90,7 @@ fn cdr_from_row(shared: &Shared, row: &Row) -> Result<(i64, Cdr), StoreError> {
                 .map_err(e)?
                 .map(Money::from_units),
             tariff: row.try_get(21).map_err(e)?,
+            customer_id: row.try_get(22).map_err(e)?,
         })
     })();
     decoded

@@ -91,15 +91,16 @@ pub(crate) const ALERT_LEASE: Duration = Duration::from_secs(60);
 /// moved without its entry.
 ///
 /// `$1..$21` the CDR's columns, `$22`/`$23` its attempts' phones and results, `$24..$26`
-/// the alert's enterprise, URL and payload (NULL: no alert), `$27` now.
+/// the alert's enterprise, URL and payload (NULL: no alert), `$27` now, `$28` the
+/// CDR's `customer_id` (a column added after the others were numbered).
 pub(crate) const RECORD_SQL: &str = "
 WITH ins AS (
     INSERT INTO cdr (call_id, number, enterprise, caller, caller_province, caller_city,
                      answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds,
                      outcome, hangup_side, hangup_cause, recording, menu_path,
-                     announcement, billed_seconds, cost, tariff)
+                     announcement, billed_seconds, cost, tariff, customer_id)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            $18, $19, $20, $21)
+            $18, $19, $20, $21, $28)
     ON CONFLICT (call_id) DO NOTHING
     RETURNING id
 ), attempts AS (
@@ -940,6 +941,7 @@ impl<'a> RecordParams<'a> {
             &self.alert_url,
             &self.alert_payload,
             &self.now,
+            &c.customer_id,
         ]
     }
 }
@@ -962,7 +964,8 @@ const CDR_SELECT: &str = "SELECT id, call_id, number, enterprise, caller, caller
         outcome, hangup_side, hangup_cause, recording, menu_path, announcement,
         billed_seconds, cost, tariff,
         ARRAY(SELECT a.phone FROM cdr_attempt a WHERE a.cdr_id = cdr.id ORDER BY a.seq),
-        ARRAY(SELECT a.result FROM cdr_attempt a WHERE a.cdr_id = cdr.id ORDER BY a.seq)
+        ARRAY(SELECT a.result FROM cdr_attempt a WHERE a.cdr_id = cdr.id ORDER BY a.seq),
+        customer_id
     FROM cdr WHERE TRUE";
 
 fn cdr_from_row(shared: &Shared, row: &Row) -> Result<Cdr, StoreError> {
@@ -1005,6 +1008,7 @@ fn cdr_from_row(shared: &Shared, row: &Row) -> Result<Cdr, StoreError> {
                 .map_err(|_| format!("billed_seconds {billed}"))?,
             cost: get::<Option<i64>>(row, 20)?.map(Money::from_units),
             tariff: get(row, 21)?,
+            customer_id: get(row, 24)?,
         })
     })();
     decoded.map_err(|d| shared.corrupt("cdr", id, d))

@@ -303,6 +303,7 @@ mod tests {
             billed_seconds: 0,
             cost: Some(crate::Money::from_units(1234)),
             tariff: None,
+            customer_id: None,
         };
         let ops = vec![
             Op::Record {

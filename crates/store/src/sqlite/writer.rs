@@ -527,9 +527,9 @@ fn insert(
         "INSERT INTO cdr (call_id, number, enterprise, caller, caller_province, caller_city,
                           answered_by, setup_at, ring_at, answer_at, end_at, talk_seconds,
                           outcome, hangup_side, hangup_cause, recording, menu_path,
-                          announcement, billed_seconds, cost, tariff)
+                          announcement, billed_seconds, cost, tariff, customer_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20, ?21)",
+                 ?18, ?19, ?20, ?21, ?22)",
     )?
     .execute(params![
         cdr.call_id,
@@ -553,6 +553,7 @@ fn insert(
         cdr.billed_seconds,
         cdr.cost.map(|c| c.units()),
         cdr.tariff,
+        cdr.customer_id,
     ])?;
     let id = conn.last_insert_rowid();
     if !cdr.attempts.is_empty() {

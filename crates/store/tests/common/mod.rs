@@ -6,34 +6,38 @@ pub mod backend;
 use jiff::Timestamp;
 use sihai_store::{Cdr, HangupSide, NewAlert, Outcome, PhoneAttempt};
 
-/// Turns a version 11 database back into what version 9 looked like (no analytics
+/// Turns a version 12 database back into what version 9 looked like (no analytics
 /// rollups): CDRs written before the upgrade.
 pub const DOWN_TO_V9: &str = "
+    ALTER TABLE cdr DROP COLUMN customer_id;
     DROP TABLE node_alive; DROP INDEX reservation_node; ALTER TABLE reservation DROP COLUMN node;
     DROP TABLE analytics_day; DROP TABLE analytics_caller; DROP TABLE analytics_month_caller;
     DROP TABLE analytics_watermark;
     PRAGMA user_version = 9;";
 
-/// Turns a version 11 database back into what version 8 looked like (no analytics
+/// Turns a version 12 database back into what version 8 looked like (no analytics
 /// rollups, no uploaded recordings).
 pub const DOWN_TO_V8: &str = "
+    ALTER TABLE cdr DROP COLUMN customer_id;
     DROP TABLE node_alive; DROP INDEX reservation_node; ALTER TABLE reservation DROP COLUMN node;
     DROP TABLE analytics_day; DROP TABLE analytics_caller; DROP TABLE analytics_month_caller;
     DROP TABLE analytics_watermark;
     DROP TABLE audio; PRAGMA user_version = 8;";
 
-/// Turns a version 11 database back into what version 7 looked like (no users, sessions,
+/// Turns a version 12 database back into what version 7 looked like (no users, sessions,
 /// API keys or audit log).
 pub const DOWN_TO_V7: &str = "
+    ALTER TABLE cdr DROP COLUMN customer_id;
     DROP TABLE node_alive; DROP INDEX reservation_node; ALTER TABLE reservation DROP COLUMN node;
     DROP TABLE analytics_day; DROP TABLE analytics_caller; DROP TABLE analytics_month_caller;
     DROP TABLE analytics_watermark;
     DROP TABLE audio; DROP TABLE app_session; DROP TABLE api_key; DROP TABLE app_user; DROP TABLE audit;
     PRAGMA user_version = 7;";
 
-/// Turns a version 11 database back into what version 6 looked like (no access tables,
+/// Turns a version 12 database back into what version 6 looked like (no access tables,
 /// no tenant data).
 pub const DOWN_TO_V6: &str = "
+    ALTER TABLE cdr DROP COLUMN customer_id;
     DROP TABLE node_alive; DROP INDEX reservation_node; ALTER TABLE reservation DROP COLUMN node;
     DROP TABLE analytics_day; DROP TABLE analytics_caller; DROP TABLE analytics_month_caller;
     DROP TABLE analytics_watermark;
@@ -41,9 +45,10 @@ pub const DOWN_TO_V6: &str = "
     DROP TABLE tenant_source; DROP TABLE tenant_meta; DROP TABLE tenant_entry;
     PRAGMA user_version = 6;";
 
-/// Turns a version 11 database back into what version 4 looked like (no access tables,
+/// Turns a version 12 database back into what version 4 looked like (no access tables,
 /// no tenant data, no ledger).
 pub const DOWN_TO_V4: &str = "
+    ALTER TABLE cdr DROP COLUMN customer_id;
     DROP TABLE node_alive;
     DROP TABLE analytics_day; DROP TABLE analytics_caller; DROP TABLE analytics_month_caller;
     DROP TABLE analytics_watermark;
@@ -95,6 +100,7 @@ pub fn full_cdr(call_id: &str) -> Cdr {
         billed_seconds: 0,
         cost: None,
         tariff: None,
+        customer_id: None,
     }
 }
 
@@ -123,6 +129,7 @@ pub fn missed_cdr(call_id: &str, setup: Timestamp) -> Cdr {
         billed_seconds: 0,
         cost: None,
         tariff: None,
+        customer_id: None,
     }
 }
 
