@@ -343,6 +343,16 @@ impl Core {
         let (free, all) = self.calls.media_ports().unwrap_or((0, 0));
         set(&self.stats.relay_ports_free, free);
         set(&self.stats.relay_ports, all);
+        let crm = self.calls.crm_counts();
+        for (gauge, count) in self.stats.crm_lookups.iter().zip([
+            crm.cached,
+            crm.known,
+            crm.unknown,
+            crm.failed,
+            crm.timed_out,
+        ]) {
+            gauge.store(count, std::sync::atomic::Ordering::Relaxed);
+        }
         let (relayed, dropped) = self.calls.media_packets().unwrap_or((0, 0));
         let relaxed = std::sync::atomic::Ordering::Relaxed;
         self.stats.relay_packets.store(relayed, relaxed);

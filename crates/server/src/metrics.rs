@@ -26,7 +26,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use sihai_records::Outcome;
 
-use crate::stats::{HUNT_RESULTS, LatencyHistogram, NodeView, Stats};
+use crate::stats::{CRM_RESULTS, HUNT_RESULTS, LatencyHistogram, NodeView, Stats};
 
 /// API requests by route template and status: the API's middleware counts, a scrape
 /// reads. The API is not the signalling path, so a short lock is fine here; the set
@@ -288,6 +288,17 @@ impl Collector for NodeCollector {
             "answer_delay_seconds",
             "The INVITE's arrival to the answer, answered calls.",
             &s.answer_delay,
+        )?;
+
+        labelled(
+            &mut e,
+            "crm_lookups",
+            "CRM caller lookups (来电弹屏) by how they came out: from the cache, or the CRM's answer (known, unknown: not a customer, failed); timed_out counts the calls that rang without waiting longer.",
+            Counter,
+            CRM_RESULTS
+                .iter()
+                .zip(&s.crm_lookups)
+                .map(|(r, c)| ([("result", *r)], load(c))),
         )?;
 
         // The relay.

@@ -76,6 +76,9 @@ pub struct Stats {
     pub session_request_delay: LatencyHistogram,
     /// The INVITE's arrival to the answer, answered calls.
     pub answer_delay: LatencyHistogram,
+    /// CRM lookups by how they came out, in [`CRM_RESULTS`] order (published once a
+    /// turn from the B2BUA's counts).
+    pub crm_lookups: [AtomicU64; CRM_RESULTS.len()],
     /// Answered calls cut off when their money ran out.
     pub billing_cutoffs: AtomicU64,
     /// Missed-call and account notices: delivered, attempts failed, given up.
@@ -247,6 +250,10 @@ impl Stats {
         }
     }
 }
+
+/// How a CRM lookup came out, as metric label values (see
+/// [`sihai_call::b2bua::CrmCounts`]).
+pub const CRM_RESULTS: [&str; 5] = ["cached", "known", "unknown", "failed", "timed_out"];
 
 /// What a hunt's attempt on one phone came to, as metric label values: a bounded set
 /// (a phone's status code folds into `busy` or `rejected`).

@@ -55,6 +55,20 @@ pub struct CrmLookupRequest {
     pub number: String,
 }
 
+/// How the CRM lookups of this node's calls came out, since start: each call to an
+/// enterprise with a CRM is counted once by where its answer came from (the cache, or
+/// the CRM: known, not a customer, failed), and once more in `timed_out` when it stopped
+/// waiting and rang without the answer (which, arriving later, is still counted by its
+/// kind).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CrmCounts {
+    pub cached: u64,
+    pub known: u64,
+    pub unknown: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+}
+
 /// What came back from the CRM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CrmAnswer {
@@ -217,6 +231,11 @@ impl B2bua {
         self.crm_cache.len()
     }
 
+    /// How the CRM lookups came out so far.
+    pub fn crm_counts(&self) -> CrmCounts {
+        self.crm_counts
+    }
+
     /// What the call routed to `route` does about the CRM (the call is to be `id`).
     pub(super) fn crm_start(
         &mut self,
@@ -233,6 +252,7 @@ impl B2bua {
         let enterprise = &route.number.enterprise.id;
         let caller = route.caller.as_str();
         if let Some(answer) = self.crm_cache.get(enterprise, caller, now) {
+            self.crm_counts.cached += 1;
             return CrmStart::Cached(answer);
         }
         self.crm_outstanding.insert(
@@ -270,9 +290,16 @@ impl B2bua {
             return;
         };
         let identity = match answer {
-            CrmAnswer::Known(identity) => Some(Arc::new(identity)),
-            CrmAnswer::Unknown => None,
+            CrmAnswer::Known(identity) => {
+                self.crm_counts.known += 1;
+                Some(Arc::new(identity))
+            }
+            CrmAnswer::Unknown => {
+                self.crm_counts.unknown += 1;
+                None
+            }
             CrmAnswer::Failed => {
+                self.crm_counts.failed += 1;
                 debug!(
                     call = outstanding.call,
                     "CRM lookup failed; ringing with the number"
@@ -332,6 +359,7 @@ impl B2bua {
             .and_then(|c| c.crm_wait_until)
             .is_some_and(|at| at <= now);
         if due {
+            self.crm_counts.timed_out += 1;
             debug!(
                 call = id,
                 "no CRM answer within the timeout; ringing with the number"

@@ -61,7 +61,7 @@ pub use billing::BillingOp;
 use billing::PendingAdmission;
 use call::{Call, CallId, Side};
 pub use crm::{
-    CRM_CACHE_CAPACITY, CRM_CACHE_TTL, CUSTOMER_ID_HEADER, CallerIdentity, CrmAnswer,
+    CRM_CACHE_CAPACITY, CRM_CACHE_TTL, CUSTOMER_ID_HEADER, CallerIdentity, CrmAnswer, CrmCounts,
     CrmLookupRequest,
 };
 use groups::GroupEntry;
@@ -145,6 +145,8 @@ pub struct B2bua {
     /// Lookups asked and not answered, by lookup id (the asking call's id).
     crm_outstanding: HashMap<u64, crm::Outstanding>,
     crm_cache: crm::CrmCache,
+    /// How the CRM lookups came out, for the metrics.
+    crm_counts: crm::CrmCounts,
 }
 
 impl B2bua {
@@ -177,6 +179,7 @@ impl B2bua {
             crm_lookups: VecDeque::new(),
             crm_outstanding: HashMap::new(),
             crm_cache: crm::CrmCache::default(),
+            crm_counts: crm::CrmCounts::default(),
         }
     }
 

@@ -142,6 +142,30 @@ fn no_answer_rings_at_the_timeout_with_the_plain_number() {
         display_of(invites[0].header(HeaderName::From).unwrap()).as_deref(),
         Some("\"张三\"")
     );
+
+    // The metrics: one lookup timed out (and its late answer was a known caller), one
+    // answered from the cache.
+    core.publish_gauges();
+    let counted: Vec<u64> = core
+        .stats
+        .crm_lookups
+        .iter()
+        .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    assert_eq!(
+        crate::stats::CRM_RESULTS
+            .iter()
+            .copied()
+            .zip(counted)
+            .collect::<Vec<_>>(),
+        [
+            ("cached", 1),
+            ("known", 1),
+            ("unknown", 0),
+            ("failed", 0),
+            ("timed_out", 1)
+        ]
+    );
 }
 
 #[test]
