@@ -157,18 +157,8 @@ impl Daemon {
     /// Stops with SIGTERM and keeps the directory (configuration, store, logs) for a
     /// [`restart`](Daemon::restart).
     pub fn stop_keeping_dir(mut self) -> tempfile::TempDir {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("sihai did not stop within 10 s of SIGTERM");
+        self.stop_now();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -239,20 +229,41 @@ impl Daemon {
         text
     }
 
-    /// Stops with SIGTERM and returns the log.
+    /// Stops the daemon and returns the log. As an operator who will not wait for the
+    /// calls: SIGTERM, and if calls keep it draining after a second, SIGTERM again,
+    /// which ends them at once (tests/shutdown.rs is where the drain itself is tested).
     pub fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return self.log_text();
+        self.stop_now();
+        self.log_text()
+    }
+
+    /// SIGTERM, a second one if the daemon still drains after a second, then up to
+    /// 10 s for it to exit (ending its calls takes at most 4 s).
+    fn stop_now(&mut self) {
+        let sigterm = |pid: u32| {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        };
+        let exited_within = |child: &mut Child, wait: Duration| {
+            let deadline = Instant::now() + wait;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            false
+        };
+        sigterm(self.child.id());
+        if exited_within(&mut self.child, Duration::from_secs(1)) {
+            return;
         }
-        panic!("sihai did not stop within 10 s of SIGTERM");
+        sigterm(self.child.id());
+        if !exited_within(&mut self.child, Duration::from_secs(10)) {
+            panic!("sihai did not stop within 10 s of its second SIGTERM");
+        }
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -24,6 +24,24 @@ pub enum Method<'a> {
 }
 
 impl<'a> Method<'a> {
+    /// Every method with a variant: those of RFC 3261 and its common extensions.
+    pub const STANDARD: [Method<'static>; 14] = [
+        Method::Ack,
+        Method::Bye,
+        Method::Cancel,
+        Method::Info,
+        Method::Invite,
+        Method::Message,
+        Method::Notify,
+        Method::Options,
+        Method::Prack,
+        Method::Publish,
+        Method::Refer,
+        Method::Register,
+        Method::Subscribe,
+        Method::Update,
+    ];
+
     pub fn parse(token: &'a str) -> Method<'a> {
         match token {
             "ACK" => Method::Ack,

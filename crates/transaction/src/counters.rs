@@ -6,25 +6,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The methods counted by name; anything else counts as `"other"` (an unbounded set of
-/// extension methods must not become an unbounded set of label values).
-pub const METHODS: [&str; 15] = [
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "INFO",
-    "INVITE",
-    "MESSAGE",
-    "NOTIFY",
-    "OPTIONS",
-    "PRACK",
-    "PUBLISH",
-    "REFER",
-    "REGISTER",
-    "SUBSCRIBE",
-    "UPDATE",
-    "other",
-];
+use sihai_sip::Method;
+
+/// Methods are counted by name when they are one of [`Method::STANDARD`]; anything
+/// else counts as `"other"` (an unbounded set of extension methods must not become an
+/// unbounded set of label values).
+const METHODS: usize = Method::STANDARD.len() + 1;
+
+fn method_label(index: usize) -> &'static str {
+    Method::STANDARD.get(index).map_or("other", |m| m.as_str())
+}
 
 /// Response classes `1xx` to `6xx`.
 pub const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
@@ -32,17 +23,17 @@ pub const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
 /// Messages by method (and class, for responses).
 #[derive(Debug, Default)]
 pub struct SipCounters {
-    requests_received: [AtomicU64; METHODS.len()],
-    requests_sent: [AtomicU64; METHODS.len()],
-    replies_received: [[AtomicU64; CLASSES.len()]; METHODS.len()],
-    replies_sent: [[AtomicU64; CLASSES.len()]; METHODS.len()],
+    requests_received: [AtomicU64; METHODS],
+    requests_sent: [AtomicU64; METHODS],
+    replies_received: [[AtomicU64; CLASSES.len()]; METHODS],
+    replies_sent: [[AtomicU64; CLASSES.len()]; METHODS],
 }
 
 fn method_index(method: &str) -> usize {
-    METHODS
+    Method::STANDARD
         .iter()
-        .position(|m| *m == method)
-        .unwrap_or(METHODS.len() - 1)
+        .position(|m| m.as_str() == method)
+        .unwrap_or(METHODS - 1)
 }
 
 /// `None` for a status outside 100..=699, which a validated message never has.
@@ -78,7 +69,8 @@ impl SipCounters {
         }
     }
 
-    /// Each method's count of requests received, in [`METHODS`] order.
+    /// Each method's count of requests received, in [`Method::STANDARD`] order, then
+    /// `"other"`.
     pub fn requests_received(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         per_method(&self.requests_received)
     }
@@ -98,20 +90,20 @@ impl SipCounters {
 }
 
 fn per_method(counts: &[AtomicU64]) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-    METHODS
+    counts
         .iter()
-        .zip(counts)
-        .map(|(m, c)| (*m, c.load(Ordering::Relaxed)))
+        .enumerate()
+        .map(|(i, c)| (method_label(i), c.load(Ordering::Relaxed)))
 }
 
 fn per_class(
     counts: &[[AtomicU64; CLASSES.len()]],
 ) -> impl Iterator<Item = (&'static str, &'static str, u64)> + '_ {
-    METHODS.iter().zip(counts).flat_map(|(m, row)| {
+    counts.iter().enumerate().flat_map(|(i, row)| {
         CLASSES
             .iter()
             .zip(row)
-            .map(move |(class, c)| (*m, *class, c.load(Ordering::Relaxed)))
+            .map(move |(class, c)| (method_label(i), *class, c.load(Ordering::Relaxed)))
     })
 }
 

@@ -383,24 +383,9 @@ fn detach<const N: usize>(parts: [Option<&Bytes>; N]) -> [Option<Bytes>; N] {
 
 /// The static bytes of a method [`method_bytes`] knows, which need no copy.
 fn static_method(method: &Bytes) -> Option<Bytes> {
-    const KNOWN: [&str; 14] = [
-        "ACK",
-        "BYE",
-        "CANCEL",
-        "INFO",
-        "INVITE",
-        "MESSAGE",
-        "NOTIFY",
-        "OPTIONS",
-        "PRACK",
-        "PUBLISH",
-        "REFER",
-        "REGISTER",
-        "SUBSCRIBE",
-        "UPDATE",
-    ];
-    KNOWN
+    Method::STANDARD
         .iter()
+        .map(|known| known.as_str())
         .find(|known| known.as_bytes() == &method[..])
         .map(|known| Bytes::from_static(known.as_bytes()))
 }
