@@ -153,6 +153,14 @@ impl Collector for NodeCollector {
             load(&s.draining),
         )?;
 
+        single(
+            &mut e,
+            "calls_refused_draining",
+            "New calls answered 503 because the node was draining (no CDR is written for them).",
+            Counter,
+            load(&s.calls_refused_draining),
+        )?;
+
         // SIP, as Kamailio's core and sl/tm statistics count it.
         single(
             &mut e,

@@ -52,6 +52,8 @@ pub struct Stats {
     pub sip: Arc<SipCounters>,
     /// 1 while the node drains on its way to stopping (new calls refused), else 0.
     pub draining: AtomicU64,
+    /// New calls answered `503` because the node was draining (they have no CDR).
+    pub calls_refused_draining: AtomicU64,
     /// Transactions live or lingering, as of the signalling loop's last turn.
     pub transactions: AtomicU64,
     /// Answered calls still talking, as of the signalling loop's last turn.

@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 
 use super::{Core, new_tag};
 use crate::responder;
+use crate::stats::Stats;
 
 /// `Retry-After` (seconds) of the `503`s a shutting-down node sends: long enough for a
 /// carrier to turn to another node, short enough that a node restarted for an upgrade
@@ -171,6 +172,11 @@ impl Core {
         key: &ServerKey,
         request: &Message,
     ) {
+        if request.method() == Some(sihai_sip::Method::Invite) {
+            // No CDR is written for these (the carrier tries another node): the
+            // metrics are where an operator sees how many calls an upgrade turned away.
+            Stats::bump(&self.stats.calls_refused_draining);
+        }
         let answer = responder::unavailable(RETRY_AFTER_S);
         let response = answer.build(request, &new_tag(), &self.user_agent);
         if let Err(err) = self.transactions.respond(now, key, response) {

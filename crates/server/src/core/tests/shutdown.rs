@@ -139,6 +139,13 @@ fn a_new_call_during_the_drain_gets_503_with_retry_after_and_no_record() {
         [503],
         "the transaction replays its 503"
     );
+    // Counted once for the metrics (the retransmission is the same call).
+    assert_eq!(
+        core.stats
+            .calls_refused_draining
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
 
 #[test]
